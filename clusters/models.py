@@ -1,0 +1,1 @@
+"""Models of the clusters app (filled in by its issue)."""

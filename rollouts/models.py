@@ -1,0 +1,1 @@
+"""Models of the rollouts app (filled in by its issue)."""

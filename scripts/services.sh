@@ -1,0 +1,86 @@
+# Shared set-up for the two README commands: sourced, not run.
+# Installs (Debian packages) and starts what is missing; idempotent and quiet when all is there.
+
+SIDECARHUB_ROOT=${SIDECARHUB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+VENV=$SIDECARHUB_ROOT/.venv
+PY=$VENV/bin/python
+PG_PORT=${SIDECARHUB_PG_PORT:-5432}
+REDIS_PORT=${SIDECARHUB_REDIS_PORT:-6379}
+
+say() { echo "[sidecarhub] $*" >&2; }
+
+apt_install() {
+  # apt-get update once per call site; packages are only installed when missing.
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -z "${_SIDECARHUB_APT_UPDATED:-}" ]; then
+    apt-get update -qq >/dev/null
+    _SIDECARHUB_APT_UPDATED=1
+  fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_system_tools() {
+  local missing=()
+  command -v openssl >/dev/null || missing+=(openssl)
+  [ ${#missing[@]} -eq 0 ] || { say "installing ${missing[*]}"; apt_install "${missing[@]}"; }
+}
+
+ensure_venv() {
+  # Reinstall only when pyproject.toml or the lock file changed since the last install.
+  local stamp=$VENV/.sidecarhub-installed
+  local want; want=$(cat "$SIDECARHUB_ROOT/pyproject.toml" "$SIDECARHUB_ROOT/requirements.lock" | sha256sum | cut -d' ' -f1)
+  if [ -x "$PY" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  say "installing Python dependencies into .venv"
+  command -v python3.11 >/dev/null || command -v python3 >/dev/null || apt_install python3 python3-venv
+  [ -x "$PY" ] || "$(command -v python3.11 || command -v python3)" -m venv "$VENV"
+  "$PY" -m pip install -q --upgrade pip
+  "$PY" -m pip install -q -c "$SIDECARHUB_ROOT/requirements.lock" -e "$SIDECARHUB_ROOT[dev]"
+  echo "$want" > "$stamp"
+}
+
+ensure_redis() {
+  if command -v redis-cli >/dev/null && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    return 0
+  fi
+  command -v redis-server >/dev/null || { say "installing redis-server"; apt_install redis-server; }
+  say "starting redis on 127.0.0.1:$REDIS_PORT"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes \
+    --save "" --appendonly no --logfile /tmp/sidecarhub-redis.log
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  say "ERROR: redis did not start; see /tmp/sidecarhub-redis.log"; return 1
+}
+
+ensure_postgres() {
+  # The Debian cluster, started by pg_ctlcluster; a role and database `sidecarhub` for the hub.
+  if ! command -v pg_ctlcluster >/dev/null; then
+    say "installing postgresql"; apt_install postgresql
+  fi
+  local version cluster
+  read -r version cluster < <(pg_lsclusters -h | awk 'NR==1 {print $1, $2}')
+  if [ -z "${version:-}" ]; then
+    version=$(ls /usr/lib/postgresql | sort -n | tail -1); cluster=main
+    say "creating postgresql cluster $version/$cluster"
+    pg_createcluster -p "$PG_PORT" "$version" "$cluster" >/dev/null
+  fi
+  if ! pg_lsclusters -h | awk -v v="$version" -v c="$cluster" '$1==v && $2==c' | grep -q online; then
+    say "starting postgresql $version/$cluster"
+    pg_ctlcluster "$version" "$cluster" start
+  fi
+  PG_PORT=$(pg_lsclusters -h | awk -v v="$version" -v c="$cluster" '$1==v && $2==c {print $3}')
+  for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.2; done
+  su postgres -c "psql -q -p $PG_PORT -tAc \"SELECT 1 FROM pg_roles WHERE rolname='sidecarhub'\"" | grep -q 1 ||
+    su postgres -c "psql -q -p $PG_PORT -c \"CREATE ROLE sidecarhub LOGIN CREATEDB PASSWORD 'sidecarhub'\""
+  su postgres -c "psql -q -p $PG_PORT -tAc \"SELECT 1 FROM pg_database WHERE datname='sidecarhub'\"" | grep -q 1 ||
+    su postgres -c "createdb -p $PG_PORT -O sidecarhub sidecarhub"
+  export SIDECARHUB_PG_URL="postgres://sidecarhub:sidecarhub@127.0.0.1:$PG_PORT/sidecarhub"
+}
+
+ensure_k8s_binaries() {
+  # Builds from Go modules on a cold machine (minutes), a no-op when cached. Needs the
+  # machine's Go (1.26); Debian's golang-go is far too old to build Kubernetes 1.37.
+  command -v go >/dev/null || { say "ERROR: go is not installed; the sandbox is built from Go modules"; return 1; }
+  SIDECARHUB_K8S_BIN=$(bash "$SIDECARHUB_ROOT/sandbox/build.sh" | tail -1)
+  export SIDECARHUB_K8S_BIN
+}

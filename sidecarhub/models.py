@@ -1,0 +1,1 @@
+"""SidecarSet definitions (filled in by the definitions issue)."""

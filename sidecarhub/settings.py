@@ -1,0 +1,180 @@
+"""sidecarhub settings: one module, driven by environment variables, failing fast.
+
+``SIDECARHUB_ENV`` picks the defaults:
+- ``dev`` (the quick start): SQLite file, local Redis, a generated secret key and
+  encryption key under ``var/``, debug still off unless ``DJANGO_DEBUG=true``.
+- ``test``: like production, but the test command supplies every value.
+- ``production`` (the default): ``SECRET_KEY``, ``SIDECARHUB_ENCRYPTION_KEY`` and
+  ``DATABASE_URL`` must be set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from sidecarhub.envconfig import env_bool, env_int, env_list, env_str, parse_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("SIDECARHUB_VAR_DIR", str(BASE_DIR / "var")))
+
+SIDECARHUB_ENV = env_str("SIDECARHUB_ENV", "production")
+if SIDECARHUB_ENV not in {"dev", "test", "production"}:
+    raise ImproperlyConfigured(f"SIDECARHUB_ENV must be dev, test or production (got {SIDECARHUB_ENV!r})")
+_DEV = SIDECARHUB_ENV == "dev"
+
+
+def _dev_secret(filename: str, make: str) -> str:
+    """Development-only secrets live in var/ so restarts keep sessions and encrypted rows."""
+    path = VAR_DIR / filename
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        if make == "fernet":
+            from cryptography.fernet import Fernet
+
+            value = Fernet.generate_key().decode()
+        else:
+            import secrets
+
+            value = secrets.token_urlsafe(50)
+        path.write_text(value)
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", _dev_secret("secret_key", "token") if _DEV else None)
+# Comma-separated Fernet keys, newest first: MultiFernet decrypts with any, encrypts with the first.
+SIDECARHUB_ENCRYPTION_KEYS = env_list("SIDECARHUB_ENCRYPTION_KEY", [])
+if not SIDECARHUB_ENCRYPTION_KEYS:
+    if not _DEV:
+        raise ImproperlyConfigured("SIDECARHUB_ENCRYPTION_KEY must be set (one or more Fernet keys)")
+    SIDECARHUB_ENCRYPTION_KEYS = [_dev_secret("encryption_key", "fernet")]
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "sidecarhub",
+    "clusters",
+    "rollouts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "sidecarhub.urls"
+WSGI_APPLICATION = "sidecarhub.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": parse_database_url(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'sidecarhub.sqlite3'}" if _DEV else None)
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0" if _DEV else None)
+
+# --- Celery -------------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL
+# Results are not used for control flow (tasks write rows); keeping them lets `healthz` and
+# tests check a round trip without a second store.
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_RESULT_EXPIRES = 3600
+# Redelivery after a worker dies must happen well after the longest task's hard limit.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A task is acknowledged after it ran, so a killed worker's step is redelivered.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message at a time per process: steps are short and must not wait behind a long prefetch.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Soft and hard limits well below the visibility timeout (STYLE P8).
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180, minimum=2)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+
+# --- REST framework -----------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Deny by default: every viewset opts in to what it allows (STYLE P4).
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "sidecarhub API",
+    "DESCRIPTION": "SidecarSets, clusters and approved rollouts across many Kubernetes clusters.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Security -----------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- Logging ------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

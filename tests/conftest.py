@@ -1,0 +1,104 @@
+"""Fixtures shared by the whole suite: sandbox Kubernetes clusters, namespaces, a Celery worker.
+
+Kubernetes tests FAIL (never skip) when the sandbox binaries are missing or do not start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from sandbox.testing import RunningCluster, SandboxPool, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def sandbox_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxPool]:
+    pool = SandboxPool(tmp_path_factory.mktemp("sandbox"))
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture
+def k8s(sandbox_pool: SandboxPool) -> Iterator[RunningCluster]:
+    """The default sandbox cluster (`alpha`), with the simulator's knobs reset after the test."""
+    running = sandbox_pool.get("alpha")
+    yield running
+    running.reset_knobs()
+
+
+@pytest.fixture
+def k8s_pair(sandbox_pool: SandboxPool) -> Iterator[tuple[RunningCluster, RunningCluster]]:
+    """Two independent sandbox clusters (`alpha`, `beta`), each with its own apiserver."""
+    pair = (sandbox_pool.get("alpha"), sandbox_pool.get("beta"))
+    yield pair
+    for running in pair:
+        running.reset_knobs()
+
+
+def _make_namespace(running: RunningCluster, labels: dict[str, str] | None = None) -> str:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    running.core.create_namespace({"metadata": {"name": name, "labels": labels or {}}}, _preload_content=False)
+    return name
+
+
+def _delete_namespace(running: RunningCluster, name: str) -> None:
+    try:
+        running.core.delete_namespace(name, _preload_content=False)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+@pytest.fixture
+def k8s_namespace(k8s: RunningCluster) -> Iterator[str]:
+    """A fresh namespace in the default sandbox cluster, deleted after the test."""
+    name = _make_namespace(k8s)
+    yield name
+    _delete_namespace(k8s, name)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process against the test Redis and the test database."""
+    from django.db import connection
+
+    from sidecarhub.tasks import ping
+
+    env = dict(os.environ)
+    # The worker must see the rows the tests commit: point it at pytest-django's test database.
+    url = urlsplit(os.environ["DATABASE_URL"])
+    env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
+    log_path = ROOT / "var" / "test-worker.log"
+    log_path.parent.mkdir(exist_ok=True)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "sidecarhub.celery", "worker", "--pool=prefork",
+             "--concurrency=2", "--loglevel=INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        # Ready when it answers a task; a dead worker fails here with its log path.
+        result = ping.apply_async(args=["ready"], ignore_result=False)
+        wait_for(lambda: proc.poll() is not None or result.ready(), timeout_seconds=60, what="the Celery worker")
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Celery worker exited with {proc.returncode}; see {log_path}")
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

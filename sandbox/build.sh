@@ -14,7 +14,7 @@ START=$(date +%s)
 
 log() { echo "[sandbox/build] $*" >&2; }
 
-if [ -x "$OUT/kube-apiserver" ] && [ -x "$OUT/kube-controller-manager" ] && [ -x "$OUT/etcd" ]; then
+if [ -x "$OUT/kube-apiserver" ] && [ -x "$OUT/kube-controller-manager" ] && [ -x "$OUT/kubectl" ] && [ -x "$OUT/etcd" ]; then
   log "cached in $OUT (warm run: $(( $(date +%s) - START ))s)"
   echo "$OUT"
   exit 0
@@ -32,7 +32,7 @@ build_kube() {
   local minor; minor=$(echo "$KVER" | cut -d. -f2)
   local ld="-s -w -X k8s.io/component-base/version.gitVersion=v$KVER -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
   go mod download
-  for prog in kube-apiserver kube-controller-manager; do
+  for prog in kube-apiserver kube-controller-manager kubectl; do
     if [ ! -x "$OUT/$prog" ]; then
       log "building $prog v$KVER"
       go build -trimpath -buildvcs=false -ldflags "$ld" -o "$OUT/$prog.tmp" "k8s.io/kubernetes/cmd/$prog"

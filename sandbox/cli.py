@@ -42,11 +42,16 @@ def _up(args: argparse.Namespace) -> int:
     print(f"sandbox cluster {args.name!r} is up at {cluster.server}", flush=True)
     print(f"kubeconfig: {cluster.kubeconfig}", flush=True)
     if args.ready_file:
-        Path(args.ready_file).write_text(json.dumps({"kubeconfig": str(cluster.kubeconfig), "server": cluster.server}))
+        Path(args.ready_file).write_text(
+            json.dumps({"kubeconfig": str(cluster.kubeconfig), "server": cluster.server})
+        )
     try:
         while not stop.wait(1.0):
             if not cluster.is_running():
-                print("error: a control-plane process exited; see the logs under " f"{cluster.workdir / 'logs'}", file=sys.stderr)
+                print(
+                    f"error: a control-plane process exited; see the logs under {cluster.workdir / 'logs'}",
+                    file=sys.stderr,
+                )
                 return 1
     finally:
         simulator.stop()

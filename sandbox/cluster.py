@@ -48,7 +48,9 @@ def find_binaries(bin_dir: str | os.PathLike[str] | None = None) -> Path:
     path = Path(raw)
     missing = [name for name in REQUIRED_BINARIES if not os.access(path / name, os.X_OK)]
     if missing:
-        raise SandboxError(f"sandbox binaries missing in {path}: {', '.join(missing)}; run `bash sandbox/build.sh`")
+        raise SandboxError(
+            f"sandbox binaries missing in {path}: {', '.join(missing)}; run `bash sandbox/build.sh`"
+        )
     return path
 
 
@@ -104,9 +106,16 @@ class SandboxCluster:
         else:
             raise SandboxError(f"cluster {self.name} did not start: {last_error}")
         self._write_kubeconfig()
+        self._wait_for_default_namespace(timeout_seconds)
         if self.with_controller_manager:
             self._start_controller_manager()
-        self._wait_for_default_namespace(timeout_seconds)
+            # The serviceaccount controller creating `default` proves the controller-manager works.
+            self._wait_http(
+                f"{self.server}/api/v1/namespaces/default/serviceaccounts/default",
+                "kube-controller-manager (default ServiceAccount)",
+                timeout_seconds,
+                authenticated=True,
+            )
 
     def stop(self) -> None:
         """SIGTERM each process group, then SIGKILL what is left after a grace period."""
@@ -221,7 +230,7 @@ class SandboxCluster:
                 "--leader-elect=false",
                 # No kubelets renew node leases, so the node lifecycle controller would taint
                 # and evict everything; the simulator owns node and pod status instead.
-                "--controllers=*,-nodelifecycle,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
+                "--controllers=*,-node-lifecycle-controller,-node-ipam-controller",
                 f"--service-account-private-key-file={self.pki.service_account_key}",
                 f"--root-ca-file={self.pki.ca_cert}",
                 "--use-service-account-credentials=false",
@@ -254,7 +263,9 @@ class SandboxCluster:
                 tail = (self.workdir / "logs" / f"{name}.log").read_text(errors="replace")[-2000:]
                 raise SandboxError(f"{name} exited with code {proc.returncode}; log tail:\n{tail}")
 
-    def _wait_http(self, url: str, what: str, timeout_seconds: float, *, authenticated: bool = False) -> bytes:
+    def _wait_http(
+        self, url: str, what: str, timeout_seconds: float, *, authenticated: bool = False
+    ) -> bytes:
         deadline = time.monotonic() + timeout_seconds
         last = ""
         while time.monotonic() < deadline:
@@ -274,7 +285,10 @@ class SandboxCluster:
 
     def _wait_for_default_namespace(self, timeout_seconds: float) -> None:
         body = self._wait_http(
-            f"{self.server}/api/v1/namespaces/default", "default namespace", timeout_seconds, authenticated=True
+            f"{self.server}/api/v1/namespaces/default",
+            "default namespace",
+            timeout_seconds,
+            authenticated=True,
         )
         json.loads(body)
 
@@ -286,7 +300,10 @@ class SandboxCluster:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": self.name, "cluster": {"server": self.server, "certificate-authority": str(pki.ca_cert)}}
+                {
+                    "name": self.name,
+                    "cluster": {"server": self.server, "certificate-authority": str(pki.ca_cert)},
+                }
             ],
             "users": [
                 {"name": f"{self.name}-admin", "user": {"token": pki.admin_token}},
@@ -296,10 +313,17 @@ class SandboxCluster:
                 },
             ],
             "contexts": [
-                {"name": self.name, "context": {"cluster": self.name, "user": f"{self.name}-admin", "namespace": "default"}},
+                {
+                    "name": self.name,
+                    "context": {"cluster": self.name, "user": f"{self.name}-admin", "namespace": "default"},
+                },
                 {
                     "name": f"{self.name}-cert",
-                    "context": {"cluster": self.name, "user": f"{self.name}-admin-cert", "namespace": "default"},
+                    "context": {
+                        "cluster": self.name,
+                        "user": f"{self.name}-admin-cert",
+                        "namespace": "default",
+                    },
                 },
             ],
             "current-context": self.name,

@@ -121,10 +121,14 @@ class PodSimulator:
         for thread in self._threads:
             thread.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask the threads to finish (the watch ends within its 5 s timeout); ``stop()`` waits."""
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
+
+    def stop(self) -> None:
+        self.request_stop()
         for thread in self._threads:
             thread.join(timeout=10)
 
@@ -139,7 +143,10 @@ class PodSimulator:
         node = {
             "apiVersion": "v1",
             "kind": "Node",
-            "metadata": {"name": self.node_name, "labels": {"kubernetes.io/hostname": self.node_name, "type": "sim"}},
+            "metadata": {
+                "name": self.node_name,
+                "labels": {"kubernetes.io/hostname": self.node_name, "type": "sim"},
+            },
         }
         try:
             self.core.create_node(node, _preload_content=False)
@@ -163,13 +170,22 @@ class PodSimulator:
                 ],
                 "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
                 "nodeInfo": {
-                    "architecture": "amd64", "bootID": "", "containerRuntimeVersion": "sim://1",
-                    "kernelVersion": "", "kubeProxyVersion": "", "kubeletVersion": "v1.37.2",
-                    "machineID": "", "operatingSystem": "linux", "osImage": "sim", "systemUUID": "",
+                    "architecture": "amd64",
+                    "bootID": "",
+                    "containerRuntimeVersion": "sim://1",
+                    "kernelVersion": "",
+                    "kubeProxyVersion": "",
+                    "kubeletVersion": "v1.37.2",
+                    "machineID": "",
+                    "operatingSystem": "linux",
+                    "osImage": "sim",
+                    "systemUUID": "",
                 },
             }
         }
-        self._patch(f"/api/v1/nodes/{self.node_name}/status", status)
+        self.core.patch_node_status(
+            self.node_name, status, _content_type=_MERGE_PATCH, _preload_content=False, _request_timeout=10
+        )
 
     # --- watch -----------------------------------------------------------------------
     def _watch_loop(self) -> None:
@@ -296,7 +312,14 @@ class PodSimulator:
         if wake_in is not None:
             self._wake_at((namespace, name), wake_in)
         if desired != {key: status.get(key) for key in desired}:
-            self._patch(f"/api/v1/namespaces/{namespace}/pods/{name}/status", {"status": desired})
+            self.core.patch_namespaced_pod_status(
+                name,
+                namespace,
+                {"status": desired},
+                _content_type=_MERGE_PATCH,
+                _preload_content=False,
+                _request_timeout=10,
+            )
 
     def _bind(self, namespace: str, name: str) -> None:
         body = {
@@ -307,21 +330,12 @@ class PodSimulator:
         }
         try:
             # The generated client fails to deserialize the Status reply (kubernetes-client/python#547).
-            self.core.create_namespaced_pod_binding(name, namespace, body, _preload_content=False, _request_timeout=10)
+            self.core.create_namespaced_pod_binding(
+                name, namespace, body, _preload_content=False, _request_timeout=10
+            )
         except ApiException as exc:
             if exc.status != 409:  # already bound by an earlier event
                 raise
-
-    def _patch(self, path: str, body: Json) -> None:
-        self.api_client.call_api(
-            path,
-            "PATCH",
-            header_params={"Content-Type": _MERGE_PATCH, "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=10,
-        )
 
     # --- the kubelet's view: pure function of spec + previous status --------------------
     def desired_status(self, pod: Json, now: dt.datetime) -> tuple[Json, float | None]:
@@ -336,10 +350,12 @@ class PodSimulator:
             for c in spec.get("initContainers") or []
         ]
         container_statuses = [
-            self._container_status(c, previous.get(c["name"]), now, wake) for c in spec.get("containers") or []
+            self._container_status(c, previous.get(c["name"]), now, wake)
+            for c in spec.get("containers") or []
         ]
         all_ready = all(s["ready"] for s in container_statuses) and all(
-            s["ready"] for s, c in zip(init_statuses, spec.get("initContainers") or [], strict=True)
+            s["ready"]
+            for s, c in zip(init_statuses, spec.get("initContainers") or [], strict=True)
             if c.get("restartPolicy") == "Always"
         )
         any_running = any("running" in s["state"] for s in container_statuses)
@@ -390,7 +406,12 @@ class PodSimulator:
             if old and old.get("status") == value:
                 result.append(old)
             else:
-                condition: Json = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": _ts(now)}
+                condition: Json = {
+                    "type": kind,
+                    "status": value,
+                    "lastProbeTime": None,
+                    "lastTransitionTime": _ts(now),
+                }
                 if not ok and kind in ("Ready", "ContainersReady"):
                     condition["reason"] = "ContainersNotReady"
                 result.append(condition)
@@ -398,10 +419,16 @@ class PodSimulator:
         result.extend(c for c in existing if c.get("type") not in wanted)
         return result
 
-    def _container_status(self, container: Json, previous: Json | None, now: dt.datetime, wake: list[float]) -> Json:
+    def _container_status(
+        self, container: Json, previous: Json | None, now: dt.datetime, wake: list[float]
+    ) -> Json:
         image = container.get("image", "")
         name = container["name"]
-        if previous is not None and previous.get("image") == image and not self._should_retry(previous, image):
+        if (
+            previous is not None
+            and previous.get("image") == image
+            and not self._should_retry(previous, image)
+        ):
             return self._advance(previous, image, now, wake)
         # A new container instance: first start, an in-place image change, or a retried pull.
         restarted = previous is not None and bool(previous.get("containerID"))
@@ -430,7 +457,9 @@ class PodSimulator:
                 "ready": False,
                 "started": False,
                 "restartCount": restart_count,
-                "state": {"waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}},
+                "state": {
+                    "waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
+                },
                 "lastState": last_state,
             }
         if self.knobs.crash_loops_on(image):
@@ -442,7 +471,12 @@ class PodSimulator:
                 "ready": False,
                 "started": False,
                 "restartCount": restart_count + (0 if restarted else 1),
-                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting failed container"}},
+                "state": {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": "back-off restarting failed container",
+                    }
+                },
                 "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": _ts(now)}},
             }
         delay = self.knobs.ready_delay(image)

@@ -63,10 +63,14 @@ class SandboxPool:
             api = config.new_client_from_config(config_file=str(cluster.kubeconfig), context=name)
             simulator = PodSimulator(api, node_name=f"sim-{name}-0")
             simulator.start()
-            self.clusters[name] = RunningCluster(name=name, cluster=cluster, api_client=api, simulator=simulator)
+            self.clusters[name] = RunningCluster(
+                name=name, cluster=cluster, api_client=api, simulator=simulator
+            )
         return self.clusters[name]
 
     def close(self) -> None:
+        for running in self.clusters.values():
+            running.simulator.request_stop()
         for running in self.clusters.values():
             running.simulator.stop()
             running.api_client.close()
@@ -75,7 +79,11 @@ class SandboxPool:
 
 
 def wait_for(
-    probe: Callable[[], T | None], *, timeout_seconds: float = 30.0, interval_seconds: float = 0.1, what: str = "condition"
+    probe: Callable[[], T | None],
+    *,
+    timeout_seconds: float = 30.0,
+    interval_seconds: float = 0.1,
+    what: str = "condition",
 ) -> T:
     """Poll ``probe`` until it returns something truthy; fail with ``what`` after the timeout."""
     deadline = time.monotonic() + timeout_seconds

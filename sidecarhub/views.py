@@ -16,6 +16,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """
     report = check_health()
     return JsonResponse(
-        {"status": "ok" if report.healthy else "unhealthy", "database": report.database, "broker": report.broker},
+        {
+            "status": "ok" if report.healthy else "unhealthy",
+            "database": report.database,
+            "broker": report.broker,
+        },
         status=200 if report.healthy else 503,
     )

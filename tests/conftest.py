@@ -50,7 +50,9 @@ def k8s_pair(sandbox_pool: SandboxPool) -> Iterator[tuple[RunningCluster, Runnin
 
 def _make_namespace(running: RunningCluster, labels: dict[str, str] | None = None) -> str:
     name = f"t-{uuid.uuid4().hex[:10]}"
-    running.core.create_namespace({"metadata": {"name": name, "labels": labels or {}}}, _preload_content=False)
+    running.core.create_namespace(
+        {"metadata": {"name": name, "labels": labels or {}}}, _preload_content=False
+    )
     return name
 
 
@@ -71,7 +73,9 @@ def k8s_namespace(k8s: RunningCluster) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen[bytes]]:
+def celery_worker_process(
+    django_db_setup: None, django_db_blocker: object
+) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker process against the test Redis and the test database."""
     from django.db import connection
 
@@ -85,14 +89,32 @@ def celery_worker_process(django_db_setup: None, django_db_blocker: object) -> I
     log_path.parent.mkdir(exist_ok=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "sidecarhub.celery", "worker", "--pool=prefork",
-             "--concurrency=2", "--loglevel=INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "sidecarhub.celery",
+                "worker",
+                "--pool=prefork",
+                "--concurrency=2",
+                "--loglevel=INFO",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         # Ready when it answers a task; a dead worker fails here with its log path.
         result = ping.apply_async(args=["ready"], ignore_result=False)
-        wait_for(lambda: proc.poll() is not None or result.ready(), timeout_seconds=60, what="the Celery worker")
+        wait_for(
+            lambda: proc.poll() is not None or result.ready(), timeout_seconds=60, what="the Celery worker"
+        )
         if proc.poll() is not None:
             raise RuntimeError(f"the Celery worker exited with {proc.returncode}; see {log_path}")
         yield proc
@@ -102,3 +124,11 @@ def celery_worker_process(django_db_setup: None, django_db_blocker: object) -> I
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # WhiteNoise warns (an error here) when STATIC_ROOT is missing; `make run` fills it with
+    # collectstatic, tests only need it to exist.
+    from django.conf import settings
+
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("true", True), ("1", True), ("FALSE", False), ("0", False)])
-def test_env_bool_accepts_only_true_false_1_0(monkeypatch: pytest.MonkeyPatch, raw: str, expected: bool) -> None:
+def test_env_bool_accepts_only_true_false_1_0(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: bool
+) -> None:
     monkeypatch.setenv("X_FLAG", raw)
     assert env_bool("X_FLAG", not expected) is expected
 
@@ -40,7 +42,13 @@ def test_env_int_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_parse_database_url() -> None:
     pg = parse_database_url("postgres://u:p%40ss@db.example:5433/hub?sslmode=require")
     assert (pg["ENGINE"], pg["NAME"], pg["USER"], pg["PASSWORD"], pg["HOST"], pg["PORT"]) == (
-        "django.db.backends.postgresql", "hub", "u", "p@ss", "db.example", "5433")
+        "django.db.backends.postgresql",
+        "hub",
+        "u",
+        "p@ss",
+        "db.example",
+        "5433",
+    )
     assert pg["OPTIONS"] == {"sslmode": "require"}
     assert parse_database_url("sqlite:////var/lib/hub.db")["NAME"] == "/var/lib/hub.db"
     with pytest.raises(ImproperlyConfigured, match="DATABASE_URL must start with"):
@@ -48,10 +56,18 @@ def test_parse_database_url() -> None:
 
 
 def _import_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "SIDECARHUB_ENCRYPTION_KEY", "DATABASE_URL"}}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SECRET_KEY", "SIDECARHUB_ENCRYPTION_KEY", "DATABASE_URL"}
+    }
     return subprocess.run(
         [sys.executable, "-c", "import sidecarhub.settings as s; print(s.DEBUG)"],
-        cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -62,11 +78,16 @@ def test_production_refuses_to_start_without_secrets() -> None:
 
 
 def test_production_refuses_a_bad_debug_value() -> None:
-    result = _import_settings({
-        "SIDECARHUB_ENV": "production", "SECRET_KEY": "x" * 50, "SIDECARHUB_ENCRYPTION_KEY": "k",
-        "DATABASE_URL": "postgres://a:b@127.0.0.1/x", "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "DJANGO_DEBUG": "yes",
-    })
+    result = _import_settings(
+        {
+            "SIDECARHUB_ENV": "production",
+            "SECRET_KEY": "x" * 50,
+            "SIDECARHUB_ENCRYPTION_KEY": "k",
+            "DATABASE_URL": "postgres://a:b@127.0.0.1/x",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "DJANGO_DEBUG": "yes",
+        }
+    )
     assert result.returncode != 0
     assert "DJANGO_DEBUG must be one of" in result.stderr
 

@@ -46,10 +46,11 @@ def _statuses(pod: dict) -> dict[str, dict]:
 
 
 def _wait_ready(k8s: RunningCluster, namespace: str, name: str) -> dict:
-    return wait_for(
-        lambda: (pod := _read(k8s, namespace, name)) if _ready(pod) else None,
-        what=f"pod {namespace}/{name} Ready",
-    )
+    def ready_pod() -> dict | None:
+        pod = _read(k8s, namespace, name)
+        return pod if _ready(pod) else None
+
+    return wait_for(ready_pod, what=f"pod {namespace}/{name} Ready")
 
 
 def test_pod_becomes_running_and_ready_with_spec_images(k8s: RunningCluster, k8s_namespace: str) -> None:
@@ -77,7 +78,9 @@ def test_in_place_image_patch_restarts_only_that_container(k8s: RunningCluster, 
     before = _statuses(_wait_ready(k8s, k8s_namespace, "web"))
 
     k8s.core.patch_namespaced_pod(
-        "web", k8s_namespace, {"spec": {"containers": [{"name": "log", "image": "fluentbit:2.1"}]}},
+        "web",
+        k8s_namespace,
+        {"spec": {"containers": [{"name": "log", "image": "fluentbit:2.1"}]}},
         _preload_content=False,
     )
 
@@ -93,12 +96,15 @@ def test_in_place_image_patch_restarts_only_that_container(k8s: RunningCluster, 
     assert after["app"] == before["app"]  # the other container was not touched
 
 
-def test_patching_a_container_env_is_rejected_by_the_apiserver(k8s: RunningCluster, k8s_namespace: str) -> None:
+def test_patching_a_container_env_is_rejected_by_the_apiserver(
+    k8s: RunningCluster, k8s_namespace: str
+) -> None:
     k8s.core.create_namespaced_pod(k8s_namespace, _pod("web", ("app", "nginx:1.25")), _preload_content=False)
     _wait_ready(k8s, k8s_namespace, "web")
     with pytest.raises(ApiException) as caught:
         k8s.core.patch_namespaced_pod(
-            "web", k8s_namespace,
+            "web",
+            k8s_namespace,
             {"spec": {"containers": [{"name": "app", "env": [{"name": "A", "value": "1"}]}]}},
             _preload_content=False,
         )
@@ -123,8 +129,9 @@ def test_a_deployment_produces_pods_that_the_simulator_runs(k8s: RunningCluster,
     k8s.apps.create_namespaced_deployment(k8s_namespace, deployment, _preload_content=False)
 
     def ready_replicas() -> int | None:
-        body = json.loads(k8s.apps.read_namespaced_deployment(
-            "web", k8s_namespace, _preload_content=False).data)
+        body = json.loads(
+            k8s.apps.read_namespaced_deployment("web", k8s_namespace, _preload_content=False).data
+        )
         return body.get("status", {}).get("readyReplicas") == 3 or None
 
     wait_for(ready_replicas, timeout_seconds=60, what="3 ready replicas from the controller-manager")
@@ -200,16 +207,18 @@ def label_webhook(tmp_path: Path) -> Iterator[tuple[int, bytes, list[dict]]]:
             review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append(review["request"])
             patch = [{"op": "add", "path": "/metadata/labels/mutated-by", "value": "test-webhook"}]
-            body = json.dumps({
-                "apiVersion": "admission.k8s.io/v1",
-                "kind": "AdmissionReview",
-                "response": {
-                    "uid": review["request"]["uid"],
-                    "allowed": True,
-                    "patchType": "JSONPatch",
-                    "patch": base64.b64encode(json.dumps(patch).encode()).decode(),
-                },
-            }).encode()
+            body = json.dumps(
+                {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "response": {
+                        "uid": review["request"]["uid"],
+                        "allowed": True,
+                        "patchType": "JSONPatch",
+                        "patch": base64.b64encode(json.dumps(patch).encode()).decode(),
+                    },
+                }
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -237,37 +246,58 @@ def test_mutating_webhook_on_127_0_0_1_is_called_on_pod_create(
 ) -> None:
     port, ca_pem, seen = label_webhook
     namespace = f"wh-{port}"
-    k8s.core.create_namespace({"metadata": {"name": namespace, "labels": {"webhook-test": namespace}}},
-                              _preload_content=False)
+    k8s.core.create_namespace(
+        {"metadata": {"name": namespace, "labels": {"webhook-test": namespace}}}, _preload_content=False
+    )
     config_name = f"test-label-{port}"
     admission = __import__("kubernetes").client.AdmissionregistrationV1Api(k8s.api_client)
-    admission.create_mutating_webhook_configuration({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": config_name},
-        "webhooks": [{
-            "name": "label.test.sidecarhub.io",
-            "admissionReviewVersions": ["v1"],
-            "sideEffects": "None",
-            "failurePolicy": "Fail",
-            "timeoutSeconds": 5,
-            "clientConfig": {"url": f"https://127.0.0.1:{port}/mutate",
-                             "caBundle": base64.b64encode(ca_pem).decode()},
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                       "resources": ["pods"], "scope": "Namespaced"}],
-            "namespaceSelector": {"matchLabels": {"webhook-test": namespace}},
-        }],
-    }, _preload_content=False)
+    admission.create_mutating_webhook_configuration(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": config_name},
+            "webhooks": [
+                {
+                    "name": "label.test.sidecarhub.io",
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "failurePolicy": "Fail",
+                    "timeoutSeconds": 5,
+                    "clientConfig": {
+                        "url": f"https://127.0.0.1:{port}/mutate",
+                        "caBundle": base64.b64encode(ca_pem).decode(),
+                    },
+                    "rules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["pods"],
+                            "scope": "Namespaced",
+                        }
+                    ],
+                    "namespaceSelector": {"matchLabels": {"webhook-test": namespace}},
+                }
+            ],
+        },
+        _preload_content=False,
+    )
     try:
         # The apiserver picks up new configurations through an informer: probe with dry-run.
         def mutated_dry_run() -> bool:
-            body = json.loads(k8s.core.create_namespaced_pod(
-                namespace, _pod("probe", ("app", "nginx:1")), dry_run="All", _preload_content=False).data)
+            body = json.loads(
+                k8s.core.create_namespaced_pod(
+                    namespace, _pod("probe", ("app", "nginx:1")), dry_run="All", _preload_content=False
+                ).data
+            )
             return body["metadata"]["labels"].get("mutated-by") == "test-webhook"
 
         wait_for(mutated_dry_run, timeout_seconds=30, interval_seconds=0.25, what="the webhook to be active")
-        created = json.loads(k8s.core.create_namespaced_pod(
-            namespace, _pod("web", ("app", "nginx:1")), _preload_content=False).data)
+        created = json.loads(
+            k8s.core.create_namespaced_pod(
+                namespace, _pod("web", ("app", "nginx:1")), _preload_content=False
+            ).data
+        )
         assert created["metadata"]["labels"]["mutated-by"] == "test-webhook"
         assert seen[-1]["operation"] == "CREATE"
         assert seen[-1]["kind"] == {"group": "", "version": "v1", "kind": "Pod"}
@@ -282,15 +312,20 @@ def test_two_clusters_run_side_by_side(k8s_pair: tuple[RunningCluster, RunningCl
     marker = "only-in-alpha"
     alpha.core.create_namespace({"metadata": {"name": marker}}, _preload_content=False)
     try:
-        alpha_names = {n["metadata"]["name"] for n in json.loads(
-            alpha.core.list_namespace(_preload_content=False).data)["items"]}
-        beta_names = {n["metadata"]["name"] for n in json.loads(
-            beta.core.list_namespace(_preload_content=False).data)["items"]}
+        alpha_names = {
+            n["metadata"]["name"]
+            for n in json.loads(alpha.core.list_namespace(_preload_content=False).data)["items"]
+        }
+        beta_names = {
+            n["metadata"]["name"]
+            for n in json.loads(beta.core.list_namespace(_preload_content=False).data)["items"]
+        }
         assert marker in alpha_names
         assert marker not in beta_names
         for running in (alpha, beta):
-            running.core.create_namespaced_pod("default", _pod(f"p-{running.name}", ("app", "nginx:1")),
-                                               _preload_content=False)
+            running.core.create_namespaced_pod(
+                "default", _pod(f"p-{running.name}", ("app", "nginx:1")), _preload_content=False
+            )
             _wait_ready(running, "default", f"p-{running.name}")
             running.core.delete_namespaced_pod(f"p-{running.name}", "default", _preload_content=False)
     finally:

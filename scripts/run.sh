@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Run the whole service on a fresh machine: web console + API (gunicorn), a Celery worker,
+# Celery beat, and the sandbox Kubernetes cluster; SQLite and a local Redis by default.
+# Ctrl-C stops everything. Prints the URL, the admin login and the sandbox kubeconfig.
+set -euo pipefail
+source "$(dirname "$0")/services.sh"
+
+ensure_system_tools
+ensure_venv
+ensure_redis
+ensure_k8s_binaries
+
+cd "$SIDECARHUB_ROOT"
+export SIDECARHUB_ENV=${SIDECARHUB_ENV:-dev}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
+PORT=${SIDECARHUB_PORT:-8000}
+VAR=$SIDECARHUB_ROOT/var
+mkdir -p "$VAR/logs"
+
+"$PY" manage.py migrate --noinput >/dev/null
+"$PY" manage.py collectstatic --noinput >/dev/null
+ADMIN_FILE=$VAR/admin-login
+if [ ! -f "$ADMIN_FILE" ]; then
+  ADMIN_PASSWORD=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')
+  (umask 077; echo "admin $ADMIN_PASSWORD" > "$ADMIN_FILE")
+fi
+read -r ADMIN_USER ADMIN_PASSWORD < "$ADMIN_FILE"
+DJANGO_SUPERUSER_PASSWORD=$ADMIN_PASSWORD "$PY" manage.py shell -c "
+import os
+from django.contrib.auth import get_user_model
+User = get_user_model()
+user, _ = User.objects.get_or_create(username='$ADMIN_USER', defaults={'is_staff': True, 'is_superuser': True})
+user.set_password(os.environ['DJANGO_SUPERUSER_PASSWORD']); user.is_staff = user.is_superuser = True; user.save()
+"
+
+PIDS=()
+cleanup() {
+  trap - EXIT INT TERM
+  say "stopping"
+  for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+start() {  # start NAME CMD...: own process group, log under var/logs
+  local name=$1; shift
+  setsid "$@" >"$VAR/logs/$name.log" 2>&1 &
+  PIDS+=($!)
+}
+
+rm -f "$VAR/sandbox.ready"
+start sandbox "$PY" -m sandbox.cli up --name sandbox --dir "$VAR/sandbox" --ready-file "$VAR/sandbox.ready"
+for _ in $(seq 240); do [ -f "$VAR/sandbox.ready" ] && break; sleep 0.5; done
+[ -f "$VAR/sandbox.ready" ] || { say "ERROR: the sandbox did not start; see $VAR/logs/sandbox.log"; exit 1; }
+KUBECONFIG_PATH=$VAR/sandbox/kubeconfig.yaml
+if "$PY" manage.py help sidecarhub >/dev/null 2>&1 && "$PY" manage.py sidecarhub cluster --help >/dev/null 2>&1; then
+  "$PY" manage.py sidecarhub cluster add --name sandbox --kubeconfig "$KUBECONFIG_PATH" --context sandbox --replace \
+    >"$VAR/logs/register-sandbox.log" 2>&1 || say "warning: registering the sandbox failed; see $VAR/logs/register-sandbox.log"
+fi
+
+start worker "$PY" -m celery -A sidecarhub.celery worker --loglevel=INFO --concurrency=2
+start beat "$PY" -m celery -A sidecarhub.celery beat --loglevel=INFO --schedule "$VAR/celerybeat-schedule"
+start web "$VAR/../.venv/bin/gunicorn" sidecarhub.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --access-logfile -
+
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.3; done
+cat <<MSG
+
+  sidecarhub is running
+    web console   http://127.0.0.1:$PORT/admin/   (login: $ADMIN_USER / $ADMIN_PASSWORD)
+    API           http://127.0.0.1:$PORT/api/v1/   (schema: /api/v1/schema/, docs: /api/v1/docs/)
+    health        http://127.0.0.1:$PORT/healthz
+    sandbox       kubeconfig $KUBECONFIG_PATH  (kubectl --kubeconfig $KUBECONFIG_PATH get pods -A)
+    logs          $VAR/logs/
+  Ctrl-C stops everything.
+
+MSG
+wait -n "${PIDS[@]}" || true
+say "a process exited; see $VAR/logs/"

@@ -1,0 +1,62 @@
+"""The pure core of SidecarSet definitions: parse, validate, convert and hash Kruise SidecarSets.
+
+No Django, no network, no Kubernetes client. Typical use::
+
+    sidecarset = parse_sidecarset(yaml_text)           # canonical, defaulted, or SidecarSetInvalid
+    errors = validate_sidecarset(sidecarset, old=stored)  # [FieldError(path, message), ...]
+    errors += find_conflicts(sidecarset, other_sidecarsets)
+    kind = classify_change(stored, sidecarset)          # none / images_only / other
+    to_kruise(sidecarset, "v1alpha1")                   # plain dict for export
+"""
+
+from sidecarhub.sidecarset.conflicts import find_conflicts, selectors_may_overlap
+from sidecarhub.sidecarset.conversion import parse_sidecarset, read_sidecarset, to_kruise
+from sidecarhub.sidecarset.documents import MAX_DOCUMENT_BYTES, Document, load_document, split_documents
+from sidecarhub.sidecarset.errors import FieldError, SidecarSetInvalid
+from sidecarhub.sidecarset.hashing import ChangeKind, classify_change, hash_without_images, revision_hash
+from sidecarhub.sidecarset.model import (
+    InjectionStrategy,
+    InjectRevision,
+    LabelSelector,
+    LabelSelectorRequirement,
+    PatchPodMetadata,
+    PriorityStrategy,
+    ScatterTerm,
+    SidecarContainer,
+    SidecarSet,
+    UpdateStrategy,
+    WeightPriority,
+)
+from sidecarhub.sidecarset.validation import PatchMetadataAllowRule, check_sidecarset, validate_sidecarset
+
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "ChangeKind",
+    "Document",
+    "FieldError",
+    "InjectRevision",
+    "InjectionStrategy",
+    "LabelSelector",
+    "LabelSelectorRequirement",
+    "PatchMetadataAllowRule",
+    "PatchPodMetadata",
+    "PriorityStrategy",
+    "ScatterTerm",
+    "SidecarContainer",
+    "SidecarSet",
+    "SidecarSetInvalid",
+    "UpdateStrategy",
+    "WeightPriority",
+    "check_sidecarset",
+    "classify_change",
+    "find_conflicts",
+    "hash_without_images",
+    "load_document",
+    "parse_sidecarset",
+    "read_sidecarset",
+    "revision_hash",
+    "selectors_may_overlap",
+    "split_documents",
+    "to_kruise",
+    "validate_sidecarset",
+]

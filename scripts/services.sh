@@ -6,6 +6,8 @@ VENV=$SIDECARHUB_ROOT/.venv
 PY=$VENV/bin/python
 PG_PORT=${SIDECARHUB_PG_PORT:-5432}
 REDIS_PORT=${SIDECARHUB_REDIS_PORT:-6379}
+# Separate names let two checkouts run their suites at once without sharing a database or queue.
+PG_DB=${SIDECARHUB_PG_DB:-sidecarhub}
 
 say() { echo "[sidecarhub] $*" >&2; }
 
@@ -72,9 +74,9 @@ ensure_postgres() {
   for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.2; done
   su postgres -c "psql -q -p $PG_PORT -tAc \"SELECT 1 FROM pg_roles WHERE rolname='sidecarhub'\"" | grep -q 1 ||
     su postgres -c "psql -q -p $PG_PORT -c \"CREATE ROLE sidecarhub LOGIN CREATEDB PASSWORD 'sidecarhub'\""
-  su postgres -c "psql -q -p $PG_PORT -tAc \"SELECT 1 FROM pg_database WHERE datname='sidecarhub'\"" | grep -q 1 ||
-    su postgres -c "createdb -p $PG_PORT -O sidecarhub sidecarhub"
-  export SIDECARHUB_PG_URL="postgres://sidecarhub:sidecarhub@127.0.0.1:$PG_PORT/sidecarhub"
+  su postgres -c "psql -q -p $PG_PORT -tAc \"SELECT 1 FROM pg_database WHERE datname='$PG_DB'\"" | grep -q 1 ||
+    su postgres -c "createdb -p $PG_PORT -O sidecarhub $PG_DB"
+  export SIDECARHUB_PG_URL="postgres://sidecarhub:sidecarhub@127.0.0.1:$PG_PORT/$PG_DB"
 }
 
 ensure_k8s_binaries() {

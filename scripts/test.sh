@@ -13,7 +13,7 @@ ensure_k8s_binaries
 
 export SIDECARHUB_ENV=test
 export DATABASE_URL=$SIDECARHUB_PG_URL
-export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/5
+export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/${SIDECARHUB_REDIS_DB:-5}
 export SECRET_KEY=${SECRET_KEY:-test-only-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 export SIDECARHUB_ENCRYPTION_KEY=${SIDECARHUB_ENCRYPTION_KEY:-$("$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')}
 

@@ -31,11 +31,13 @@ from django.contrib.auth import get_user_model
 User = get_user_model()
 user, _ = User.objects.get_or_create(username='$ADMIN_USER', defaults={'is_staff': True, 'is_superuser': True})
 user.set_password(os.environ['DJANGO_SUPERUSER_PASSWORD']); user.is_staff = user.is_superuser = True; user.save()
-"
+" >/dev/null
 
 PIDS=()
+STOPPING=0
 cleanup() {
   trap - EXIT INT TERM
+  STOPPING=1
   say "stopping"
   for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -69,10 +71,11 @@ cat <<MSG
     web console   http://127.0.0.1:$PORT/admin/   (login: $ADMIN_USER / $ADMIN_PASSWORD)
     API           http://127.0.0.1:$PORT/api/v1/   (schema: /api/v1/schema/, docs: /api/v1/docs/)
     health        http://127.0.0.1:$PORT/healthz
-    sandbox       kubeconfig $KUBECONFIG_PATH  (kubectl --kubeconfig $KUBECONFIG_PATH get pods -A)
+    sandbox       kubeconfig $KUBECONFIG_PATH
+                  $SIDECARHUB_K8S_BIN/kubectl --kubeconfig $KUBECONFIG_PATH get pods -A
     logs          $VAR/logs/
   Ctrl-C stops everything.
 
 MSG
 wait -n "${PIDS[@]}" || true
-say "a process exited; see $VAR/logs/"
+[ "$STOPPING" = 1 ] || { say "a process exited; see $VAR/logs/"; exit 1; }

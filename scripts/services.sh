@@ -37,8 +37,11 @@ ensure_venv() {
   say "installing Python dependencies into .venv"
   command -v python3.11 >/dev/null || command -v python3 >/dev/null || apt_install python3 python3-venv
   [ -x "$PY" ] || "$(command -v python3.11 || command -v python3)" -m venv "$VENV"
-  "$PY" -m pip install -q --upgrade pip
-  "$PY" -m pip install -q -c "$SIDECARHUB_ROOT/requirements.lock" -e "$SIDECARHUB_ROOT[dev]"
+  local log=$VENV/pip-install.log
+  if ! { "$PY" -m pip install -q --upgrade pip &&
+         "$PY" -m pip install -q -c "$SIDECARHUB_ROOT/requirements.lock" -e "$SIDECARHUB_ROOT[dev]"; } >"$log" 2>&1; then
+    cat "$log" >&2; say "ERROR: installing Python dependencies failed (log above)"; return 1
+  fi
   echo "$want" > "$stamp"
 }
 

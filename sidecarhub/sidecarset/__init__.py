@@ -14,6 +14,14 @@ from sidecarhub.sidecarset.conversion import parse_sidecarset, read_sidecarset, 
 from sidecarhub.sidecarset.documents import MAX_DOCUMENT_BYTES, Document, load_document, split_documents
 from sidecarhub.sidecarset.errors import FieldError, SidecarSetInvalid
 from sidecarhub.sidecarset.hashing import ChangeKind, classify_change, hash_without_images, revision_hash
+from sidecarhub.sidecarset.injection import (
+    InjectionCandidate,
+    InjectionError,
+    InjectionResult,
+    InjectionRevision,
+    inject,
+)
+from sidecarhub.sidecarset.matching import matching_sidecarsets, missing_injections
 from sidecarhub.sidecarset.model import (
     InjectionStrategy,
     InjectRevision,
@@ -35,6 +43,10 @@ __all__ = [
     "Document",
     "FieldError",
     "InjectRevision",
+    "InjectionCandidate",
+    "InjectionError",
+    "InjectionResult",
+    "InjectionRevision",
     "InjectionStrategy",
     "LabelSelector",
     "LabelSelectorRequirement",
@@ -51,7 +63,10 @@ __all__ = [
     "classify_change",
     "find_conflicts",
     "hash_without_images",
+    "inject",
     "load_document",
+    "matching_sidecarsets",
+    "missing_injections",
     "parse_sidecarset",
     "read_sidecarset",
     "revision_hash",

@@ -1,0 +1,394 @@
+"""The web console for SidecarSet definitions: author as YAML (errors inline with their field
+paths), publish, browse revisions and diff any two. Every write goes through
+``sidecarhub.services``, exactly like the API and the CLI."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+from sidecarhub import services
+from sidecarhub.models import ChangeRecord, SidecarSet, SidecarSetRevision
+from sidecarhub.services import DefinitionError, SidecarSetInvalid
+
+__all__ = ["ChangeRecordAdmin", "SidecarSetAdmin", "SidecarSetAdminForm", "SidecarSetRevisionAdmin"]
+
+NEW_SIDECARSET_YAML = """\
+apiVersion: apps.kruise.io/v1beta1
+kind: SidecarSet
+metadata:
+  name: my-sidecarset
+spec:
+  selector:
+    matchLabels:
+      app: my-app
+  containers:
+  - name: my-sidecar
+    image: busybox:1.36
+"""
+
+
+def _request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class SidecarSetAdminForm(forms.ModelForm):
+    """A SidecarSet as one Kruise YAML document; validated by the services (core rules, UPDATE
+    rules, conflicts) with each error shown under the textarea as ``path: message``."""
+
+    document_yaml = forms.CharField(
+        label="Kruise YAML",
+        strip=False,
+        widget=forms.Textarea(
+            attrs={"rows": 32, "cols": 100, "spellcheck": "false", "class": "vLargeTextField"}
+        ),
+        help_text="apps.kruise.io/v1alpha1 or v1beta1; stored in the canonical v1beta1 form.",
+    )
+    change_message = forms.CharField(required=False, max_length=2000, help_text="Recorded in the change log")
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    class Meta:
+        model = SidecarSet
+        fields = ("owner_team",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.checked: Any = None
+        if self.instance.pk:
+            self.fields["document_yaml"].initial = services.dump_yaml(self.instance.to_document())
+            self.fields["version"].initial = self.instance.version
+        else:
+            self.fields["document_yaml"].initial = NEW_SIDECARSET_YAML
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        text = cleaned.get("document_yaml")
+        if text is None:
+            return cleaned
+        editing = bool(self.instance.pk)
+        if editing and cleaned.get("version") != self.instance.version:
+            self.add_error(
+                None,
+                f"{self.instance.name} was changed by someone else since you opened it "
+                f"(version {cleaned.get('version')}, now {self.instance.version}); reload the page.",
+            )
+        try:
+            self.checked = services.check_definition(
+                text, name=self.instance.name if editing else None, create=not editing
+            )
+        except SidecarSetInvalid as exc:
+            for error in exc.errors:
+                self.add_error("document_yaml", f"{error.path}: {error.message}")
+        except DefinitionError as exc:
+            self.add_error("document_yaml", str(exc))
+        return cleaned
+
+
+class RevisionInline(admin.TabularInline):
+    """The revisions of a SidecarSet, newest first, read-only, each with a diff link."""
+
+    model = SidecarSetRevision
+    fk_name = "sidecarset"
+    extra = 0
+    can_delete = False
+    ordering = ("-number",)
+    fields = ("number", "name", "short_hash", "author_name", "created_at", "message", "diff_link")
+    readonly_fields = fields
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("sidecarhub.view_sidecarset")
+
+    @admin.display(description="hash")
+    def short_hash(self, revision: SidecarSetRevision) -> str:
+        return revision.revision_hash[:12]
+
+    @admin.display(description="diff")
+    def diff_link(self, revision: SidecarSetRevision) -> str:
+        if revision.number <= 1:
+            return "-"
+        url = reverse("admin:sidecarhub_sidecarset_diff", args=[revision.sidecarset_id])
+        return format_html(
+            '<a href="{}?from={}&amp;to={}">vs previous</a>', url, revision.number - 1, revision.number
+        )
+
+
+@admin.register(SidecarSet)
+class SidecarSetAdmin(admin.ModelAdmin):
+    """Authoring console; saves, deletes and publishes through ``sidecarhub.services``."""
+
+    form = SidecarSetAdminForm
+    inlines = [RevisionInline]
+    list_display = (
+        "name",
+        "owner_team",
+        "current_revision_number",
+        "has_unpublished_changes",
+        "version",
+        "updated_at",
+    )
+    list_filter = ("owner_team",)
+    search_fields = ("name", "owner_team")
+    actions = ["publish_selected"]
+    change_form_template = "admin/sidecarhub/sidecarset/change_form.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SidecarSet]:
+        return super().get_queryset(request).select_related("current_revision")
+
+    def get_inlines(self, request: HttpRequest, obj: SidecarSet | None) -> Any:
+        return self.inlines if obj is not None else []
+
+    def get_fieldsets(self, request: HttpRequest, obj: SidecarSet | None = None) -> Any:
+        editable = ("document_yaml", "owner_team", "change_message", "version")
+        if obj is None:
+            return [(None, {"fields": editable})]
+        state = (
+            "name",
+            "version_display",
+            "current_revision_number",
+            "has_unpublished_changes",
+            "updated_at",
+        )
+        return [("State", {"fields": state}), ("Definition", {"fields": editable})]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: SidecarSet | None = None) -> Any:
+        if obj is None:
+            return ()
+        return ("name", "version_display", "current_revision_number", "has_unpublished_changes", "updated_at")
+
+    @admin.display(description="current revision")
+    def current_revision_number(self, obj: SidecarSet) -> str:
+        return str(obj.current_revision.number) if obj.current_revision is not None else "-"
+
+    @admin.display(description="unpublished changes", boolean=True)
+    def has_unpublished_changes(self, obj: SidecarSet) -> bool:
+        return obj.has_unpublished_changes
+
+    @admin.display(description="version")
+    def version_display(self, obj: SidecarSet) -> int:
+        return obj.version
+
+    # --- writes through the services --------------------------------------------------------
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except (SidecarSetInvalid, DefinitionError) as exc:
+            # A concurrent write slipped in between the form's check and the save; nothing was saved.
+            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def save_model(self, request: HttpRequest, obj: SidecarSet, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        if change:
+            saved = services.update_sidecarset(
+                obj.name,
+                form.checked,
+                actor=request.user,
+                expected_version=data.get("version"),
+                owner_team=data.get("owner_team", ""),
+                request_id=_request_id(),
+                message=data.get("change_message", ""),
+            )
+        else:
+            saved = services.create_sidecarset(
+                form.checked,
+                actor=request.user,
+                owner_team=data.get("owner_team", ""),
+                request_id=_request_id(),
+                message=data.get("change_message", ""),
+            )
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # Revisions go with their SidecarSet (the service deletes them); deleting a SidecarSet
+        # needs only delete_sidecarset, not a revision permission nobody is meant to hold.
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(SidecarSetRevision._meta.verbose_name)
+        return deleted, model_count, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj: SidecarSet) -> None:
+        services.delete_sidecarset(
+            obj.name, actor=request.user, expected_version=None, request_id=_request_id()
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[SidecarSet]) -> None:
+        for name in queryset.values_list("name", flat=True):
+            services.delete_sidecarset(
+                name, actor=request.user, expected_version=None, request_id=_request_id()
+            )
+
+    # --- publish --------------------------------------------------------------------------------
+
+    def has_publish_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("sidecarhub.publish_sidecarset")
+
+    @admin.action(description="Publish selected SidecarSets", permissions=["publish"])
+    def publish_selected(self, request: HttpRequest, queryset: QuerySet[SidecarSet]) -> None:
+        for name in queryset.values_list("name", flat=True):
+            self._publish(request, name, "published from the admin list")
+
+    def _publish(self, request: HttpRequest, name: str, message: str) -> bool:
+        try:
+            revision = services.publish_sidecarset(
+                name, actor=request.user, message=message, request_id=_request_id()
+            )
+        except SidecarSetInvalid as exc:
+            problems = "; ".join(str(error) for error in exc.errors)
+            self.message_user(request, f"{name} not published: {problems}", messages.ERROR)
+            return False
+        except DefinitionError as exc:
+            self.message_user(request, f"{name} not published: {exc}", messages.WARNING)
+            return False
+        self.message_user(
+            request, f"Published {revision.name} (hash {revision.revision_hash[:12]})", messages.SUCCESS
+        )
+        return True
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<path:object_id>/publish/",
+                self.admin_site.admin_view(self.publish_view),
+                name="sidecarhub_sidecarset_publish",
+            ),
+            path(
+                "<path:object_id>/diff/",
+                self.admin_site.admin_view(self.diff_view),
+                name="sidecarhub_sidecarset_diff",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def publish_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: what would be published (diff against the current revision); POST: publish."""
+        sidecarset = get_object_or_404(SidecarSet, pk=object_id)
+        if not self.has_publish_permission(request):
+            raise PermissionDenied
+        change_url = reverse("admin:sidecarhub_sidecarset_change", args=[sidecarset.pk])
+        if request.method == "POST":
+            self._publish(request, sidecarset.name, request.POST.get("message", "")[:2000])
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Publish {sidecarset.name}",
+            "opts": self.model._meta,
+            "original": sidecarset,
+            "diff": services.diff_unpublished(sidecarset.name),
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/sidecarhub/sidecarset/publish.html", context)
+
+    def diff_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Diff any two revisions (``?from=&to=``; defaults: the two newest)."""
+        sidecarset = get_object_or_404(SidecarSet, pk=object_id)
+        if not self.has_view_permission(request, sidecarset):
+            raise PermissionDenied
+        numbers = list(sidecarset.revisions.order_by("-number").values_list("number", flat=True))
+        diff = None
+        error = ""
+        from_number = _int_or_none(request.GET.get("from")) or (numbers[1] if len(numbers) > 1 else None)
+        to_number = _int_or_none(request.GET.get("to")) or (numbers[0] if numbers else None)
+        if from_number is not None and to_number is not None:
+            try:
+                diff = services.diff_revisions(sidecarset.name, from_number, to_number)
+            except DefinitionError as exc:
+                error = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Diff revisions of {sidecarset.name}",
+            "opts": self.model._meta,
+            "original": sidecarset,
+            "numbers": numbers,
+            "from_number": from_number,
+            "to_number": to_number,
+            "diff": diff,
+            "diff_lines": diff.unified_diff.splitlines() if diff is not None else [],
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/sidecarhub/sidecarset/diff.html", context)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History is written by services only: no add, change or delete from the console."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(SidecarSetRevision)
+class SidecarSetRevisionAdmin(ReadOnlyAdmin):
+    list_display = ("name", "sidecarset", "number", "revision_hash", "author_name", "created_at")
+    list_filter = ("sidecarset",)
+    search_fields = ("name", "revision_hash")
+    readonly_fields = (
+        "sidecarset",
+        "number",
+        "name",
+        "revision_hash",
+        "hash_without_images",
+        "custom_version",
+        "document",
+        "message",
+        "author_name",
+        "created_at",
+    )
+    fields = readonly_fields
+
+
+@admin.register(ChangeRecord)
+class ChangeRecordAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "action", "object_repr", "content_type", "actor_name", "request_id")
+    list_filter = ("action", "content_type")
+    search_fields = ("object_repr", "actor_name", "request_id")
+    readonly_fields = (
+        "created_at",
+        "action",
+        "content_type",
+        "object_id",
+        "object_repr",
+        "parent_content_type",
+        "parent_object_id",
+        "actor_name",
+        "request_id",
+        "message",
+        "before",
+        "after",
+    )
+    fields = readonly_fields

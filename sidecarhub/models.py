@@ -1,1 +1,0 @@
-"""SidecarSet definitions (filled in by the definitions issue)."""

@@ -1,0 +1,732 @@
+"""Use cases of the SidecarSet definitions: create, update, delete, publish, import, export, diff.
+
+Every function takes the acting user explicitly (``actor``; ``None`` means the system, e.g. a
+CLI run without ``--actor``), runs in one transaction, writes its change-log rows
+(``sidecarhub.changes.record_change``) in that transaction, and reports problems as exceptions:
+
+- ``SidecarSetInvalid`` (from the core): the definition is invalid; ``errors`` holds every
+  problem with its field path, conflicts with other SidecarSets included.
+- ``ImportInvalid``: some documents of an import are invalid; nothing was written.
+- ``SidecarSetNotFound``, ``SidecarSetAlreadyExists``, ``RevisionNotFound``.
+- ``StaleVersion``: the caller edited an outdated version (lost-update protection).
+- ``NothingToPublish``: the definition equals the current revision.
+
+Parsing, validation, conversion and hashing are the pure core's (``sidecarhub.sidecarset``);
+this module only adds what needs the database: the stored SidecarSet an update is checked
+against, canary bases, pinned revisions and cross-SidecarSet conflicts.
+
+Writes that check conflicts take one PostgreSQL advisory lock, so two concurrent writes cannot
+both pass the check against each other (Kruise's check races; ours does not).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from django.db import connection, transaction
+from django.db.models import Max
+
+from sidecarhub.changes import Actor, record_change
+from sidecarhub.choices import ApplyOutcome, ChangeAction, KruiseVersion
+from sidecarhub.models import SidecarSet, SidecarSetRevision
+from sidecarhub.sidecarset import (
+    ChangeKind,
+    FieldError,
+    InjectRevision,
+    SidecarSetInvalid,
+    classify_change,
+    find_conflicts,
+    hash_without_images,
+    read_sidecarset,
+    revision_hash,
+    split_documents,
+    to_kruise,
+    validate_sidecarset,
+)
+from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
+from sidecarhub.sidecarset.documents import DOCUMENT_PATH
+from sidecarhub.sidecarset.errors import FieldPath
+from sidecarhub.signals import revision_published, sidecarset_deleted
+
+__all__ = [
+    "AppliedDocument",
+    "DefinitionError",
+    "DocumentError",
+    "ImportInvalid",
+    "NothingToPublish",
+    "RevisionDiff",
+    "RevisionNotFound",
+    "SidecarSetAlreadyExists",
+    "SidecarSetInvalid",
+    "SidecarSetNotFound",
+    "StaleVersion",
+    "check_definition",
+    "create_sidecarset",
+    "delete_sidecarset",
+    "diff_revisions",
+    "diff_unpublished",
+    "dump_yaml",
+    "export_sidecarset",
+    "import_documents",
+    "publish_sidecarset",
+    "update_sidecarset",
+    "validate_definition",
+]
+
+logger = logging.getLogger(__name__)
+
+# One key for every write that checks cross-SidecarSet conflicts (see the module docstring).
+_DEFINITIONS_LOCK_KEY = 0x51DECA75E7
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class DefinitionError(Exception):
+    """Base of the expected failures of these services (besides the core's ``SidecarSetInvalid``)."""
+
+
+class SidecarSetNotFound(DefinitionError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"SidecarSet {name!r} not found")
+
+
+class SidecarSetAlreadyExists(DefinitionError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"SidecarSet {name!r} already exists")
+
+
+class RevisionNotFound(DefinitionError):
+    def __init__(self, name: str, number: int) -> None:
+        self.name, self.number = name, number
+        super().__init__(f"SidecarSet {name!r} has no revision {number}")
+
+
+class StaleVersion(DefinitionError):
+    """The caller's copy is outdated: someone else changed the SidecarSet since it was read."""
+
+    def __init__(self, name: str, expected_version: int, current_version: int) -> None:
+        self.name, self.expected_version, self.current_version = name, expected_version, current_version
+        super().__init__(
+            f"SidecarSet {name!r} is at version {current_version}, not {expected_version}: it was changed "
+            "since you read it; reload and apply your change again"
+        )
+
+
+class NothingToPublish(DefinitionError):
+    def __init__(self, name: str, number: int) -> None:
+        self.name, self.number = name, number
+        super().__init__(f"SidecarSet {name!r} has not changed since revision {number}; nothing to publish")
+
+
+@dataclass(frozen=True)
+class DocumentError:
+    """One problem with one document of an import: ``index`` counts documents from 0."""
+
+    index: int
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"document {self.index} (line {self.line}): {self.path}: {self.message}"
+
+
+class ImportInvalid(DefinitionError):
+    """Some documents of an import are invalid; ``errors`` lists them all. Nothing was written."""
+
+    def __init__(self, errors: Sequence[DocumentError]) -> None:
+        self.errors: tuple[DocumentError, ...] = tuple(errors)
+        super().__init__("; ".join(str(error) for error in self.errors))
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppliedDocument:
+    """What importing one document did: ``changed_paths`` lists the fields that changed."""
+
+    index: int
+    name: str
+    outcome: ApplyOutcome
+    changed_paths: tuple[str, ...]
+    sidecarset: SidecarSet
+
+
+@dataclass(frozen=True)
+class RevisionDiff:
+    """Two versions of one SidecarSet compared: a unified YAML diff plus Kruise's classification.
+
+    ``to_number`` is ``None`` when the newer side is the unpublished definition.
+    """
+
+    name: str
+    from_number: int | None
+    to_number: int | None
+    unified_diff: str
+    change_kind: ChangeKind
+    changed_paths: tuple[str, ...]
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def dump_yaml(document: Mapping[str, Any]) -> str:
+    """A document as block-style YAML, keys in the order Kruise writes them."""
+    return yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def _lock_definitions() -> None:
+    """Serialize conflict-checked writes until the transaction ends (no-op outside PostgreSQL,
+    whose quick-start substitute SQLite serializes all writes anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_DEFINITIONS_LOCK_KEY])
+
+
+def _get_for_update(name: str) -> SidecarSet:
+    found = SidecarSet.objects.select_for_update().filter(name=name).first()
+    if found is None:
+        raise SidecarSetNotFound(name)
+    return found
+
+
+def _find_core(name: str) -> CoreSidecarSet | None:
+    found = SidecarSet.objects.filter(name=name).first()
+    return found.to_core() if found is not None else None
+
+
+def _revision_exists(sidecarset: CoreSidecarSet, revision: InjectRevision) -> bool:
+    """Kruise's lookup of a pinned revision: by name (any SidecarSet's, as in Kruise) or by
+    ``customVersion`` among this SidecarSet's revisions."""
+    if revision.revision_name is not None:
+        return SidecarSetRevision.objects.filter(name=revision.revision_name).exists()
+    return SidecarSetRevision.objects.filter(
+        sidecarset__name=sidecarset.name, custom_version=revision.custom_version or ""
+    ).exists()
+
+
+def _changed_paths(old: Any, new: Any, path: FieldPath | None = None) -> list[str]:
+    """Field paths (core notation, ``spec.containers[0].image``) where ``old`` and ``new`` differ."""
+    path = path if path is not None else FieldPath()
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        changed: list[str] = []
+        for key in [*old.keys(), *(key for key in new if key not in old)]:
+            changed.extend(_changed_paths(old.get(key), new.get(key), path.segment(str(key))))
+        return changed
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        changed = []
+        for position, (old_item, new_item) in enumerate(zip(old, new, strict=True)):
+            changed.extend(_changed_paths(old_item, new_item, path.index(position)))
+        return changed
+    return [] if old == new else [str(path)]
+
+
+def _snapshot(sidecarset: SidecarSet) -> dict[str, Any]:
+    return {
+        "name": sidecarset.name,
+        "owner_team": sidecarset.owner_team,
+        "version": sidecarset.version,
+        "document": sidecarset.to_document(),
+    }
+
+
+def _revision_snapshot(revision: SidecarSetRevision) -> dict[str, Any]:
+    return {
+        "name": revision.name,
+        "number": revision.number,
+        "revision_hash": revision.revision_hash,
+        "hash_without_images": revision.hash_without_images,
+        "message": revision.message,
+    }
+
+
+def _user_or_none(actor: Actor) -> Any:
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
+def _check(core: CoreSidecarSet, existing: SidecarSet | None) -> None:
+    """Raise ``SidecarSetInvalid`` unless ``core`` may be stored (as an update of ``existing``).
+
+    As in Kruise, cross-SidecarSet conflicts are looked for only when everything else is valid.
+    """
+    errors = validate_sidecarset(
+        core,
+        old=existing.to_core() if existing is not None else None,
+        find_sidecarset=_find_core,
+        revision_exists=_revision_exists,
+    )
+    if not errors:
+        others = [other.to_core() for other in SidecarSet.objects.exclude(name=core.name)]
+        errors = find_conflicts(core, others)
+    if errors:
+        raise SidecarSetInvalid(errors)
+
+
+def _parse(source: Any) -> CoreSidecarSet:
+    if isinstance(source, CoreSidecarSet):
+        return source
+    core, errors = read_sidecarset(source)
+    if core is None:
+        raise SidecarSetInvalid(errors)
+    return core
+
+
+def _name_mismatch(core: CoreSidecarSet, name: str) -> SidecarSetInvalid:
+    return SidecarSetInvalid(
+        [
+            FieldError(
+                "metadata.name",
+                f"must be {name!r}, the SidecarSet being changed (a SidecarSet cannot be renamed)",
+            )
+        ]
+    )
+
+
+# --- validation (dry run) ----------------------------------------------------------------------
+
+
+def check_definition(source: Any, *, name: str | None = None, create: bool = False) -> CoreSidecarSet:
+    """Parse and fully validate ``source`` without writing anything; return the canonical form.
+
+    ``name`` given: check it as an update of that stored SidecarSet (the document's name must
+    match). ``create``: check it as a creation (its name must be free). Neither: an update of
+    the stored SidecarSet with the document's name if there is one, a creation otherwise.
+    Raises ``SidecarSetInvalid`` with every error, ``SidecarSetNotFound`` when ``name`` is not
+    stored, ``SidecarSetAlreadyExists`` when creating a name that is taken.
+    """
+    core = _parse(source)
+    if name is not None and core.name != name:
+        raise _name_mismatch(core, name)
+    existing = SidecarSet.objects.filter(name=core.name).first()
+    if name is not None and existing is None:
+        raise SidecarSetNotFound(name)
+    if create and existing is not None:
+        raise SidecarSetAlreadyExists(core.name)
+    _check(core, existing)
+    return core
+
+
+def validate_definition(source: Any) -> list[FieldError]:
+    """Every problem with ``source`` (see :func:`check_definition`); an empty list means valid."""
+    try:
+        check_definition(source)
+    except SidecarSetInvalid as exc:
+        return list(exc.errors)
+    return []
+
+
+# --- create, update, delete --------------------------------------------------------------------
+
+
+def _create(
+    core: CoreSidecarSet, *, actor: Actor, owner_team: str, request_id: str, message: str
+) -> SidecarSet:
+    user = _user_or_none(actor)
+    document = core.to_document()
+    sidecarset = SidecarSet.objects.create(
+        name=core.name,
+        owner_team=owner_team,
+        labels=document["metadata"].get("labels", {}),
+        annotations=document["metadata"].get("annotations", {}),
+        spec=document["spec"],
+        created_by=user,
+        updated_by=user,
+    )
+    record_change(
+        sidecarset,
+        ChangeAction.CREATE,
+        actor=actor,
+        request_id=request_id,
+        message=message,
+        after=_snapshot(sidecarset),
+    )
+    return sidecarset
+
+
+def _update(
+    sidecarset: SidecarSet,
+    core: CoreSidecarSet | None,
+    *,
+    actor: Actor,
+    owner_team: str | None,
+    request_id: str,
+    message: str,
+) -> list[str]:
+    """Store the new definition and/or owner team; return the changed paths ([] = unchanged)."""
+    before = _snapshot(sidecarset)
+    if core is not None:
+        document = core.to_document()
+        sidecarset.labels = document["metadata"].get("labels", {})
+        sidecarset.annotations = document["metadata"].get("annotations", {})
+        sidecarset.spec = document["spec"]
+    if owner_team is not None:
+        sidecarset.owner_team = owner_team
+    changed = _changed_paths(before["document"], sidecarset.to_document())
+    if sidecarset.owner_team != before["owner_team"]:
+        changed.append("owner_team")
+    if not changed:
+        return []
+    sidecarset.version += 1
+    sidecarset.updated_by = _user_or_none(actor)
+    sidecarset.save()
+    record_change(
+        sidecarset,
+        ChangeAction.UPDATE,
+        actor=actor,
+        request_id=request_id,
+        message=message,
+        before=before,
+        after=_snapshot(sidecarset),
+    )
+    return changed
+
+
+def create_sidecarset(
+    source: Any, *, actor: Actor, owner_team: str = "", request_id: str = "", message: str = ""
+) -> SidecarSet:
+    """Create a SidecarSet from a Kruise document (YAML/JSON text, data, or a core SidecarSet).
+
+    Guarantees: validated like Kruise's webhook plus decision 2, conflicts with every stored
+    SidecarSet checked under the definitions lock; one ``create`` change-log row. Not published:
+    call :func:`publish_sidecarset` to make a revision.
+    """
+    core = _parse(source)
+    with transaction.atomic():
+        _lock_definitions()
+        if SidecarSet.objects.filter(name=core.name).exists():
+            raise SidecarSetAlreadyExists(core.name)
+        _check(core, None)
+        return _create(core, actor=actor, owner_team=owner_team, request_id=request_id, message=message)
+
+
+def update_sidecarset(
+    name: str,
+    source: Any = None,
+    *,
+    actor: Actor,
+    expected_version: int | None,
+    owner_team: str | None = None,
+    request_id: str = "",
+    message: str = "",
+) -> SidecarSet:
+    """Replace the definition of ``name`` (``source`` omitted: change only ``owner_team``).
+
+    ``expected_version`` is the version the caller edited; a different stored version raises
+    ``StaleVersion`` and changes nothing (``None`` skips the check: last writer wins). Kruise's
+    UPDATE rules apply (no new container names, ``upgradeType`` fixed, canary base fixed). An
+    identical definition is a no-op: version unchanged, no change-log row.
+    """
+    core = _parse(source) if source is not None else None
+    if core is not None and core.name != name:
+        raise _name_mismatch(core, name)
+    with transaction.atomic():
+        _lock_definitions()
+        sidecarset = _get_for_update(name)
+        if expected_version is not None and sidecarset.version != expected_version:
+            raise StaleVersion(name, expected_version, sidecarset.version)
+        if core is not None:
+            _check(core, sidecarset)
+        _update(sidecarset, core, actor=actor, owner_team=owner_team, request_id=request_id, message=message)
+        return sidecarset
+
+
+def delete_sidecarset(
+    name: str, *, actor: Actor, expected_version: int | None, request_id: str = "", message: str = ""
+) -> None:
+    """Delete ``name`` and its revisions; one ``delete`` change-log row keeps the last definition.
+
+    ``expected_version`` as in :func:`update_sidecarset`. After commit, ``sidecarset_deleted``
+    is sent so clusters can remove the resource.
+    """
+    with transaction.atomic():
+        sidecarset = _get_for_update(name)
+        if expected_version is not None and sidecarset.version != expected_version:
+            raise StaleVersion(name, expected_version, sidecarset.version)
+        sidecarset_id = sidecarset.pk
+        record_change(
+            sidecarset,
+            ChangeAction.DELETE,
+            actor=actor,
+            request_id=request_id,
+            message=message,
+            before=_snapshot(sidecarset),
+        )
+        # The revision pointer first, so deleting revisions does not touch a row being deleted.
+        SidecarSet.objects.filter(pk=sidecarset_id).update(current_revision=None)
+        sidecarset.delete()
+        actor_id = getattr(_user_or_none(actor), "pk", None)
+        transaction.on_commit(
+            lambda: _send(
+                sidecarset_deleted, SidecarSet, sidecarset_id=sidecarset_id, name=name, actor_id=actor_id
+            )
+        )
+
+
+# --- publish -----------------------------------------------------------------------------------
+
+
+def _send(signal: Any, sender: type, **kwargs: Any) -> None:
+    """Send ``signal`` robustly: a failing receiver is logged, never raised to the publisher."""
+    for receiver, response in signal.send_robust(sender=sender, **kwargs):
+        if isinstance(response, Exception):
+            logger.error("receiver %r of %s failed", receiver, kwargs, exc_info=response)
+
+
+def _prune_history(
+    sidecarset: SidecarSet, core: CoreSidecarSet, *, actor: Actor, request_id: str
+) -> list[int]:
+    """Apply ``revisionHistoryLimit`` (``max(1, limit)``, update.md §4.3); return pruned numbers.
+
+    The oldest go first; never pruned: the current revision, the one pinned by
+    ``injectionStrategy.revision.revisionName``, and the newest carrying the pinned
+    ``customVersion``. When protection makes the limit unreachable, the excess stays.
+    """
+    limit = max(1, core.revision_history_limit)
+    revisions = list(sidecarset.revisions.order_by("number"))
+    excess = len(revisions) - limit
+    if excess <= 0:
+        return []
+    protected = {sidecarset.current_revision_id}
+    pinned = core.injection_strategy.revision
+    if pinned is not None and pinned.revision_name is not None:
+        protected.update(r.pk for r in revisions if r.name == pinned.revision_name)
+    elif pinned is not None and pinned.custom_version is not None:
+        carrying = [r for r in revisions if r.custom_version == pinned.custom_version]
+        if carrying:
+            protected.add(carrying[-1].pk)
+    pruned: list[int] = []
+    for revision in revisions:
+        if excess <= 0:
+            break
+        if revision.pk in protected:
+            continue
+        record_change(
+            revision,
+            ChangeAction.PRUNE,
+            actor=actor,
+            request_id=request_id,
+            message=f"revisionHistoryLimit is {core.revision_history_limit}",
+            before=_revision_snapshot(revision),
+            parent=sidecarset,
+        )
+        pruned.append(revision.number)
+        revision.delete()
+        excess -= 1
+    return pruned
+
+
+def publish_sidecarset(
+    name: str,
+    *,
+    actor: Actor,
+    message: str = "",
+    request_id: str = "",
+    expected_version: int | None = None,
+) -> SidecarSetRevision:
+    """Freeze the current definition of ``name`` into a new immutable revision and make it current.
+
+    Guarantees: the definition is re-validated (canary base, pinned revision and conflicts may
+    have changed since it was saved); ``NothingToPublish`` when it equals the current revision;
+    the new number is one more than the highest ever stored for this SidecarSet; history beyond
+    ``revisionHistoryLimit`` is pruned (never the current revision); change-log rows for the
+    publish and each pruned revision; ``revision_published`` is sent after commit (see
+    ``sidecarhub.signals`` for its arguments).
+    """
+    with transaction.atomic():
+        _lock_definitions()
+        sidecarset = _get_for_update(name)
+        if expected_version is not None and sidecarset.version != expected_version:
+            raise StaleVersion(name, expected_version, sidecarset.version)
+        core = sidecarset.to_core()
+        _check(core, None)
+        previous = sidecarset.current_revision
+        document = sidecarset.to_document()
+        if previous is not None and previous.document == document:
+            raise NothingToPublish(name, previous.number)
+        number = (sidecarset.revisions.aggregate(highest=Max("number"))["highest"] or 0) + 1
+        user = _user_or_none(actor)
+        revision = SidecarSetRevision.objects.create(
+            sidecarset=sidecarset,
+            number=number,
+            name=f"{sidecarset.name}-{number}",
+            revision_hash=revision_hash(core),
+            hash_without_images=hash_without_images(core),
+            custom_version=core.custom_version,
+            document=document,
+            message=message,
+            author=user,
+            author_name=user.get_username() if user is not None else "system",
+        )
+        SidecarSet.objects.filter(pk=sidecarset.pk).update(current_revision=revision)
+        sidecarset.current_revision = revision
+        change_kind = classify_change(previous.to_core(), core) if previous is not None else ChangeKind.OTHER
+        record_change(
+            revision,
+            ChangeAction.PUBLISH,
+            actor=actor,
+            request_id=request_id,
+            message=message,
+            before=_revision_snapshot(previous) if previous is not None else None,
+            after={**_revision_snapshot(revision), "change_kind": str(change_kind)},
+            parent=sidecarset,
+        )
+        _prune_history(sidecarset, core, actor=actor, request_id=request_id)
+        signal_arguments = {
+            "sidecarset_id": sidecarset.pk,
+            "revision_id": revision.pk,
+            "revision_number": revision.number,
+            "previous_revision_id": previous.pk if previous is not None else None,
+            "change_kind": str(change_kind),
+            "actor_id": getattr(user, "pk", None),
+        }
+        transaction.on_commit(lambda: _send(revision_published, SidecarSetRevision, **signal_arguments))
+        return revision
+
+
+# --- import (kubectl apply) --------------------------------------------------------------------
+
+
+def import_documents(
+    text: str | bytes, *, actor: Actor, owner_team: str = "", request_id: str = "", message: str = ""
+) -> list[AppliedDocument]:
+    """Create or update one SidecarSet per document of a (multi-document) Kruise YAML stream.
+
+    All-or-nothing: every document is checked (those before it in the stream count as stored,
+    so later documents are checked for conflicts against earlier ones); if any document has a
+    problem, ``ImportInvalid`` lists every problem with its document index and line, and nothing
+    is written. Updates follow Kruise's UPDATE rules; ``owner_team`` applies to created
+    SidecarSets only. A name may appear once per stream. Nothing is published.
+    """
+    documents = split_documents(text)
+    if not documents:
+        raise ImportInvalid([DocumentError(0, 1, DOCUMENT_PATH, "no SidecarSet documents found")])
+    errors: list[DocumentError] = []
+    results: list[AppliedDocument] = []
+    seen: dict[str, int] = {}
+    with transaction.atomic():
+        _lock_definitions()
+        for document in documents:
+
+            def fail(problems: Sequence[FieldError], document: Any = document) -> None:
+                errors.extend(
+                    DocumentError(document.index, document.line, e.path, e.message) for e in problems
+                )
+
+            if not document.ok:
+                fail(document.errors)
+                continue
+            core, parse_errors = read_sidecarset(document.data)
+            if core is None:
+                fail(parse_errors)
+                continue
+            if core.name in seen:
+                # Still report the document's own problems, so one round of fixes suffices.
+                first = seen[core.name]
+                duplicate = FieldError("metadata.name", f"{core.name!r} is also defined by document {first}")
+                fail([duplicate, *validate_sidecarset(core)])
+                continue
+            seen[core.name] = document.index
+            existing = SidecarSet.objects.select_for_update().filter(name=core.name).first()
+            try:
+                _check(core, existing)
+            except SidecarSetInvalid as exc:
+                fail(exc.errors)
+                continue
+            if existing is None:
+                created = _create(
+                    core, actor=actor, owner_team=owner_team, request_id=request_id, message=message
+                )
+                results.append(AppliedDocument(document.index, core.name, ApplyOutcome.CREATED, (), created))
+                continue
+            changed = _update(
+                existing, core, actor=actor, owner_team=None, request_id=request_id, message=message
+            )
+            outcome = ApplyOutcome.CONFIGURED if changed else ApplyOutcome.UNCHANGED
+            results.append(AppliedDocument(document.index, core.name, outcome, tuple(changed), existing))
+        if errors:
+            # Raising inside the atomic block rolls back what the valid documents wrote.
+            raise ImportInvalid(errors)
+    return results
+
+
+# --- export and diff ---------------------------------------------------------------------------
+
+
+def _get(name: str) -> SidecarSet:
+    found = SidecarSet.objects.filter(name=name).first()
+    if found is None:
+        raise SidecarSetNotFound(name)
+    return found
+
+
+def _get_revision(sidecarset: SidecarSet, number: int) -> SidecarSetRevision:
+    found = sidecarset.revisions.filter(number=number).first()
+    if found is None:
+        raise RevisionNotFound(sidecarset.name, number)
+    return found
+
+
+def export_sidecarset(
+    name: str, version: KruiseVersion | str = KruiseVersion.V1BETA1, *, revision_number: int | None = None
+) -> str:
+    """The definition of ``name`` (or of one of its revisions) as Kruise YAML of ``version``.
+
+    Round trip: importing the output yields the same canonical definition.
+    """
+    sidecarset = _get(name)
+    source = _get_revision(sidecarset, revision_number) if revision_number is not None else sidecarset
+    return dump_yaml(to_kruise(source.to_core(), KruiseVersion(version).value))
+
+
+def _diff(
+    name: str,
+    old_document: Mapping[str, Any],
+    new_document: Mapping[str, Any],
+    *,
+    from_number: int | None,
+    to_number: int | None,
+) -> RevisionDiff:
+    from_label = f"{name}@{from_number}" if from_number is not None else f"{name}@(none)"
+    to_label = f"{name}@{to_number}" if to_number is not None else f"{name}@(unpublished)"
+    old_yaml = dump_yaml(old_document).splitlines(keepends=True) if old_document else []
+    new_yaml = dump_yaml(new_document).splitlines(keepends=True)
+    old_core = CoreSidecarSet.from_document(old_document) if old_document else None
+    new_core = CoreSidecarSet.from_document(new_document)
+    return RevisionDiff(
+        name=name,
+        from_number=from_number,
+        to_number=to_number,
+        unified_diff="".join(difflib.unified_diff(old_yaml, new_yaml, fromfile=from_label, tofile=to_label)),
+        change_kind=classify_change(old_core, new_core) if old_core is not None else ChangeKind.OTHER,
+        changed_paths=tuple(_changed_paths(dict(old_document), dict(new_document))),
+    )
+
+
+def diff_revisions(name: str, from_number: int, to_number: int) -> RevisionDiff:
+    """Compare two revisions of ``name``: unified YAML diff, changed paths, ``classify_change``."""
+    sidecarset = _get(name)
+    old = _get_revision(sidecarset, from_number)
+    new = _get_revision(sidecarset, to_number)
+    return _diff(name, old.document, new.document, from_number=from_number, to_number=to_number)
+
+
+def diff_unpublished(name: str) -> RevisionDiff:
+    """Compare the current revision of ``name`` (if any) with its unpublished definition."""
+    sidecarset = _get(name)
+    current = sidecarset.current_revision
+    return _diff(
+        name,
+        current.document if current is not None else {},
+        sidecarset.to_document(),
+        from_number=current.number if current is not None else None,
+        to_number=None,
+    )

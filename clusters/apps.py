@@ -5,3 +5,10 @@ class ClustersConfig(AppConfig):
     """Registered Kubernetes clusters, their credentials, push and admission."""
 
     name = "clusters"
+
+    def ready(self) -> None:
+        from clusters import receivers
+        from sidecarhub.signals import revision_published, sidecarset_deleted
+
+        revision_published.connect(receivers.on_revision_published, dispatch_uid="clusters.push")
+        sidecarset_deleted.connect(receivers.on_sidecarset_deleted, dispatch_uid="clusters.remove")

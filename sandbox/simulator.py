@@ -8,8 +8,10 @@ restartCount + 1, and the old run in lastState.terminated. Pods being deleted ar
 force-deleted, as a kubelet would after the containers stopped.
 
 Per-image behaviour is set with ``SimulatorKnobs`` (fnmatch patterns on the image): a
-readiness delay, images that fail to pull, images that crash-loop. Knobs can be changed while
-the simulator runs; ``resync()`` makes it look at every pod again.
+readiness delay, images that fail to pull, images that crash-loop, a ``postStart`` hook that
+takes a while (the container runs but is not ``started`` nor ready until it returns) and a
+``postStart`` hook that fails (the kubelet kills the container: it crash-loops, never ready).
+Knobs can be changed while the simulator runs; ``resync()`` makes it look at every pod again.
 
 The simulator derives everything from the pod's current spec and status, so it can be
 restarted at any time and never rewrites a status that is already right.
@@ -48,6 +50,10 @@ class SimulatorKnobs:
     ready_delay_seconds: dict[str, float] = field(default_factory=dict)
     pull_failures: set[str] = field(default_factory=set)
     crash_loops: set[str] = field(default_factory=set)
+    # postStart: the container runs, ``started``/``ready`` stay false until the hook returns.
+    post_start_delay_seconds: dict[str, float] = field(default_factory=dict)
+    # postStart fails (after its delay): the kubelet kills the container → CrashLoopBackOff.
+    post_start_failures: set[str] = field(default_factory=set)
 
     @staticmethod
     def _match(image: str, patterns: set[str] | dict[str, float]) -> str | None:
@@ -65,6 +71,13 @@ class SimulatorKnobs:
 
     def crash_loops_on(self, image: str) -> bool:
         return self._match(image, self.crash_loops) is not None
+
+    def post_start_delay(self, image: str) -> float:
+        pattern = self._match(image, self.post_start_delay_seconds)
+        return self.post_start_delay_seconds[pattern] if pattern is not None else 0.0
+
+    def post_start_fails(self, image: str) -> bool:
+        return self._match(image, self.post_start_failures) is not None
 
 
 def _now() -> dt.datetime:
@@ -217,12 +230,15 @@ class PodSimulator:
                         continue
                     self._observe(obj, deleted=kind == "DELETED")
             except ApiException as exc:
-                if exc.status == 410:
-                    resource_version = ""
-                else:
+                resource_version = ""
+                if exc.status != 410:
                     self._record_error(f"watch: {exc.status} {exc.reason}")
                     time.sleep(0.5)
             except Exception as exc:  # connection resets while the apiserver restarts
+                # Start again from a fresh list: the client raises KeyError('raw_object') on a
+                # 410 ERROR event when deserialize=False, and after an apiserver restart the old
+                # resourceVersion may be gone anyway.
+                resource_version = ""
                 if not self._stopping.is_set():
                     self._record_error(f"watch: {type(exc).__name__}: {exc}")
                     time.sleep(0.5)
@@ -462,6 +478,9 @@ class PodSimulator:
                 },
                 "lastState": last_state,
             }
+        post_start = self.knobs.post_start_delay(image)
+        if self.knobs.post_start_fails(image) and post_start <= 0:
+            return self._post_start_failed(name, image, restart_count + (1 if restarted else 0), now)
         if self.knobs.crash_loops_on(image):
             return {
                 "name": name,
@@ -479,19 +498,38 @@ class PodSimulator:
                 },
                 "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": _ts(now)}},
             }
-        delay = self.knobs.ready_delay(image)
+        delay = self.knobs.ready_delay(image) + post_start
         if delay > 0:
-            wake.append(delay + 0.05)
+            wake.append((post_start or delay) + 0.05)
         return {
             "name": name,
             "image": image,
             "imageID": image_id(image),
             "containerID": _new_container_id(),
             "ready": delay <= 0,
-            "started": True,
+            "started": post_start <= 0,
             "restartCount": restart_count,
             "state": {"running": {"startedAt": _ts(now)}},
             "lastState": last_state,
+        }
+
+    def _post_start_failed(self, name: str, image: str, restart_count: int, now: dt.datetime) -> Json:
+        """The postStart hook failed: the kubelet killed the container and backs off restarting it."""
+        return {
+            "name": name,
+            "image": image,
+            "imageID": image_id(image),
+            "containerID": _new_container_id(),
+            "ready": False,
+            "started": False,
+            "restartCount": restart_count,
+            "state": {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": "back-off restarting failed container: PostStartHookError",
+                }
+            },
+            "lastState": {"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": _ts(now)}},
         }
 
     def _should_retry(self, previous: Json, image: str) -> bool:
@@ -500,15 +538,30 @@ class PodSimulator:
         if waiting == "ImagePullBackOff":
             return not self.knobs.fails_to_pull(image)
         if waiting == "CrashLoopBackOff":
-            return not self.knobs.crash_loops_on(image)
+            return not (self.knobs.crash_loops_on(image) or self.knobs.post_start_fails(image))
         return False
 
     def _advance(self, previous: Json, image: str, now: dt.datetime, wake: list[float]) -> Json:
-        """Same container instance: only readiness may change, after the image's delay."""
+        """Same container instance: ``started`` once postStart returned (or the container is
+        killed when it fails), then readiness, after the image's delays."""
         current = dict(previous)
         running = previous.get("state", {}).get("running")
+        if running and previous.get("started") is False:
+            post_start_end = _parse_ts(running["startedAt"]) + dt.timedelta(
+                seconds=self.knobs.post_start_delay(image)
+            )
+            if now < post_start_end:
+                wake.append((post_start_end - now).total_seconds() + 0.05)
+                return current
+            if self.knobs.post_start_fails(image):
+                return self._post_start_failed(
+                    previous["name"], image, int(previous.get("restartCount", 0)) + 1, now
+                )
+            current["started"] = True
         if running and not previous.get("ready"):
-            ready_at = _parse_ts(running["startedAt"]) + dt.timedelta(seconds=self.knobs.ready_delay(image))
+            ready_at = _parse_ts(running["startedAt"]) + dt.timedelta(
+                seconds=self.knobs.post_start_delay(image) + self.knobs.ready_delay(image)
+            )
             if now >= ready_at:
                 current["ready"] = True
             else:

@@ -17,6 +17,20 @@ PORT=${SIDECARHUB_PORT:-8000}
 VAR=$SIDECARHUB_ROOT/var
 mkdir -p "$VAR/logs"
 
+# Admission webhook over TLS (clusters.admission): a provided certificate, or a self-signed CA +
+# serving certificate for 127.0.0.1 (30 days; regenerated after 20).
+WEBHOOK_PORT=${SIDECARHUB_WEBHOOK_PORT:-8443}
+if [ -z "${SIDECARHUB_WEBHOOK_CERT_FILE:-}" ]; then
+  TLS_DIR=$VAR/webhook-tls
+  if [ ! -f "$TLS_DIR/webhook.crt" ] || [ -n "$(find "$TLS_DIR/webhook.crt" -mtime +20 2>/dev/null)" ]; then
+    "$PY" -c "import sys; from pathlib import Path; from sandbox.pki import make_serving_certificate; \
+make_serving_certificate(Path(sys.argv[1]), hosts=('127.0.0.1', 'localhost'), prefix='webhook')" "$TLS_DIR"
+  fi
+  export SIDECARHUB_WEBHOOK_CERT_FILE=$TLS_DIR/webhook.crt SIDECARHUB_WEBHOOK_KEY_FILE=$TLS_DIR/webhook.key
+  export SIDECARHUB_WEBHOOK_CA_FILE=$TLS_DIR/webhook-ca.crt
+fi
+export SIDECARHUB_WEBHOOK_URL=${SIDECARHUB_WEBHOOK_URL:-https://127.0.0.1:$WEBHOOK_PORT}
+
 "$PY" manage.py migrate --noinput >/dev/null
 "$PY" manage.py collectstatic --noinput >/dev/null
 ADMIN_FILE=$VAR/admin-login
@@ -63,14 +77,26 @@ fi
 start worker "$PY" -m celery -A sidecarhub.celery worker --loglevel=INFO --concurrency=2
 start beat "$PY" -m celery -A sidecarhub.celery beat --loglevel=INFO --schedule "$VAR/celerybeat-schedule"
 start web "$VAR/../.venv/bin/gunicorn" sidecarhub.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --access-logfile -
+# The same app over TLS for the clusters' apiservers (the admission webhook).
+start web-tls "$VAR/../.venv/bin/gunicorn" sidecarhub.wsgi:application --bind "127.0.0.1:$WEBHOOK_PORT" --workers 2 \
+  --certfile "$SIDECARHUB_WEBHOOK_CERT_FILE" --keyfile "$SIDECARHUB_WEBHOOK_KEY_FILE"
 
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.3; done
+for _ in $(seq 100); do
+  curl -fsS --cacert "${SIDECARHUB_WEBHOOK_CA_FILE:-/dev/null}" "https://127.0.0.1:$WEBHOOK_PORT/healthz" >/dev/null 2>&1 && break
+  sleep 0.3
+done
+if "$PY" manage.py sidecarhub cluster --help 2>/dev/null | grep -q register-webhook; then
+  "$PY" manage.py sidecarhub cluster register-webhook sandbox --url "$SIDECARHUB_WEBHOOK_URL" \
+    >"$VAR/logs/register-webhook.log" 2>&1 || say "warning: registering the sandbox webhook failed; see $VAR/logs/register-webhook.log"
+fi
 cat <<MSG
 
   sidecarhub is running
     web console   http://127.0.0.1:$PORT/admin/   (login: $ADMIN_USER / $ADMIN_PASSWORD)
     API           http://127.0.0.1:$PORT/api/v1/   (schema: /api/v1/schema/, docs: /api/v1/docs/)
     health        http://127.0.0.1:$PORT/healthz
+    admission     $SIDECARHUB_WEBHOOK_URL/admission/v1/clusters/<cluster>/pods   (TLS, CA $SIDECARHUB_WEBHOOK_CA_FILE)
     sandbox       kubeconfig $KUBECONFIG_PATH
                   $SIDECARHUB_K8S_BIN/kubectl --kubeconfig $KUBECONFIG_PATH get pods -A
     logs          $VAR/logs/

@@ -496,6 +496,14 @@ def _prune_history(
     if excess <= 0:
         return []
     protected = {sidecarset.current_revision_id}
+    # A revision an unfinished rollout moves pods from or to stays (rollouts app, decision 16).
+    from rollouts.choices import ACTIVE_ROLLOUT_STATES
+    from rollouts.models import Rollout
+
+    for pair in Rollout.objects.filter(sidecarset=sidecarset, state__in=ACTIVE_ROLLOUT_STATES).values_list(
+        "from_revision_id", "to_revision_id"
+    ):
+        protected.update(pk for pk in pair if pk is not None)
     pinned = core.injection_strategy.revision
     if pinned is not None and pinned.revision_name is not None:
         protected.update(r.pk for r in revisions if r.name == pinned.revision_name)

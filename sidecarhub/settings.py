@@ -149,6 +149,47 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# Cluster health (/version per cluster) and status write-back (one pod list per cluster).
+CELERY_BEAT_SCHEDULE["clusters-health"] = {
+    "task": "clusters.check_all_clusters",
+    "schedule": env_int("SIDECARHUB_CLUSTER_HEALTH_SECONDS", 60, minimum=5),
+}
+CELERY_BEAT_SCHEDULE["clusters-reconcile"] = {
+    "task": "clusters.reconcile_all_clusters",
+    "schedule": env_int("SIDECARHUB_CLUSTER_RECONCILE_SECONDS", 30, minimum=5),
+}
+# Rollouts: the per-cluster reconciler is woken by events; beat is the safety net (lost wakes,
+# approval expiry, progress deadlines).
+CELERY_BEAT_SCHEDULE["rollouts-reconcile"] = {
+    "task": "rollouts.reconcile_all",
+    "schedule": env_int("SIDECARHUB_ROLLOUT_RECONCILE_SECONDS", 10, minimum=1),
+}
+
+# --- Admission webhook (clusters.admission, clusters.webhooks) ------------------------------------
+# TLS of the admission endpoint: the web server that serves it (gunicorn --certfile/--keyfile)
+# uses the certificate and key; the CA file is the caBundle registered in every cluster (empty:
+# the apiserver trusts its system roots). The quick start generates a CA + a cert for 127.0.0.1.
+SIDECARHUB_WEBHOOK_CERT_FILE = env_str("SIDECARHUB_WEBHOOK_CERT_FILE", "")
+SIDECARHUB_WEBHOOK_KEY_FILE = env_str("SIDECARHUB_WEBHOOK_KEY_FILE", "")
+SIDECARHUB_WEBHOOK_CA_FILE = env_str("SIDECARHUB_WEBHOOK_CA_FILE", "")
+# Base URL at which clusters reach the hub when a cluster has no webhook_url of its own.
+SIDECARHUB_WEBHOOK_URL = env_str("SIDECARHUB_WEBHOOK_URL", "")
+# How often each web process re-reads the definitions generation (decision 10: a publish takes
+# effect within 2 s, so this must stay well below that).
+SIDECARHUB_ADMISSION_GENERATION_CHECK_SECONDS = float(
+    env_str("SIDECARHUB_ADMISSION_GENERATION_CHECK_SECONDS", "1.0")
+)
+# Namespace labels are cached per process this long; a cache miss is one GET with this timeout.
+SIDECARHUB_ADMISSION_NAMESPACE_TTL_SECONDS = float(
+    env_str("SIDECARHUB_ADMISSION_NAMESPACE_TTL_SECONDS", "30")
+)
+SIDECARHUB_ADMISSION_NAMESPACE_TIMEOUT_SECONDS = float(
+    env_str("SIDECARHUB_ADMISSION_NAMESPACE_TIMEOUT_SECONDS", "1.0")
+)
+# Largest AdmissionReview accepted (413 above); the apiserver's own request limit is 3 MiB.
+SIDECARHUB_ADMISSION_MAX_BODY_BYTES = env_int(
+    "SIDECARHUB_ADMISSION_MAX_BODY_BYTES", 3 * 1024 * 1024, minimum=64 * 1024
+)
 
 # --- REST framework -----------------------------------------------------------------
 REST_FRAMEWORK = {

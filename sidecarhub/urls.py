@@ -4,6 +4,7 @@
 /admin/                  the web console (Django admin)
 /api/v1/                 the REST API (token or session authentication)
 /api/v1/schema/          OpenAPI 3 schema; /api/v1/docs/ renders it
+/admission/v1/           the pod admission webhook (clusters.admission_urls; called by apiservers)
 """
 
 from django.contrib import admin
@@ -19,4 +20,5 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("clusters.admission_urls")),
 ]

@@ -5,6 +5,7 @@ Kubernetes tests FAIL (never skip) when the sandbox binaries are missing or do n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -72,11 +73,34 @@ def k8s_namespace(k8s: RunningCluster) -> Iterator[str]:
     _delete_namespace(k8s, name)
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(
-    django_db_setup: None, django_db_blocker: object
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Celery worker process against the test Redis and the test database."""
+_WORKERS: list[subprocess.Popen[bytes]] = []  # every worker start_worker started (for suspend_workers)
+
+
+@contextlib.contextmanager
+def suspend_workers() -> Iterator[None]:
+    """SIGSTOP every live worker started so far (e.g. the session worker) and SIGCONT them on
+    exit, so a test can run its own workers without competition for the queue."""
+    stopped = [proc for proc in _WORKERS if proc.poll() is None]
+    for proc in stopped:
+        os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for proc in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGCONT)
+
+
+def start_worker(
+    log_name: str = "test-worker.log",
+    *,
+    concurrency: int = 2,
+    extra_env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+    wait_ready: bool = True,
+) -> subprocess.Popen[bytes]:
+    """Start a real Celery worker process (its own session) against the test Redis and the test
+    database; with ``wait_ready``, return once it answered a ping. Stop it with ``stop_worker``."""
     from django.db import connection
 
     from sidecarhub.tasks import ping
@@ -85,9 +109,10 @@ def celery_worker_process(
     # The worker must see the rows the tests commit: point it at pytest-django's test database.
     url = urlsplit(os.environ["DATABASE_URL"])
     env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
-    log_path = ROOT / "var" / "test-worker.log"
+    env.update(extra_env or {})
+    log_path = ROOT / "var" / log_name
     log_path.parent.mkdir(exist_ok=True)
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -97,11 +122,12 @@ def celery_worker_process(
                 "sidecarhub.celery",
                 "worker",
                 "--pool=prefork",
-                "--concurrency=2",
+                f"--concurrency={concurrency}",
                 "--loglevel=INFO",
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
+                *(extra_args or []),
             ],
             cwd=ROOT,
             env=env,
@@ -109,21 +135,43 @@ def celery_worker_process(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    _WORKERS.append(proc)
+    if wait_ready:
+        try:
+            # Ready when it answers a task; a dead worker fails here with its log path.
+            result = ping.apply_async(args=["ready"], ignore_result=False)
+            wait_for(lambda: proc.poll() is not None or result.ready(), timeout_seconds=60, what="the worker")
+            if proc.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited with {proc.returncode}; see {log_path}")
+        except BaseException:
+            stop_worker(proc, sig=signal.SIGKILL)
+            raise
+    return proc
+
+
+def stop_worker(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM) -> None:
+    """Signal the worker's whole process group (SIGKILL: no clean-up at all) and reap it."""
     try:
-        # Ready when it answers a task; a dead worker fails here with its log path.
-        result = ping.apply_async(args=["ready"], ignore_result=False)
-        wait_for(
-            lambda: proc.poll() is not None or result.ready(), timeout_seconds=60, what="the Celery worker"
-        )
-        if proc.poll() is not None:
-            raise RuntimeError(f"the Celery worker exited with {proc.returncode}; see {log_path}")
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(
+    django_db_setup: None, django_db_blocker: object
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process against the test Redis and the test database."""
+    proc = start_worker()
+    try:
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_worker(proc)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -18,3 +18,49 @@ router = DefaultRouter()
 from sidecarhub.api.views import SidecarSetViewSet  # noqa: E402
 
 router.register("sidecarsets", SidecarSetViewSet, basename="sidecarset")
+
+# --- Clusters (clusters.api.views) ---------------------------------------------------------------
+# /api/v1/clusters/                                      GET list (?name= ?reachable=), POST register
+# /api/v1/clusters/import-kubeconfig/                    POST {name, kubeconfig, context, replace, labels}
+# /api/v1/clusters/{name}/                               GET, PATCH (no credentials), DELETE
+# /api/v1/clusters/{name}/credentials/                   POST replace credentials (write-only)
+# /api/v1/clusters/{name}/check/                         POST 202: health check queued
+# /api/v1/sidecarset-targets/                            GET list (?sidecarset= ?cluster= ?*_id=), POST
+# /api/v1/sidecarset-targets/{id}/                       GET, PATCH, DELETE
+# /api/v1/sidecarset-placements/                         GET push state (?sidecarset= ?cluster= ?state=)
+# /api/v1/sidecarset-placements/{id}/retry/              POST 202: push / removal queued again
+# /api/v1/cluster-audit-events/                          GET security audit (?cluster= ?action=)
+from clusters.api.views import (  # noqa: E402
+    ClusterAuditEventViewSet,
+    ClusterViewSet,
+    PlacementViewSet,
+    TargetViewSet,
+)
+
+router.register("clusters", ClusterViewSet, basename="cluster")
+router.register("sidecarset-targets", TargetViewSet, basename="sidecarset-target")
+router.register("sidecarset-placements", PlacementViewSet, basename="sidecarset-placement")
+router.register("cluster-audit-events", ClusterAuditEventViewSet, basename="cluster-audit-event")
+
+# --- Rollouts (rollouts.api.views) ---------------------------------------------------------------
+# /api/v1/rollouts/                                      GET list with progress counts
+#     list filters: ?sidecarset= ?sidecarset_id= ?cluster= ?cluster_id= ?state= (repeatable)
+#                   ?active=true|false ?wave= ?kind=update|rollback
+# /api/v1/rollouts/{id}/                                 GET with steps, pods, approvals, counts
+# /api/v1/rollouts/{id}/steps/                           GET the steps
+# /api/v1/rollouts/{id}/preview/                         GET next step's pods: in place / needs recreate
+# /api/v1/rollouts/{id}/pause/ .../resume/ .../abort/    POST {reason} 202; 409 with the current state
+# /api/v1/rollouts/{id}/rollback/                        POST {reason} 202: the NEW rollback rollout
+# /api/v1/rollout-steps/                                 GET list (?rollout= ?state= ?cluster= ?cluster_id=)
+# /api/v1/rollout-steps/{id}/                            GET
+# /api/v1/rollout-steps/{id}/approve/ .../deny/          POST {comment} 202; four eyes (403); race → 409
+# /api/v1/pod-updates/                                   GET per-pod history; ?format=csv streams CSV
+#     filters: ?cluster= ?cluster_id= ?namespace= ?pod= ?pod_contains= ?pod_uid= ?rollout= ?step=
+#              ?sidecarset= ?outcome= ?state= (repeatable) ?since= ?until= (ISO 8601, claimed_at)
+# /api/v1/pod-updates/{id}/                              GET
+# /api/v1/pod-updates/export.csv/                        GET streaming CSV (same filters)
+from rollouts.api.views import PodUpdateViewSet, RolloutStepViewSet, RolloutViewSet  # noqa: E402
+
+router.register("rollouts", RolloutViewSet, basename="rollout")
+router.register("rollout-steps", RolloutStepViewSet, basename="rollout-step")
+router.register("pod-updates", PodUpdateViewSet, basename="pod-update")

@@ -276,7 +276,39 @@ def _upgrade_strategy_errors(container: SidecarContainer, path: FieldPath) -> li
         return _errors(strategy_path.child("upgradeType"), f"must be one of: {', '.join(UPGRADE_TYPES)}")
     if container.is_hot_upgrade and not container.hot_upgrade_empty_image:
         return _errors(strategy_path.child("hotUpgradeEmptyImage"), "required when upgradeType is HotUpgrade")
+    if container.is_hot_upgrade:
+        return _hot_upgrade_container_errors(container, path)
     return []
+
+
+def _hot_upgrade_container_errors(container: SidecarContainer, path: FieldPath) -> list[FieldError]:
+    """Decision 2: what makes a HotUpgrade sidecar unusable, which Kruise leaves to pod creation."""
+    errors: list[FieldError] = []
+    if container.hot_upgrade_empty_image == container.image:
+        errors.append(
+            FieldError.at(
+                path.child("upgradeStrategy").child("hotUpgradeEmptyImage"),
+                "must differ from image: the idle twin would run the real sidecar",
+            )
+        )
+    twin_length = len(container.name) + 2  # the twins are named <name>-1 and <name>-2
+    if twin_length > 63:
+        errors.append(
+            FieldError.at(
+                path.child("name"),
+                f"must be at most 61 characters with HotUpgrade: the twin {container.name}-1 "
+                f"would have {twin_length} (container names are at most 63)",
+            )
+        )
+    for position, port in enumerate(container.data.get("ports") or ()):
+        if port.get("hostPort"):
+            errors.append(
+                FieldError.at(
+                    path.child("ports").index(position).child("hostPort"),
+                    "not allowed with HotUpgrade: both twins would claim the same host port",
+                )
+            )
+    return errors
 
 
 def _container_extra_errors(sidecarset: SidecarSet) -> list[FieldError]:

@@ -330,3 +330,11 @@ def test_two_clusters_run_side_by_side(k8s_pair: tuple[RunningCluster, RunningCl
             running.core.delete_namespaced_pod(f"p-{running.name}", "default", _preload_content=False)
     finally:
         alpha.core.delete_namespace(marker, _preload_content=False)
+
+
+def test_simulator_recovers_after_an_apiserver_restart(k8s: RunningCluster, k8s_namespace: str) -> None:
+    k8s.cluster.stop_apiserver()
+    k8s.cluster.start_apiserver()
+    k8s.core.create_namespaced_pod(k8s_namespace, _pod("after", ("app", "nginx:1")), _preload_content=False)
+    pod = _wait_ready(k8s, k8s_namespace, "after")
+    assert _statuses(pod)["app"]["image"] == "nginx:1"

@@ -1,0 +1,295 @@
+"""Admin console pages of the clusters app. Saves go through services (audit, change log,
+placement sync); credentials are write-only form fields that are never rendered back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from clusters.crypto import ClusterCredentials
+from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
+from clusters.push import (
+    InvalidTransition,
+    TargetInvalid,
+    create_target,
+    delete_target,
+    retry_placement,
+    update_target,
+)
+from clusters.services import (
+    EDITABLE_FIELDS,
+    ClusterInvalid,
+    register_cluster,
+    replace_credentials,
+    update_cluster,
+    validate_credentials,
+)
+
+_HEALTH_FIELDS = (
+    "credential_kind",
+    "credentials_updated_at",
+    "reachable",
+    "kubernetes_version",
+    "last_error",
+    "last_checked_at",
+    "last_check_duration_ms",
+    "created_at",
+    "updated_at",
+)
+
+
+class ClusterAdminForm(forms.ModelForm):
+    """Connection fields plus write-only credentials (blank on edit = keep the current ones)."""
+
+    api_server_url = forms.URLField(assume_scheme="https", max_length=500)
+    webhook_url = forms.URLField(assume_scheme="https", max_length=500, required=False)
+
+    token = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False), help_text="Bearer token (write-only)"
+    )
+    client_certificate = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4}), help_text="PEM client certificate"
+    )
+    client_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="PEM private key of the client certificate (write-only)",
+        strip=False,
+    )
+
+    class Meta:
+        model = Cluster
+        fields = ("name", *EDITABLE_FIELDS)
+
+    def credentials(self) -> ClusterCredentials | None:
+        data = self.cleaned_data
+        if not (data.get("token") or data.get("client_certificate") or data.get("client_key")):
+            return None
+        return ClusterCredentials(
+            token=data.get("token") or "",
+            client_certificate_pem=data.get("client_certificate") or "",
+            client_key_pem=data.get("client_key") or "",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        credentials = self.credentials()
+        if credentials is None:
+            if self.instance.pk is None:
+                self.add_error("token", "give a token, or a client certificate and key")
+            return data
+        try:
+            validate_credentials(credentials)
+        except ClusterInvalid as exc:
+            for field, message in exc.errors.items():
+                self.add_error(field if field in self.fields else None, message)
+        return data
+
+
+@admin.register(Cluster)
+class ClusterAdmin(admin.ModelAdmin):
+    form = ClusterAdminForm
+    list_display = (
+        "name",
+        "api_server_url",
+        "credential_kind",
+        "reachable",
+        "kubernetes_version",
+        "last_checked_at",
+    )
+    list_filter = ("reachable", "credential_kind", "webhook_failure_policy")
+    search_fields = ("name", "api_server_url")
+    readonly_fields = _HEALTH_FIELDS
+    actions = ("check_health",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "api_server_url",
+                    "ca_bundle",
+                    "insecure_skip_tls_verify",
+                    "tls_server_name",
+                    "labels",
+                )
+            },
+        ),
+        (
+            "Credentials (write-only; leave blank to keep)",
+            {"fields": ("token", "client_certificate", "client_key")},
+        ),
+        (
+            "Admission webhook",
+            {"fields": ("webhook_url", "webhook_failure_policy", "webhook_timeout_seconds")},
+        ),
+        ("Health", {"fields": _HEALTH_FIELDS}),
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Cluster | None = None) -> tuple[str, ...]:
+        return (*_HEALTH_FIELDS, "name") if obj is not None else _HEALTH_FIELDS
+
+    def save_model(self, request: HttpRequest, obj: Cluster, form: ClusterAdminForm, change: bool) -> None:
+        fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS if name in form.cleaned_data}
+        credentials = form.credentials()
+        with transaction.atomic():
+            if not change:
+                assert credentials is not None
+                cluster = register_cluster(
+                    name=obj.name, credentials=credentials, actor=request.user, **fields
+                )
+                obj.pk = cluster.pk
+                obj.credentials_ciphertext = ""
+            else:
+                update_cluster(obj.pk, changes=fields, actor=request.user)
+                if credentials is not None:
+                    replace_credentials(obj.pk, credentials, actor=request.user)
+
+    @admin.action(description="Check health now")
+    def check_health(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
+        from clusters.tasks import check_cluster_health_task
+
+        ids = list(queryset.values_list("pk", flat=True))
+        transaction.on_commit(lambda: [check_cluster_health_task.delay(pk) for pk in ids])
+        self.message_user(request, f"Health check queued for {len(ids)} cluster(s).", messages.SUCCESS)
+
+
+class TargetAdminForm(forms.ModelForm):
+    class Meta:
+        model = SidecarSetTarget
+        fields = ("sidecarset", "cluster", "cluster_selector", "wave")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if (data.get("cluster") is None) == (data.get("cluster_selector") in (None, "")):
+            self.add_error("cluster", "give exactly one of cluster or cluster selector")
+        return data
+
+
+@admin.register(SidecarSetTarget)
+class TargetAdmin(admin.ModelAdmin):
+    form = TargetAdminForm
+    list_display = ("sidecarset", "cluster", "cluster_selector", "wave")
+    list_filter = ("wave",)
+    search_fields = ("sidecarset__name", "cluster__name")
+    list_select_related = ("sidecarset", "cluster")
+
+    def save_model(
+        self, request: HttpRequest, obj: SidecarSetTarget, form: forms.ModelForm, change: bool
+    ) -> None:
+        selector = form.cleaned_data.get("cluster_selector") or None
+        cluster = form.cleaned_data.get("cluster")
+        try:
+            if change:
+                update_target(
+                    obj.pk,
+                    changes={
+                        "cluster_id": cluster.pk if cluster else None,
+                        "cluster_selector": selector,
+                        "wave": obj.wave,
+                    },
+                    actor=request.user,
+                )
+            else:
+                target = create_target(
+                    sidecarset_id=obj.sidecarset_id,
+                    cluster_id=cluster.pk if cluster else None,
+                    cluster_selector=selector,
+                    wave=obj.wave,
+                    actor=request.user,
+                )
+                obj.pk = target.pk
+        except TargetInvalid as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+
+    def delete_model(self, request: HttpRequest, obj: SidecarSetTarget) -> None:
+        delete_target(obj.pk, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[SidecarSetTarget]) -> None:
+        for pk in list(queryset.values_list("pk", flat=True)):
+            delete_target(pk, actor=request.user)
+
+
+@admin.register(SidecarSetPlacement)
+class PlacementAdmin(admin.ModelAdmin):
+    list_display = (
+        "sidecarset_name",
+        "cluster",
+        "wave",
+        "state",
+        "applied_revision_number",
+        "matched_pods",
+        "updated_pods",
+        "ready_pods",
+        "updated_ready_pods",
+        "last_error",
+    )
+    list_filter = ("state", "cluster")
+    search_fields = ("sidecarset_name", "cluster__name")
+    list_select_related = ("cluster",)
+    actions = ("retry",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Retry push / removal now", permissions=["view"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[SidecarSetPlacement]) -> None:
+        queued = 0
+        for pk in queryset.values_list("pk", flat=True):
+            try:
+                retry_placement(pk)
+                queued += 1
+            except InvalidTransition as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+        self.message_user(request, f"{queued} placement(s) queued again.", messages.SUCCESS)
+
+
+@admin.register(ClusterAuditEvent)
+class ClusterAuditEventAdmin(admin.ModelAdmin):
+    list_display = ("at", "action", "cluster_name", "actor_name", "request_id")
+    list_filter = ("action",)
+    search_fields = ("cluster_name", "actor_name", "request_id")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- drift (clusters.drift): read-only, written by the periodic reconcile ---
+
+
+@admin.register(DriftedPod)
+class DriftedPodAdmin(admin.ModelAdmin):
+    list_display = ("cluster", "namespace", "pod_name", "missing", "pod_created_at", "last_seen_at")
+    list_filter = ("cluster", "namespace")
+    search_fields = ("pod_name", "namespace", "cluster__name")
+    list_select_related = ("cluster",)
+
+    @admin.display(description="Missing SidecarSets")
+    def missing(self, obj: DriftedPod) -> str:
+        return ", ".join(obj.missing_sidecarsets)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

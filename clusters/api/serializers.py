@@ -1,0 +1,237 @@
+"""Serializers of the clusters API. Declarative: no queries, no credentials in any output.
+
+Credential fields (``token``, ``client_certificate``, ``client_key``, ``kubeconfig``) are
+write-only inputs; no serializer has a field that reads ``credentials_ciphertext``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from clusters.choices import FailurePolicy
+from clusters.crypto import ClusterCredentials
+from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
+
+__all__ = [
+    "ClusterAuditEventSerializer",
+    "ClusterCreateSerializer",
+    "ClusterSerializer",
+    "ClusterUpdateSerializer",
+    "CredentialsSerializer",
+    "DriftedPodSerializer",
+    "KubeconfigImportSerializer",
+    "PlacementSerializer",
+    "TargetSerializer",
+]
+
+_SECRET_STYLE = {"input_type": "password"}
+
+
+class ClusterSerializer(serializers.ModelSerializer):
+    """A cluster as shown: connection data, labels, health and webhook settings."""
+
+    class Meta:
+        model = Cluster
+        fields = (
+            "id",
+            "name",
+            "api_server_url",
+            "ca_bundle",
+            "insecure_skip_tls_verify",
+            "tls_server_name",
+            "credential_kind",
+            "credentials_updated_at",
+            "labels",
+            "reachable",
+            "kubernetes_version",
+            "last_error",
+            "last_checked_at",
+            "last_check_duration_ms",
+            "webhook_url",
+            "webhook_failure_policy",
+            "webhook_timeout_seconds",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+
+class _CredentialFields(serializers.Serializer):
+    token = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=True, style=_SECRET_STYLE
+    )
+    client_certificate = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False
+    )
+    client_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False, style=_SECRET_STYLE
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("token") and not (attrs.get("client_certificate") or attrs.get("client_key")):
+            raise serializers.ValidationError(
+                {"token": "give a token, or a client_certificate and client_key"}
+            )
+        return attrs
+
+    def credentials(self) -> ClusterCredentials:
+        data = self.validated_data
+        return ClusterCredentials(
+            token=data.get("token", ""),
+            client_certificate_pem=data.get("client_certificate", ""),
+            client_key_pem=data.get("client_key", ""),
+        )
+
+
+def _labels(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise serializers.ValidationError("must be an object of string keys to string values")
+    return value
+
+
+class ClusterCreateSerializer(_CredentialFields):
+    """Input of ``POST /api/v1/clusters/``."""
+
+    name = serializers.CharField(max_length=63)
+    api_server_url = serializers.URLField(max_length=500)
+    ca_bundle = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    insecure_skip_tls_verify = serializers.BooleanField(required=False, default=False)
+    tls_server_name = serializers.CharField(required=False, allow_blank=True, default="", max_length=253)
+    labels = serializers.JSONField(required=False, default=dict, validators=[_labels])
+    webhook_url = serializers.URLField(required=False, allow_blank=True, default="", max_length=500)
+    webhook_failure_policy = serializers.ChoiceField(
+        FailurePolicy.choices, required=False, default=FailurePolicy.IGNORE
+    )
+    webhook_timeout_seconds = serializers.IntegerField(required=False, default=10, min_value=1, max_value=30)
+
+
+class ClusterUpdateSerializer(serializers.Serializer):
+    """Input of ``PATCH /api/v1/clusters/{name}/`` (credentials have their own endpoint)."""
+
+    api_server_url = serializers.URLField(required=False, max_length=500)
+    ca_bundle = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    insecure_skip_tls_verify = serializers.BooleanField(required=False)
+    tls_server_name = serializers.CharField(required=False, allow_blank=True, max_length=253)
+    labels = serializers.JSONField(required=False, validators=[_labels])
+    webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+    webhook_failure_policy = serializers.ChoiceField(FailurePolicy.choices, required=False)
+    webhook_timeout_seconds = serializers.IntegerField(required=False, min_value=1, max_value=30)
+
+
+class CredentialsSerializer(_CredentialFields):
+    """Input of ``POST /api/v1/clusters/{name}/credentials/`` (replace credentials)."""
+
+
+class KubeconfigImportSerializer(serializers.Serializer):
+    """Input of ``POST /api/v1/clusters/import-kubeconfig/``: a kubeconfig's text (inline
+    ``*-data`` only: the server cannot read the client's files) and the context to import."""
+
+    name = serializers.CharField(max_length=63)
+    kubeconfig = serializers.CharField(
+        write_only=True, trim_whitespace=False, style={"base_template": "textarea.html"}
+    )
+    context = serializers.CharField(required=False, allow_blank=True, default="")
+    replace = serializers.BooleanField(required=False, default=False)
+    labels = serializers.JSONField(required=False, default=None, allow_null=True, validators=[])
+
+    def validate_labels(self, value: Any) -> Any:
+        return None if value is None else _labels(value)
+
+
+class TargetSerializer(serializers.ModelSerializer):
+    """A SidecarSet target: ``cluster`` (by name) or ``cluster_selector``, and a ``wave``."""
+
+    sidecarset = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    sidecarset_id = serializers.IntegerField(read_only=True)
+    cluster = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    cluster_id = serializers.IntegerField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = SidecarSetTarget
+        fields = (
+            "id",
+            "sidecarset",
+            "sidecarset_id",
+            "cluster",
+            "cluster_id",
+            "cluster_selector",
+            "wave",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = fields
+
+
+class TargetInputSerializer(serializers.Serializer):
+    """Input of target create/update: names for the SidecarSet and cluster."""
+
+    sidecarset = serializers.CharField(required=False, max_length=63)
+    cluster = serializers.CharField(required=False, allow_null=True, max_length=63)
+    cluster_selector = serializers.JSONField(required=False, allow_null=True)
+    wave = serializers.IntegerField(required=False, min_value=0, max_value=1000)
+
+
+class PlacementSerializer(serializers.ModelSerializer):
+    """Push state and observed status of one SidecarSet in one cluster."""
+
+    cluster = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    desired_revision_number = serializers.IntegerField(
+        source="desired_revision.number", read_only=True, allow_null=True, default=None
+    )
+
+    class Meta:
+        model = SidecarSetPlacement
+        fields = (
+            "id",
+            "sidecarset_id",
+            "sidecarset_name",
+            "cluster",
+            "cluster_id",
+            "wave",
+            "should_exist",
+            "state",
+            "state_changed_at",
+            "desired_revision_id",
+            "desired_revision_number",
+            "applied_revision_number",
+            "applied_revision_hash",
+            "applied_at",
+            "last_error",
+            "failed_attempts",
+            "matched_pods",
+            "updated_pods",
+            "ready_pods",
+            "updated_ready_pods",
+            "status_observed_at",
+        )
+        read_only_fields = fields
+
+
+class ClusterAuditEventSerializer(serializers.ModelSerializer):
+    """A security audit row (credential create / replace / re-encrypt)."""
+
+    class Meta:
+        model = ClusterAuditEvent
+        fields = ("id", "cluster_id", "cluster_name", "action", "actor_name", "request_id", "detail", "at")
+        read_only_fields = fields
+
+
+class DriftedPodSerializer(serializers.ModelSerializer):
+    """A pod lacking the injection of SidecarSets active in its cluster (``clusters.drift``)."""
+
+    class Meta:
+        model = DriftedPod
+        fields = (
+            "namespace",
+            "pod_name",
+            "pod_uid",
+            "missing_sidecarsets",
+            "pod_created_at",
+            "first_seen_at",
+            "last_seen_at",
+        )
+        read_only_fields = fields

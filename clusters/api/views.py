@@ -1,0 +1,332 @@
+"""Viewsets of the clusters API: declare queryset, serializer, filters and permissions; each
+write validates an input serializer and calls one service.
+
+Errors use the project's body, ``{"errors": [{"path": <field or null>, "message": ...}]}``:
+input errors are 400 naming the field, an impossible state change is 409, unknown objects 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from clusters.api.filtersets import AuditEventFilterSet, ClusterFilterSet, PlacementFilterSet, TargetFilterSet
+from clusters.api.serializers import (
+    ClusterAuditEventSerializer,
+    ClusterCreateSerializer,
+    ClusterSerializer,
+    ClusterUpdateSerializer,
+    CredentialsSerializer,
+    DriftedPodSerializer,
+    KubeconfigImportSerializer,
+    PlacementSerializer,
+    TargetInputSerializer,
+    TargetSerializer,
+)
+from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
+from clusters.push import (
+    InvalidTransition,
+    TargetInvalid,
+    create_target,
+    delete_target,
+    retry_placement,
+    update_target,
+)
+from clusters.services import (
+    ClusterExists,
+    ClusterInvalid,
+    delete_cluster,
+    import_kubeconfig,
+    register_cluster,
+    replace_credentials,
+    update_cluster,
+)
+from sidecarhub.api.permissions import ActionPermissions
+from sidecarhub.models import SidecarSet
+
+__all__ = ["ClusterAuditEventViewSet", "ClusterViewSet", "PlacementViewSet", "TargetViewSet"]
+
+
+def _flatten(detail: Any, path: str | None) -> list[dict[str, Any]]:
+    if isinstance(detail, dict):
+        return [
+            item
+            for key, value in detail.items()
+            for item in _flatten(value, None if key in ("non_field_errors", "detail") else str(key))
+        ]
+    if isinstance(detail, list):
+        return [item for value in detail for item in _flatten(value, path)]
+    return [{"path": path, "message": str(detail)}]
+
+
+def clusters_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Map domain errors to statuses; every error body names the field when there is one."""
+    if isinstance(exc, ClusterExists):
+        return Response({"errors": _flatten(exc.errors, None)}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, ClusterInvalid | TargetInvalid):
+        return Response({"errors": _flatten(exc.errors, None)}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, InvalidTransition):
+        return Response(
+            {"errors": [{"path": "state", "message": str(exc)}], "state": exc.current_state},
+            status=status.HTTP_409_CONFLICT,
+        )
+    response = exception_handler(exc, context)
+    if response is not None and isinstance(exc, ValidationError):
+        response.data = {"errors": _flatten(exc.detail, None)}
+    return response
+
+
+def _request_id(request: Request) -> str:
+    return str(getattr(request, "id", "") or request.headers.get("X-Request-ID", ""))[:64]
+
+
+class _ClustersViewMixin:
+    permission_classes = (ActionPermissions,)
+
+    def get_exception_handler(self) -> Any:
+        return clusters_exception_handler
+
+
+class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
+    """Registered clusters, looked up by name.
+
+    GET/POST /api/v1/clusters/ · GET/PATCH/DELETE /api/v1/clusters/{name}/ ·
+    POST /api/v1/clusters/import-kubeconfig/ · POST /api/v1/clusters/{name}/credentials/ ·
+    POST /api/v1/clusters/{name}/check/ (202: a health check is queued) ·
+    GET /api/v1/clusters/{name}/drift/ (pods lacking an active SidecarSet's injection; ?namespace=)
+    """
+
+    queryset = Cluster.objects.all()
+    serializer_class = ClusterSerializer
+    filterset_class = ClusterFilterSet
+    lookup_field = "name"
+    lookup_value_regex = "[a-z0-9-]+"
+    http_method_names = ("get", "post", "patch", "delete", "head", "options")
+    required_permissions = {
+        "list": ["clusters.view_cluster"],
+        "retrieve": ["clusters.view_cluster"],
+        "create": ["clusters.add_cluster"],
+        "import_kubeconfig": ["clusters.add_cluster", "clusters.change_cluster"],
+        "partial_update": ["clusters.change_cluster"],
+        "destroy": ["clusters.delete_cluster"],
+        "credentials": ["clusters.change_cluster"],
+        "check": ["clusters.view_cluster"],
+        "drift": ["clusters.view_cluster", "clusters.view_driftedpod"],
+    }
+
+    def _show(self, cluster: Cluster, code: int = status.HTTP_200_OK) -> Response:
+        cluster.refresh_from_db()
+        return Response(ClusterSerializer(cluster).data, status=code)
+
+    @extend_schema(request=ClusterCreateSerializer, responses={201: ClusterSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = ClusterCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = {
+            k: v
+            for k, v in data.validated_data.items()
+            if k not in ("token", "client_certificate", "client_key")
+        }
+        cluster = register_cluster(
+            **fields, credentials=data.credentials(), actor=request.user, request_id=_request_id(request)
+        )
+        return self._show(cluster, status.HTTP_201_CREATED)
+
+    @extend_schema(request=ClusterUpdateSerializer, responses={200: ClusterSerializer})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        cluster = self.get_object()
+        data = ClusterUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        update_cluster(
+            cluster.pk, changes=data.validated_data, actor=request.user, request_id=_request_id(request)
+        )
+        return self._show(cluster)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        cluster = self.get_object()
+        delete_cluster(cluster.pk, actor=request.user, request_id=_request_id(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request=KubeconfigImportSerializer, responses={201: ClusterSerializer, 200: ClusterSerializer}
+    )
+    @action(detail=False, methods=["post"], url_path="import-kubeconfig")
+    def import_kubeconfig(self, request: Request) -> Response:
+        data = KubeconfigImportSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        cluster, created = import_kubeconfig(
+            name=values["name"],
+            kubeconfig_text=values["kubeconfig"],
+            context=values["context"] or None,
+            replace=values["replace"],
+            labels=values["labels"],
+            actor=request.user,
+            request_id=_request_id(request),
+        )
+        return self._show(cluster, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=CredentialsSerializer, responses={200: ClusterSerializer})
+    @action(detail=True, methods=["post"])
+    def credentials(self, request: Request, name: str | None = None) -> Response:
+        cluster = self.get_object()
+        data = CredentialsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        replace_credentials(
+            cluster.pk, data.credentials(), actor=request.user, request_id=_request_id(request)
+        )
+        return self._show(cluster)
+
+    @extend_schema(request=None, responses={202: ClusterSerializer})
+    @action(detail=True, methods=["post"])
+    def check(self, request: Request, name: str | None = None) -> Response:
+        from clusters.tasks import check_cluster_health_task
+
+        cluster = self.get_object()
+        transaction.on_commit(lambda: check_cluster_health_task.delay(cluster.pk))
+        return self._show(cluster, status.HTTP_202_ACCEPTED)
+
+    # --- drift (clusters.drift) ---
+    @extend_schema(request=None, responses={200: DriftedPodSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def drift(self, request: Request, name: str | None = None) -> Response:
+        cluster = self.get_object()
+        rows = DriftedPod.objects.filter(cluster=cluster).order_by("namespace", "pod_name")
+        namespace = request.query_params.get("namespace")
+        if namespace:
+            rows = rows.filter(namespace=namespace)
+        page = self.paginate_queryset(rows)
+        if page is not None:
+            return self.get_paginated_response(DriftedPodSerializer(page, many=True).data)
+        return Response(DriftedPodSerializer(rows, many=True).data)
+
+
+class TargetViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
+    """Which clusters a SidecarSet goes to, and in which wave.
+
+    GET/POST /api/v1/sidecarset-targets/ · GET/PATCH/DELETE /api/v1/sidecarset-targets/{id}/
+    """
+
+    queryset = SidecarSetTarget.objects.select_related("sidecarset", "cluster")
+    serializer_class = TargetSerializer
+    filterset_class = TargetFilterSet
+    http_method_names = ("get", "post", "patch", "delete", "head", "options")
+    required_permissions = {
+        "list": ["clusters.view_sidecarsettarget"],
+        "retrieve": ["clusters.view_sidecarsettarget"],
+        "create": ["clusters.add_sidecarsettarget"],
+        "partial_update": ["clusters.change_sidecarsettarget"],
+        "destroy": ["clusters.delete_sidecarsettarget"],
+    }
+
+    @staticmethod
+    def _cluster_id(name: str | None) -> int | None:
+        if name is None:
+            return None
+        cluster_id = Cluster.objects.filter(name=name).values_list("pk", flat=True).first()
+        if cluster_id is None:
+            raise TargetInvalid({"cluster": f"no cluster named {name!r}"})
+        return cluster_id
+
+    def _show(self, target: SidecarSetTarget, code: int = status.HTTP_200_OK) -> Response:
+        return Response(TargetSerializer(self.get_queryset().get(pk=target.pk)).data, status=code)
+
+    @extend_schema(request=TargetInputSerializer, responses={201: TargetSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = TargetInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        if not values.get("sidecarset"):
+            raise TargetInvalid({"sidecarset": "this field is required"})
+        sidecarset_id = (
+            SidecarSet.objects.filter(name=values["sidecarset"]).values_list("pk", flat=True).first()
+        )
+        if sidecarset_id is None:
+            raise TargetInvalid({"sidecarset": f"no SidecarSet named {values['sidecarset']!r}"})
+        target = create_target(
+            sidecarset_id=sidecarset_id,
+            cluster_id=self._cluster_id(values.get("cluster")),
+            cluster_selector=values.get("cluster_selector"),
+            wave=values.get("wave", 0),
+            actor=request.user,
+            request_id=_request_id(request),
+        )
+        return self._show(target, status.HTTP_201_CREATED)
+
+    @extend_schema(request=TargetInputSerializer, responses={200: TargetSerializer})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        target = self.get_object()
+        data = TargetInputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        if "sidecarset" in values:
+            raise TargetInvalid({"sidecarset": "cannot be changed; delete the target and create another"})
+        changes: dict[str, Any] = {}
+        if "cluster" in values:
+            changes["cluster_id"] = self._cluster_id(values["cluster"])
+        for key in ("cluster_selector", "wave"):
+            if key in values:
+                changes[key] = values[key]
+        target = update_target(
+            target.pk, changes=changes, actor=request.user, request_id=_request_id(request)
+        )
+        return self._show(target)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        target = self.get_object()
+        delete_target(target.pk, actor=request.user, request_id=_request_id(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PlacementViewSet(
+    _ClustersViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Push state and observed status per (SidecarSet, cluster).
+
+    GET /api/v1/sidecarset-placements/ · GET /api/v1/sidecarset-placements/{id}/ ·
+    POST /api/v1/sidecarset-placements/{id}/retry/ (202: the push or removal is queued again)
+    """
+
+    queryset = SidecarSetPlacement.objects.select_related("cluster", "desired_revision")
+    serializer_class = PlacementSerializer
+    filterset_class = PlacementFilterSet
+    required_permissions = {
+        "list": ["clusters.view_sidecarsetplacement"],
+        "retrieve": ["clusters.view_sidecarsetplacement"],
+        "retry": ["clusters.change_sidecarsetplacement"],
+    }
+
+    @extend_schema(request=None, responses={202: PlacementSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        placement = self.get_object()
+        retry_placement(placement.pk)
+        return Response(
+            PlacementSerializer(self.get_queryset().get(pk=placement.pk)).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class ClusterAuditEventViewSet(
+    _ClustersViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Security audit of cluster credentials (read-only).
+
+    GET /api/v1/cluster-audit-events/ · GET /api/v1/cluster-audit-events/{id}/
+    """
+
+    queryset = ClusterAuditEvent.objects.all()
+    serializer_class = ClusterAuditEventSerializer
+    filterset_class = AuditEventFilterSet
+    required_permissions = {
+        "list": ["clusters.view_clusterauditevent"],
+        "retrieve": ["clusters.view_clusterauditevent"],
+    }

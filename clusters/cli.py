@@ -1,0 +1,180 @@
+"""Command-line verbs for clusters: ``cluster add | list | check | rotate-key | register-webhook``.
+
+``register(subparsers)`` adds the ``cluster`` command to the project's ``manage.py sidecarhub``
+parser; ``add_cluster_commands(parser)`` adds the verbs to any parser (``manage.py cluster``
+uses it directly). Each verb stores its handler as ``handler`` (and ``func``):
+``handler(args, stdout=None) -> None``; failures raise ``CommandError`` with a readable,
+credential-free message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, TextIO
+
+from django.core.management.base import CommandError
+
+from clusters.crypto import CredentialsUnreadable
+from clusters.models import Cluster
+from clusters.services import (
+    ClusterInvalid,
+    check_cluster_health,
+    import_kubeconfig,
+    rotate_encryption_key,
+)
+
+__all__ = ["add_cluster_commands", "register"]
+
+
+def _out(stdout: TextIO | Any | None) -> Any:
+    return stdout if stdout is not None else sys.stdout
+
+
+def _labels(values: list[str] | None) -> dict[str, str] | None:
+    if not values:
+        return None
+    labels: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--label must be key=value (got {item!r})")
+        labels[key] = value
+    return labels
+
+
+def handle_add(args: argparse.Namespace, stdout: Any = None) -> None:
+    """Register (or with --replace, update) a cluster from a kubeconfig file and context."""
+    try:
+        cluster, created = import_kubeconfig(
+            name=args.name,
+            kubeconfig_path=args.kubeconfig,
+            context=args.context,
+            replace=args.replace,
+            labels=_labels(args.label),
+        )
+    except ClusterInvalid as exc:
+        raise CommandError(str(exc)) from None
+    verb = "registered" if created else "updated"
+    _out(stdout).write(
+        f"cluster {cluster.name} {verb}: {cluster.api_server_url} ({cluster.get_credential_kind_display()})\n"
+    )
+
+
+def handle_list(args: argparse.Namespace, stdout: Any = None) -> None:
+    """One line per cluster: name, server, credential kind, health, version, labels."""
+    rows = [("NAME", "SERVER", "CREDENTIALS", "REACHABLE", "VERSION", "LAST CHECKED", "LABELS")]
+    for cluster in Cluster.objects.order_by("name"):
+        reachable = "-" if cluster.reachable is None else ("yes" if cluster.reachable else "no")
+        checked = cluster.last_checked_at.strftime("%Y-%m-%d %H:%M:%S") if cluster.last_checked_at else "-"
+        labels = ",".join(f"{k}={v}" for k, v in sorted((cluster.labels or {}).items())) or "-"
+        rows.append(
+            (
+                cluster.name,
+                cluster.api_server_url,
+                cluster.credential_kind,
+                reachable,
+                cluster.kubernetes_version or "-",
+                checked,
+                labels,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    out = _out(stdout)
+    for row in rows:
+        out.write(
+            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() + "\n"
+        )
+
+
+def handle_check(args: argparse.Namespace, stdout: Any = None) -> None:
+    """Check one cluster (or all) now; fails when any is unreachable."""
+    clusters = Cluster.objects.order_by("name")
+    if args.name:
+        clusters = clusters.filter(name=args.name)
+        if not clusters.exists():
+            raise CommandError(f"no cluster named {args.name!r}")
+    out = _out(stdout)
+    unreachable = 0
+    for cluster in clusters:
+        result = check_cluster_health(cluster.pk)
+        if result is None:
+            continue
+        if result.reachable:
+            out.write(f"{cluster.name}: reachable, {result.kubernetes_version} ({result.duration_ms} ms)\n")
+        else:
+            unreachable += 1
+            out.write(f"{cluster.name}: UNREACHABLE ({result.duration_ms} ms): {result.error}\n")
+    if unreachable:
+        raise CommandError(f"{unreachable} cluster(s) unreachable")
+
+
+def handle_rotate_key(args: argparse.Namespace, stdout: Any = None) -> None:
+    """Re-encrypt every cluster's credentials with the newest key of SIDECARHUB_ENCRYPTION_KEY."""
+    try:
+        count = rotate_encryption_key()
+    except CredentialsUnreadable as exc:
+        raise CommandError(
+            f"{exc}; keep the old key in SIDECARHUB_ENCRYPTION_KEY (after the new one)"
+        ) from None
+    _out(stdout).write(f"re-encrypted the credentials of {count} cluster(s) with the newest key\n")
+
+
+def handle_register_webhook(args: argparse.Namespace, stdout: Any = None) -> None:
+    """Apply the hub's admission webhook configuration to one cluster now (``--url`` first sets
+    the cluster's webhook URL)."""
+    from clusters.kube import KubeError
+    from clusters.services import update_cluster
+    from clusters.webhooks import WebhookNotConfigured, register_webhook
+
+    cluster = Cluster.objects.filter(name=args.name).first()
+    if cluster is None:
+        raise CommandError(f"no cluster named {args.name!r}")
+    try:
+        if args.url:
+            update_cluster(cluster.pk, changes={"webhook_url": args.url})
+        registration = register_webhook(cluster.pk)
+    except (ClusterInvalid, WebhookNotConfigured, KubeError) as exc:
+        raise CommandError(str(exc)) from None
+    _out(stdout).write(
+        f"cluster {registration.cluster_name}: webhook {registration.configuration_name} -> "
+        f"{registration.url} (failurePolicy {registration.failure_policy}, "
+        f"timeout {registration.timeout_seconds}s)\n"
+    )
+
+
+def _verb(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler, func=handler)
+    return parser
+
+
+def add_cluster_commands(parser: argparse.ArgumentParser) -> None:
+    """Add the ``add | list | check | rotate-key | register-webhook`` verbs to ``parser``."""
+    sub = parser.add_subparsers(
+        dest="cluster_command", metavar="{add,list,check,rotate-key,register-webhook}"
+    )
+    sub.required = True
+    add = _verb(sub, "add", handle_add, "register a cluster from a kubeconfig file and context")
+    add.add_argument("--name", required=True, help="name of the cluster in the hub")
+    add.add_argument("--kubeconfig", required=True, help="kubeconfig file")
+    add.add_argument("--context", default=None, help="context to import (default: current-context)")
+    add.add_argument("--replace", action="store_true", help="update the cluster if the name exists")
+    add.add_argument("--label", action="append", metavar="KEY=VALUE", help="cluster label (repeatable)")
+    _verb(sub, "list", handle_list, "list registered clusters and their health")
+    check = _verb(sub, "check", handle_check, "check reachability and version now")
+    check.add_argument("name", nargs="?", default=None, help="one cluster (default: all)")
+    _verb(sub, "rotate-key", handle_rotate_key, "re-encrypt all credentials with the newest key")
+    webhook = _verb(
+        sub, "register-webhook", handle_register_webhook, "apply the pod admission webhook to a cluster"
+    )
+    webhook.add_argument("name", help="the cluster")
+    webhook.add_argument("--url", default=None, help="set the cluster's webhook URL first (https://...)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``cluster`` command (with its verbs) to ``manage.py sidecarhub``."""
+    parser = subparsers.add_parser(
+        "cluster", help="registered Kubernetes clusters", description="registered Kubernetes clusters"
+    )
+    add_cluster_commands(parser)

@@ -1,0 +1,428 @@
+"""Use cases of the cluster registry: register (by fields or from a kubeconfig), update, replace
+credentials, delete, check health, and rotate the encryption key.
+
+Every service takes ``actor`` (a user or None for the system) and ``request_id`` explicitly,
+writes the security audit row for credential changes (STYLE P11) and the config change log
+through ``sidecarhub.changes.record_change`` with credential-free snapshots. Errors are
+``ClusterInvalid`` (field -> message, for a 400) and ``ClusterExists``.
+
+Push of SidecarSets and status write-back are in ``clusters.push``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from clusters.choices import AuditAction, FailurePolicy
+from clusters.crypto import ClusterCredentials, encrypt_credentials, reencrypt
+from clusters.kube import KubeError, forget_kube_client, open_kube_client
+from clusters.kubeconfig import ImportedCluster, KubeconfigError, parse_kubeconfig, read_kubeconfig
+from clusters.models import Cluster, ClusterAuditEvent
+from sidecarhub.changes import record_change
+
+__all__ = [
+    "ClusterExists",
+    "ClusterInvalid",
+    "HealthResult",
+    "check_cluster_health",
+    "cluster_snapshot",
+    "delete_cluster",
+    "import_kubeconfig",
+    "register_cluster",
+    "replace_credentials",
+    "rotate_encryption_key",
+    "sidecarset_ids_targeting",
+    "update_cluster",
+    "validate_credentials",
+]
+
+log = logging.getLogger(__name__)
+
+# Fields people may edit on an existing cluster (credentials have their own service).
+EDITABLE_FIELDS = (
+    "api_server_url",
+    "ca_bundle",
+    "insecure_skip_tls_verify",
+    "tls_server_name",
+    "labels",
+    "webhook_url",
+    "webhook_failure_policy",
+    "webhook_timeout_seconds",
+)
+_SNAPSHOT_FIELDS = ("name", "credential_kind", *EDITABLE_FIELDS)
+
+
+class ClusterInvalid(ValueError):
+    """Input rejected; ``errors`` maps field names to messages (never to submitted values)."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        super().__init__("; ".join(f"{key}: {value}" for key, value in errors.items()))
+        self.errors = dict(errors)
+
+
+class ClusterExists(ClusterInvalid):
+    """A cluster with that name is already registered (use ``replace``)."""
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    """The outcome of one health check."""
+
+    cluster_id: int
+    reachable: bool
+    kubernetes_version: str
+    error: str
+    duration_ms: int
+
+
+def _actor_name(actor: Any) -> str:
+    return str(getattr(actor, "username", "") or "system") if actor is not None else "system"
+
+
+def cluster_snapshot(cluster: Cluster) -> dict[str, Any]:
+    """A credential-free JSON snapshot for the change log (no ciphertext either)."""
+    return {field: getattr(cluster, field) for field in _SNAPSHOT_FIELDS}
+
+
+def _record_change(
+    cluster: Cluster,
+    action: str,
+    *,
+    actor: Any,
+    request_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    message: str = "",
+) -> None:
+    """Write the config change-log row (snapshots are credential-free and redacted again there)."""
+    record_change(
+        cluster, action, actor=actor, request_id=request_id, message=message, before=before, after=after
+    )
+
+
+def _audit(cluster: Cluster, action: str, *, actor: Any, request_id: str, detail: dict[str, Any]) -> None:
+    ClusterAuditEvent.objects.create(
+        cluster=cluster,
+        cluster_name=cluster.name,
+        action=action,
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_name=_actor_name(actor),
+        request_id=request_id or "",
+        detail=detail,
+    )
+
+
+def validate_credentials(credentials: ClusterCredentials) -> None:
+    """Exactly one kind of credentials, in a usable shape (messages name fields only)."""
+    if credentials.token and (credentials.client_certificate_pem or credentials.client_key_pem):
+        raise ClusterInvalid({"token": "give either a token or a client certificate and key, not both"})
+    if credentials.token:
+        if any(ch.isspace() for ch in credentials.token.strip()) or "\n" in credentials.token:
+            raise ClusterInvalid({"token": "must be a single line without spaces"})
+        return
+    errors: dict[str, str] = {}
+    try:
+        x509.load_pem_x509_certificate(credentials.client_certificate_pem.encode())
+    except ValueError:
+        errors["client_certificate"] = "a PEM certificate is required (or give a token)"
+    try:
+        serialization.load_pem_private_key(credentials.client_key_pem.encode(), password=None)
+    except (ValueError, TypeError):  # the parser's message is not echoed: it could quote the key
+        errors["client_key"] = "an unencrypted PEM private key is required (or give a token)"
+    if errors:
+        raise ClusterInvalid(errors)
+
+
+def _clean(cluster: Cluster, *, exclude: tuple[str, ...] = ()) -> None:
+    try:
+        cluster.full_clean(exclude=["credentials_ciphertext", *exclude])
+    except ValidationError as exc:
+        raise ClusterInvalid(
+            {key: " ".join(str(m) for m in msgs) for key, msgs in exc.message_dict.items()}
+        ) from None
+    if not cluster.api_server_url.startswith("https://"):
+        raise ClusterInvalid({"api_server_url": "must be an https:// URL"})
+    if not isinstance(cluster.labels, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in cluster.labels.items()
+    ):
+        raise ClusterInvalid({"labels": "must be an object of string keys to string values"})
+    if cluster.webhook_failure_policy not in FailurePolicy.values:
+        raise ClusterInvalid({"webhook_failure_policy": "must be Ignore or Fail"})
+
+
+@transaction.atomic
+def register_cluster(
+    *,
+    name: str,
+    api_server_url: str,
+    credentials: ClusterCredentials,
+    ca_bundle: str = "",
+    insecure_skip_tls_verify: bool = False,
+    tls_server_name: str = "",
+    labels: Mapping[str, str] | None = None,
+    webhook_url: str = "",
+    webhook_failure_policy: str = FailurePolicy.IGNORE,
+    webhook_timeout_seconds: int = 10,
+    actor: Any = None,
+    request_id: str = "",
+) -> Cluster:
+    """Register a new cluster with encrypted credentials; audit ``credentials_created``.
+
+    Does not contact the cluster (a health check is queued after commit)."""
+    validate_credentials(credentials)
+    cluster = Cluster(
+        name=name,
+        api_server_url=api_server_url.rstrip("/"),
+        ca_bundle=ca_bundle,
+        insecure_skip_tls_verify=insecure_skip_tls_verify,
+        tls_server_name=tls_server_name,
+        labels=dict(labels or {}),
+        webhook_url=webhook_url,
+        webhook_failure_policy=webhook_failure_policy,
+        webhook_timeout_seconds=webhook_timeout_seconds,
+        credential_kind=credentials.kind,
+        credentials_ciphertext=encrypt_credentials(credentials),
+        credentials_updated_at=timezone.now(),
+    )
+    if Cluster.objects.filter(name=name).exists():
+        raise ClusterExists({"name": f"a cluster named {name!r} is already registered"})
+    _clean(cluster)
+    try:
+        with transaction.atomic():
+            cluster.save()
+    except IntegrityError:
+        raise ClusterExists({"name": f"a cluster named {name!r} is already registered"}) from None
+    _audit(
+        cluster,
+        AuditAction.CREDENTIALS_CREATED,
+        actor=actor,
+        request_id=request_id,
+        detail={"credential_kind": cluster.credential_kind},
+    )
+    _record_change(
+        cluster, "create", actor=actor, request_id=request_id, before=None, after=cluster_snapshot(cluster)
+    )
+    _queue_health_check(cluster.pk)
+    return cluster
+
+
+def import_kubeconfig(
+    *,
+    name: str,
+    kubeconfig_text: str | None = None,
+    kubeconfig_path: str | Path | None = None,
+    context: str | None = None,
+    replace: bool = False,
+    labels: Mapping[str, str] | None = None,
+    actor: Any = None,
+    request_id: str = "",
+) -> tuple[Cluster, bool]:
+    """Register (or with ``replace``, update) a cluster from one kubeconfig context.
+
+    Returns ``(cluster, created)``. On replace, connection data and credentials are replaced
+    (audit ``credentials_replaced``); labels and webhook settings are kept unless given."""
+    try:
+        if kubeconfig_path is not None:
+            imported = read_kubeconfig(kubeconfig_path, context=context)
+        else:
+            imported = parse_kubeconfig(kubeconfig_text or "", context=context)
+    except KubeconfigError as exc:
+        field = "context" if exc.field == "context" else "kubeconfig"
+        raise ClusterInvalid({field: str(exc)}) from None
+    with transaction.atomic():
+        existing = Cluster.objects.select_for_update().filter(name=name).first()
+        if existing is None:
+            return _register_imported(name, imported, labels, actor, request_id), True
+        if not replace:
+            raise ClusterExists({"name": f"a cluster named {name!r} is already registered (use replace)"})
+        changes: dict[str, Any] = {
+            "api_server_url": imported.api_server_url,
+            "ca_bundle": imported.ca_bundle,
+            "insecure_skip_tls_verify": imported.insecure_skip_tls_verify,
+            "tls_server_name": imported.tls_server_name,
+        }
+        if labels is not None:
+            changes["labels"] = dict(labels)
+        update_cluster(existing.pk, changes=changes, actor=actor, request_id=request_id)
+        cluster = replace_credentials(existing.pk, imported.credentials, actor=actor, request_id=request_id)
+        return cluster, False
+
+
+def _register_imported(
+    name: str, imported: ImportedCluster, labels: Mapping[str, str] | None, actor: Any, request_id: str
+) -> Cluster:
+    return register_cluster(
+        name=name,
+        api_server_url=imported.api_server_url,
+        credentials=imported.credentials,
+        ca_bundle=imported.ca_bundle,
+        insecure_skip_tls_verify=imported.insecure_skip_tls_verify,
+        tls_server_name=imported.tls_server_name,
+        labels=labels,
+        actor=actor,
+        request_id=request_id,
+    )
+
+
+@transaction.atomic
+def update_cluster(
+    cluster_id: int, *, changes: Mapping[str, Any], actor: Any = None, request_id: str = ""
+) -> Cluster:
+    """Change non-credential fields. A label change re-resolves label-selector targets."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ClusterInvalid({sorted(unknown)[0]: "cannot be changed here"})
+    cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+    before = cluster_snapshot(cluster)
+    for field, value in changes.items():
+        setattr(cluster, field, value.rstrip("/") if field == "api_server_url" else value)
+    _clean(cluster, exclude=("name",))
+    cluster.save()
+    after = cluster_snapshot(cluster)
+    if before != after:
+        _record_change(cluster, "update", actor=actor, request_id=request_id, before=before, after=after)
+    if before["labels"] != after["labels"]:
+        from clusters.push import resync_selector_targets
+
+        resync_selector_targets(actor=actor, request_id=request_id)
+    return cluster
+
+
+@transaction.atomic
+def replace_credentials(
+    cluster_id: int, credentials: ClusterCredentials, *, actor: Any = None, request_id: str = ""
+) -> Cluster:
+    """Replace a cluster's credentials (encrypted with the newest key); audit the replacement."""
+    validate_credentials(credentials)
+    cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+    previous_kind = cluster.credential_kind
+    cluster.credential_kind = credentials.kind
+    cluster.credentials_ciphertext = encrypt_credentials(credentials)
+    cluster.credentials_updated_at = timezone.now()
+    cluster.save(
+        update_fields=["credential_kind", "credentials_ciphertext", "credentials_updated_at", "updated_at"]
+    )
+    _audit(
+        cluster,
+        AuditAction.CREDENTIALS_REPLACED,
+        actor=actor,
+        request_id=request_id,
+        detail={"credential_kind": cluster.credential_kind, "previous_credential_kind": previous_kind},
+    )
+    _record_change(
+        cluster,
+        "update",
+        actor=actor,
+        request_id=request_id,
+        before={"credential_kind": previous_kind},
+        after={"credential_kind": cluster.credential_kind},
+        message="credentials replaced",
+    )
+    transaction.on_commit(lambda: forget_kube_client(cluster_id))
+    _queue_health_check(cluster.pk)
+    return cluster
+
+
+@transaction.atomic
+def delete_cluster(cluster_id: int, *, actor: Any = None, request_id: str = "") -> None:
+    """Unregister a cluster. Its targets and placements go with it; nothing is removed from
+    the cluster itself (the hub may no longer be able to reach it)."""
+    cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+    _record_change(
+        cluster, "delete", actor=actor, request_id=request_id, before=cluster_snapshot(cluster), after=None
+    )
+    cluster.delete()
+    transaction.on_commit(lambda: forget_kube_client(cluster_id))
+
+
+def _queue_health_check(cluster_id: int) -> None:
+    from clusters.tasks import check_cluster_health_task
+
+    transaction.on_commit(lambda: check_cluster_health_task.delay(cluster_id))
+
+
+def check_cluster_health(cluster_id: int) -> HealthResult | None:
+    """Call ``/version`` with a fresh client and record reachability, version, error and time.
+
+    Safe to run concurrently (last writer wins on health columns only). None when the cluster
+    no longer exists."""
+    cluster = Cluster.objects.filter(pk=cluster_id).first()
+    if cluster is None:
+        return None
+    started = time.monotonic()
+    version, error = "", ""
+    try:
+        with open_kube_client(cluster) as kube:
+            info = kube.version()
+        version = str(info.get("gitVersion") or f"v{info.get('major')}.{info.get('minor')}")
+    except KubeError as exc:
+        error = str(exc)
+    duration_ms = int((time.monotonic() - started) * 1000)
+    fields: dict[str, Any] = {
+        "reachable": not error,
+        "last_error": error,
+        "last_checked_at": timezone.now(),
+        "last_check_duration_ms": duration_ms,
+    }
+    if version:
+        fields["kubernetes_version"] = version
+    Cluster.objects.filter(pk=cluster_id).update(**fields)
+    if error:
+        log.warning("health check: %s", error)
+    return HealthResult(cluster_id, not error, version, error, duration_ms)
+
+
+def rotate_encryption_key(*, actor: Any = None, request_id: str = "") -> int:
+    """Re-encrypt every cluster's credentials with the newest key (the first of
+    ``SIDECARHUB_ENCRYPTION_KEYS``); one audit row per cluster. Idempotent. Returns the count.
+
+    Raises ``CredentialsUnreadable`` (and changes nothing for that row) if a row cannot be
+    decrypted with any configured key."""
+    count = 0
+    for cluster_id in Cluster.objects.order_by("pk").values_list("pk", flat=True):
+        with transaction.atomic():
+            cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+            cluster.credentials_ciphertext = reencrypt(cluster.credentials_ciphertext)
+            cluster.save(update_fields=["credentials_ciphertext"])
+            _audit(cluster, AuditAction.ENCRYPTION_KEY_ROTATED, actor=actor, request_id=request_id, detail={})
+        count += 1
+    return count
+
+
+# --- which SidecarSets target a cluster (inverse of clusters.push.resolve_targets) -------------
+
+
+def sidecarset_ids_targeting(cluster: Cluster) -> set[int]:
+    """IDs of the SidecarSets whose targets select ``cluster``: named explicitly, or by a label
+    selector over the cluster's labels (the same rule as ``clusters.push.resolve_targets``,
+    seen from the cluster's side). These are the SidecarSets "active in the cluster" for
+    admission and drift (those with a published revision). One query."""
+    from django.db.models import Q
+
+    from clusters.models import SidecarSetTarget
+    from sidecarhub.sidecarset import LabelSelector
+
+    labels = cluster.labels or {}
+    chosen: set[int] = set()
+    rows = SidecarSetTarget.objects.filter(Q(cluster_id=cluster.pk) | Q(cluster__isnull=True)).values_list(
+        "sidecarset_id", "cluster_id", "cluster_selector"
+    )
+    for sidecarset_id, cluster_id, cluster_selector in rows:
+        if cluster_id is not None:
+            chosen.add(sidecarset_id)
+            continue
+        selector = LabelSelector.from_dict(cluster_selector)
+        if selector is not None and selector.matches(labels):
+            chosen.add(sidecarset_id)
+    return chosen

@@ -1,0 +1,118 @@
+"""Celery tasks of the clusters app. Thin: each takes IDs, reloads, does one bounded step
+through a service, and is safe to run twice (STYLE P7, P8)."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from celery import Task
+
+from clusters.drift import detect_drift
+from clusters.models import Cluster
+from clusters.push import PushOutcome, apply_revision, reconcile_cluster, remove_placement
+from clusters.services import check_cluster_health
+from sidecarhub.tasks import hub_task
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "check_all_clusters_task",
+    "check_cluster_health_task",
+    "push_revision_task",
+    "reconcile_all_clusters_task",
+    "reconcile_cluster_task",
+    "register_webhook_task",
+    "remove_placement_task",
+]
+
+# Push retries: 2, 4, 8 ... seconds (capped), with jitter; after that the reconcile sweep
+# re-queues failed placements (SIDECARHUB_PUSH_REQUEUE_SECONDS).
+PUSH_MAX_RETRIES = 10
+PUSH_BACKOFF_BASE_SECONDS = 2.0
+PUSH_BACKOFF_MAX_SECONDS = 120.0
+
+
+def _backoff_seconds(retries: int) -> float:
+    delay = min(PUSH_BACKOFF_MAX_SECONDS, PUSH_BACKOFF_BASE_SECONDS * (2**retries))
+    return delay * (0.75 + random.random() / 2)
+
+
+@hub_task("clusters.check_cluster_health")
+def check_cluster_health_task(cluster_id: int) -> None:
+    """Check one cluster's reachability and version (one ``/version`` call)."""
+    check_cluster_health(cluster_id)
+
+
+@hub_task("clusters.check_all_clusters")
+def check_all_clusters_task() -> None:
+    """Beat entry: fan out one health check per registered cluster."""
+    for cluster_id in Cluster.objects.values_list("pk", flat=True):
+        check_cluster_health_task.delay(cluster_id)
+
+
+@hub_task("clusters.push_revision", bind=True, max_retries=PUSH_MAX_RETRIES)
+def push_revision_task(self: Task, revision_id: int, cluster_id: int) -> str:
+    """Apply one revision to one cluster; on failure the placement is marked failed (with the
+    error) and the task retries with exponential backoff."""
+    outcome = apply_revision(revision_id, cluster_id)
+    if outcome == PushOutcome.FAILED and self.request.retries < PUSH_MAX_RETRIES:
+        raise self.retry(countdown=_backoff_seconds(self.request.retries))
+    return str(outcome)
+
+
+@hub_task("clusters.remove_placement", bind=True, max_retries=PUSH_MAX_RETRIES)
+def remove_placement_task(self: Task, placement_id: int) -> str:
+    """Delete one SidecarSet's resource from one cluster; retried with backoff on failure."""
+    outcome = remove_placement(placement_id)
+    if outcome == PushOutcome.FAILED and self.request.retries < PUSH_MAX_RETRIES:
+        raise self.retry(countdown=_backoff_seconds(self.request.retries))
+    return str(outcome)
+
+
+@hub_task("clusters.reconcile_cluster")
+def reconcile_cluster_task(cluster_id: int) -> dict[str, Any]:
+    """Status write-back for one cluster (one pod list), then drift detection (issue 5 §4)."""
+    result = reconcile_cluster(cluster_id)
+    # --- drift (clusters.drift): pods lacking an active SidecarSet's injection ---
+    drift = detect_drift(cluster_id)
+    return {
+        "statuses_written": result.statuses_written,
+        "requeued": result.requeued,
+        "error": result.error,
+        "drifted_pods": drift.drifted,
+        "drift_error": drift.error,
+    }
+
+
+@hub_task("clusters.reconcile_all_clusters")
+def reconcile_all_clusters_task() -> None:
+    """Beat entry: fan out one reconcile per cluster that has placements."""
+    ids = Cluster.objects.filter(placements__isnull=False).values_list("pk", flat=True).distinct()
+    for cluster_id in ids:
+        reconcile_cluster_task.delay(cluster_id)
+
+
+# --- admission webhook registration (clusters.webhooks) -------------------------------------
+
+
+@hub_task("clusters.register_webhook", bind=True, max_retries=PUSH_MAX_RETRIES)
+def register_webhook_task(self: Task, cluster_id: int) -> str:
+    """Apply the hub's MutatingWebhookConfiguration to one cluster; retried with backoff while
+    the cluster is unreachable. A cluster without a webhook URL is logged, not retried."""
+    from clusters.kube import KubeError
+    from clusters.webhooks import WebhookNotConfigured, register_webhook
+
+    try:
+        registration = register_webhook(cluster_id)
+    except Cluster.DoesNotExist:
+        return "skipped"
+    except WebhookNotConfigured as exc:
+        logger.info("register webhook: %s", exc)
+        return "not configured"
+    except KubeError:
+        if self.request.retries < PUSH_MAX_RETRIES:
+            raise self.retry(countdown=_backoff_seconds(self.request.retries)) from None
+        raise
+    return registration.url

@@ -1,0 +1,540 @@
+"""The rollouts console: rollouts with a progress bar, a detail page with every step (its exact
+pods, its approvals, approve / deny), pause / resume / abort / rollback, the next step's preview,
+and the per-pod history with CSV export.
+
+Nothing here changes a row itself: every button and action calls the same service as the API
+and the CLI (``rollouts.services``) with the signed-in user as actor, so the permission and
+four-eyes checks are the services' own. Refusals are shown as messages a person can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch, QuerySet
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from clusters.kube import KubeError
+from rollouts import services
+from rollouts.choices import APPROVABLE_STEP_STATES, PodUpdateOutcome, RolloutState, StepState
+from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep, StepTransition
+from rollouts.permissions import APPROVE_PERMISSION, approval_refusal, can_operate
+from rollouts.queries import (
+    Progress,
+    pod_update_csv,
+    progress_of,
+    rollouts_with_progress,
+    steps_with_progress,
+)
+from rollouts.services import NotPermitted
+from rollouts.transitions import InvalidTransition, RolloutError
+
+__all__ = ["PodUpdateAdmin", "RolloutAdmin", "progress_bar_html", "state_badge"]
+
+# Colours of states (GitHub-like palette, readable in light and dark admin themes).
+_GREEN, _RED, _AMBER, _BLUE, _GREY, _DARK = "#1a7f37", "#cf222e", "#9a6700", "#0969da", "#6e7781", "#424a53"
+_STATE_COLOURS = {
+    RolloutState.PENDING: _GREY,
+    RolloutState.RUNNING: _BLUE,
+    RolloutState.PAUSED: _AMBER,
+    RolloutState.COMPLETED: _GREEN,
+    RolloutState.ABORTED: _DARK,
+    RolloutState.FAILED: _RED,
+    StepState.AWAITING_APPROVAL: "#8250df",
+    StepState.APPROVED: _BLUE,
+    StepState.SUCCEEDED: _GREEN,
+    StepState.DENIED: _RED,
+    StepState.EXPIRED: _AMBER,
+    StepState.CANCELLED: _DARK,
+    PodUpdateOutcome.SKIPPED: _GREY,
+    PodUpdateOutcome.POD_GONE: _DARK,
+    PodUpdateOutcome.TIMED_OUT: _RED,
+}
+
+# What each verb means for a person, shown next to its button.
+VERB_HELP = {
+    "pause": "Stops between pods (the pod being patched finishes first). Resumable.",
+    "resume": "Runs the paused step again; failures seen so far no longer count. "
+    "A denied or expired step is prepared again with a fresh pod list.",
+    "abort": "Stops for good. Pods already updated keep the new image (roll back to undo).",
+    "rollback": "Creates a new rollout back to the previous revision, through the same steps "
+    "and approvals. A paused rollout is aborted first.",
+}
+
+
+def state_badge(state: str, label: str | None = None) -> str:
+    """A coloured pill for a rollout, step or pod-update state."""
+    colour = _STATE_COLOURS.get(state, _GREY)
+    return format_html(
+        '<span class="sh-badge" style="display:inline-block;padding:1px 8px;border-radius:10px;'
+        'color:#fff;background:{};font-size:11px;font-weight:600;white-space:nowrap">{}</span>',
+        colour,
+        label or state.replace("_", " "),
+    )
+
+
+def progress_bar_html(progress: Progress, width_px: int = 160) -> str:
+    """A bar (green updated, red failed, grey in flight) and ``updated / total`` with failures."""
+    title = (
+        f"{progress.updated} updated, {progress.failed} failed, {progress.in_flight} in flight, "
+        f"{progress.skipped} skipped, {progress.pod_gone} gone, of {progress.total} pods in prepared steps"
+    )
+    text = f"{progress.updated} / {progress.total} updated"
+    failed = (
+        format_html(' · <strong style="color:{}">{} failed</strong>', _RED, progress.failed)
+        if progress.failed
+        else ""
+    )
+    return format_html(
+        '<div class="sh-progress" title="{}" style="display:flex;flex-direction:column;gap:2px">'
+        '<div style="display:flex;width:{}px;height:10px;background:#d0d7de;'
+        'border-radius:5px;overflow:hidden">'
+        '<div class="sh-updated" style="width:{}%;background:{}"></div>'
+        '<div class="sh-failed" style="width:{}%;background:{}"></div>'
+        '<div class="sh-inflight" style="width:{}%;background:{}"></div></div>'
+        '<span style="font-size:11px;white-space:nowrap">{}{}</span></div>',
+        title,
+        width_px,
+        progress.share(progress.updated),
+        _GREEN,
+        progress.share(progress.failed),
+        _RED,
+        progress.share(progress.in_flight),
+        "#8c959f",
+        text,
+        failed,
+    )
+
+
+def _ago(value: Any) -> str:
+    if value is None:
+        return "-"
+    seconds = int((timezone.now() - value).total_seconds())
+    if seconds < 0:
+        return f"in {_span(-seconds)}"
+    return f"{_span(seconds)} ago"
+
+
+def _span(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """History and state are written by services only: no add, change or delete here."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Rollout)
+class RolloutAdmin(_ReadOnly):
+    """Rollouts with state, cluster, wave and progress; the detail page drives them."""
+
+    list_display = (
+        "id",
+        "sidecarset_name",
+        "revisions",
+        "cluster",
+        "wave",
+        "state_display",
+        "progress_display",
+        "step_display",
+        "reason_display",
+        "author_name",
+        "changed",
+    )
+    list_display_links = ("id", "sidecarset_name")
+    list_filter = ("state", "kind", "cluster", "wave")
+    search_fields = ("sidecarset_name", "author_name", "reason")
+    list_per_page = 50
+    actions = (
+        "approve_next_step",
+        "pause_selected",
+        "resume_selected",
+        "abort_selected",
+        "rollback_selected",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Rollout]:
+        return rollouts_with_progress(super().get_queryset(request).select_related("cluster"))
+
+    # --- columns --------------------------------------------------------------------------------
+
+    @admin.display(description="revision")
+    def revisions(self, rollout: Rollout) -> str:
+        source = f"#{rollout.from_revision_number}" if rollout.from_revision_number else "none"
+        arrow = " ↩ " if rollout.kind == "rollback" else " → "
+        return f"{source}{arrow}#{rollout.to_revision_number}"
+
+    @admin.display(description="state", ordering="state")
+    def state_display(self, rollout: Rollout) -> str:
+        badge = state_badge(rollout.state, rollout.get_state_display())
+        if rollout.abort_requested:
+            return format_html("{} <small>abort requested</small>", badge)
+        if rollout.pause_requested:
+            return format_html("{} <small>pause requested</small>", badge)
+        return badge
+
+    @admin.display(description="progress")
+    def progress_display(self, rollout: Rollout) -> str:
+        return progress_bar_html(progress_of(rollout))
+
+    @admin.display(description="step")
+    def step_display(self, rollout: Rollout) -> str:
+        current = getattr(rollout, "current_step", None)
+        total = getattr(rollout, "steps_total", 0)
+        return f"{current} of {total}" if current else f"done ({total})"
+
+    @admin.display(description="reason")
+    def reason_display(self, rollout: Rollout) -> str:
+        return rollout.reason or "-"
+
+    @admin.display(description="changed", ordering="state_changed_at")
+    def changed(self, rollout: Rollout) -> str:
+        return format_html(
+            '<span title="{}">{}</span>', rollout.state_changed_at, _ago(rollout.state_changed_at)
+        )
+
+    # --- permissions of the buttons and actions --------------------------------------------------
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        return can_operate(request.user)
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm(APPROVE_PERMISSION))
+
+    # --- the service calls (one place for the messages) ------------------------------------------
+
+    def _call(self, request: HttpRequest, what: str, call: Callable[[], Any]) -> Any:
+        """Run one service call; turn its refusal into a message. Returns its result or None."""
+        try:
+            return call()
+        except NotPermitted as exc:
+            self.message_user(request, f"{what}: not permitted: {exc}", messages.ERROR)
+        except InvalidTransition as exc:
+            self.message_user(
+                request,
+                f"{what}: nothing done, the {exc.what} is now {exc.current_state} ({exc})",
+                messages.WARNING,
+            )
+        except RolloutError as exc:
+            self.message_user(request, f"{what}: {exc}", messages.ERROR)
+        return None
+
+    def _operate(self, request: HttpRequest, verb: str, rollout_id: int, reason: str) -> Rollout | None:
+        call = {
+            "pause": services.pause_rollout,
+            "resume": services.resume_rollout,
+            "abort": services.abort_rollout,
+            "rollback": services.rollback_rollout,
+        }[verb]
+        result = self._call(
+            request, f"{verb} rollout {rollout_id}", lambda: call(request.user, rollout_id, reason)
+        )
+        if result is not None:
+            if verb == "rollback":
+                text = (
+                    f"rollout {rollout_id}: rollback rollout {result.pk} created; approve its steps to run it"
+                )
+            elif result.pause_requested or result.abort_requested:
+                text = f"rollout {rollout_id}: {verb} requested; the worker stops between pods"
+            else:
+                text = f"rollout {rollout_id} is now {result.state}"
+            self.message_user(request, text, messages.SUCCESS)
+        return result
+
+    def _decide(self, request: HttpRequest, step_id: int, decision: str, comment: str) -> Approval | None:
+        call = services.approve_step if decision == "approve" else services.deny_step
+        result = self._call(
+            request, f"{decision} step {step_id}", lambda: call(request.user, step_id, comment)
+        )
+        if result is not None:
+            done = "approved" if decision == "approve" else "denied (the rollout pauses)"
+            self.message_user(request, f"step {result.step.ordinal} {done}", messages.SUCCESS)
+        return result
+
+    def _bulk(self, request: HttpRequest, queryset: QuerySet[Rollout], verb: str) -> None:
+        for rollout_id in queryset.values_list("pk", flat=True):
+            self._operate(request, verb, rollout_id, "from the admin list")
+
+    @admin.action(description="Pause selected rollouts", permissions=["operate"])
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
+        self._bulk(request, queryset, "pause")
+
+    @admin.action(description="Resume selected rollouts", permissions=["operate"])
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
+        self._bulk(request, queryset, "resume")
+
+    @admin.action(description="Abort selected rollouts", permissions=["operate"])
+    def abort_selected(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
+        self._bulk(request, queryset, "abort")
+
+    @admin.action(
+        description="Roll back selected rollouts (new rollouts, need approvals)", permissions=["operate"]
+    )
+    def rollback_selected(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
+        self._bulk(request, queryset, "rollback")
+
+    @admin.action(
+        description="Approve the step awaiting approval of selected rollouts", permissions=["approve"]
+    )
+    def approve_next_step(self, request: HttpRequest, queryset: QuerySet[Rollout]) -> None:
+        steps = RolloutStep.objects.filter(rollout__in=queryset, state__in=APPROVABLE_STEP_STATES)
+        found = False
+        for step_id in steps.values_list("pk", flat=True):
+            found = True
+            self._decide(request, step_id, "approve", "approved from the admin list")
+        if not found:
+            self.message_user(
+                request, "none of the selected rollouts has a step awaiting approval", messages.INFO
+            )
+
+    # --- pages ------------------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        own = [
+            path(
+                "<int:object_id>/operate/<str:verb>/",
+                view(self.operate_view),
+                name="rollouts_rollout_operate",
+            ),
+            path(
+                "<int:object_id>/steps/<int:step_id>/<str:decision>/",
+                view(self.decide_view),
+                name="rollouts_rollout_decide",
+            ),
+            path("<int:object_id>/preview/", view(self.preview_view), name="rollouts_rollout_preview"),
+        ]
+        return own + super().get_urls()
+
+    def _detail_url(self, rollout_id: int) -> str:
+        return reverse("admin:rollouts_rollout_change", args=[rollout_id])
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        """The rollout's page: summary, progress, buttons, steps with pods and approvals, history."""
+        steps = steps_with_progress(RolloutStep.objects.order_by("ordinal")).prefetch_related(
+            Prefetch("approvals", queryset=Approval.objects.order_by("at", "id"))
+        )
+        rollout = get_object_or_404(
+            self.get_queryset(request).prefetch_related(Prefetch("rollout_steps", queryset=steps)),
+            pk=object_id if str(object_id).isdigit() else -1,
+        )
+        if not self.has_view_permission(request, rollout):
+            raise PermissionDenied
+        user = request.user
+        step_rows = []
+        for step in rollout.rollout_steps.all():
+            decidable = step.state in APPROVABLE_STEP_STATES and rollout.state == RolloutState.RUNNING
+            step.rollout = rollout  # the policy reads step.rollout.cluster: no extra query
+            step_rows.append(
+                {
+                    "step": step,
+                    "badge": state_badge(step.state, step.get_state_display()),
+                    "progress": progress_bar_html(progress_of(step), 120),
+                    "decidable": decidable,
+                    "refusal": approval_refusal(user, step) if decidable else None,
+                    "expires_in": _ago(step.expires_at) if step.expires_at else "",
+                }
+            )
+        operable = can_operate(user)
+        verbs = [
+            (verb, VERB_HELP[verb])
+            for verb, allowed_states in (
+                ("pause", {RolloutState.PENDING, RolloutState.RUNNING}),
+                ("resume", {RolloutState.PAUSED}),
+                ("abort", {RolloutState.PENDING, RolloutState.RUNNING, RolloutState.PAUSED}),
+                (
+                    "rollback",
+                    {RolloutState.PAUSED, RolloutState.COMPLETED, RolloutState.ABORTED, RolloutState.FAILED},
+                ),
+            )
+            if rollout.state in allowed_states
+        ]
+        history = (
+            StepTransition.objects.filter(rollout=rollout).select_related("step").order_by("-at", "-id")[:100]
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Rollout {rollout.pk}: {rollout.sidecarset_name} in {rollout.cluster.name}",
+            "opts": self.model._meta,
+            "original": rollout,
+            "rollout": rollout,
+            "state": state_badge(rollout.state, rollout.get_state_display()),
+            "progress": progress_of(rollout),
+            "progress_bar": progress_bar_html(progress_of(rollout), 320),
+            "revisions": self.revisions(rollout),
+            "steps": step_rows,
+            "verbs": verbs if operable else [],
+            "operable": operable,
+            "history": history,
+            "pod_updates_url": reverse("admin:rollouts_podupdate_changelist")
+            + f"?rollout__id__exact={rollout.pk}",
+            "export_url": reverse("admin:rollouts_podupdate_export") + f"?rollout__id__exact={rollout.pk}",
+            "preview_url": reverse("admin:rollouts_rollout_preview", args=[rollout.pk]),
+            "rollback_of_url": self._detail_url(rollout.rollback_of_id) if rollout.rollback_of_id else "",
+        }
+        return TemplateResponse(request, "admin/rollouts/rollout/detail.html", context)
+
+    def operate_view(self, request: HttpRequest, object_id: int, verb: str) -> HttpResponse:
+        """POST: pause, resume, abort or roll back (through the services)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if verb not in VERB_HELP:
+            raise PermissionDenied
+        rollout = get_object_or_404(Rollout, pk=object_id)
+        if not self.has_view_permission(request, rollout):
+            raise PermissionDenied
+        result = self._operate(request, verb, rollout.pk, request.POST.get("reason", "")[:300])
+        if verb == "rollback" and result is not None:
+            return HttpResponseRedirect(self._detail_url(result.pk))
+        return HttpResponseRedirect(self._detail_url(rollout.pk))
+
+    def decide_view(self, request: HttpRequest, object_id: int, step_id: int, decision: str) -> HttpResponse:
+        """POST: approve or deny one step (the service applies the permission and four eyes)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if decision not in ("approve", "deny"):
+            raise PermissionDenied
+        step = get_object_or_404(RolloutStep, pk=step_id, rollout_id=object_id)
+        if not self.has_view_permission(request, None):
+            raise PermissionDenied
+        self._decide(request, step.pk, decision, request.POST.get("comment", "")[:2000])
+        return HttpResponseRedirect(self._detail_url(object_id))
+
+    def preview_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The next step's exact pods: stored once prepared, computed from the cluster before."""
+        rollout = get_object_or_404(Rollout.objects.select_related("cluster"), pk=object_id)
+        if not self.has_view_permission(request, rollout):
+            raise PermissionDenied
+        preview = None
+        error = ""
+        try:
+            preview = services.preview_next_step(request.user, rollout.pk)
+        except KubeError as exc:
+            error = f"cannot read the pods of cluster {rollout.cluster.name} now: {exc}"
+        except RolloutError as exc:
+            error = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Next step of rollout {rollout.pk}",
+            "opts": self.model._meta,
+            "original": rollout,
+            "rollout": rollout,
+            "preview": preview,
+            "error": error,
+            "detail_url": self._detail_url(rollout.pk),
+        }
+        return TemplateResponse(request, "admin/rollouts/rollout/preview.html", context)
+
+
+@admin.register(PodUpdate)
+class PodUpdateAdmin(_ReadOnly):
+    """Per-pod history (read-only) with filters and CSV export of the filtered list."""
+
+    list_display = (
+        "claimed_at",
+        "cluster",
+        "namespace",
+        "pod_name",
+        "rollout_link",
+        "step_ordinal",
+        "container",
+        "image_change",
+        "outcome_display",
+        "state",
+        "duration",
+        "error_display",
+    )
+    list_filter = ("outcome", "state", "cluster", "claimed_at")
+    search_fields = ("pod_name", "namespace", "pod_uid", "to_image", "error", "rollout__sidecarset_name")
+    date_hierarchy = "claimed_at"
+    list_select_related = ("cluster", "rollout", "step")
+    list_per_page = 100
+    actions = ("export_selected",)
+    change_list_template = "admin/rollouts/podupdate/change_list.html"
+
+    @admin.display(description="rollout", ordering="rollout")
+    def rollout_link(self, update: PodUpdate) -> str:
+        url = reverse("admin:rollouts_rollout_change", args=[update.rollout_id])
+        return format_html('<a href="{}">{} #{}</a>', url, update.rollout.sidecarset_name, update.rollout_id)
+
+    @admin.display(description="step", ordering="step__ordinal")
+    def step_ordinal(self, update: PodUpdate) -> int:
+        return update.step.ordinal
+
+    @admin.display(description="image")
+    def image_change(self, update: PodUpdate) -> str:
+        return format_html("{} → <strong>{}</strong>", update.from_image or "?", update.to_image)
+
+    @admin.display(description="outcome", ordering="outcome")
+    def outcome_display(self, update: PodUpdate) -> str:
+        if not update.outcome:
+            return state_badge(update.state, f"{update.get_state_display()}…")
+        return state_badge(update.outcome, update.get_outcome_display())
+
+    @admin.display(description="took")
+    def duration(self, update: PodUpdate) -> str:
+        if update.done_at is None:
+            return "-"
+        return _span(max(0, int((update.done_at - update.claimed_at).total_seconds())))
+
+    @admin.display(description="error")
+    def error_display(self, update: PodUpdate) -> str:
+        if not update.error:
+            return ""
+        short = update.error if len(update.error) <= 80 else update.error[:79] + "…"
+        return format_html('<span title="{}">{}</span>', update.error, short)
+
+    def _csv_response(self, rows: Any) -> StreamingHttpResponse:
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        return StreamingHttpResponse(
+            pod_update_csv(rows),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="pod-updates-{stamp}.csv"'},
+        )
+
+    @admin.action(description="Export selected as CSV", permissions=["view"])
+    def export_selected(self, request: HttpRequest, queryset: QuerySet[PodUpdate]) -> StreamingHttpResponse:
+        return self._csv_response(queryset.order_by("-claimed_at", "-id"))
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path("export/", self.admin_site.admin_view(self.export_view), name="rollouts_podupdate_export")
+        ]
+        return own + super().get_urls()
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """CSV of the changelist as filtered (same query string as the list page)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        return self._csv_response(changelist.get_queryset(request))

@@ -1,0 +1,93 @@
+"""Explicit filters of the rollouts API: every FK has an ``<fk>_id`` / ``<fk>`` (by name) pair."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import QuerySet
+
+from rollouts.choices import (
+    ACTIVE_ROLLOUT_STATES,
+    PodUpdateOutcome,
+    PodUpdateState,
+    RolloutKind,
+    RolloutState,
+    StepState,
+)
+from rollouts.models import PodUpdate, Rollout, RolloutStep
+
+__all__ = ["PodUpdateFilterSet", "RolloutFilterSet", "StepFilterSet"]
+
+
+class RolloutFilterSet(django_filters.FilterSet):
+    sidecarset_id = django_filters.NumberFilter()
+    sidecarset = django_filters.CharFilter(field_name="sidecarset_name", help_text="SidecarSet name")
+    cluster_id = django_filters.NumberFilter()
+    cluster = django_filters.CharFilter(field_name="cluster__name", help_text="Cluster name")
+    state = django_filters.MultipleChoiceFilter(
+        choices=RolloutState.choices, help_text="Repeat for several: ?state=running&state=paused"
+    )
+    active = django_filters.BooleanFilter(method="filter_active", help_text="Pending, running or paused")
+    wave = django_filters.NumberFilter()
+    kind = django_filters.ChoiceFilter(choices=RolloutKind.choices)
+
+    class Meta:
+        model = Rollout
+        fields = ("sidecarset_id", "sidecarset", "cluster_id", "cluster", "state", "active", "wave", "kind")
+
+    def filter_active(self, queryset: QuerySet[Rollout], name: str, value: bool) -> QuerySet[Rollout]:
+        if value:
+            return queryset.filter(state__in=ACTIVE_ROLLOUT_STATES)
+        return queryset.exclude(state__in=ACTIVE_ROLLOUT_STATES)
+
+
+class StepFilterSet(django_filters.FilterSet):
+    rollout = django_filters.NumberFilter(field_name="rollout_id", help_text="Rollout id")
+    state = django_filters.MultipleChoiceFilter(choices=StepState.choices)
+    cluster_id = django_filters.NumberFilter(field_name="rollout__cluster_id")
+    cluster = django_filters.CharFilter(field_name="rollout__cluster__name", help_text="Cluster name")
+
+    class Meta:
+        model = RolloutStep
+        fields = ("rollout", "state", "cluster_id", "cluster")
+
+
+class PodUpdateFilterSet(django_filters.FilterSet):
+    cluster_id = django_filters.NumberFilter()
+    cluster = django_filters.CharFilter(field_name="cluster__name", help_text="Cluster name")
+    namespace = django_filters.CharFilter()
+    pod = django_filters.CharFilter(field_name="pod_name", help_text="Exact pod name")
+    pod_contains = django_filters.CharFilter(
+        field_name="pod_name", lookup_expr="icontains", help_text="Part of the pod name"
+    )
+    pod_uid = django_filters.CharFilter()
+    rollout = django_filters.NumberFilter(field_name="rollout_id", help_text="Rollout id")
+    step = django_filters.NumberFilter(field_name="step_id", help_text="Step id")
+    sidecarset = django_filters.CharFilter(field_name="rollout__sidecarset_name", help_text="SidecarSet name")
+    outcome = django_filters.MultipleChoiceFilter(
+        choices=PodUpdateOutcome.choices, help_text="Repeat for several: ?outcome=failed&outcome=timed_out"
+    )
+    state = django_filters.MultipleChoiceFilter(choices=PodUpdateState.choices)
+    since = django_filters.IsoDateTimeFilter(
+        field_name="claimed_at", lookup_expr="gte", help_text="Claimed at or after (ISO 8601)"
+    )
+    until = django_filters.IsoDateTimeFilter(
+        field_name="claimed_at", lookup_expr="lt", help_text="Claimed before (ISO 8601)"
+    )
+
+    class Meta:
+        model = PodUpdate
+        fields = (
+            "cluster_id",
+            "cluster",
+            "namespace",
+            "pod",
+            "pod_contains",
+            "pod_uid",
+            "rollout",
+            "step",
+            "sidecarset",
+            "outcome",
+            "state",
+            "since",
+            "until",
+        )

@@ -1,0 +1,276 @@
+"""Serializers of the rollouts API. Declarative: they never query (STYLE P5); the viewsets'
+querysets select, prefetch and annotate (``rollouts.queries``) everything they read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
+from rollouts.services import PodPreview, StepPreview
+
+__all__ = [
+    "ApprovalSerializer",
+    "CommentSerializer",
+    "PodUpdateSerializer",
+    "ProgressSerializer",
+    "ReasonSerializer",
+    "RolloutDetailSerializer",
+    "RolloutPreviewSerializer",
+    "RolloutSerializer",
+    "StepSerializer",
+]
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+class ReasonSerializer(serializers.Serializer):
+    """Input of pause, resume, abort and rollback."""
+
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=300,
+        default="",
+        help_text="Why (recorded in the history)",
+    )
+
+
+class CommentSerializer(serializers.Serializer):
+    """Input of approve and deny."""
+
+    comment = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, default="", help_text="Recorded with the decision"
+    )
+
+
+# --- outputs -----------------------------------------------------------------------------------
+
+
+class ProgressSerializer(serializers.Serializer):
+    """Pod counts (``rollouts.queries``): total is the pods of the steps prepared so far."""
+
+    total = serializers.IntegerField(source="progress_total", help_text="Pods in the prepared steps")
+    updated = serializers.IntegerField(source="progress_updated", help_text="Outcome succeeded")
+    failed = serializers.IntegerField(source="progress_failed", help_text="Outcome failed or timed out")
+    skipped = serializers.IntegerField(source="progress_skipped")
+    pod_gone = serializers.IntegerField(source="progress_pod_gone")
+    in_flight = serializers.IntegerField(
+        source="progress_in_flight", help_text="Claimed, patching, observing"
+    )
+
+
+class StepProgressSerializer(ProgressSerializer):
+    total = serializers.IntegerField(source="pod_count", help_text="Pods of this step")
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_name")
+
+    class Meta:
+        model = Approval
+        fields = ("id", "preparation", "decision", "actor", "comment", "automatic", "at")
+        read_only_fields = fields
+
+
+class PodRefSerializer(serializers.Serializer):
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+    uid = serializers.CharField()
+
+
+class RecreatePodSerializer(PodRefSerializer):
+    reason = serializers.CharField(required=False, help_text="Why it cannot be updated in place")
+
+
+class StepSerializer(serializers.ModelSerializer):
+    """A step: its state, its exact pod list once prepared, its approvals and pod counts."""
+
+    pods = PodRefSerializer(many=True, read_only=True)
+    needs_recreate = RecreatePodSerializer(many=True, read_only=True)
+    approvals = ApprovalSerializer(many=True, read_only=True)
+    progress = StepProgressSerializer(source="*", read_only=True)
+
+    class Meta:
+        model = RolloutStep
+        fields = (
+            "id",
+            "rollout",
+            "ordinal",
+            "target",
+            "canary",
+            "state",
+            "state_changed_at",
+            "preparation",
+            "pod_count",
+            "target_updated",
+            "shortfall",
+            "pods",
+            "needs_recreate",
+            "prepared_at",
+            "expires_at",
+            "approved_at",
+            "started_at",
+            "finished_at",
+            "heartbeat_at",
+            "explanation",
+            "approvals",
+            "progress",
+        )
+        read_only_fields = fields
+
+
+class RolloutSerializer(serializers.ModelSerializer):
+    """A rollout as listed: where it stands, why, and its pod counts."""
+
+    sidecarset = serializers.CharField(source="sidecarset_name")
+    cluster = serializers.CharField(source="cluster.name")
+    from_revision = serializers.IntegerField(source="from_revision_number", allow_null=True)
+    to_revision = serializers.IntegerField(source="to_revision_number")
+    author = serializers.CharField(source="author_name")
+    step_targets = serializers.JSONField(source="steps", help_text='e.g. ["canary", "50%", "100%"]')
+    steps_total = serializers.IntegerField(read_only=True)
+    current_step = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="Ordinal of the first unfinished step"
+    )
+    progress = ProgressSerializer(source="*", read_only=True)
+
+    class Meta:
+        model = Rollout
+        fields = (
+            "id",
+            "sidecarset",
+            "sidecarset_id",
+            "cluster",
+            "cluster_id",
+            "kind",
+            "rollback_of",
+            "from_revision",
+            "to_revision",
+            "to_revision_hash",
+            "wave",
+            "state",
+            "state_changed_at",
+            "reason",
+            "explanation",
+            "pause_requested",
+            "abort_requested",
+            "intent_by",
+            "intent_reason",
+            "author",
+            "step_targets",
+            "max_unavailable",
+            "failure_threshold",
+            "progress_deadline_seconds",
+            "pod_timeout_seconds",
+            "approval_ttl_seconds",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "steps_total",
+            "current_step",
+            "progress",
+        )
+        read_only_fields = fields
+
+
+class RolloutDetailSerializer(RolloutSerializer):
+    """A rollout with its steps (each with its pods, approvals and counts)."""
+
+    steps = StepSerializer(source="rollout_steps", many=True, read_only=True)
+    # The enum of ``state`` is documented once, on ``Rollout`` (list): a second component with
+    # the same choice set makes drf-spectacular's enum naming collide with the step's and the
+    # placement's ``state`` (a schema warning).
+    state = serializers.CharField(read_only=True, help_text="One of RolloutStateEnum (see Rollout.state)")
+
+    class Meta(RolloutSerializer.Meta):
+        fields = (*RolloutSerializer.Meta.fields, "steps")
+        read_only_fields = fields
+
+
+class PodUpdateSerializer(serializers.ModelSerializer):
+    """One pod's in-place update (it outlives the pod)."""
+
+    cluster = serializers.CharField(source="cluster.name")
+    sidecarset = serializers.CharField(source="rollout.sidecarset_name")
+    step_ordinal = serializers.IntegerField(source="step.ordinal")
+
+    class Meta:
+        model = PodUpdate
+        fields = (
+            "id",
+            "cluster",
+            "cluster_id",
+            "namespace",
+            "pod_name",
+            "pod_uid",
+            "sidecarset",
+            "rollout",
+            "step",
+            "step_ordinal",
+            "container",
+            "from_image",
+            "to_image",
+            "from_revision_number",
+            "to_revision_number",
+            "state",
+            "outcome",
+            "error",
+            "patch_attempts",
+            "conflicts",
+            "claimed_at",
+            "patching_at",
+            "patched_at",
+            "done_at",
+        )
+        read_only_fields = fields
+
+
+class PodPreviewSerializer(serializers.Serializer):
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+    uid = serializers.CharField()
+    in_place = serializers.BooleanField(help_text="False: the pod needs to be recreated")
+    update = serializers.SerializerMethodField(help_text="`in_place` or `needs_recreate`")
+    reason = serializers.CharField()
+
+    def get_update(self, pod: PodPreview) -> str:
+        return "in_place" if pod.in_place else "needs_recreate"
+
+
+class StepPreviewSerializer(serializers.Serializer):
+    """The next step's exact pods: stored once prepared (``prepared``), computed live before."""
+
+    step_id = serializers.IntegerField()
+    ordinal = serializers.IntegerField()
+    target = serializers.CharField()
+    state = serializers.CharField()
+    prepared = serializers.BooleanField(help_text="True: the approved/approvable list; False: computed now")
+    expires_at = serializers.DateTimeField(allow_null=True)
+    shortfall = serializers.IntegerField(help_text="Pods missing to reach the step's goal")
+    first_round = serializers.IntegerField(help_text="Pods the first round patches (live preview only)")
+    in_place_count = serializers.SerializerMethodField()
+    needs_recreate_count = serializers.SerializerMethodField()
+    pods = serializers.SerializerMethodField()
+
+    def get_in_place_count(self, preview: StepPreview) -> int:
+        return len(preview.pods)
+
+    def get_needs_recreate_count(self, preview: StepPreview) -> int:
+        return len(preview.needs_recreate)
+
+    @extend_schema_field(PodPreviewSerializer(many=True))
+    def get_pods(self, preview: StepPreview) -> list[dict[str, Any]]:
+        """In-place pods first, then those that need recreating."""
+        return PodPreviewSerializer([*preview.pods, *preview.needs_recreate], many=True).data
+
+
+class RolloutPreviewSerializer(serializers.Serializer):
+    """``GET /api/v1/rollouts/{id}/preview/``: ``next_step`` is null when no step is left."""
+
+    rollout_id = serializers.IntegerField()
+    rollout_state = serializers.CharField()
+    next_step = StepPreviewSerializer(allow_null=True)

@@ -1,0 +1,340 @@
+"""Viewsets of the rollouts API (STYLE P5): each declares its queryset, serializer, filters and
+the permissions of every action; each verb validates a small input, calls ONE service of
+``rollouts.services`` with the requesting user as actor, and answers 202 with the updated
+resource (the engine does the rest after commit). Errors: ``rollouts.api.errors``.
+
+Permissions (``ActionPermissions``: anything unlisted is denied; anonymous → 401):
+
+- reading rollouts and steps: ``rollouts.view_rollout``; per-pod history also
+  ``rollouts.view_podupdate``;
+- approve / deny: ``rollouts.approve_rolloutstep`` — the service also applies the four-eyes
+  rule (``rollouts.permissions``), refused with 403 and the reason;
+- pause / resume / abort / rollback: ``rollouts.operate_rollout``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from rollouts import services
+from rollouts.api.errors import ConflictSerializer, rollouts_exception_handler
+from rollouts.api.filtersets import PodUpdateFilterSet, RolloutFilterSet, StepFilterSet
+from rollouts.api.serializers import (
+    CommentSerializer,
+    PodUpdateSerializer,
+    ReasonSerializer,
+    RolloutDetailSerializer,
+    RolloutPreviewSerializer,
+    RolloutSerializer,
+    StepSerializer,
+)
+from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
+from rollouts.permissions import APPROVE_PERMISSION, OPERATE_PERMISSION
+from rollouts.queries import pod_update_csv, rollouts_with_progress, steps_with_progress
+from sidecarhub.api.permissions import ActionPermissions
+from sidecarhub.api.serializers import ErrorListSerializer
+
+__all__ = ["PodUpdateCSVRenderer", "PodUpdateViewSet", "RolloutStepViewSet", "RolloutViewSet"]
+
+_VIEW = ["rollouts.view_rollout"]
+_VIEW_PODS = ["rollouts.view_rollout", "rollouts.view_podupdate"]
+_APPROVE = ["rollouts.view_rollout", APPROVE_PERMISSION]
+_OPERATE = ["rollouts.view_rollout", OPERATE_PERMISSION]
+
+_ERRORS = OpenApiResponse(ErrorListSerializer, description="Errors, each naming its field (or null)")
+_CONFLICT = OpenApiResponse(ConflictSerializer, description="Not in a state the verb accepts")
+_VERB_RESPONSES = {400: _ERRORS, 401: _ERRORS, 403: _ERRORS, 404: _ERRORS, 409: _CONFLICT}
+_READ_RESPONSES = {401: _ERRORS, 403: _ERRORS, 404: _ERRORS}
+
+
+def _steps_prefetch() -> Prefetch:
+    steps = steps_with_progress(RolloutStep.objects.order_by("ordinal")).prefetch_related(
+        Prefetch("approvals", queryset=Approval.objects.order_by("at", "id"))
+    )
+    return Prefetch("rollout_steps", queryset=steps)
+
+
+class _RolloutsViewMixin:
+    permission_classes = (ActionPermissions,)
+    lookup_value_regex = "[0-9]+"
+
+    def get_exception_handler(self) -> Any:
+        return rollouts_exception_handler
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List rollouts with their progress counts", responses={200: RolloutSerializer}
+    ),
+    retrieve=extend_schema(
+        summary="A rollout with its steps, pods, approvals and progress counts",
+        responses={200: RolloutDetailSerializer, **_READ_RESPONSES},
+    ),
+)
+class RolloutViewSet(
+    _RolloutsViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Rollouts of new sidecar images, one per (SidecarSet revision, cluster).
+
+    GET /api/v1/rollouts/ · GET /api/v1/rollouts/{id}/ · GET /api/v1/rollouts/{id}/steps/ ·
+    GET /api/v1/rollouts/{id}/preview/ · POST /api/v1/rollouts/{id}/pause|resume|abort|rollback/
+    """
+
+    serializer_class = RolloutSerializer
+    filterset_class = RolloutFilterSet
+    required_permissions = {
+        "list": _VIEW,
+        "retrieve": _VIEW,
+        "steps": _VIEW,
+        "preview": _VIEW,
+        "pause": _OPERATE,
+        "resume": _OPERATE,
+        "abort": _OPERATE,
+        "rollback": _OPERATE,
+    }
+
+    def get_queryset(self) -> QuerySet[Rollout]:
+        rows = rollouts_with_progress(Rollout.objects.visible_to(self.request.user).select_related("cluster"))
+        if self.action != "list":
+            rows = rows.prefetch_related(_steps_prefetch())
+        return rows
+
+    def get_serializer_class(self) -> Any:
+        return RolloutSerializer if self.action == "list" else RolloutDetailSerializer
+
+    def _accepted(self, rollout_id: int) -> Response:
+        rollout = self.get_queryset().get(pk=rollout_id)
+        return Response(RolloutDetailSerializer(rollout).data, status=status.HTTP_202_ACCEPTED)
+
+    def _reason(self, request: Request) -> str:
+        data = ReasonSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return str(data.validated_data["reason"])
+
+    @extend_schema(
+        summary="The steps of a rollout", responses={200: StepSerializer(many=True), **_READ_RESPONSES}
+    )
+    @action(detail=True, methods=["get"])
+    def steps(self, request: Request, pk: str | None = None) -> Response:
+        rollout = self.get_object()
+        return Response(StepSerializer(rollout.rollout_steps.all(), many=True).data)
+
+    @extend_schema(
+        summary="The next step's exact pods, each in place or needs recreate",
+        description="Once the step is prepared: its stored pod list (what approvers approve). "
+        "Before: computed now from the cluster's live pods (nothing is stored); 503 when the "
+        "cluster cannot be read.",
+        responses={200: RolloutPreviewSerializer, 409: _ERRORS, 503: _ERRORS, **_READ_RESPONSES},
+    )
+    @action(detail=True, methods=["get"])
+    def preview(self, request: Request, pk: str | None = None) -> Response:
+        rollout = self.get_object()
+        preview = services.preview_next_step(request.user, rollout.pk)
+        body = {"rollout_id": rollout.pk, "rollout_state": rollout.state, "next_step": preview}
+        return Response(RolloutPreviewSerializer(body).data)
+
+    @extend_schema(
+        summary="Pause (between pods; a pending rollout at once)",
+        request=ReasonSerializer,
+        responses={202: RolloutDetailSerializer, **_VERB_RESPONSES},
+    )
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str | None = None) -> Response:
+        rollout = self.get_object()
+        services.pause_rollout(request.user, rollout.pk, self._reason(request))
+        return self._accepted(rollout.pk)
+
+    @extend_schema(
+        summary="Resume a paused rollout",
+        request=ReasonSerializer,
+        responses={202: RolloutDetailSerializer, **_VERB_RESPONSES},
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        rollout = self.get_object()
+        services.resume_rollout(request.user, rollout.pk, self._reason(request))
+        return self._accepted(rollout.pk)
+
+    @extend_schema(
+        summary="Abort for good (updated pods keep their new image; use rollback to undo)",
+        request=ReasonSerializer,
+        responses={202: RolloutDetailSerializer, **_VERB_RESPONSES},
+    )
+    @action(detail=True, methods=["post"])
+    def abort(self, request: Request, pk: str | None = None) -> Response:
+        rollout = self.get_object()
+        services.abort_rollout(request.user, rollout.pk, self._reason(request))
+        return self._accepted(rollout.pk)
+
+    @extend_schema(
+        summary="Roll back: a NEW rollout to the previous revision, through the same steps and approvals",
+        description="The rollout must be paused (it is aborted first) or finished. Answers with the "
+        "new rollback rollout (its URL in Location).",
+        request=ReasonSerializer,
+        responses={202: RolloutDetailSerializer, **_VERB_RESPONSES},
+    )
+    @action(detail=True, methods=["post"])
+    def rollback(self, request: Request, pk: str | None = None) -> Response:
+        rollout = self.get_object()
+        created = services.rollback_rollout(request.user, rollout.pk, self._reason(request))
+        response = self._accepted(created.pk)
+        response["Location"] = f"/api/v1/rollouts/{created.pk}/"
+        return response
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List rollout steps", responses={200: StepSerializer}),
+    retrieve=extend_schema(summary="A rollout step", responses={200: StepSerializer, **_READ_RESPONSES}),
+)
+class RolloutStepViewSet(
+    _RolloutsViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Steps (batches) of rollouts, and the approvers' decisions on them.
+
+    GET /api/v1/rollout-steps/ · GET /api/v1/rollout-steps/{id}/ ·
+    POST /api/v1/rollout-steps/{id}/approve/ · POST /api/v1/rollout-steps/{id}/deny/
+    """
+
+    serializer_class = StepSerializer
+    filterset_class = StepFilterSet
+    required_permissions = {
+        "list": _VIEW,
+        "retrieve": _VIEW,
+        "approve": _APPROVE,
+        "deny": _APPROVE,
+    }
+
+    def get_queryset(self) -> QuerySet[RolloutStep]:
+        rows = RolloutStep.objects.visible_to(self.request.user).order_by("rollout_id", "ordinal")
+        return steps_with_progress(rows).prefetch_related(
+            Prefetch("approvals", queryset=Approval.objects.order_by("at", "id"))
+        )
+
+    def _comment(self, request: Request) -> str:
+        data = CommentSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return str(data.validated_data["comment"])
+
+    def _accepted(self, step_id: int) -> Response:
+        return Response(
+            StepSerializer(self.get_queryset().get(pk=step_id)).data, status=status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(
+        summary="Approve a prepared step (someone other than the rollout's author, by default)",
+        description="Of two concurrent approvals exactly one wins; the other gets 409 with the "
+        "step's current state. An expired step is marked expired (409).",
+        request=CommentSerializer,
+        responses={202: StepSerializer, **_VERB_RESPONSES},
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str | None = None) -> Response:
+        step = self.get_object()
+        services.approve_step(request.user, step.pk, self._comment(request))
+        return self._accepted(step.pk)
+
+    @extend_schema(
+        summary="Deny a prepared step (the rollout pauses; resuming prepares the step again)",
+        request=CommentSerializer,
+        responses={202: StepSerializer, **_VERB_RESPONSES},
+    )
+    @action(detail=True, methods=["post"])
+    def deny(self, request: Request, pk: str | None = None) -> Response:
+        step = self.get_object()
+        services.deny_step(request.user, step.pk, self._comment(request))
+        return self._accepted(step.pk)
+
+
+class PodUpdateCSVRenderer(BaseRenderer):
+    """``text/csv`` for the per-pod history (``?format=csv`` or ``Accept: text/csv``).
+
+    Successful lists are streamed by the view; this renders what is left: error bodies.
+    """
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
+        errors = data.get("errors") if isinstance(data, dict) else None
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(("path", "message"))
+        for error in errors or []:
+            writer.writerow((error.get("path") or "", error.get("message", "")))
+        return buffer.getvalue().encode()
+
+
+_CSV_FORMAT = OpenApiParameter(
+    "format", OpenApiTypes.STR, OpenApiParameter.QUERY, enum=["json", "csv"], description="csv: stream CSV"
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Per-pod update history (?format=csv streams every matching row as CSV)",
+        parameters=[_CSV_FORMAT],
+        responses={200: PodUpdateSerializer(many=True), **_READ_RESPONSES},
+    ),
+    retrieve=extend_schema(
+        summary="One pod's update", responses={200: PodUpdateSerializer, **_READ_RESPONSES}
+    ),
+)
+class PodUpdateViewSet(
+    _RolloutsViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Per-pod history of in-place updates (read-only; rows outlive their pods).
+
+    GET /api/v1/pod-updates/ (filters: cluster, namespace, pod, rollout, step, outcome, since,
+    until, ...; ?format=csv) · GET /api/v1/pod-updates/{id}/ · GET /api/v1/pod-updates/export.csv/
+    """
+
+    serializer_class = PodUpdateSerializer
+    filterset_class = PodUpdateFilterSet
+    renderer_classes = (*api_settings.DEFAULT_RENDERER_CLASSES, PodUpdateCSVRenderer)
+    required_permissions = {"list": _VIEW_PODS, "retrieve": _VIEW_PODS, "export": _VIEW_PODS}
+
+    def get_queryset(self) -> QuerySet[PodUpdate]:
+        return (
+            PodUpdate.objects.visible_to(self.request.user)
+            .select_related("cluster", "rollout", "step")
+            .order_by("-claimed_at", "-id")
+        )
+
+    def _csv(self) -> StreamingHttpResponse:
+        rows = self.filter_queryset(self.get_queryset())
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        return StreamingHttpResponse(
+            pod_update_csv(rows),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="pod-updates-{stamp}.csv"'},
+        )
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        if getattr(request.accepted_renderer, "format", None) == "csv":
+            return self._csv()
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Per-pod update history as CSV (same filters as the list; streamed, not paginated)",
+        responses={(200, "text/csv"): OpenApiTypes.STR, **_READ_RESPONSES},
+    )
+    @action(detail=False, methods=["get"], url_path="export.csv")
+    def export(self, request: Request) -> StreamingHttpResponse:
+        return self._csv()

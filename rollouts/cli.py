@@ -1,0 +1,302 @@
+"""``manage.py sidecarhub rollout status | approve | deny | pause | resume | abort | undo``.
+
+Every verb calls the same service as the API and the admin, as the user named by ``--actor``
+(required, so the permission and four-eyes checks apply and the history names a person).
+
+Exit codes: 0 done; 1 not found or bad input (unknown rollout, step or user); 3 not permitted
+(permission or four-eyes rule); 4 conflict (the rollout or step is not in a state the verb
+accepts: the message says which state it is in and what to do). argparse errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import CommandError
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from rollouts import services
+from rollouts.choices import ACTIVE_ROLLOUT_STATES, StepState
+from rollouts.models import Rollout, RolloutStep
+from rollouts.queries import progress_of, rollouts_with_progress, steps_with_progress, text_progress_bar
+from rollouts.services import NotPermitted, RolloutNotFound
+from rollouts.transitions import InvalidTransition, RolloutError
+
+__all__ = ["EXIT_CONFLICT", "EXIT_NOT_FOUND", "EXIT_NOT_PERMITTED", "register"]
+
+EXIT_NOT_FOUND = 1
+EXIT_NOT_PERMITTED = 3
+EXIT_CONFLICT = 4
+
+_HINTS = {
+    "pause": "only a pending or running rollout can be paused",
+    "resume": "only a paused rollout can be resumed",
+    "abort": "a finished rollout cannot be aborted; use `rollout undo` to roll it back",
+    "undo": "pause the rollout first (`rollout pause ID`), then undo it",
+    "approve": "see `rollout status ROLLOUT_ID` for the step awaiting approval",
+    "deny": "see `rollout status ROLLOUT_ID` for the step awaiting approval",
+}
+
+
+def _out(stdout: Any) -> Any:
+    return stdout if stdout is not None else sys.stdout
+
+
+def _actor(username: str) -> Any:
+    user_model = get_user_model()
+    user = user_model.objects.filter(**{user_model.USERNAME_FIELD: username}).first()
+    if user is None:
+        raise CommandError(
+            f"no user named {username!r} (--actor names the person acting)", returncode=EXIT_NOT_FOUND
+        )
+    if not user.is_active:
+        raise CommandError(f"user {username!r} is inactive", returncode=EXIT_NOT_PERMITTED)
+    return user
+
+
+def _run(verb: str, call: Callable[[], Any]) -> Any:
+    """Call a service; map its refusals to ``CommandError`` with an exit code and a hint."""
+    try:
+        return call()
+    except RolloutNotFound as exc:
+        raise CommandError(str(exc), returncode=EXIT_NOT_FOUND) from None
+    except NotPermitted as exc:
+        raise CommandError(f"not permitted: {exc}", returncode=EXIT_NOT_PERMITTED) from None
+    except InvalidTransition as exc:
+        raise CommandError(
+            f"{exc.what} {exc.object_id} is {exc.current_state}: nothing done ({_HINTS[verb]})",
+            returncode=EXIT_CONFLICT,
+        ) from None
+    except RolloutError as exc:
+        raise CommandError(str(exc), returncode=EXIT_CONFLICT) from None
+
+
+def _table(rows: Sequence[Sequence[str]], out: Any) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write(
+            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() + "\n"
+        )
+
+
+def _ago(value: Any) -> str:
+    if value is None:
+        return "-"
+    seconds = max(0, int((timezone.now() - value).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _revisions(rollout: Rollout) -> str:
+    source = f"#{rollout.from_revision_number}" if rollout.from_revision_number else "-"
+    return f"{source}->#{rollout.to_revision_number}"
+
+
+def _state(rollout: Rollout) -> str:
+    if rollout.abort_requested:
+        return f"{rollout.state} (abort requested)"
+    if rollout.pause_requested:
+        return f"{rollout.state} (pause requested)"
+    return str(rollout.state)
+
+
+# --- status --------------------------------------------------------------------------------------
+
+
+def handle_status(args: argparse.Namespace, stdout: Any = None) -> None:
+    """One rollout in detail (ID), or a table of rollouts (active ones unless ``--all``)."""
+    out = _out(stdout)
+    if args.id is not None:
+        _status_one(args.id, out)
+        return
+    rows: QuerySet[Rollout] = rollouts_with_progress(Rollout.objects.select_related("cluster"))
+    if args.sidecarset:
+        rows = rows.filter(sidecarset_name=args.sidecarset)
+    if args.cluster:
+        rows = rows.filter(cluster__name=args.cluster)
+    if not args.all:
+        rows = rows.filter(state__in=ACTIVE_ROLLOUT_STATES)
+    rows = rows.order_by("-created_at", "-id")[: args.limit]
+    table = [("ID", "SIDECARSET", "REVISION", "CLUSTER", "WAVE", "STATE", "STEP", "PROGRESS", "CHANGED")]
+    for rollout in rows:
+        current = rollout.current_step
+        table.append(
+            (
+                str(rollout.pk),
+                rollout.sidecarset_name,
+                _revisions(rollout),
+                rollout.cluster.name,
+                str(rollout.wave),
+                _state(rollout),
+                f"{current}/{rollout.steps_total}" if current else f"-/{rollout.steps_total}",
+                text_progress_bar(progress_of(rollout)),
+                _ago(rollout.state_changed_at),
+            )
+        )
+    if len(table) == 1:
+        where = f" of SidecarSet {args.sidecarset}" if args.sidecarset else ""
+        where += f" in cluster {args.cluster}" if args.cluster else ""
+        out.write(
+            f"no {'' if args.all else 'active '}rollouts{where}"
+            + ("" if args.all else " (--all shows finished ones)")
+            + "\n"
+        )
+        return
+    _table(table, out)
+
+
+def _status_one(rollout_id: int, out: Any) -> None:
+    rollout = rollouts_with_progress(Rollout.objects.select_related("cluster")).filter(pk=rollout_id).first()
+    if rollout is None:
+        raise CommandError(f"rollout {rollout_id} not found", returncode=EXIT_NOT_FOUND)
+    out.write(
+        f"rollout {rollout.pk}: {rollout.sidecarset_name} {_revisions(rollout)} ({rollout.kind}) "
+        f"in cluster {rollout.cluster.name}, wave {rollout.wave}\n"
+    )
+    out.write(
+        f"state:    {_state(rollout)} since {rollout.state_changed_at:%Y-%m-%d %H:%M:%S} "
+        f"({_ago(rollout.state_changed_at)})\n"
+    )
+    if rollout.reason:
+        out.write(f"reason:   {rollout.reason}\n")
+    if rollout.intent_by:
+        out.write(
+            f"intent:   by {rollout.intent_by}"
+            + (f": {rollout.intent_reason}" if rollout.intent_reason else "")
+            + "\n"
+        )
+    out.write(f"author:   {rollout.author_name}\n")
+    out.write(f"progress: {text_progress_bar(progress_of(rollout), 30)}\n\n")
+    steps = steps_with_progress(RolloutStep.objects.filter(rollout=rollout).order_by("ordinal"))
+    table = [("STEP", "ID", "TARGET", "STATE", "PODS", "PROGRESS", "APPROVAL")]
+    awaiting: RolloutStep | None = None
+    for step in steps.prefetch_related("approvals"):
+        approvals = [a for a in step.approvals.all() if a.preparation == step.preparation]
+        decision = approvals[-1] if approvals else None
+        if step.state == StepState.AWAITING_APPROVAL:
+            awaiting = step
+            note = f"expires {step.expires_at:%Y-%m-%d %H:%M}" if step.expires_at else "awaiting"
+        elif decision is not None:
+            note = f"{decision.decision}d by {decision.actor_name}" + (
+                " (auto)" if decision.automatic else ""
+            )
+        else:
+            note = "-"
+        table.append(
+            (
+                str(step.ordinal),
+                str(step.pk),
+                step.target,
+                str(step.state),
+                str(step.pod_count) if step.prepared_at else "-",
+                text_progress_bar(progress_of(step), 10) if step.prepared_at else "",
+                note,
+            )
+        )
+    _table(table, out)
+    if awaiting is not None:
+        out.write(
+            f"\nstep {awaiting.ordinal} awaits approval ({awaiting.pod_count} pods): "
+            f"manage.py sidecarhub rollout approve {awaiting.pk} --actor USER [-m COMMENT]\n"
+        )
+
+
+# --- verbs ---------------------------------------------------------------------------------------
+
+
+def handle_approve(args: argparse.Namespace, stdout: Any = None) -> None:
+    """Approve a prepared step as ``--actor``."""
+    actor = _actor(args.actor)
+    approval = _run("approve", lambda: services.approve_step(actor, args.step_id, args.message))
+    step = approval.step
+    _out(stdout).write(
+        f"step {step.ordinal} (id {step.pk}) of rollout {step.rollout_id} approved by {approval.actor_name}: "
+        f"{step.pod_count} pods will be updated\n"
+    )
+
+
+def handle_deny(args: argparse.Namespace, stdout: Any = None) -> None:
+    """Deny a prepared step as ``--actor``; the rollout pauses."""
+    actor = _actor(args.actor)
+    approval = _run("deny", lambda: services.deny_step(actor, args.step_id, args.message))
+    step = approval.step
+    _out(stdout).write(
+        f"step {step.ordinal} (id {step.pk}) of rollout {step.rollout_id} denied by {approval.actor_name}; "
+        f"the rollout pauses (resume prepares the step again)\n"
+    )
+
+
+def _operate(verb: str, service: Callable[..., Rollout]) -> Callable[[argparse.Namespace, Any], None]:
+    def handler(args: argparse.Namespace, stdout: Any = None) -> None:
+        actor = _actor(args.actor)
+        rollout = _run(verb, lambda: service(actor, args.id, args.reason))
+        out = _out(stdout)
+        if verb == "undo":
+            out.write(
+                f"rollout {args.id} rolled back: new rollout {rollout.pk} "
+                f"({_revisions(rollout)}) needs approvals like any rollout\n"
+            )
+        elif rollout.pause_requested or rollout.abort_requested:
+            out.write(f"rollout {rollout.pk}: {verb} requested; the worker stops between pods\n")
+        else:
+            out.write(f"rollout {rollout.pk} is now {rollout.state}\n")
+
+    handler.__doc__ = f"{verb.capitalize()} a rollout as ``--actor``."
+    return handler
+
+
+handle_pause = _operate("pause", services.pause_rollout)
+handle_resume = _operate("resume", services.resume_rollout)
+handle_abort = _operate("abort", services.abort_rollout)
+handle_undo = _operate("undo", services.rollback_rollout)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``rollout`` command (with its verbs) to ``manage.py sidecarhub``."""
+    parser = subparsers.add_parser(
+        "rollout",
+        help="rollouts of new sidecar images: status, approvals, pause / resume / abort / undo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(
+        dest="rollout_command", metavar="{status,approve,deny,pause,resume,abort,undo}"
+    )
+    sub.required = True
+
+    status = sub.add_parser("status", help="a table of rollouts, or one rollout with its steps")
+    status.add_argument("id", nargs="?", type=int, default=None, help="one rollout in detail")
+    status.add_argument("--sidecarset", help="only this SidecarSet's rollouts")
+    status.add_argument("--cluster", help="only rollouts in this cluster")
+    status.add_argument("--all", action="store_true", help="include finished rollouts")
+    status.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
+    status.set_defaults(handler=handle_status)
+
+    for name, handler, help_text in (
+        ("approve", handle_approve, "approve a prepared step (someone other than the rollout's author)"),
+        ("deny", handle_deny, "deny a prepared step; the rollout pauses"),
+    ):
+        verb = sub.add_parser(name, help=help_text)
+        verb.add_argument("step_id", type=int, help="the step's id (see `rollout status ID`)")
+        verb.add_argument("--actor", required=True, help="username of the person deciding")
+        verb.add_argument("-m", "--message", default="", help="comment recorded with the decision")
+        verb.set_defaults(handler=handler)
+
+    for name, handler, help_text in (
+        ("pause", handle_pause, "pause a rollout (between pods)"),
+        ("resume", handle_resume, "resume a paused rollout"),
+        ("abort", handle_abort, "abort a rollout for good (updated pods keep the new image)"),
+        ("undo", handle_undo, "roll back: a new rollout to the previous revision, with approvals"),
+    ):
+        verb = sub.add_parser(name, help=help_text)
+        verb.add_argument("id", type=int, help="the rollout's id")
+        verb.add_argument("--actor", required=True, help="username of the person acting")
+        verb.add_argument("--reason", default="", help="why (recorded in the history)")
+        verb.set_defaults(handler=handler)

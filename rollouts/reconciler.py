@@ -1,0 +1,393 @@
+"""The single-flight rollout reconciler of one cluster (STYLE P9).
+
+``reconcile_cluster(cluster_id)`` takes the cluster's advisory lock without waiting (another
+worker holding it means the work is being done: return at once), then, for every rollout of
+the cluster that is not finished (or still has open pod updates):
+
+- expires approvals whose window passed (indexed ``expires_at``) and pauses their rollouts;
+- starts pending rollouts whose turn came (waves in order; one active rollout per SidecarSet
+  and cluster; held while the SidecarSet's current revision says ``updateStrategy.paused``);
+- honours pause and abort intents between pods;
+- prepares the next step, starts approved steps (one ``claimed`` PodUpdate per approved pod),
+  and runs bounded passes over the running step (``rollouts.engine``);
+- pauses a rollout whose step has more failures than its threshold, or made no progress for its
+  progress deadline, with a reason a person can act on;
+- reaps: a running step whose heartbeat is stale (its worker died) gets an explanation, and the
+  pass resolves its rows by reading the pods;
+- completes rollouts and wakes the clusters of the next wave.
+
+It stops when its time budget is spent and reports whether more work is due soon (the task
+then re-enqueues itself). Tests call it directly, step by step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from clusters.kube import KubeClient, KubeError, cached_kube_client
+from clusters.models import Cluster
+from rollouts import engine, services, transitions
+from rollouts.choices import (
+    ACTIVE_ROLLOUT_STATES,
+    OPEN_POD_UPDATE_STATES,
+    PATCHED_POD_UPDATE_STATES,
+    TERMINAL_STEP_STATES,
+    RolloutKind,
+    RolloutState,
+    StepState,
+)
+from rollouts.models import PodUpdate, Rollout, RolloutStep
+from rollouts.transitions import InvalidTransition, RolloutError
+from sidecarhub.locks import LOCKS, try_advisory_lock
+
+__all__ = ["ReconcileReport", "reconcile_cluster"]
+
+log = logging.getLogger(__name__)
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconcile did. ``more_work``: run again soon (a step is running or observing)."""
+
+    cluster_id: int
+    locked_out: bool = False
+    patched: int = 0
+    finished: int = 0
+    transitions: list[str] = field(default_factory=list)
+    more_work: bool = False
+    error: str = ""
+
+
+def reconcile_cluster(
+    cluster_id: int,
+    *,
+    kube: KubeClient | None = None,
+    time_budget_seconds: float | None = None,
+    max_patches: int | None = None,
+) -> ReconcileReport:
+    """One bounded reconcile of the cluster's rollouts (see the module docstring). Safe to call
+    from many workers at once and again after a crash: only one runs, the others return."""
+    report = ReconcileReport(cluster_id)
+    with try_advisory_lock(LOCKS.rollout_reconcile(cluster_id)) as acquired:
+        if not acquired:
+            report.locked_out = True
+            return report
+        cluster = Cluster.objects.filter(pk=cluster_id).first()
+        if cluster is None:
+            return report
+        budget = (
+            time_budget_seconds
+            if time_budget_seconds is not None
+            else _setting("SIDECARHUB_ROLLOUT_PASS_SECONDS", 5.0)
+        )
+        patches = int(max_patches or _setting("SIDECARHUB_ROLLOUT_PATCHES_PER_PASS", 50))
+        deadline = time.monotonic() + budget
+        try:
+            kube = kube or cached_kube_client(cluster)
+            _expire_approvals(cluster_id, report)
+            _Pass(cluster, kube, report, deadline, patches).run()
+        except KubeError as exc:
+            report.error = str(exc)
+            report.more_work = True
+            log.info("rollouts in cluster %s: %s", cluster.name, exc)
+    return report
+
+
+def _expire_approvals(cluster_id: int, report: ReconcileReport) -> None:
+    expired = RolloutStep.objects.filter(
+        rollout__cluster_id=cluster_id, state=StepState.AWAITING_APPROVAL, expires_at__lte=timezone.now()
+    ).values_list("pk", flat=True)
+    for step_id in expired:
+        try:
+            services.expire_step(None, step_id)
+            report.transitions.append(f"step {step_id} expired")
+        except InvalidTransition:
+            pass
+
+
+class _Pass:
+    """One reconcile over one cluster (a small object so the steps share the pod list)."""
+
+    def __init__(
+        self, cluster: Cluster, kube: KubeClient, report: ReconcileReport, deadline: float, patches: int
+    ) -> None:
+        self.cluster, self.kube, self.report, self.deadline, self.patches = (
+            cluster,
+            kube,
+            report,
+            deadline,
+            patches,
+        )
+
+    def rollouts(self) -> list[Rollout]:
+        open_rows = PodUpdate.objects.filter(cluster_id=self.cluster.pk, state__in=OPEN_POD_UPDATE_STATES)
+        return list(
+            Rollout.objects.select_related("sidecarset__current_revision", "to_revision", "cluster")
+            .filter(cluster=self.cluster)
+            .filter(Q(state__in=ACTIVE_ROLLOUT_STATES) | Q(pk__in=open_rows.values("rollout_id")))
+            .order_by("created_at", "pk")
+        )
+
+    def run(self) -> None:
+        while True:
+            self.report.more_work = False
+            progressed = False
+            for rollout in self.rollouts():
+                try:
+                    progressed |= self.advance(rollout)
+                except (RolloutError, LookupError) as exc:
+                    self.fail_or_pause(rollout, str(exc))
+                if time.monotonic() >= self.deadline:
+                    self.report.more_work = True
+                    return
+            if not self.report.more_work or time.monotonic() >= self.deadline:
+                return
+            if not progressed:
+                # Only observing: look again shortly, within this pass's budget.
+                time.sleep(min(_setting("SIDECARHUB_ROLLOUT_OBSERVE_INTERVAL_SECONDS", 0.3), 1.0))
+                if time.monotonic() >= self.deadline:
+                    self.report.more_work = True
+                    return
+
+    # --- per rollout -------------------------------------------------------------------------
+
+    def fail_or_pause(self, rollout: Rollout, reason: str) -> None:
+        log.warning("rollout %s: %s", rollout.pk, reason)
+        try:
+            if rollout.to_revision_id is None:
+                transitions.fail_rollout_row(rollout.pk, actor=None, reason=reason)
+            else:
+                self.pause(rollout, reason)
+        except InvalidTransition:
+            pass
+
+    def pause(
+        self, rollout: Rollout, reason: str, step: RolloutStep | None = None, explanation: str = ""
+    ) -> None:
+        with transaction.atomic():
+            if step is not None and step.state in (StepState.RUNNING, StepState.APPROVED):
+                transitions.pause_step_row(
+                    step.pk, actor=None, reason=reason, explanation=explanation or reason
+                )
+            transitions.pause_rollout_row(rollout.pk, actor=None, reason=reason)
+            if explanation:
+                Rollout.objects.filter(pk=rollout.pk).update(
+                    explanation=(rollout.explanation + "\n" + explanation).strip()
+                )
+        self.report.transitions.append(f"rollout {rollout.pk} paused: {reason}")
+
+    def pods(self, rollout: Rollout) -> tuple[Any, list[dict[str, Any]], Any]:
+        core = engine.planning_sidecarset(rollout)
+        pods, namespace_labels = engine.fetch_pods(self.kube, core)
+        return core, pods, namespace_labels
+
+    def advance(self, rollout: Rollout) -> bool:
+        """Move one rollout as far as it can go now; True when something changed."""
+        if rollout.state not in ACTIVE_ROLLOUT_STATES or rollout.state == RolloutState.PAUSED:
+            return self.finalize(rollout)
+        if rollout.state == RolloutState.PENDING:
+            return self.maybe_start(rollout)
+        if rollout.abort_requested:
+            reason = f"aborted by {rollout.intent_by or 'system'}" + (
+                f": {rollout.intent_reason}" if rollout.intent_reason else ""
+            )
+            services.finish_aborted(None, rollout.pk, reason)
+            self.report.transitions.append(f"rollout {rollout.pk} aborted")
+            self.report.more_work = True  # finalize open rows
+            return True
+        step = rollout.rollout_steps.exclude(state__in=TERMINAL_STEP_STATES).order_by("ordinal").first()
+        if step is None:
+            transitions.complete_rollout_row(rollout.pk, actor=None, reason="every step succeeded")
+            self.report.transitions.append(f"rollout {rollout.pk} completed")
+            self.wake_next_waves(rollout)
+            return True
+        if rollout.pause_requested and step.state != StepState.RUNNING:
+            self.pause(rollout, self.intent_reason(rollout), step)
+            return True
+        if step.state == StepState.PENDING:
+            return self.prepare(rollout, step)
+        if step.state == StepState.AWAITING_APPROVAL:
+            return False
+        if step.state == StepState.APPROVED:
+            return self.start_step(rollout, step)
+        if step.state == StepState.RUNNING:
+            return self.run_step(rollout, step)
+        return False
+
+    def intent_reason(self, rollout: Rollout) -> str:
+        return f"paused by {rollout.intent_by or 'system'}" + (
+            f": {rollout.intent_reason}" if rollout.intent_reason else ""
+        )
+
+    def finalize(self, rollout: Rollout) -> bool:
+        """Paused or ended: no new patches; patched pods are still observed to their outcome."""
+        if not PodUpdate.objects.filter(rollout=rollout, state__in=PATCHED_POD_UPDATE_STATES).exists():
+            return False
+        core, pods, _ = self.pods(rollout)
+        ended = "" if rollout.state == RolloutState.PAUSED else f"not patched: rollout {rollout.state}"
+        # kube: a hot-upgrade pod already patched finishes its switch and reset (between pods).
+        result = engine.observe_open_rows(
+            core, rollout, {engine._uid(p): p for p in pods}, ended_reason=ended, kube=self.kube
+        )
+        self.report.finished += result.finished
+        self.report.more_work = True
+        return result.progressed
+
+    def maybe_start(self, rollout: Rollout) -> bool:
+        wait = self.start_blocker(rollout)
+        if wait:
+            if rollout.reason != wait[:300]:
+                Rollout.objects.filter(pk=rollout.pk, state=RolloutState.PENDING).update(reason=wait[:300])
+            return False
+        transitions.start_rollout_row(rollout.pk, actor=None, reason="its turn came")
+        self.report.transitions.append(f"rollout {rollout.pk} started")
+        self.report.more_work = True
+        return True
+
+    def start_blocker(self, rollout: Rollout) -> str:
+        """Why a pending rollout may not start yet ('' when it may)."""
+        earlier = (
+            Rollout.objects.filter(sidecarset_id=rollout.sidecarset_id, cluster_id=rollout.cluster_id)
+            .filter(Q(state__in=ACTIVE_ROLLOUT_STATES) | Q(pod_updates__state__in=OPEN_POD_UPDATE_STATES))
+            .filter(
+                Q(created_at__lt=rollout.created_at) | Q(created_at=rollout.created_at, pk__lt=rollout.pk)
+            )
+            .first()
+        )
+        if earlier is not None:
+            return f"waiting for rollout {earlier.pk} of this SidecarSet in this cluster to stop"
+        current = rollout.sidecarset.current_revision
+        if current is not None and current.to_core().update_strategy.paused:
+            return "held: the SidecarSet's updateStrategy.paused is true"
+        if rollout.kind == RolloutKind.UPDATE and rollout.wave > 0:
+            blocking = (
+                Rollout.objects.filter(to_revision_id=rollout.to_revision_id, wave__lt=rollout.wave)
+                .exclude(state=RolloutState.COMPLETED)
+                .select_related("cluster")
+                .first()
+            )
+            if blocking is not None:
+                return (
+                    f"waiting for wave {blocking.wave}: the rollout in cluster {blocking.cluster.name} "
+                    f"is {blocking.state}"
+                )
+        return ""
+
+    def wake_next_waves(self, rollout: Rollout) -> None:
+        clusters = set(
+            Rollout.objects.filter(
+                to_revision_id=rollout.to_revision_id, wave__gt=rollout.wave, state=RolloutState.PENDING
+            ).values_list("cluster_id", flat=True)
+        ) | set(
+            Rollout.objects.filter(
+                sidecarset_id=rollout.sidecarset_id, cluster_id=rollout.cluster_id, state=RolloutState.PENDING
+            ).values_list("cluster_id", flat=True)
+        )
+        for cluster_id in clusters:
+            if cluster_id == self.cluster.pk:
+                self.report.more_work = True
+            else:
+                services.wake_cluster(cluster_id)
+
+    def prepare(self, rollout: Rollout, step: RolloutStep) -> bool:
+        try:
+            prepared = services.prepare_step(None, step.pk, kube=self.kube)
+        except RolloutError as exc:
+            self.pause(rollout, str(exc))
+            return True
+        self.report.transitions.append(f"step {step.ordinal} of rollout {rollout.pk} → {prepared.state}")
+        self.report.more_work = prepared.state in (StepState.SUCCEEDED, StepState.APPROVED)
+        return True
+
+    def start_step(self, rollout: Rollout, step: RolloutStep) -> bool:
+        core, pods, _ = self.pods(rollout)
+        with transaction.atomic():
+            started = transitions.start_step_row(step.pk, actor=None, reason=f"step {step.ordinal} started")
+            engine.claim_step_pods(rollout, started, core, {engine._uid(p): p for p in pods})
+        self.report.transitions.append(f"step {step.ordinal} of rollout {rollout.pk} running")
+        self.report.more_work = True
+        return True
+
+    def run_step(self, rollout: Rollout, step: RolloutStep) -> bool:
+        now = timezone.now()
+        heartbeat_timeout = _setting("SIDECARHUB_ROLLOUT_HEARTBEAT_TIMEOUT_SECONDS", 120)
+        if step.heartbeat_at is not None and step.heartbeat_at < now - timedelta(seconds=heartbeat_timeout):
+            note = (
+                f"{now:%Y-%m-%d %H:%M:%S} UTC: no heartbeat since {step.heartbeat_at:%H:%M:%S}; the worker "
+                "running this step was lost. Its pods are checked by reading them (never patched twice)."
+            )
+            RolloutStep.objects.filter(pk=step.pk).update(
+                explanation=(step.explanation + "\n" + note).strip()
+            )
+            step.explanation = (step.explanation + "\n" + note).strip()
+        RolloutStep.objects.filter(pk=step.pk).update(heartbeat_at=now)
+        core, pods, namespace_labels = self.pods(rollout)
+        result = engine.run_step_pass(
+            self.kube, rollout, step, core, pods, namespace_labels, max_patches=self.patches, now=now
+        )
+        self.report.patched += result.patched
+        self.report.finished += result.finished
+        if result.progressed:
+            RolloutStep.objects.filter(pk=step.pk).update(last_progress_at=timezone.now())
+            step.last_progress_at = timezone.now()
+        if result.unreachable:
+            self.report.error = result.unreachable
+            self.report.more_work = True
+            return result.progressed
+        failures = engine.step_failures(step)
+        counted = len(failures) - step.failures_acknowledged
+        if counted > rollout.failure_threshold:
+            details = "; ".join(f"{row.namespace}/{row.pod_name}: {row.error}" for row in failures[-5:])
+            reason = (
+                f"step {step.ordinal}: {counted} pod updates failed (threshold {rollout.failure_threshold})"
+            )
+            explanation = (
+                f"{reason}. Last failures: {details}. Fix the image or the pods, then resume "
+                "(failures so far are acknowledged), or abort, or roll back."
+            )
+            self.pause(rollout, reason, step, explanation)
+            return True
+        if result.intent == "abort":
+            self.report.more_work = True
+            return True
+        if result.intent == "pause" or (rollout.pause_requested and not result.open_rows):
+            self.pause(rollout, self.intent_reason(Rollout.objects.get(pk=rollout.pk)), step)
+            return True
+        if result.open_rows == 0:
+            transitions.succeed_step_row(step.pk, actor=None, reason=self.summary(step))
+            self.report.transitions.append(f"step {step.ordinal} of rollout {rollout.pk} succeeded")
+            self.report.more_work = True
+            return True
+        stalled_for = (now - (step.last_progress_at or now)).total_seconds()
+        if stalled_for > rollout.progress_deadline_seconds:
+            why = "; ".join(result.waiting_reasons) or "patched pods did not become ready"
+            reason = (
+                f"step {step.ordinal}: no progress for {int(stalled_for)}s "
+                f"(deadline {rollout.progress_deadline_seconds}s)"
+            )
+            explanation = (
+                f"{reason}: {why}. Check the pods that are not ready (they block maxUnavailable "
+                f"{rollout.max_unavailable}); resume when they are, or abort."
+            )
+            self.pause(rollout, reason, step, explanation)
+            return True
+        self.report.more_work = True
+        return result.progressed
+
+    def summary(self, step: RolloutStep) -> str:
+        counts = PodUpdate.objects.filter(step=step).counts_by_outcome()
+        text = ", ".join(f"{count} {key}" for key, count in sorted(counts.items()))
+        return f"step {step.ordinal} finished: {text or 'no pods'}"

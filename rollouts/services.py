@@ -1,0 +1,826 @@
+"""Use cases of rollouts: create on publish, prepare, approve / deny, pause, resume, abort,
+roll back, preview (STYLE P1, P3, P7).
+
+Every service takes the acting user first (``actor``; ``None`` = the system), writes its
+history rows (``StepTransition``, ``Approval``) in the same transaction as the change, and
+queues work (the cluster's reconciler) only after commit. Expected failures are exceptions
+whose message is written for people:
+
+- ``RolloutNotFound`` (404), ``NotPermitted`` (403: permission or four-eyes rule),
+- ``InvalidTransition`` (409: the rollout or step is not in a state the verb accepts;
+  ``current_state`` says which),
+- ``RolloutError`` (400/409: anything else, e.g. a rollback without a previous revision).
+
+Rollout settings (``RolloutSettings``) come, in this order, from an explicit argument, from the
+SidecarSet's annotations (``rollouts.sidecarhub.io/steps: "canary,50%,100%"``,
+``.../max-unavailable``, ``.../failure-threshold``, ``.../progress-deadline-seconds``,
+``.../pod-timeout-seconds``, ``.../approval-ttl-seconds``; annotations are not hashed, so
+changing them never makes pods "needs recreate"), then from the revision
+(``updateStrategy.maxUnavailable``) and the ``SIDECARHUB_ROLLOUT_*`` settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from clusters.kube import KubeError, cached_kube_client
+from clusters.models import Cluster
+from clusters.push import resolve_targets
+from rollouts import transitions
+from rollouts.choices import (
+    ACTIVE_ROLLOUT_STATES,
+    FAILED_OUTCOMES,
+    TERMINAL_STEP_STATES,
+    ApprovalDecision,
+    PodUpdateOutcome,
+    PodUpdateState,
+    RolloutKind,
+    RolloutState,
+    StepState,
+)
+from rollouts.engine import fetch_pods, planning_sidecarset
+from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
+from rollouts.permissions import approval_refusal, can_operate
+from rollouts.transitions import InvalidTransition, RolloutError
+from sidecarhub.changes import Actor, actor_name
+from sidecarhub.models import SidecarSet, SidecarSetRevision
+from sidecarhub.sidecarset import CANARY_STEP, ChangeKind, PodClass, classify_change, plan_round, plan_step
+from sidecarhub.sidecarset.planning import resolve_step_target
+
+__all__ = [
+    "InvalidTransition",
+    "NotPermitted",
+    "PodPreview",
+    "RevisionPreview",
+    "RolloutError",
+    "RolloutNotFound",
+    "RolloutProgress",
+    "RolloutSettings",
+    "StepPreview",
+    "abort_rollout",
+    "approve_step",
+    "create_rollouts_for_revision",
+    "deny_step",
+    "expire_step",
+    "on_revision_published",
+    "pause_rollout",
+    "prepare_step",
+    "preview_next_step",
+    "preview_revision",
+    "resume_rollout",
+    "rollback_rollout",
+    "rollout_progress",
+    "wake_cluster",
+]
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_PREFIX = "rollouts.sidecarhub.io/"
+
+
+# --- errors and results ------------------------------------------------------------------------
+
+
+class RolloutNotFound(RolloutError):
+    def __init__(self, what: str, object_id: int) -> None:
+        super().__init__(f"{what} {object_id} not found")
+
+
+class NotPermitted(RolloutError):
+    """The actor may not do this (missing permission, or the four-eyes rule): HTTP 403."""
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """How a rollout proceeds; snapshotted into the ``Rollout`` row at creation.
+
+    ``steps``: targets in order — ``"canary"`` (the pods of ``updateStrategy.selector``; first
+    only), a cumulative count (``1``) or percent of matched pods (``"50%"``). ``None``: the
+    default of decision 13 (``["canary", "100%"]`` with a canary selector, else ``["100%"]``).
+    ``max_unavailable``: ``None`` keeps the revision's ``updateStrategy.maxUnavailable``.
+    """
+
+    steps: tuple[int | str, ...] | None = None
+    max_unavailable: int | str | None = None
+    failure_threshold: int = 0
+    progress_deadline_seconds: int = 600
+    pod_timeout_seconds: int = 300
+    approval_ttl_seconds: int = 86400
+
+
+@dataclass(frozen=True)
+class PodPreview:
+    """One pod as an approver sees it: in place (``in_place``) or needs recreate, and why."""
+
+    namespace: str
+    name: str
+    uid: str
+    in_place: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class StepPreview:
+    """The next step of a rollout: its exact pods (stored once prepared, computed live before)."""
+
+    rollout_id: int
+    step_id: int
+    ordinal: int
+    target: str
+    state: str
+    prepared: bool
+    pods: tuple[PodPreview, ...]
+    needs_recreate: tuple[PodPreview, ...]
+    shortfall: int
+    first_round: int  # pods the first round patches under maxUnavailable (live preview only)
+    expires_at: Any = None
+
+
+@dataclass(frozen=True)
+class RevisionPreview:
+    """What a revision means for one cluster's running pods (decision 15 reporting)."""
+
+    revision_id: int
+    cluster_id: int
+    counts: Mapping[str, int]
+    needs_recreate: tuple[PodPreview, ...]
+    in_place: tuple[PodPreview, ...]
+
+
+@dataclass(frozen=True)
+class RolloutProgress:
+    """Counts for progress bars: pods per outcome / progress state, steps per state."""
+
+    rollout_id: int
+    state: str
+    total_pods: int
+    pods: Mapping[str, int]
+    steps: Mapping[str, int]
+    current_step: int | None
+
+    @property
+    def finished_pods(self) -> int:
+        return sum(count for key, count in self.pods.items() if key in PodUpdateOutcome.values)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _user(actor: Actor) -> Any:
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
+def wake_cluster(cluster_id: int) -> None:
+    """Queue the cluster's reconciler after the current transaction commits (at once outside one)."""
+    from rollouts.tasks import reconcile_rollouts_task
+
+    transaction.on_commit(lambda: reconcile_rollouts_task.delay(cluster_id, True))
+
+
+def _get_rollout(rollout_id: int) -> Rollout:
+    rollout = Rollout.objects.select_related("cluster").filter(pk=rollout_id).first()
+    if rollout is None:
+        raise RolloutNotFound("rollout", rollout_id)
+    return rollout
+
+
+def _get_step(step_id: int) -> RolloutStep:
+    step = RolloutStep.objects.select_related("rollout__cluster").filter(pk=step_id).first()
+    if step is None:
+        raise RolloutNotFound("step", step_id)
+    return step
+
+
+def _require_operator(actor: Actor) -> None:
+    if actor is not None and not can_operate(actor):
+        raise NotPermitted(
+            f"{actor_name(actor)} lacks the permission to operate rollouts (rollouts.operate_rollout)"
+        )
+
+
+def _setting(name: str, default: int) -> int:
+    return int(getattr(django_settings, name, default))
+
+
+def _parse_step(value: Any) -> int | str:
+    text = str(value).strip()
+    return int(text) if text.isdigit() else text
+
+
+def _validate_steps(steps: Sequence[int | str], has_canary_selector: bool) -> tuple[int | str, ...]:
+    if not steps:
+        raise RolloutError("a rollout needs at least one step")
+    checked: list[int | str] = []
+    for position, step in enumerate(steps):
+        step = _parse_step(step)
+        if step == CANARY_STEP:
+            if position != 0:
+                raise RolloutError("the canary step can only be the first step")
+            if not has_canary_selector:
+                raise RolloutError("a canary step needs spec.updateStrategy.selector")
+        else:
+            try:
+                resolve_step_target(step, 100)
+            except ValueError as exc:
+                raise RolloutError(
+                    f"step {position + 1}: {exc} (use a count like 1 or a percent like 50%)"
+                ) from None
+        checked.append(step)
+    return tuple(checked)
+
+
+def resolve_settings(
+    revision: SidecarSetRevision, explicit: RolloutSettings | None = None
+) -> RolloutSettings:
+    """The effective settings for a rollout to ``revision`` (see the module docstring)."""
+    core = revision.to_core()
+    annotations: Mapping[str, str] = core.annotations or {}
+
+    def annotated(key: str) -> str | None:
+        value = annotations.get(ANNOTATION_PREFIX + key)
+        return str(value).strip() if value not in (None, "") else None
+
+    base = RolloutSettings(
+        failure_threshold=_setting("SIDECARHUB_ROLLOUT_FAILURE_THRESHOLD", 0),
+        progress_deadline_seconds=_setting("SIDECARHUB_ROLLOUT_PROGRESS_DEADLINE_SECONDS", 600),
+        pod_timeout_seconds=_setting("SIDECARHUB_ROLLOUT_POD_TIMEOUT_SECONDS", 300),
+        approval_ttl_seconds=_setting("SIDECARHUB_ROLLOUT_APPROVAL_TTL_SECONDS", 86400),
+    )
+    values: dict[str, Any] = {}
+    steps_text = annotated("steps")
+    if steps_text:
+        values["steps"] = tuple(part for part in (p.strip() for p in steps_text.split(",")) if part)
+    if annotated("max-unavailable"):
+        values["max_unavailable"] = _parse_step(annotated("max-unavailable"))
+    for key, field_name in (
+        ("failure-threshold", "failure_threshold"),
+        ("progress-deadline-seconds", "progress_deadline_seconds"),
+        ("pod-timeout-seconds", "pod_timeout_seconds"),
+        ("approval-ttl-seconds", "approval_ttl_seconds"),
+    ):
+        text = annotated(key)
+        if text is not None:
+            if not text.isdigit():
+                raise RolloutError(f"annotation {ANNOTATION_PREFIX}{key}: {text!r} is not a whole number")
+            values[field_name] = int(text)
+    merged = dataclasses.replace(base, **values)
+    if explicit is not None:
+        merged = dataclasses.replace(
+            merged,
+            **{
+                f.name: getattr(explicit, f.name)
+                for f in dataclasses.fields(explicit)
+                if getattr(explicit, f.name) != getattr(RolloutSettings(), f.name)
+            },
+        )
+    has_selector = core.update_strategy.selector is not None
+    steps = merged.steps or ((CANARY_STEP, "100%") if has_selector else ("100%",))
+    max_unavailable = (
+        merged.max_unavailable if merged.max_unavailable is not None else core.update_strategy.max_unavailable
+    )
+    return dataclasses.replace(
+        merged, steps=_validate_steps(steps, has_selector), max_unavailable=max_unavailable
+    )
+
+
+def _create_rollout(
+    *,
+    sidecarset: SidecarSet,
+    cluster_id: int,
+    wave: int,
+    from_revision: SidecarSetRevision | None,
+    to_revision: SidecarSetRevision,
+    effective: RolloutSettings,
+    actor: Actor,
+    kind: str = RolloutKind.UPDATE,
+    rollback_of: Rollout | None = None,
+    reason: str,
+) -> Rollout:
+    assert effective.steps is not None
+    user = _user(actor)
+    rollout = Rollout.objects.create(
+        sidecarset=sidecarset,
+        sidecarset_name=sidecarset.name,
+        cluster_id=cluster_id,
+        kind=kind,
+        rollback_of=rollback_of,
+        from_revision=from_revision,
+        to_revision=to_revision,
+        from_revision_number=from_revision.number if from_revision is not None else None,
+        to_revision_number=to_revision.number,
+        to_revision_hash=to_revision.revision_hash,
+        wave=wave,
+        author=user,
+        author_name=actor_name(actor),
+        reason=reason[:300],
+        steps=[str(step) if isinstance(step, str) else step for step in effective.steps],
+        max_unavailable=str(effective.max_unavailable),
+        failure_threshold=effective.failure_threshold,
+        progress_deadline_seconds=effective.progress_deadline_seconds,
+        pod_timeout_seconds=effective.pod_timeout_seconds,
+        approval_ttl_seconds=effective.approval_ttl_seconds,
+    )
+    RolloutStep.objects.bulk_create(
+        RolloutStep(rollout=rollout, ordinal=position + 1, target=str(step), canary=step == CANARY_STEP)
+        for position, step in enumerate(effective.steps)
+    )
+    rollout.transitions.create(
+        from_state="", to_state=RolloutState.PENDING, actor=user, actor_name=actor_name(actor), reason=reason
+    )
+    wake_cluster(cluster_id)
+    return rollout
+
+
+def _supersede(sidecarset_id: int, revision: SidecarSetRevision, actor: Actor) -> None:
+    """Stop active rollouts of the SidecarSet that go to another revision (a newer one wins)."""
+    reason = f"superseded by revision {revision.number}"
+    for rollout in Rollout.objects.filter(
+        sidecarset_id=sidecarset_id, state__in=ACTIVE_ROLLOUT_STATES
+    ).exclude(to_revision=revision):
+        _abort(actor, rollout, reason)
+
+
+# --- publish → rollouts ------------------------------------------------------------------------
+
+
+def on_revision_published(
+    sender: Any,
+    *,
+    sidecarset_id: int,
+    revision_id: int,
+    previous_revision_id: int | None = None,
+    change_kind: str = "",
+    actor_id: int | None = None,
+    **kwargs: Any,
+) -> None:
+    """Receiver of ``sidecarhub.signals.revision_published`` (connected in ``RolloutsConfig``).
+
+    An images-only revision creates one rollout per target cluster; other kinds create none
+    (a change of anything but images stops active rollouts of older revisions and leaves pods
+    as they are: they are "needs recreate", see ``preview_revision``); ``none`` wakes the
+    target clusters' reconcilers (e.g. ``updateStrategy.paused`` was switched off).
+    """
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id is not None else None
+    create_rollouts_for_revision(
+        actor, revision_id, previous_revision_id=previous_revision_id, change_kind=change_kind or None
+    )
+
+
+def create_rollouts_for_revision(
+    actor: Actor,
+    revision_id: int,
+    *,
+    previous_revision_id: int | None = None,
+    change_kind: str | None = None,
+    settings: RolloutSettings | None = None,
+) -> list[Rollout]:
+    """Create the rollouts a newly published revision needs (one per target cluster, in waves).
+
+    Guarantees: nothing for ``updateStrategy.type: NotUpdate`` or for a change kind other than
+    ``images_only``; active rollouts of the SidecarSet to other revisions are aborted
+    ("superseded") — except for ``none``, which changes nothing pods see; rollouts start in
+    wave order (the reconciler starts a wave when every rollout of the previous waves of the same
+    revision has completed). ``change_kind`` ``None``: classified here from the previous
+    revision (the receiver passes the one publish computed). Returns the created rows.
+    """
+    revision = SidecarSetRevision.objects.select_related("sidecarset").filter(pk=revision_id).first()
+    if revision is None:
+        return []
+    sidecarset = revision.sidecarset
+    targets = resolve_targets(sidecarset.pk)
+    previous = (
+        SidecarSetRevision.objects.filter(pk=previous_revision_id).first()
+        if previous_revision_id is not None
+        else None
+    )
+    if change_kind is None:  # not given: classify it here, as publish does
+        change_kind = (
+            classify_change(previous.to_core(), revision.to_core())
+            if previous is not None
+            else ChangeKind.OTHER
+        )
+    with transaction.atomic():
+        if change_kind == ChangeKind.NONE:
+            for cluster_id in targets:
+                wake_cluster(cluster_id)
+            return []
+        _supersede(sidecarset.pk, revision, actor)
+        core = revision.to_core()
+        if change_kind != ChangeKind.IMAGES_ONLY:
+            log.info(
+                "revision %s changes more than images: no rollout; existing pods need recreating",
+                revision.name,
+            )
+            return []
+        if core.update_strategy.type == "NotUpdate":
+            log.info("revision %s: updateStrategy.type is NotUpdate; no rollout", revision.name)
+            return []
+        effective = resolve_settings(revision, settings)
+        return [
+            _create_rollout(
+                sidecarset=sidecarset,
+                cluster_id=cluster_id,
+                wave=wave,
+                from_revision=previous,
+                to_revision=revision,
+                effective=effective,
+                actor=actor,
+                reason=f"revision {revision.number} changes only sidecar images",
+            )
+            for cluster_id, wave in sorted(targets.items(), key=lambda item: (item[1], item[0]))
+        ]
+
+
+# --- steps: prepare, approve, deny, expire -----------------------------------------------------
+
+
+def _ref_dict(ref: Any) -> dict[str, str]:
+    return {"namespace": ref.namespace, "name": ref.name, "uid": ref.uid}
+
+
+def prepare_step(actor: Actor, step_id: int, *, kube: Any = None) -> RolloutStep:
+    """Compute the step's exact pod list (``plan_step`` over the cluster's live pods) and put it
+    up for approval (or approve it at once on an auto-approve cluster).
+
+    A step with no pod to update succeeds at once (no approval needed), with an explanation.
+    Raises ``InvalidTransition`` unless the step is pending and its rollout running;
+    ``RolloutError`` when the cluster cannot be read or the revision blocks updates
+    (``updateStrategy.paused`` / ``NotUpdate``).
+    """
+    step = _get_step(step_id)
+    rollout = step.rollout
+    if rollout.state != RolloutState.RUNNING:
+        raise InvalidTransition("rollout", rollout.pk, rollout.state, "preparing a step")
+    if step.state != StepState.PENDING:
+        raise InvalidTransition("step", step.pk, step.state, StepState.AWAITING_APPROVAL)
+    core = planning_sidecarset(rollout)
+    try:
+        pods, namespace_labels = fetch_pods(kube or cached_kube_client(rollout.cluster), core)
+    except KubeError as exc:
+        raise RolloutError(f"cannot prepare step {step.ordinal}: {exc}") from None
+    target: int | str = _parse_step(step.target)
+    plan = plan_step(core, pods, target, namespace_labels=namespace_labels)
+    if plan.blocked_reason is not None:
+        raise RolloutError(f"step {step.ordinal} cannot be prepared: {plan.blocked_reason}")
+    needs_recreate = [
+        {**_ref_dict(decision.ref), "reason": decision.reason}
+        for decision in plan.round.of_class(PodClass.NEEDS_RECREATE)[:1000]
+    ]
+    now = timezone.now()
+    with transaction.atomic():
+        if not plan.pods:
+            why = f"no pod to update (goal {plan.target_updated} updated, {plan.updated_before} already are"
+            why += f"; {len(needs_recreate)} need recreating)" if needs_recreate else ")"
+            updated = transitions.transition_step(
+                step.pk,
+                from_states=[StepState.PENDING],
+                to_state=StepState.SUCCEEDED,
+                actor=actor,
+                reason=f"step {step.ordinal}: {why}",
+                finished_at=now,
+                prepared_at=now,
+                pods=[],
+                pod_count=0,
+                target_updated=plan.target_updated,
+                shortfall=plan.shortfall,
+                needs_recreate=needs_recreate,
+                explanation=why,
+                preparation=step.preparation + 1,
+            )
+            wake_cluster(rollout.cluster_id)
+            return updated
+        updated = transitions.mark_step_awaiting_approval(
+            step.pk,
+            actor=actor,
+            reason=f"step {step.ordinal} prepared: {len(plan.pods)} pods",
+            pods=[_ref_dict(decision.ref) for decision in plan.pods],
+            pod_count=len(plan.pods),
+            target_updated=plan.target_updated,
+            shortfall=plan.shortfall,
+            needs_recreate=needs_recreate,
+            prepared_at=now,
+            expires_at=now + timedelta(seconds=rollout.approval_ttl_seconds),
+            preparation=step.preparation + 1,
+        )
+        if rollout.cluster.rollout_auto_approve:
+            updated = transitions.approve_step_row(
+                step.pk, actor=None, reason=f"cluster {rollout.cluster.name} approves steps automatically"
+            )
+            Approval.objects.create(
+                step=updated,
+                preparation=updated.preparation,
+                decision=ApprovalDecision.APPROVE,
+                actor=None,
+                actor_name=actor_name(None),
+                comment=f"auto-approve is on for cluster {rollout.cluster.name}",
+                automatic=True,
+            )
+            wake_cluster(rollout.cluster_id)
+        return updated
+
+
+def expire_step(actor: Actor, step_id: int) -> RolloutStep:
+    """Expire a step whose approval window passed and pause its rollout with the reason.
+
+    Idempotent through the guarded transition (``InvalidTransition`` if it is no longer
+    awaiting approval)."""
+    step = _get_step(step_id)
+    reason = (
+        f"step {step.ordinal} was not approved before {step.expires_at:%Y-%m-%d %H:%M:%S} UTC; "
+        "resume the rollout to prepare it again with a fresh pod list"
+    )
+    with transaction.atomic():
+        expired = transitions.expire_step_row(step.pk, actor=actor, reason=reason)
+        _pause_now(actor, step.rollout, reason)
+    return expired
+
+
+def _check_decision(actor: Actor, step: RolloutStep) -> None:
+    refusal = approval_refusal(actor, step)
+    if refusal is not None:
+        raise NotPermitted(refusal)
+    if step.rollout.state != RolloutState.RUNNING:
+        raise InvalidTransition("rollout", step.rollout_id, step.rollout.state, "deciding on a step")
+    if step.state == StepState.AWAITING_APPROVAL and step.expires_at and step.expires_at <= timezone.now():
+        with contextlib.suppress(InvalidTransition):
+            expire_step(None, step.pk)
+        raise InvalidTransition("step", step.pk, StepState.EXPIRED, StepState.APPROVED)
+
+
+def approve_step(actor: Actor, step_id: int, comment: str = "") -> Approval:
+    """Approve a prepared step: the engine then patches exactly its pod list.
+
+    Guarantees: ``NotPermitted`` unless ``rollouts.permissions.can_approve``; an expired step is
+    marked expired (rollout paused) and refused with ``InvalidTransition``; of two concurrent
+    approvals exactly one wins, the other gets ``InvalidTransition``. Writes the ``Approval``
+    and the step's ``StepTransition``; wakes the cluster's reconciler after commit.
+    """
+    step = _get_step(step_id)
+    _check_decision(actor, step)
+    with transaction.atomic():
+        approved = transitions.approve_step_row(
+            step.pk, actor=actor, reason=comment or f"approved by {actor_name(actor)}"
+        )
+        approval = Approval.objects.create(
+            step=approved,
+            preparation=approved.preparation,
+            decision=ApprovalDecision.APPROVE,
+            actor=_user(actor),
+            actor_name=actor_name(actor),
+            comment=comment,
+        )
+        wake_cluster(step.rollout.cluster_id)
+    return approval
+
+
+def deny_step(actor: Actor, step_id: int, comment: str = "") -> Approval:
+    """Deny a prepared step; the rollout pauses (resume prepares the step again).
+
+    Same permission, expiry and concurrency rules as ``approve_step``.
+    """
+    step = _get_step(step_id)
+    _check_decision(actor, step)
+    reason = f"step {step.ordinal} denied by {actor_name(actor)}" + (f": {comment}" if comment else "")
+    with transaction.atomic():
+        denied = transitions.deny_step_row(step.pk, actor=actor, reason=reason)
+        approval = Approval.objects.create(
+            step=denied,
+            preparation=denied.preparation,
+            decision=ApprovalDecision.DENY,
+            actor=_user(actor),
+            actor_name=actor_name(actor),
+            comment=comment,
+        )
+        _pause_now(actor, step.rollout, reason)
+    return approval
+
+
+# --- pause, resume, abort, rollback ------------------------------------------------------------
+
+
+def _pause_now(actor: Actor, rollout: Rollout, reason: str) -> None:
+    """Pause a rollout that has no step running (pending, awaiting approval...)."""
+    with contextlib.suppress(InvalidTransition):  # already paused or ended
+        transitions.pause_rollout_row(rollout.pk, actor=actor, reason=reason)
+
+
+def _running_step(rollout_id: int) -> RolloutStep | None:
+    return (
+        RolloutStep.objects.filter(rollout_id=rollout_id, state__in=[StepState.APPROVED, StepState.RUNNING])
+        .order_by("ordinal")
+        .first()
+    )
+
+
+def pause_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
+    """Pause a rollout. A pending one pauses at once; a running one gets a pause intent that the
+    engine honours between pods (the pod being patched finishes first). Idempotent for an
+    already requested pause; ``InvalidTransition`` for a paused or finished rollout."""
+    _require_operator(actor)
+    rollout = _get_rollout(rollout_id)
+    text = f"paused by {actor_name(actor)}" + (f": {reason}" if reason else "")
+    if rollout.state == RolloutState.PENDING:
+        return transitions.pause_rollout_row(rollout.pk, actor=actor, reason=text)
+    moved = Rollout.objects.filter(pk=rollout.pk, state=RolloutState.RUNNING).update(
+        pause_requested=True, intent_by=actor_name(actor), intent_reason=reason[:300]
+    )
+    if not moved:
+        raise InvalidTransition("rollout", rollout.pk, _get_rollout(rollout.pk).state, RolloutState.PAUSED)
+    wake_cluster(rollout.cluster_id)
+    return _get_rollout(rollout.pk)
+
+
+def resume_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
+    """Resume a paused rollout: its paused step runs again (failures so far are acknowledged and
+    no longer count against the threshold); a denied or expired step is prepared again."""
+    _require_operator(actor)
+    rollout = _get_rollout(rollout_id)
+    text = f"resumed by {actor_name(actor)}" + (f": {reason}" if reason else "")
+    with transaction.atomic():
+        resumed = transitions.resume_rollout_row(
+            rollout.pk, actor=actor, reason=text, before_start=rollout.started_at is None
+        )
+        for step in RolloutStep.objects.filter(rollout=rollout, state=StepState.PAUSED):
+            failures = PodUpdate.objects.filter(step=step, outcome__in=FAILED_OUTCOMES).count()
+            transitions.resume_step_row(step.pk, actor=actor, reason=text, failures_acknowledged=failures)
+        for step in RolloutStep.objects.filter(
+            rollout=rollout, state__in=[StepState.DENIED, StepState.EXPIRED]
+        ):
+            transitions.reprepare_step_row(step.pk, actor=actor, reason=text)
+        wake_cluster(rollout.cluster_id)
+    return resumed
+
+
+def _abort(actor: Actor, rollout: Rollout, reason: str) -> None:
+    """Abort now when nothing runs; otherwise request it (the engine stops between pods)."""
+    if rollout.state == RolloutState.RUNNING and _running_step(rollout.pk) is not None:
+        Rollout.objects.filter(pk=rollout.pk, state=RolloutState.RUNNING).update(
+            abort_requested=True, intent_by=actor_name(actor), intent_reason=reason[:300]
+        )
+    else:
+        finish_aborted(actor, rollout.pk, reason)
+    wake_cluster(rollout.cluster_id)
+
+
+def finish_aborted(actor: Actor, rollout_id: int, reason: str) -> Rollout:
+    """Abort the rollout row, end its steps and skip its unpatched pods (one transaction).
+
+    Pods already patched (``patching`` / ``observing``) keep their rows open: the reconciler
+    resolves them by reading the pods, so no PodUpdate is lost."""
+    with transaction.atomic():
+        aborted = transitions.abort_rollout_row(rollout_id, actor=actor, reason=reason)
+        for step in RolloutStep.objects.filter(rollout_id=rollout_id).exclude(state__in=TERMINAL_STEP_STATES):
+            if step.state in (StepState.RUNNING, StepState.PAUSED):
+                transitions.fail_step_row(step.pk, actor=actor, reason=reason)
+            else:
+                transitions.cancel_step_row(step.pk, actor=actor, reason=reason)
+        PodUpdate.objects.filter(rollout_id=rollout_id, state=PodUpdateState.CLAIMED).update(
+            state=PodUpdateState.DONE,
+            outcome=PodUpdateOutcome.SKIPPED,
+            error=f"not patched: {reason}"[:2000],
+            done_at=timezone.now(),
+        )
+    return aborted
+
+
+def abort_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
+    """Abort a rollout for good. Pending, paused or between steps: at once; with a step running:
+    an abort intent the engine honours between pods. Pods already updated keep their new image
+    (use ``rollback_rollout`` to undo). ``InvalidTransition`` for a finished rollout."""
+    _require_operator(actor)
+    rollout = _get_rollout(rollout_id)
+    if rollout.state not in ACTIVE_ROLLOUT_STATES:
+        raise InvalidTransition("rollout", rollout.pk, rollout.state, RolloutState.ABORTED)
+    text = f"aborted by {actor_name(actor)}" + (f": {reason}" if reason else "")
+    with transaction.atomic():
+        _abort(actor, rollout, text)
+    return _get_rollout(rollout.pk)
+
+
+def rollback_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
+    """Roll a rollout back (decision 16): a new rollout in the same cluster from its target
+    revision back to its source revision, through the same steps and approvals. Only pods that
+    were updated are patched (the others already run the source revision).
+
+    The rollout must be paused (it is aborted first) or finished. ``RolloutError`` when it has
+    no source revision (a first publish) or the source was pruned. The SidecarSet's definition
+    is not changed: new pods are injected with its current revision until someone publishes
+    the old definition again.
+    """
+    _require_operator(actor)
+    rollout = _get_rollout(rollout_id)
+    if rollout.from_revision_id is None or rollout.to_revision_id is None:
+        raise RolloutError(f"rollout {rollout.pk} has no earlier revision to roll back to")
+    if rollout.state in (RolloutState.PENDING, RolloutState.RUNNING):
+        raise InvalidTransition("rollout", rollout.pk, rollout.state, "rolled back (pause it first)")
+    text = f"rollback of rollout {rollout.pk} by {actor_name(actor)}" + (f": {reason}" if reason else "")
+    with transaction.atomic():
+        if rollout.state == RolloutState.PAUSED:
+            finish_aborted(actor, rollout.pk, text)
+        source = SidecarSetRevision.objects.get(pk=rollout.from_revision_id)
+        effective = RolloutSettings(
+            steps=tuple(_parse_step(step) for step in rollout.steps),
+            max_unavailable=_parse_step(rollout.max_unavailable),
+            failure_threshold=rollout.failure_threshold,
+            progress_deadline_seconds=rollout.progress_deadline_seconds,
+            pod_timeout_seconds=rollout.pod_timeout_seconds,
+            approval_ttl_seconds=rollout.approval_ttl_seconds,
+        )
+        return _create_rollout(
+            sidecarset=rollout.sidecarset,
+            cluster_id=rollout.cluster_id,
+            wave=rollout.wave,
+            from_revision=rollout.to_revision,
+            to_revision=source,
+            effective=effective,
+            actor=actor,
+            kind=RolloutKind.ROLLBACK,
+            rollback_of=rollout,
+            reason=text,
+        )
+
+
+# --- previews and progress ---------------------------------------------------------------------
+
+
+def _preview(decision: Any, in_place: bool) -> PodPreview:
+    ref = decision.ref
+    return PodPreview(ref.namespace, ref.name, ref.uid, in_place, decision.reason)
+
+
+def preview_next_step(actor: Actor, rollout_id: int, *, kube: Any = None) -> StepPreview | None:
+    """The next step to run and its exact pods: the stored list once prepared, else computed
+    live from the cluster's pods (nothing stored). ``None`` when no step is left."""
+    rollout = _get_rollout(rollout_id)
+    step = rollout.rollout_steps.exclude(state__in=TERMINAL_STEP_STATES).order_by("ordinal").first()
+    if step is None:
+        return None
+    if step.state != StepState.PENDING:
+        pods = tuple(
+            PodPreview(p["namespace"], p["name"], p["uid"], True, "approved pod list") for p in step.pods
+        )
+        recreate = tuple(
+            PodPreview(p["namespace"], p["name"], p["uid"], False, p.get("reason", ""))
+            for p in step.needs_recreate
+        )
+        return StepPreview(
+            rollout.pk, step.pk, step.ordinal, step.target, step.state, True, pods, recreate,
+            step.shortfall, 0, step.expires_at,
+        )  # fmt: skip
+    core = planning_sidecarset(rollout)
+    pod_list, namespace_labels = fetch_pods(kube or cached_kube_client(rollout.cluster), core)
+    plan = plan_step(core, pod_list, _parse_step(step.target), namespace_labels=namespace_labels)
+    return StepPreview(
+        rollout.pk, step.pk, step.ordinal, step.target, step.state, False,
+        tuple(_preview(d, True) for d in plan.pods),
+        tuple(_preview(d, False) for d in plan.round.of_class(PodClass.NEEDS_RECREATE)),
+        plan.shortfall, len(plan.first_round),
+    )  # fmt: skip
+
+
+def preview_revision(actor: Actor, revision_id: int, cluster_id: int, *, kube: Any = None) -> RevisionPreview:
+    """How one cluster's running pods stand towards a revision: counts per class, the pods that
+    can be updated in place and those that need recreating (decision 15)."""
+    revision = SidecarSetRevision.objects.filter(pk=revision_id).first()
+    if revision is None:
+        raise RolloutNotFound("revision", revision_id)
+    cluster = Cluster.objects.filter(pk=cluster_id).first()
+    if cluster is None:
+        raise RolloutNotFound("cluster", cluster_id)
+    core = revision.to_core()
+    pods, namespace_labels = fetch_pods(kube or cached_kube_client(cluster), core)
+    plan = plan_round(core, pods, namespace_labels=namespace_labels, apply_canary_selector=False)
+    counts = {str(key): value for key, value in plan.class_counts().items()}
+    in_place = plan.of_class(PodClass.CANDIDATE) + plan.of_class(PodClass.WAITING)
+    return RevisionPreview(
+        revision_id,
+        cluster_id,
+        counts,
+        tuple(_preview(d, False) for d in plan.of_class(PodClass.NEEDS_RECREATE)),
+        tuple(_preview(d, True) for d in in_place),
+    )
+
+
+def rollout_progress(rollout_id: int) -> RolloutProgress:
+    """Counts for progress bars and the CLI (two small aggregate queries)."""
+    rollout = _get_rollout(rollout_id)
+    pods = PodUpdate.objects.filter(rollout=rollout).counts_by_outcome()
+    steps: dict[str, int] = {}
+    current: int | None = None
+    for ordinal, state in rollout.rollout_steps.order_by("ordinal").values_list("ordinal", "state"):
+        steps[state] = steps.get(state, 0) + 1
+        if current is None and state not in TERMINAL_STEP_STATES:
+            current = ordinal
+    total = sum(rollout.rollout_steps.values_list("pod_count", flat=True))
+    return RolloutProgress(rollout.pk, rollout.state, total, pods, steps, current)

@@ -1,0 +1,58 @@
+"""Celery tasks of the rollouts app. Thin: each takes IDs and runs one bounded reconcile
+(STYLE P7, P8, P9); the reconciler is single-flight per cluster, so duplicates are harmless."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+
+from rollouts.choices import ACTIVE_ROLLOUT_STATES, OPEN_POD_UPDATE_STATES
+from rollouts.models import Rollout
+from rollouts.reconciler import reconcile_cluster
+from sidecarhub.tasks import hub_task
+
+__all__ = ["reconcile_all_rollouts_task", "reconcile_rollouts_task"]
+
+log = logging.getLogger(__name__)
+
+
+@hub_task("rollouts.reconcile_cluster")
+def reconcile_rollouts_task(cluster_id: int, woken: bool = False) -> dict[str, Any]:
+    """One bounded reconcile of a cluster's rollouts, then re-enqueue while work is due.
+
+    ``woken``: queued by an event (approval, publish...). If another worker holds the cluster's
+    lock, a woken task re-enqueues itself once (a second later) so the event is not lost while
+    that worker finishes a pass that started before the event; unwoken duplicates just exit.
+    """
+    report = reconcile_cluster(cluster_id)
+    if report.locked_out:
+        if woken:
+            reconcile_rollouts_task.apply_async((cluster_id, False), countdown=1.0)
+    elif report.more_work:
+        delay = float(getattr(settings, "SIDECARHUB_ROLLOUT_REQUEUE_SECONDS", 0.2))
+        reconcile_rollouts_task.apply_async((cluster_id, False), countdown=delay)
+    return {
+        "locked_out": report.locked_out,
+        "patched": report.patched,
+        "finished": report.finished,
+        "transitions": report.transitions[:20],
+        "more_work": report.more_work,
+        "error": report.error,
+    }
+
+
+@hub_task("rollouts.reconcile_all")
+def reconcile_all_rollouts_task() -> None:
+    """Beat entry: one reconcile per cluster with an unfinished rollout or an open pod update."""
+    cluster_ids = (
+        Rollout.objects.filter(
+            Q(state__in=ACTIVE_ROLLOUT_STATES) | Q(pod_updates__state__in=OPEN_POD_UPDATE_STATES)
+        )
+        .values_list("cluster_id", flat=True)
+        .distinct()
+    )
+    for cluster_id in set(cluster_ids):
+        reconcile_rollouts_task.delay(cluster_id, False)

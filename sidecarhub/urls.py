@@ -14,6 +14,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from sidecarhub.api.urls import router
 from sidecarhub.views import healthz
 
+admin.site.site_header = "sidecarhub"
+admin.site.site_title = "sidecarhub"
+admin.site.index_title = "SidecarSets, clusters and rollouts"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),

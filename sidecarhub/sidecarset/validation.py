@@ -194,6 +194,8 @@ def _injection_strategy_errors(
 def _transfer_env_errors(container: SidecarContainer, path: FieldPath) -> list[FieldError]:
     errors: list[FieldError] = []
     for position, transfer in enumerate(container.transfer_env):
+        if not isinstance(transfer, Mapping):  # a malformed item is reported by the schema check
+            continue
         field_ref = (transfer.get("sourceContainerNameFrom") or {}).get("fieldRef")
         if field_ref is None:
             continue
@@ -300,8 +302,11 @@ def _hot_upgrade_container_errors(container: SidecarContainer, path: FieldPath) 
                 f"would have {twin_length} (container names are at most 63)",
             )
         )
-    for position, port in enumerate(container.data.get("ports") or ()):
-        if port.get("hostPort"):
+    ports = container.data.get("ports")
+    for position, port in enumerate(
+        ports if isinstance(ports, Sequence) and not isinstance(ports, str) else ()
+    ):
+        if isinstance(port, Mapping) and port.get("hostPort"):
             errors.append(
                 FieldError.at(
                     path.child("ports").index(position).child("hostPort"),

@@ -93,7 +93,7 @@ def reconcile_cluster(
             if time_budget_seconds is not None
             else _setting("SIDECARHUB_ROLLOUT_PASS_SECONDS", 5.0)
         )
-        patches = int(max_patches or _setting("SIDECARHUB_ROLLOUT_PATCHES_PER_PASS", 50))
+        patches = int(max_patches or _setting("SIDECARHUB_ROLLOUT_PATCHES_PER_PASS", 200))
         deadline = time.monotonic() + budget
         try:
             kube = kube or cached_kube_client(cluster)

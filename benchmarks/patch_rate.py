@@ -1,0 +1,529 @@
+"""Benchmark: patch rate of an approved 1,000-pod step, maxUnavailable 100% (issue 6; target >= 0.9x).
+
+Starts one sandbox cluster (etcd + kube-apiserver + kube-controller-manager) and the pod
+simulator in-process, registers the cluster with the hub, publishes a SidecarSet (revision 1:
+``log-agent:1``) and creates N pods the way the admission webhook injects them (the core's
+``inject()``: the sidecar container plus the hub's hash annotations). Then, for each repetition,
+on the same pods and the same apiserver:
+
+1. **raw loop (baseline)**: one list of the pods, then a sequential loop of
+   ``CoreV1Api.patch_namespaced_pod`` calls (``_preload_content=False``, the body read), one per
+   pod, with the body the engine sends: the sidecar image (``log-agent:raw-<i>``), the hub's
+   hash annotation and in-place update state, and the pod's ``resourceVersion`` as precondition;
+2. **the hub**: a new revision (images only, ``log-agent:<i+2>``) is published; the hub creates
+   the rollout (SidecarSet annotations: steps ``100%``, maxUnavailable ``100%``); the reconciler
+   prepares the step; a second user approves it; then the reconciler (``reconcile_cluster``,
+   called in this process, default pass budget and patches per pass; with ``--worker`` a real
+   Celery worker) drives the step to the end.
+
+Rates are pods per second of PATCHES: from the start of the loop (raw) or of the approval (hub)
+to the response of the last patch (the hub's ``PodUpdate.patched_at``). The time until every pod
+is observed running the new image and ready is printed as extra information. Each repetition
+runs both, alternately, so drift hits both. Exits 1 when the median ratio hub / raw is under 0.9.
+
+    .venv/bin/python benchmarks/patch_rate.py [--pods 1000] [--repetitions 3] [--worker]
+        [--profile FILE]
+
+Needs the environment ``scripts/bench.sh`` sets up (PostgreSQL, Redis, the sandbox binaries,
+``DATABASE_URL``...). Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import json
+import os
+import pstats
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sidecarhub.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth.models import Permission, User  # noqa: E402
+from django.db.models import Max, Min  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from kubernetes import client, config  # noqa: E402
+
+from clusters.models import Cluster  # noqa: E402
+from clusters.push import create_target  # noqa: E402
+from clusters.services import import_kubeconfig  # noqa: E402
+from rollouts.choices import TERMINAL_ROLLOUT_STATES, PodUpdateOutcome, RolloutState, StepState  # noqa: E402
+from rollouts.models import PodUpdate, Rollout, RolloutStep  # noqa: E402
+from rollouts.reconciler import reconcile_cluster  # noqa: E402
+from rollouts.services import approve_step  # noqa: E402
+from sandbox.cluster import SandboxCluster, find_binaries  # noqa: E402
+from sandbox.simulator import PodSimulator  # noqa: E402
+from sidecarhub.celery import app as celery_app  # noqa: E402
+from sidecarhub.models import SidecarSet as SidecarSetRow  # noqa: E402
+from sidecarhub.services import create_sidecarset, publish_sidecarset, update_sidecarset  # noqa: E402
+from sidecarhub.sidecarset import ANNOTATION_INPLACE_UPDATE_STATE, InjectionCandidate, inject  # noqa: E402
+from sidecarhub.sidecarset.annotations import ANNOTATION_HASH  # noqa: E402
+
+TARGET_RATIO = 0.9
+SIDECAR = "log-agent"
+NAMESPACE = "bench"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+Json = dict[str, Any]
+
+
+def say(message: str) -> None:
+    print(f"[patch_rate] {message}", file=sys.stderr, flush=True)
+
+
+def wait_for(probe: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def document(name: str, image: str) -> Json:
+    return {
+        "apiVersion": "apps.kruise.io/v1beta1",
+        "kind": "SidecarSet",
+        "metadata": {
+            "name": name,
+            "annotations": {
+                "rollouts.sidecarhub.io/steps": "100%",
+                "rollouts.sidecarhub.io/max-unavailable": "100%",
+            },
+        },
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "containers": [{"name": SIDECAR, "image": image}],
+        },
+    }
+
+
+def make_user(username: str) -> User:
+    user = User.objects.create_user(username, password=uuid.uuid4().hex)
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="rollouts", codename="approve_rolloutstep")
+    )
+    return User.objects.get(pk=user.pk)
+
+
+# --- the cluster and its pods ------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    name: str  # sandbox cluster, hub Cluster and SidecarSet
+    core: client.CoreV1Api  # the raw loop's client (same context, token, as the hub's)
+    cluster: Cluster
+    author: User
+    approver: User
+    pods: int
+
+
+def pod_list(core: client.CoreV1Api, name: str) -> list[Json]:
+    """The bench's pods as the hub lists them (every namespace, label selector, plain JSON)."""
+    response = core.list_pod_for_all_namespaces(label_selector=f"app={name}", _preload_content=False)
+    return list(json.loads(response.data)["items"])
+
+
+def sidecar_of(pod: Json, *, status: bool) -> tuple[str | None, bool]:
+    """The sidecar's spec image (``status``: status image) and whether the pod is Ready."""
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+    if status:
+        for item in (pod.get("status") or {}).get("containerStatuses") or []:
+            if item["name"] == SIDECAR:
+                return item.get("image"), ready and bool(item.get("ready"))
+        return None, False
+    for container in pod["spec"]["containers"]:
+        if container["name"] == SIDECAR:
+            return container["image"], ready
+    return None, False
+
+
+def wait_all_ready(bench: Bench, image: str, *, timeout: float) -> float:
+    """Wait until every pod runs ``image`` ready; return when that was first seen (monotonic)."""
+
+    def done() -> bool:
+        pods = pod_list(bench.core, bench.name)
+        return len(pods) == bench.pods and all(sidecar_of(p, status=True) == (image, True) for p in pods)
+
+    wait_for(done, timeout=timeout, what=f"{bench.pods} pods ready on {image}", interval=0.25)
+    return time.monotonic()
+
+
+def create_pods(bench: Bench, revision: Any) -> None:
+    candidate = InjectionCandidate.of(
+        revision.to_core(), revision_name=revision.name, revision_number=revision.number
+    )
+    for index in range(bench.pods):
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"pod-{index:05d}", "namespace": NAMESPACE, "labels": {"app": bench.name}},
+            "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+        }
+        injected = inject(pod, {"kubernetes.io/metadata.name": NAMESPACE}, [candidate], now=datetime.now(UTC))
+        bench.core.create_namespaced_pod(NAMESPACE, injected.pod, _preload_content=False)
+
+
+# --- baseline: the raw client loop -------------------------------------------------------------
+
+
+def raw_body(pod: Json, image: str, sidecarset: str, now: datetime) -> Json:
+    """The engine's patch shape (``rollouts.engine.build_patch``), written out by hand: the
+    sidecar image, this SidecarSet's entries of the hash annotation (its hash values kept, the
+    timestamp refreshed) and of the in-place update state, and the resourceVersion precondition."""
+    metadata = pod["metadata"]
+    annotations = metadata.get("annotations") or {}
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    hashes = json.loads(annotations.get(ANNOTATION_HASH) or "{}")
+    hashes[sidecarset] = {**hashes.get(sidecarset, {}), "updateTimestamp": stamp}
+    image_id = next(
+        (s.get("imageID", "") for s in pod["status"].get("containerStatuses") or [] if s["name"] == SIDECAR),
+        "",
+    )
+    states = json.loads(annotations.get(ANNOTATION_INPLACE_UPDATE_STATE) or "{}")
+    entry = states.get(sidecarset) or {"revision": "raw", "updateTimestamp": stamp}
+    entry["lastContainerStatuses"] = {SIDECAR: {"imageID": image_id}}
+    states[sidecarset] = entry
+    return {
+        "metadata": {
+            "resourceVersion": metadata["resourceVersion"],
+            "annotations": {
+                ANNOTATION_HASH: json.dumps(hashes, sort_keys=True, separators=(",", ":")),
+                ANNOTATION_INPLACE_UPDATE_STATE: json.dumps(states, sort_keys=True, separators=(",", ":")),
+            },
+        },
+        "spec": {"containers": [{"name": SIDECAR, "image": image}]},
+    }
+
+
+@dataclass
+class Run:
+    patch_seconds: float  # start → response of the last patch
+    ready_seconds: float  # start → every pod seen running the new image, ready
+    pods: int
+    conflicts: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.pods / self.patch_seconds
+
+
+def run_raw(bench: Bench, image: str) -> Run:
+    started = time.monotonic()
+    pods = pod_list(bench.core, bench.name)
+    for pod in pods:
+        body = raw_body(pod, image, bench.name, datetime.now(UTC))
+        response = bench.core.patch_namespaced_pod(
+            pod["metadata"]["name"],
+            pod["metadata"]["namespace"],
+            body,
+            _content_type=STRATEGIC_MERGE_PATCH,
+            _preload_content=False,
+            _request_timeout=(5.0, 10.0),
+        )
+        response.data  # noqa: B018 -- read the reply: the connection goes back to the pool
+    patched = time.monotonic()
+    ready = wait_all_ready(bench, image, timeout=60 + bench.pods * 0.1)
+    return Run(patched - started, ready - started, len(pods))
+
+
+# --- the hub ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def celery_worker() -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker (its own session) on the same database and Redis as this process."""
+    log_path = ROOT / "var" / "bench-worker.log"
+    log_path.parent.mkdir(exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "sidecarhub.celery", "worker", "--pool=prefork",
+             "--concurrency=2", "--loglevel=WARNING", "--without-heartbeat", "--without-gossip",
+             "--without-mingle"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        from sidecarhub.tasks import ping
+
+        result = ping.apply_async(args=["ready"], ignore_result=False)
+        wait_for(lambda: proc.poll() is not None or result.ready(), timeout=60, what="the Celery worker")
+        if proc.poll() is not None:
+            raise SystemExit(f"the Celery worker exited with {proc.returncode}; see {log_path}")
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+
+
+def drive(bench: Bench, done: Callable[[], bool], *, worker: bool, timeout: float, what: str) -> None:
+    """Until ``done()``: call the reconciler here (its default budget), or let the worker do it."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
+        if worker:
+            time.sleep(0.05)
+        else:
+            report = reconcile_cluster(bench.cluster.pk)
+            if report.error:
+                say(f"reconcile: {report.error}")
+
+
+def run_hub(bench: Bench, image: str, *, worker: bool, profile: cProfile.Profile | None) -> Run:
+    row = SidecarSetRow.objects.get(name=bench.name)
+    update_sidecarset(
+        bench.name, document(bench.name, image), actor=bench.author, expected_version=row.version
+    )
+    revision = publish_sidecarset(bench.name, actor=bench.author)  # after commit: the rollout is created
+    rollout = wait_for(
+        lambda: Rollout.objects.filter(to_revision=revision).first(), timeout=30, what="the rollout"
+    )
+    assert rollout.steps == ["100%"] and rollout.max_unavailable == "100%", (
+        rollout.steps,
+        rollout.max_unavailable,
+    )
+
+    def awaiting() -> RolloutStep | None:
+        return RolloutStep.objects.filter(rollout=rollout, state=StepState.AWAITING_APPROVAL).first()
+
+    drive(bench, lambda: awaiting() is not None, worker=worker, timeout=120, what="the step prepared")
+    step = awaiting()
+    assert step is not None and step.pod_count == bench.pods, step
+
+    def finished() -> bool:
+        ended = [*TERMINAL_ROLLOUT_STATES, RolloutState.PAUSED]  # paused: a failure (reported below)
+        return Rollout.objects.filter(pk=rollout.pk, state__in=ended).exists()
+
+    approved_at = timezone.now()
+    started = time.monotonic()
+    approve_step(bench.approver, step.pk, "benchmark")
+    if profile is not None:
+        profile.enable()
+    try:
+        drive(bench, finished, worker=worker, timeout=300 + bench.pods * 0.3, what="the rollout to finish")
+    finally:
+        if profile is not None:
+            profile.disable()
+    observed = time.monotonic()
+    rollout.refresh_from_db()
+    rows = PodUpdate.objects.filter(rollout=rollout)
+    outcomes = set(rows.values_list("outcome", "patch_attempts"))
+    if rollout.state != RolloutState.COMPLETED or outcomes != {(PodUpdateOutcome.SUCCEEDED, 1)}:
+        raise SystemExit(f"rollout {rollout.pk} ended {rollout.state}: {rollout.reason}; rows {outcomes}")
+    times = rows.aggregate(first=Min("patching_at"), last=Max("patched_at"), conflicts=Max("conflicts"))
+    step = RolloutStep.objects.get(pk=step.pk)
+    ready_seconds = (
+        (step.finished_at - approved_at).total_seconds() if step.finished_at else observed - started
+    )
+    return Run(
+        (times["last"] - approved_at).total_seconds(), ready_seconds, rows.count(), times["conflicts"] or 0
+    )
+
+
+# --- set-up, report ---------------------------------------------------------------------------
+
+
+# The simulator in a process of its own (``--simulator process``, the default): in this process
+# its threads would compete with the code being measured for the GIL, and every request of the
+# hub (a patch and its database round trips) or of the raw loop would wait for them.
+SIMULATOR_CHILD = """
+import signal, sys, threading
+from kubernetes import config
+from sandbox.simulator import PodSimulator
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+api = config.new_client_from_config(config_file=sys.argv[1], context=sys.argv[2])
+simulator = PodSimulator(api, node_name=sys.argv[3])
+simulator.start()
+print("ready", flush=True)
+while not stop.wait(1.0):
+    pass
+simulator.stop()
+for error in simulator.errors[-5:]:
+    print("simulator error:", error, file=sys.stderr)
+"""
+
+
+class SimulatorProcess:
+    """``PodSimulator`` run in a child process (same code, same knobs: the defaults)."""
+
+    def __init__(self, kubeconfig: Path, context: str, node_name: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SIMULATOR_CHILD, str(kubeconfig), context, node_name],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != b"ready":
+            raise SystemExit(f"the simulator process exited with {self.proc.wait()}")
+        self.errors: list[str] = []
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=20)
+
+
+def set_up(
+    name: str, workdir: Path, pods: int, *, separate_simulator: bool
+) -> tuple[SandboxCluster, PodSimulator | SimulatorProcess, Bench, Any]:
+    started = time.monotonic()
+    sandbox = SandboxCluster(name=name, workdir=workdir, bin_dir=find_binaries())
+    sandbox.start()
+    api = config.new_client_from_config(config_file=str(sandbox.kubeconfig), context=name)
+    simulator: PodSimulator | SimulatorProcess
+    if separate_simulator:
+        simulator = SimulatorProcess(sandbox.kubeconfig, name, f"sim-{name}-0")
+    else:
+        simulator = PodSimulator(api, node_name=f"sim-{name}-0")
+        simulator.start()
+    say(f"sandbox {name} up in {time.monotonic() - started:.0f}s")
+    cluster, _ = import_kubeconfig(name=name, kubeconfig_path=sandbox.kubeconfig, context=name, actor=None)
+    suffix = uuid.uuid4().hex[:6]
+    bench = Bench(
+        name=name,
+        core=client.CoreV1Api(api),
+        cluster=cluster,
+        author=make_user(f"bench-author-{suffix}"),
+        approver=make_user(f"bench-approver-{suffix}"),
+        pods=pods,
+    )
+    sidecarset = create_sidecarset(document(name, f"{SIDECAR}:1"), actor=bench.author)
+    create_target(sidecarset_id=sidecarset.pk, cluster_id=cluster.pk, wave=0)
+    revision = publish_sidecarset(name, actor=bench.author)
+    bench.core.create_namespace({"metadata": {"name": NAMESPACE}}, _preload_content=False)
+    created = time.monotonic()
+    create_pods(bench, revision)
+    wait_all_ready(bench, f"{SIDECAR}:1", timeout=120 + pods * 0.2)
+    say(f"{pods} injected pods created and ready in {time.monotonic() - created:.0f}s")
+    return sandbox, simulator, bench, api
+
+
+def describe(samples: list[float]) -> str:
+    if len(samples) == 1:
+        return f"{samples[0]:7.1f}"
+    return f"{statistics.median(samples):7.1f} (min {min(samples):.1f}, max {max(samples):.1f})"
+
+
+def print_profile(profile: cProfile.Profile, path: str) -> None:
+    profile.dump_stats(path)
+    stats = pstats.Stats(profile, stream=sys.stdout)
+    print(f"\nprofile of the hub's drive loops (all repetitions), saved to {path}:")
+    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(20)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pods", type=int, default=1000)
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--worker", action="store_true", help="drive the hub through a real Celery worker")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the in-process hub runs into FILE")
+    parser.add_argument(
+        "--simulator",
+        choices=("process", "inprocess"),
+        default="process",
+        help="run the pod simulator in a child process (default) or as threads of this process",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the sandbox's directory (logs)")
+    args = parser.parse_args()
+    if args.worker and args.profile:
+        parser.error("--profile profiles this process: not with --worker")
+
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    workdir = Path(tempfile.mkdtemp(prefix="sidecarhub-bench-"))
+    sandbox: SandboxCluster | None = None
+    simulator: PodSimulator | SimulatorProcess | None = None
+    cluster_id: int | None = None
+    profile = cProfile.Profile() if args.profile else None
+    raw_runs: list[Run] = []
+    hub_runs: list[Run] = []
+    try:
+        sandbox, simulator, bench, api = set_up(
+            name, workdir, args.pods, separate_simulator=args.simulator == "process"
+        )
+        cluster_id = bench.cluster.pk
+        with celery_worker() if args.worker else contextlib.nullcontext():
+            for index in range(args.repetitions):
+                raw = run_raw(bench, f"{SIDECAR}:raw-{index + 1}")
+                say(f"repetition {index + 1}: raw loop {raw.rate:.1f} pods/s")
+                hub = run_hub(bench, f"{SIDECAR}:{index + 2}", worker=args.worker, profile=profile)
+                say(f"repetition {index + 1}: hub {hub.rate:.1f} pods/s ({hub.rate / raw.rate:.2f}x)")
+                raw_runs.append(raw)
+                hub_runs.append(hub)
+        if simulator.errors:
+            say(f"simulator errors (last 5): {simulator.errors[-5:]}")
+        api.close()
+    finally:
+        if simulator is not None:
+            simulator.stop()
+        if sandbox is not None:
+            sandbox.stop()
+        if cluster_id is not None:
+            Cluster.objects.filter(pk=cluster_id).delete()  # its rollouts and rows go with it
+        with contextlib.suppress(Exception):
+            celery_app.control.purge()  # tasks queued for this run's cluster (no worker ran them)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    ratios = [hub.rate / raw.rate for hub, raw in zip(hub_runs, raw_runs, strict=True)]
+    how = "a Celery worker" if args.worker else "reconcile_cluster in this process"
+    print(
+        f"{args.pods} pods, {args.repetitions} repetitions, one sandbox apiserver, simulator "
+        f"{'in a child process' if args.simulator == 'process' else 'in this process'}; "
+        f"the hub through {how}"
+    )
+    print(f"  raw client loop (baseline)   patches {describe([r.rate for r in raw_runs])} pods/s")
+    print(f"  hub, approved step           patches {describe([r.rate for r in hub_runs])} pods/s")
+    print(f"  ratio hub / raw (per repetition: {', '.join(f'{r:.2f}' for r in ratios)})")
+    print(f"    median {statistics.median(ratios):.2f}x, min {min(ratios):.2f}x, max {max(ratios):.2f}x")
+    print(
+        "  extra: all pods seen ready on the new image after: raw "
+        + describe([r.ready_seconds for r in raw_runs]).strip()
+        + " s, hub (step succeeded) "
+        + describe([r.ready_seconds for r in hub_runs]).strip()
+        + " s"
+    )
+    if profile is not None:
+        print_profile(profile, args.profile)
+    ok = statistics.median(ratios) >= TARGET_RATIO
+    print(f"  target: median ratio >= {TARGET_RATIO}x -> {'OK' if ok else 'UNDER TARGET'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -180,3 +180,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from django.conf import settings
 
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A worker a failed test could not stop must not outlive the run (it would keep consuming
+    # from the test Redis database and writing to a test database that is about to go away).
+    for proc in _WORKERS:
+        if proc.poll() is None:
+            stop_worker(proc, sig=signal.SIGKILL)

@@ -2,7 +2,10 @@
 
 Called by the reconciler (``rollouts.reconciler``) with the cluster's lock held. Per pod:
 
-1. the ``PodUpdate`` row goes ``claimed → patching`` and that is committed BEFORE the patch;
+1. the ``PodUpdate`` row goes ``claimed → patching`` and that is committed BEFORE the patch
+   (pods are patched in small batches, ``PATCH_BATCH_SIZE``: one transaction moves every row of
+   the batch to ``patching`` and commits, THEN the batch's patches are sent, a few in flight at
+   once, then one transaction records their outcomes);
 2. the patch is a strategic-merge patch that changes ONLY the sidecar images
    (``spec.containers[name].image``) plus the hub's hash annotation and the in-place update
    state annotation (update.md §2.3), and carries ``metadata.resourceVersion`` (the pod's, as
@@ -26,7 +29,9 @@ Called by the reconciler (``rollouts.reconciler``) with the cluster's lock held.
    twin alone and fails the row.
 
 The planner is the only judge of what may be patched now (``plan_round(..., only=step pods)``),
-so maxUnavailable holds in every pass. Pause and abort intents are read between pods.
+so maxUnavailable holds in every pass (a batch only holds pods of the planner's ``to_patch``).
+Pause and abort intents are read between batches of at most ``PATCH_BATCH_SIZE`` pods (before
+each batch is claimed): a pause stops the pass after the batch in flight, never inside it.
 """
 
 from __future__ import annotations
@@ -35,15 +40,17 @@ import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import F
+from django.db import transaction
+from django.db.models import Case, DateTimeField, F, Value, When
 from django.utils import timezone
 from kubernetes import client
 
-from clusters.kube import ClusterApiError, ClusterUnreachable, KubeClient
+from clusters.kube import ClusterApiError, ClusterUnreachable, KubeClient, KubeError
 from rollouts.choices import (
     FAILED_OUTCOMES,
     OPEN_POD_UPDATE_STATES,
@@ -71,6 +78,7 @@ __all__ = [
     "fetch_pods",
     "observe_hot_row",
     "observe_open_rows",
+    "patch_batch",
     "planning_sidecarset",
     "run_step_pass",
 ]
@@ -92,6 +100,11 @@ FAILURE_REASONS = frozenset(
 )
 MAX_PATCH_ATTEMPTS = 2
 MAX_CONFLICTS = 5
+# Pods patched per batch (one commit claims them all, their patches are in flight together, one
+# commit records the outcomes) and the pause/abort intent is read once per batch; requests in
+# flight at once (bounded again by the client's urllib3 pool, so no connection is thrown away).
+PATCH_BATCH_SIZE = 16
+PATCH_CONCURRENCY = 8
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -596,45 +609,47 @@ def _read_pod(kube: KubeClient, namespace: str, name: str) -> dict[str, Any] | N
         raise
 
 
-def patch_one(
-    kube: KubeClient,
-    core: SidecarSet,
-    rollout: Rollout,
-    row: PodUpdate,
-    pod: Mapping[str, Any],
-    result: PassResult,
-) -> None:
-    """Patch one claimed pod (see the module docstring). The row is committed in ``patching``
-    before the request is sent."""
-    resource_version = str((pod.get("metadata") or {}).get("resourceVersion") or "")
-    now = timezone.now()
-    targets: dict[str, str] = {}
-    if has_hot_upgrade(core):  # which twin is idle is known only now, from the pod as listed
-        targets = dict(zip(("container", "from_image", "to_image"), row_targets(core, pod), strict=True))
-    moved = PodUpdate.objects.filter(pk=row.pk, state=PodUpdateState.CLAIMED).update(
-        state=PodUpdateState.PATCHING,
-        patching_at=now,
-        patch_attempts=F("patch_attempts") + 1,
-        resource_version=resource_version,
-        **targets,
-    )
-    if not moved:
-        return
-    # What the guarded update wrote, without reading the row back (one round trip per pod less):
-    # its other fields are as loaded in this pass (the cluster's lock is held).
-    row.state, row.patching_at, row.patch_attempts = PodUpdateState.PATCHING, now, row.patch_attempts + 1
-    row.resource_version = resource_version
-    for name, value in targets.items():
-        setattr(row, name, value)
-    to_revision = rollout.to_revision
-    body = build_patch(
-        core,
-        pod,
-        revision_name=to_revision.name if to_revision is not None else "",
-        revision_hash=rollout.to_revision_hash,
-        now=now,
-        revision_number=rollout.to_revision_number,
-    )
+def _claim_batch(
+    core: SidecarSet, items: Sequence[tuple[PodUpdate, Mapping[str, Any]]], now: datetime
+) -> list[tuple[PodUpdate, Mapping[str, Any]]]:
+    """Move the batch's rows ``claimed → patching`` in ONE transaction, committed before any of
+    their patches is sent; return the rows that moved (a row another pass moved is left out)."""
+    hot = has_hot_upgrade(core)
+    moved_items: list[tuple[PodUpdate, Mapping[str, Any]]] = []
+    with transaction.atomic():
+        for row, pod in items:
+            resource_version = _resource_version(pod)
+            targets: dict[str, str] = {}
+            if hot:  # which twin is idle is known only now, from the pod as listed
+                targets = dict(
+                    zip(("container", "from_image", "to_image"), row_targets(core, pod), strict=True)
+                )
+            moved = PodUpdate.objects.filter(pk=row.pk, state=PodUpdateState.CLAIMED).update(
+                state=PodUpdateState.PATCHING,
+                patching_at=now,
+                patch_attempts=F("patch_attempts") + 1,
+                resource_version=resource_version,
+                **targets,
+            )
+            if not moved:
+                continue
+            # What the guarded update wrote, without reading the row back: its other fields are
+            # as loaded in this pass (the cluster's lock is held).
+            row.state, row.patching_at, row.patch_attempts = (
+                PodUpdateState.PATCHING,
+                now,
+                row.patch_attempts + 1,
+            )
+            row.resource_version = resource_version
+            for name, value in targets.items():
+                setattr(row, name, value)
+            moved_items.append((row, pod))
+    return moved_items
+
+
+def _send_patch(kube: KubeClient, row: PodUpdate, body: dict[str, Any]) -> tuple[KubeError | None, datetime]:
+    """Send one pod's patch (runs in a pool thread: no database access here). Returns the error
+    (``None`` when the patch landed) and when the reply came."""
     try:
         kube.call(
             client.CoreV1Api(kube.api_client).patch_namespaced_pod,
@@ -644,22 +659,93 @@ def patch_one(
             _content_type=STRATEGIC_MERGE_PATCH,
             what=f"patch pod {row.namespace}/{row.pod_name}",
         )
-    except ClusterUnreachable as exc:
-        result.unreachable = str(exc)  # the row stays ``patching``: the next pass reads the pod
+    except (ClusterUnreachable, ClusterApiError) as exc:
+        return exc, timezone.now()
+    return None, timezone.now()
+
+
+def patch_concurrency(kube: KubeClient) -> int:
+    """Patches in flight at once: ``PATCH_CONCURRENCY``, never more than the client's urllib3
+    pool keeps connections for (so every request reuses a kept-alive connection)."""
+    configuration = getattr(getattr(kube, "api_client", None), "configuration", None)
+    pool = int(getattr(configuration, "connection_pool_maxsize", 0) or PATCH_CONCURRENCY)
+    return max(1, min(PATCH_CONCURRENCY, pool))
+
+
+def patch_batch(
+    kube: KubeClient,
+    core: SidecarSet,
+    rollout: Rollout,
+    items: Sequence[tuple[PodUpdate, Mapping[str, Any]]],
+    result: PassResult,
+    *,
+    executor: ThreadPoolExecutor | None = None,
+) -> None:
+    """Patch a batch of claimed pods (see the module docstring, points 1 to 3): one committed
+    transaction moves every row to ``patching``; then the patches are sent (concurrently on
+    ``executor`` when given; each carries its pod's resourceVersion); then the rows whose patch
+    landed go to ``observing`` in one update. 404 and refusals close their rows; 409 re-reads the
+    pod (``_on_conflict``); an unreachable apiserver leaves its rows in ``patching`` (the next
+    pass resolves them by reading the pods)."""
+    now = timezone.now()
+    claimed = _claim_batch(core, items, now)
+    if not claimed:
         return
-    except ClusterApiError as exc:
-        if exc.status == 404:
+    to_revision = rollout.to_revision
+    bodies = [
+        build_patch(
+            core,
+            pod,
+            revision_name=to_revision.name if to_revision is not None else "",
+            revision_hash=rollout.to_revision_hash,
+            now=now,
+            revision_number=rollout.to_revision_number,
+        )
+        for _row, pod in claimed
+    ]
+    rows = [row for row, _pod in claimed]
+    if executor is not None and len(rows) > 1:
+        outcomes = list(executor.map(lambda row, body: _send_patch(kube, row, body), rows, bodies))
+    else:
+        outcomes = [_send_patch(kube, row, body) for row, body in zip(rows, bodies, strict=True)]
+    landed = {row.pk: at for row, (error, at) in zip(rows, outcomes, strict=True) if error is None}
+    if landed:
+        PodUpdate.objects.filter(pk__in=list(landed), state=PodUpdateState.PATCHING).update(
+            state=PodUpdateState.OBSERVING,
+            patched_at=Case(
+                *(When(pk=pk, then=Value(at)) for pk, at in landed.items()), output_field=DateTimeField()
+            ),
+        )
+        result.patched += len(landed)
+    for row, (error, _at) in zip(rows, outcomes, strict=True):
+        if error is None:
+            continue
+        if isinstance(error, ClusterUnreachable):
+            result.unreachable = str(error)  # the row stays ``patching``: the next pass reads the pod
+        elif isinstance(error, ClusterApiError) and error.status == 404:
             _finish(row, PodUpdateOutcome.POD_GONE, "the pod was deleted before the patch")
             result.finished += 1
-        elif exc.status == 409:
+        elif isinstance(error, ClusterApiError) and error.status == 409:
             result.conflicts += 1
+            if result.unreachable:
+                continue  # stays ``patching``; resolved by reading on the next pass
             _on_conflict(kube, core, row, result)
         else:
-            _finish(row, PodUpdateOutcome.FAILED, f"the apiserver refused the patch: {exc}")
+            _finish(row, PodUpdateOutcome.FAILED, f"the apiserver refused the patch: {error}")
             result.finished += 1
-        return
-    _move(row, PodUpdateState.OBSERVING, patched_at=timezone.now())
-    result.patched += 1
+
+
+def patch_one(
+    kube: KubeClient,
+    core: SidecarSet,
+    rollout: Rollout,
+    row: PodUpdate,
+    pod: Mapping[str, Any],
+    result: PassResult,
+) -> None:
+    """Patch one claimed pod (a batch of one). The row is committed in ``patching`` before the
+    request is sent."""
+    patch_batch(kube, core, rollout, [(row, pod)], result)
 
 
 def _on_conflict(kube: KubeClient, core: SidecarSet, row: PodUpdate, result: PassResult) -> None:
@@ -687,6 +773,37 @@ def _on_conflict(kube: KubeClient, core: SidecarSet, row: PodUpdate, result: Pas
     _move(row, PodUpdateState.CLAIMED, conflicts=F("conflicts") + 1, patch_attempts=F("patch_attempts") - 1)
 
 
+def _patch_in_batches(
+    kube: KubeClient,
+    core: SidecarSet,
+    rollout: Rollout,
+    items: Sequence[tuple[PodUpdate, Mapping[str, Any]]],
+    result: PassResult,
+) -> None:
+    """Patch ``items`` (the planner's ``to_patch``, in its order) batch by batch; the pause/abort
+    intent is read before each batch, so it is honoured between batches of at most
+    ``PATCH_BATCH_SIZE`` pods; an unreachable apiserver ends the pass."""
+    workers = min(patch_concurrency(kube), PATCH_BATCH_SIZE, len(items))
+    executor = (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sidecarhub-patch")
+        if workers > 1
+        else None
+    )
+    try:
+        for start in range(0, len(items), PATCH_BATCH_SIZE):
+            result.intent = _intent(rollout.pk)
+            if result.intent:
+                break
+            patch_batch(
+                kube, core, rollout, items[start : start + PATCH_BATCH_SIZE], result, executor=executor
+            )
+            if result.unreachable:
+                break
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+
 def run_step_pass(
     kube: KubeClient,
     rollout: Rollout,
@@ -699,7 +816,8 @@ def run_step_pass(
     now: datetime | None = None,
 ) -> PassResult:
     """One bounded pass over a running step: resolve, observe, close pods that no longer need
-    an update, then patch up to ``max_patches`` pods the planner allows now."""
+    an update, then patch up to ``max_patches`` pods the planner allows now, in batches of at
+    most ``PATCH_BATCH_SIZE`` (pause and abort are honoured between batches)."""
     now = now or timezone.now()
     pods_by_uid = {_uid(pod): pod for pod in pods}
     result = observe_open_rows(core, rollout, pods_by_uid, step=step, now=now, kube=kube)
@@ -746,16 +864,13 @@ def run_step_pass(
         if waiting and not plan.to_patch:
             result.waiting_reasons.append(f"{len(waiting)} pods wait: {waiting[0].reason}")
         if plan.blocked_reason is None:
-            for decision in plan.to_patch[:max_patches]:
-                row = claimed.get(decision.ref)
-                if row is None:
-                    continue
-                result.intent = _intent(rollout.pk)
-                if result.intent:
-                    break
-                patch_one(kube, core, rollout, row, decision.pod, result)
-                if result.unreachable:
-                    break
+            items = [
+                (claimed[decision.ref], decision.pod)
+                for decision in plan.to_patch[:max_patches]
+                if decision.ref in claimed
+            ]
+            if items:
+                _patch_in_batches(kube, core, rollout, items, result)
     result.open_rows = PodUpdate.objects.filter(step=step, state__in=OPEN_POD_UPDATE_STATES).count()
     return result
 

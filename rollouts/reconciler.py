@@ -7,7 +7,8 @@ the cluster that is not finished (or still has open pod updates):
 - expires approvals whose window passed (indexed ``expires_at``) and pauses their rollouts;
 - starts pending rollouts whose turn came (waves in order; one active rollout per SidecarSet
   and cluster; held while the SidecarSet's current revision says ``updateStrategy.paused``);
-- honours pause and abort intents between pods;
+- honours pause and abort intents between pods (between the engine's small patch batches,
+  ``engine.PATCH_BATCH_SIZE``);
 - prepares the next step, starts approved steps (one ``claimed`` PodUpdate per approved pod),
   and runs bounded passes over the running step (``rollouts.engine``);
 - pauses a rollout whose step has more failures than its threshold, or made no progress for its

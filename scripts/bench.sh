@@ -9,17 +9,7 @@ export SIDECARHUB_PG_DB=${SIDECARHUB_PG_DB:-sidecarhub_bench}
 source "$(dirname "$0")/services.sh"
 START=$(date +%s)
 
-ensure_system_tools
-ensure_venv
-ensure_redis
-ensure_postgres
-ensure_k8s_binaries
-
-export SIDECARHUB_ENV=test
-export DATABASE_URL=$SIDECARHUB_PG_URL
-export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/${SIDECARHUB_REDIS_DB:-14}
-export SECRET_KEY=${SECRET_KEY:-bench-only-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}
-export SIDECARHUB_ENCRYPTION_KEY=${SIDECARHUB_ENCRYPTION_KEY:-$("$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')}
+ensure_test_services 14
 
 cd "$SIDECARHUB_ROOT"
 "$PY" manage.py migrate --noinput >/dev/null

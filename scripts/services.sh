@@ -89,3 +89,18 @@ ensure_k8s_binaries() {
   SIDECARHUB_K8S_BIN=$(bash "$SIDECARHUB_ROOT/sandbox/build.sh" | tail -1)
   export SIDECARHUB_K8S_BIN
 }
+
+ensure_test_services() {
+  # Everything the tests and benchmarks need, and the environment that points the hub at it.
+  # $1: the default Redis database number (SIDECARHUB_REDIS_DB overrides it).
+  ensure_system_tools
+  ensure_venv
+  ensure_redis
+  ensure_postgres
+  ensure_k8s_binaries
+  export SIDECARHUB_ENV=test
+  export DATABASE_URL=$SIDECARHUB_PG_URL
+  export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/${SIDECARHUB_REDIS_DB:-$1}
+  export SECRET_KEY=${SECRET_KEY:-test-only-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+  export SIDECARHUB_ENCRYPTION_KEY=${SIDECARHUB_ENCRYPTION_KEY:-$("$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')}
+}

@@ -4,7 +4,6 @@ paths), publish, browse revisions and diff any two. Every write goes through
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django import forms
@@ -18,6 +17,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from sidecarhub import services
+from sidecarhub.middleware import request_id_of
 from sidecarhub.models import ChangeRecord, SidecarSet, SidecarSetRevision
 from sidecarhub.services import DefinitionError, SidecarSetInvalid
 
@@ -36,10 +36,6 @@ spec:
   - name: my-sidecar
     image: busybox:1.36
 """
-
-
-def _request_id() -> str:
-    return uuid.uuid4().hex
 
 
 class SidecarSetAdminForm(forms.ModelForm):
@@ -212,7 +208,7 @@ class SidecarSetAdmin(admin.ModelAdmin):
                 actor=request.user,
                 expected_version=data.get("version"),
                 owner_team=data.get("owner_team", ""),
-                request_id=_request_id(),
+                request_id=request_id_of(request),
                 message=data.get("change_message", ""),
             )
         else:
@@ -220,7 +216,7 @@ class SidecarSetAdmin(admin.ModelAdmin):
                 form.checked,
                 actor=request.user,
                 owner_team=data.get("owner_team", ""),
-                request_id=_request_id(),
+                request_id=request_id_of(request),
                 message=data.get("change_message", ""),
             )
         obj.pk = saved.pk
@@ -235,13 +231,13 @@ class SidecarSetAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: SidecarSet) -> None:
         services.delete_sidecarset(
-            obj.name, actor=request.user, expected_version=None, request_id=_request_id()
+            obj.name, actor=request.user, expected_version=None, request_id=request_id_of(request)
         )
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[SidecarSet]) -> None:
         for name in queryset.values_list("name", flat=True):
             services.delete_sidecarset(
-                name, actor=request.user, expected_version=None, request_id=_request_id()
+                name, actor=request.user, expected_version=None, request_id=request_id_of(request)
             )
 
     # --- publish --------------------------------------------------------------------------------
@@ -257,7 +253,7 @@ class SidecarSetAdmin(admin.ModelAdmin):
     def _publish(self, request: HttpRequest, name: str, message: str) -> bool:
         try:
             revision = services.publish_sidecarset(
-                name, actor=request.user, message=message, request_id=_request_id()
+                name, actor=request.user, message=message, request_id=request_id_of(request)
             )
         except SidecarSetInvalid as exc:
             problems = "; ".join(str(error) for error in exc.errors)

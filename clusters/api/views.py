@@ -50,6 +50,7 @@ from clusters.services import (
     update_cluster,
 )
 from sidecarhub.api.permissions import ActionPermissions
+from sidecarhub.middleware import request_id_of
 from sidecarhub.models import SidecarSet
 
 __all__ = ["ClusterAuditEventViewSet", "ClusterViewSet", "PlacementViewSet", "TargetViewSet"]
@@ -82,10 +83,6 @@ def clusters_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
     if response is not None and isinstance(exc, ValidationError):
         response.data = {"errors": _flatten(exc.detail, None)}
     return response
-
-
-def _request_id(request: Request) -> str:
-    return str(getattr(request, "id", "") or request.headers.get("X-Request-ID", ""))[:64]
 
 
 class _ClustersViewMixin:
@@ -136,7 +133,7 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
             if k not in ("token", "client_certificate", "client_key")
         }
         cluster = register_cluster(
-            **fields, credentials=data.credentials(), actor=request.user, request_id=_request_id(request)
+            **fields, credentials=data.credentials(), actor=request.user, request_id=request_id_of(request)
         )
         return self._show(cluster, status.HTTP_201_CREATED)
 
@@ -146,13 +143,13 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         data = ClusterUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         update_cluster(
-            cluster.pk, changes=data.validated_data, actor=request.user, request_id=_request_id(request)
+            cluster.pk, changes=data.validated_data, actor=request.user, request_id=request_id_of(request)
         )
         return self._show(cluster)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         cluster = self.get_object()
-        delete_cluster(cluster.pk, actor=request.user, request_id=_request_id(request))
+        delete_cluster(cluster.pk, actor=request.user, request_id=request_id_of(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -170,7 +167,7 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
             replace=values["replace"],
             labels=values["labels"],
             actor=request.user,
-            request_id=_request_id(request),
+            request_id=request_id_of(request),
         )
         return self._show(cluster, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -181,7 +178,7 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         data = CredentialsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         replace_credentials(
-            cluster.pk, data.credentials(), actor=request.user, request_id=_request_id(request)
+            cluster.pk, data.credentials(), actor=request.user, request_id=request_id_of(request)
         )
         return self._show(cluster)
 
@@ -257,7 +254,7 @@ class TargetViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
             cluster_selector=values.get("cluster_selector"),
             wave=values.get("wave", 0),
             actor=request.user,
-            request_id=_request_id(request),
+            request_id=request_id_of(request),
         )
         return self._show(target, status.HTTP_201_CREATED)
 
@@ -276,13 +273,13 @@ class TargetViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
             if key in values:
                 changes[key] = values[key]
         target = update_target(
-            target.pk, changes=changes, actor=request.user, request_id=_request_id(request)
+            target.pk, changes=changes, actor=request.user, request_id=request_id_of(request)
         )
         return self._show(target)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         target = self.get_object()
-        delete_target(target.pk, actor=request.user, request_id=_request_id(request))
+        delete_target(target.pk, actor=request.user, request_id=request_id_of(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -11,7 +11,6 @@ checks ``If-Match`` / ``version`` when given, since publishing does not change t
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from django.db.models import QuerySet
@@ -49,6 +48,7 @@ from sidecarhub.api.serializers import (
     ValidateSerializer,
     ValidationResultSerializer,
 )
+from sidecarhub.middleware import request_id_of
 from sidecarhub.models import SidecarSet, SidecarSetRevision
 from sidecarhub.services import SidecarSetNotFound
 
@@ -68,12 +68,6 @@ _REQUEST_ID = OpenApiParameter(
     "X-Request-ID", OpenApiTypes.STR, OpenApiParameter.HEADER, description="Recorded in the change log"
 )
 _WRITE_RESPONSES = {400: _ERRORS, 404: _ERRORS, 409: _ERRORS, 412: _ERRORS, 413: _ERRORS, 428: _ERRORS}
-
-
-def request_id(request: Request) -> str:
-    """The caller's ``X-Request-ID`` (truncated), or a fresh one; recorded in the change log."""
-    given = request.META.get("HTTP_X_REQUEST_ID", "").strip()
-    return given[:64] if given else uuid.uuid4().hex
 
 
 def expected_version(request: Request, body_version: int | None, *, required: bool) -> int | None:
@@ -177,7 +171,7 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             source,
             actor=request.user,
             owner_team=serializer.validated_data.get("owner_team", ""),
-            request_id=request_id(request),
+            request_id=request_id_of(request),
             message=serializer.validated_data.get("message", ""),
         )
         return self._respond(created, status.HTTP_201_CREATED)
@@ -199,7 +193,7 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
                 request, serializer.validated_data.get("version"), required=True
             ),
             owner_team=serializer.validated_data.get("owner_team"),
-            request_id=request_id(request),
+            request_id=request_id_of(request),
             message=serializer.validated_data.get("message", ""),
         )
         return self._respond(updated)
@@ -232,7 +226,7 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             name,
             actor=request.user,
             expected_version=expected_version(request, None, required=True),
-            request_id=request_id(request),
+            request_id=request_id_of(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -252,7 +246,7 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             name,
             actor=request.user,
             message=serializer.validated_data.get("message", ""),
-            request_id=request_id(request),
+            request_id=request_id_of(request),
             expected_version=expected_version(
                 request, serializer.validated_data.get("version"), required=False
             ),
@@ -350,7 +344,7 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             serializer.validated_data["document"],
             actor=request.user,
             owner_team=serializer.validated_data.get("owner_team", ""),
-            request_id=request_id(request),
+            request_id=request_id_of(request),
             message=serializer.validated_data.get("message", ""),
         )
         return Response(ImportResultSerializer({"results": results}).data)

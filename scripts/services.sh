@@ -100,7 +100,11 @@ ensure_test_services() {
   ensure_k8s_binaries
   export SIDECARHUB_ENV=test
   export DATABASE_URL=$SIDECARHUB_PG_URL
-  export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/${SIDECARHUB_REDIS_DB:-$1}
+  local redis_db=${SIDECARHUB_REDIS_DB:-$1}
+  # A dedicated database: tasks left queued by an earlier, interrupted run must not reach this
+  # run's workers (their IDs could match this run's rows).
+  redis-cli -p "$REDIS_PORT" -n "$redis_db" flushdb >/dev/null
+  export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/$redis_db
   export SECRET_KEY=${SECRET_KEY:-test-only-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}
   export SIDECARHUB_ENCRYPTION_KEY=${SIDECARHUB_ENCRYPTION_KEY:-$("$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')}
 }

@@ -42,6 +42,7 @@ from rollouts.queries import (
 )
 from rollouts.services import NotPermitted
 from rollouts.transitions import InvalidTransition, RolloutError
+from sidecarhub.admin import ReadOnlyAdmin
 
 __all__ = ["PodUpdateAdmin", "RolloutAdmin", "progress_bar_html", "state_badge"]
 
@@ -139,21 +140,8 @@ def _span(seconds: int) -> str:
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
 
 
-class _ReadOnly(admin.ModelAdmin):
-    """History and state are written by services only: no add, change or delete here."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(Rollout)
-class RolloutAdmin(_ReadOnly):
+class RolloutAdmin(ReadOnlyAdmin):
     """Rollouts with state, cluster, wave and progress; the detail page drives them."""
 
     list_display = (
@@ -457,7 +445,7 @@ class RolloutAdmin(_ReadOnly):
 
 
 @admin.register(PodUpdate)
-class PodUpdateAdmin(_ReadOnly):
+class PodUpdateAdmin(ReadOnlyAdmin):
     """Per-pod history (read-only) with filters and CSV export of the filtered list."""
 
     list_display = (

@@ -130,7 +130,10 @@ def test_bad_image_pauses_then_rollback_restores(
     assert "pod updates failed (threshold 0)" in paused.reason
     assert "ImagePullBackOff" in paused.explanation and "resume" in paused.explanation
     failed = PodUpdate.objects.filter(rollout=rollout, outcome=PodUpdateOutcome.FAILED)
-    assert failed.count() == 2 and all("ImagePullBackOff" in row.error for row in failed)
+    # The first failure pauses the rollout; the other patched pod is still observed while
+    # paused and is recorded failed a moment later.
+    wait_for(lambda: failed.count() == 2, timeout_seconds=30, what="both patched pods recorded failed")
+    assert all("ImagePullBackOff" in row.error for row in failed)
     # maxUnavailable 2: the other four were never patched.
     assert PodUpdate.objects.filter(rollout=rollout, state=PodUpdateState.CLAIMED).count() == 4
     broken = set(failed.values_list("pod_name", flat=True))

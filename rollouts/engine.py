@@ -66,7 +66,7 @@ from sidecarhub.sidecarset import (
     hot_upgrade,
     plan_round,
 )
-from sidecarhub.sidecarset.annotations import ANNOTATION_HASH
+from sidecarhub.sidecarset.annotations import ANNOTATION_HASH, load_json_object
 from sidecarhub.sidecarset.hot_upgrade import HotUpgradeAction
 from sidecarhub.sidecarset.predicates import PodRef, evaluate_pod
 
@@ -200,16 +200,6 @@ def row_targets(core: SidecarSet, pod: Mapping[str, Any] | None) -> tuple[str, s
     )
 
 
-def _load(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, str):
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def build_patch(
     core: SidecarSet,
     pod: Mapping[str, Any],
@@ -233,7 +223,7 @@ def build_patch(
     names = sorted(
         [c.name for c in core.containers] + [c.name for c in core.init_containers if c.is_native_sidecar]
     )
-    hashes = _load(annotations.get(ANNOTATION_HASH))
+    hashes = load_json_object(annotations.get(ANNOTATION_HASH)) or {}
     hashes[core.name] = {
         "updateTimestamp": stamp,
         "hash": revision_hash,
@@ -247,7 +237,7 @@ def build_patch(
         version = hot_upgrade.next_version(core, pod, revision_number)
         hot_changes, hot_annotations = hot_upgrade.upgrade_changes(core, pod, version=version)
         changes = changes + hot_changes
-    states = _load(annotations.get(ANNOTATION_INPLACE_UPDATE_STATE))
+    states = load_json_object(annotations.get(ANNOTATION_INPLACE_UPDATE_STATE)) or {}
     entry = states.get(core.name) if isinstance(states.get(core.name), dict) else None
     entry = dict(entry) if entry else {"revision": revision_name, "updateTimestamp": stamp}
     last = dict(entry.get("lastContainerStatuses") or {})

@@ -8,6 +8,10 @@ The twin suffixes are ``sidecarhub.sidecarset.model.HOT_UPGRADE_SUFFIXES``.
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+
 __all__ = [
     "ANNOTATION_HASH",
     "ANNOTATION_HASH_WITHOUT_IMAGE",
@@ -20,6 +24,7 @@ __all__ = [
     "EXCLUDED_NAMESPACES",
     "NAMESPACE_INJECT_DISABLED",
     "NAMESPACE_INJECT_LABEL",
+    "load_json_object",
     "version_alt_annotation",
     "version_annotation",
 ]
@@ -55,3 +60,19 @@ def version_annotation(container_name: str) -> str:
 def version_alt_annotation(container_name: str) -> str:
     """``versionalt.sidecarset.sidecarhub.io/<twin>``: the other twin's version."""
     return f"versionalt.sidecarset.{PREFIX}/{container_name}"
+
+
+def load_json_object(raw: Any) -> dict[str, Any] | None:
+    """An annotation's JSON object, or ``None`` when the value is not a string holding one.
+
+    orjson: strict RFC 8259 like Kruise's Go decoder (NaN, Infinity and invalid UTF-8 are
+    refused; a repeated key keeps its last value), and about 2.5 times faster than ``json``,
+    which counts when a round reads the annotations of 10,000 pods.
+    """
+    if type(raw) is not str:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if type(value) is dict else None

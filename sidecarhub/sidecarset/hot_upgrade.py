@@ -46,6 +46,7 @@ from typing import Any
 
 from sidecarhub.sidecarset.annotations import (
     ANNOTATION_WORKING_HOT_UPGRADE_CONTAINER,
+    load_json_object,
     version_alt_annotation,
     version_annotation,
 )
@@ -120,16 +121,6 @@ def _annotations(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     return _mapping(_mapping(pod.get("metadata")).get("annotations"))
 
 
-def _load(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, str):
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _spec_images(pod: Mapping[str, Any]) -> dict[str, str]:
     containers = _mapping(pod.get("spec")).get("containers") or []
     return {str(c.get("name")): str(c.get("image") or "") for c in containers if isinstance(c, Mapping)}
@@ -145,7 +136,7 @@ def read_twins(sidecarset: SidecarSet, pod: Mapping[str, Any]) -> tuple[HotTwins
 
     The working twin is the one the annotation names; as in Kruise, anything but exactly
     ``x-1`` means ``x-2``."""
-    working = _load(_annotations(pod).get(ANNOTATION_WORKING_HOT_UPGRADE_CONTAINER))
+    working = load_json_object(_annotations(pod).get(ANNOTATION_WORKING_HOT_UPGRADE_CONTAINER)) or {}
     images = _spec_images(pod)
     found = []
     for container in sidecarset.containers:
@@ -327,7 +318,7 @@ def upgrade_changes(
 
 def switch_patch(pod: Mapping[str, Any], twins: Sequence[HotTwins]) -> dict[str, Any]:
     """The H1 → H2 write: the working annotation names the new twins (other entries kept)."""
-    working = _load(_annotations(pod).get(ANNOTATION_WORKING_HOT_UPGRADE_CONTAINER))
+    working = load_json_object(_annotations(pod).get(ANNOTATION_WORKING_HOT_UPGRADE_CONTAINER)) or {}
     for item in twins:
         working[item.name] = item.idle
     value = json.dumps(dict(sorted(working.items())), separators=(",", ":"))
@@ -340,7 +331,7 @@ def reset_patch(sidecarset: SidecarSet, pod: Mapping[str, Any], twins: Sequence[
     consistent(P) waits for it to restart). The hash annotation is not changed."""
     statuses = _statuses(pod)
     annotations: dict[str, str] = {}
-    states = _load(_annotations(pod).get(ANNOTATION_INPLACE_UPDATE_STATE))
+    states = load_json_object(_annotations(pod).get(ANNOTATION_INPLACE_UPDATE_STATE)) or {}
     entry = dict(states.get(sidecarset.name) or {}) if isinstance(states.get(sidecarset.name), dict) else {}
     last = dict(entry.get("lastContainerStatuses") or {})
     for item in twins:

@@ -38,6 +38,7 @@ from sidecarhub.sidecarset.annotations import (
     ANNOTATION_HASH_WITHOUT_IMAGE,
     ANNOTATION_INJECTED_LIST,
     ANNOTATION_WORKING_HOT_UPGRADE_CONTAINER,
+    load_json_object,
 )
 from sidecarhub.sidecarset.hashing import hash_without_images, revision_hash
 from sidecarhub.sidecarset.matching import (
@@ -418,11 +419,8 @@ def _existing_records(annotations: Mapping[str, str], key: str) -> dict[str, dic
 
 
 def _working_containers(annotations: Mapping[str, str]) -> dict[str, str]:
-    try:
-        data = json.loads(annotations.get(ANNOTATION_WORKING_HOT_UPGRADE_CONTAINER, "") or "{}")
-    except ValueError:
-        return {}  # Kruise treats an unreadable map as empty
-    return {str(key): str(value) for key, value in data.items()} if isinstance(data, dict) else {}
+    data = load_json_object(annotations.get(ANNOTATION_WORKING_HOT_UPGRADE_CONTAINER)) or {}
+    return {str(key): str(value) for key, value in data.items()}  # unreadable: empty, as in Kruise
 
 
 def _timestamp(now: datetime) -> str:

@@ -29,6 +29,8 @@ number of updated pods. The worker then runs rounds restricted to the step's pod
 
 from __future__ import annotations
 
+import functools
+import gc
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +38,7 @@ from enum import StrEnum
 from functools import cached_property
 from itertools import compress, islice
 from operator import eq, itemgetter
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, ParamSpec, TypeVar
 
 from sidecarhub.sidecarset.model import SidecarSet
 from sidecarhub.sidecarset.ordering import (
@@ -76,6 +78,9 @@ __all__ = [
 CANARY_STEP: Final = "canary"
 
 _PERCENT = re.compile(r"^([0-9]+)%$")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class PodClass(StrEnum):
@@ -532,6 +537,29 @@ def _evaluate_all(
     return matched, unmatched, current if cache is not None else None, briefs
 
 
+def _cyclic_gc_paused(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``function`` with the cyclic garbage collector paused (the process-wide switch; left
+    alone when it is already off).
+
+    A round keeps a few tuples per pod until it returns and makes no reference cycles. With the
+    collector on, every 700 of them start a collection that walks the survivors again, and the
+    older generation's walks reach into the pod dicts: a third of a 10,000-pod round. Paused,
+    the next collection after the round walks them once (``benchmarks/plan_round.py`` counts it).
+    """
+
+    @functools.wraps(function)
+    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if not gc.isenabled():
+            return function(*args, **kwargs)
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
+
+
 def _status(matched: Sequence[_Matched], briefs: _Brief) -> SidecarSetStatusCounts:
     updated, ready, updated_ready = len(briefs.pods), briefs.available, briefs.available
     for item in matched:
@@ -543,6 +571,7 @@ def _status(matched: Sequence[_Matched], briefs: _Brief) -> SidecarSetStatusCoun
     return SidecarSetStatusCounts(len(matched) + len(briefs.pods), updated, ready, updated_ready)
 
 
+@_cyclic_gc_paused
 def compute_status(
     sidecarset: SidecarSet,
     pods: Iterable[Mapping[str, Any]],
@@ -615,6 +644,7 @@ def _scatter(
     return [candidates[position] for position in positions]
 
 
+@_cyclic_gc_paused
 def plan_round(
     sidecarset: SidecarSet,
     pods: Iterable[Mapping[str, Any]],

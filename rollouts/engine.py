@@ -46,7 +46,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, DateTimeField, F, Value, When
+from django.db.models import Case, CharField, DateTimeField, F, Field, TextField, Value, When
 from django.utils import timezone
 from kubernetes import client
 
@@ -299,6 +299,28 @@ def _finish(row: PodUpdate, outcome: str, error: str = "", **fields: Any) -> boo
     return bool(moved)
 
 
+class _Closings:
+    """Rows to close, written together: one guarded UPDATE per (state, outcome, error) instead of
+    a commit per row (a pass may close hundreds of rows whose pods became ready together)."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str, str], list[int]] = {}
+
+    def add(self, row: PodUpdate, outcome: str, error: str = "") -> None:
+        self._groups.setdefault((row.state, outcome, error[:2000]), []).append(row.pk)
+
+    def flush(self) -> int:
+        """Write every group; return how many rows moved (a row another pass moved is left out)."""
+        now = timezone.now()
+        moved = 0
+        for (state, outcome, error), ids in self._groups.items():
+            moved += PodUpdate.objects.filter(pk__in=ids, state=state).update(
+                state=PodUpdateState.DONE, outcome=outcome, error=error, done_at=now
+            )
+        self._groups.clear()
+        return moved
+
+
 def _move(row: PodUpdate, to_state: str, **fields: Any) -> bool:
     return bool(PodUpdate.objects.filter(pk=row.pk, state=row.state).update(state=to_state, **fields))
 
@@ -369,29 +391,23 @@ def _running_new_image(pod: Mapping[str, Any], row: PodUpdate) -> bool:
 
 def observe_row(
     core: SidecarSet, row: PodUpdate, pod: Mapping[str, Any] | None, *, timeout_seconds: int, now: datetime
-) -> str | None:
-    """Close an ``observing`` row if its pod reached an end; return the outcome (or ``None``)."""
+) -> tuple[str, str] | None:
+    """The end an ``observing`` row's pod reached, as (outcome, error); ``None`` while it has not.
+    Nothing is written (``observe_open_rows`` closes the rows of a pass together)."""
     if pod is None:
-        _finish(row, PodUpdateOutcome.POD_GONE, "the pod was deleted while its new sidecar started")
-        return PodUpdateOutcome.POD_GONE
+        return PodUpdateOutcome.POD_GONE, "the pod was deleted while its new sidecar started"
     if not shows_patch(core, pod, row):
-        _finish(
-            row, PodUpdateOutcome.SKIPPED, "the pod's sidecar was changed by someone else after the patch"
-        )
-        return PodUpdateOutcome.SKIPPED
+        return PodUpdateOutcome.SKIPPED, "the pod's sidecar was changed by someone else after the patch"
     failure = _failure(pod, row.container.split(","))
     if failure is not None:
-        _finish(row, PodUpdateOutcome.FAILED, failure)
-        return PodUpdateOutcome.FAILED
+        return PodUpdateOutcome.FAILED, failure
     evaluation = evaluate_pod(core, pod)
     if evaluation.ready and evaluation.consistent and _running_new_image(pod, row):
-        _finish(row, PodUpdateOutcome.SUCCEEDED)
-        return PodUpdateOutcome.SUCCEEDED
+        return PodUpdateOutcome.SUCCEEDED, ""
     started = row.patched_at or row.patching_at or row.claimed_at
     if started + timedelta(seconds=timeout_seconds) <= now:
         what = "not ready" if evaluation.consistent else "the new image is not running"
-        _finish(row, PodUpdateOutcome.TIMED_OUT, f"{what} {timeout_seconds}s after the patch")
-        return PodUpdateOutcome.TIMED_OUT
+        return PodUpdateOutcome.TIMED_OUT, f"{what} {timeout_seconds}s after the patch"
     return None
 
 
@@ -441,6 +457,7 @@ def observe_open_rows(
     if step is not None:
         rows = rows.filter(step=step)
     hot = has_hot_upgrade(core)
+    closings = _Closings()
     for row in rows:
         pod = pods_by_uid.get(row.pod_uid)
         if row.state == PodUpdateState.PATCHING:
@@ -450,13 +467,15 @@ def observe_open_rows(
                 continue
             row.refresh_from_db()
         if hot:
-            outcome = observe_hot_row(kube, core, rollout, row, pod, now=now, result=result)
-        else:
-            outcome = observe_row(core, row, pod, timeout_seconds=rollout.pod_timeout_seconds, now=now)
-        if outcome is not None:
-            result.finished += 1
-        if result.unreachable:
-            break
+            if observe_hot_row(kube, core, rollout, row, pod, now=now, result=result) is not None:
+                result.finished += 1
+            if result.unreachable:
+                break
+            continue
+        end = observe_row(core, row, pod, timeout_seconds=rollout.pod_timeout_seconds, now=now)
+        if end is not None:
+            closings.add(row, *end)
+    result.finished += closings.flush()
     return result
 
 
@@ -599,42 +618,47 @@ def _read_pod(kube: KubeClient, namespace: str, name: str) -> dict[str, Any] | N
         raise
 
 
+def _per_row(values: Mapping[int, Any], output_field: Field[Any, Any]) -> Case:
+    """A value per row (by pk) in one UPDATE."""
+    return Case(*(When(pk=pk, then=Value(value)) for pk, value in values.items()), output_field=output_field)
+
+
 def _claim_batch(
     core: SidecarSet, items: Sequence[tuple[PodUpdate, Mapping[str, Any]]], now: datetime
 ) -> list[tuple[PodUpdate, Mapping[str, Any]]]:
-    """Move the batch's rows ``claimed → patching`` in ONE transaction, committed before any of
-    their patches is sent; return the rows that moved (a row another pass moved is left out)."""
+    """Move the batch's rows ``claimed → patching`` in ONE transaction (lock, then one UPDATE),
+    committed before any of their patches is sent; return the rows that moved (a row another
+    pass moved is left out)."""
     hot = has_hot_upgrade(core)
-    moved_items: list[tuple[PodUpdate, Mapping[str, Any]]] = []
     with transaction.atomic():
-        for row, pod in items:
-            resource_version = _resource_version(pod)
-            targets: dict[str, str] = {}
-            if hot:  # which twin is idle is known only now, from the pod as listed
-                targets = dict(
-                    zip(("container", "from_image", "to_image"), row_targets(core, pod), strict=True)
-                )
-            moved = PodUpdate.objects.filter(pk=row.pk, state=PodUpdateState.CLAIMED).update(
-                state=PodUpdateState.PATCHING,
-                patching_at=now,
-                patch_attempts=F("patch_attempts") + 1,
-                resource_version=resource_version,
-                **targets,
-            )
-            if not moved:
-                continue
-            # What the guarded update wrote, without reading the row back: its other fields are
-            # as loaded in this pass (the cluster's lock is held).
-            row.state, row.patching_at, row.patch_attempts = (
-                PodUpdateState.PATCHING,
-                now,
-                row.patch_attempts + 1,
-            )
-            row.resource_version = resource_version
-            for name, value in targets.items():
-                setattr(row, name, value)
-            moved_items.append((row, pod))
-    return moved_items
+        claimable = set(
+            PodUpdate.objects.select_for_update()
+            .filter(pk__in=[row.pk for row, _pod in items], state=PodUpdateState.CLAIMED)
+            .values_list("pk", flat=True)
+        )
+        moving = [(row, pod) for row, pod in items if row.pk in claimable]
+        if not moving:
+            return []
+        versions = {row.pk: _resource_version(pod) for row, pod in moving}
+        fields: dict[str, Any] = {"resource_version": _per_row(versions, CharField())}
+        targets: dict[int, tuple[str, str, str]] = {}
+        if hot:  # which twin is idle is known only now, from the pod as listed
+            targets = {row.pk: row_targets(core, pod) for row, pod in moving}
+            for index, (name, output) in enumerate(
+                (("container", CharField()), ("from_image", TextField()), ("to_image", TextField()))
+            ):
+                fields[name] = _per_row({pk: value[index] for pk, value in targets.items()}, output)
+        PodUpdate.objects.filter(pk__in=list(versions), state=PodUpdateState.CLAIMED).update(
+            state=PodUpdateState.PATCHING, patching_at=now, patch_attempts=F("patch_attempts") + 1, **fields
+        )
+    # What the UPDATE wrote, without reading the rows back: their other fields are as loaded
+    # in this pass (the cluster's lock is held).
+    for row, _pod in moving:
+        row.state, row.patching_at, row.patch_attempts = PodUpdateState.PATCHING, now, row.patch_attempts + 1
+        row.resource_version = versions[row.pk]
+        if row.pk in targets:
+            row.container, row.from_image, row.to_image = targets[row.pk]
+    return moving
 
 
 def _send_patch(kube: KubeClient, row: PodUpdate, body: dict[str, Any]) -> tuple[KubeError | None, datetime]:
@@ -702,9 +726,7 @@ def patch_batch(
     if landed:
         PodUpdate.objects.filter(pk__in=list(landed), state=PodUpdateState.PATCHING).update(
             state=PodUpdateState.OBSERVING,
-            patched_at=Case(
-                *(When(pk=pk, then=Value(at)) for pk, at in landed.items()), output_field=DateTimeField()
-            ),
+            patched_at=_per_row(landed, DateTimeField()),
         )
         result.patched += len(landed)
     for row, (error, _at) in zip(rows, outcomes, strict=True):
@@ -831,6 +853,7 @@ def run_step_pass(
             result.waiting_reasons.append(plan.blocked_reason)
         decisions = {decision.ref: decision for decision in plan.decisions}
         unmatched = dict(plan.unmatched)
+        closings = _Closings()
         for ref, row in list(claimed.items()):
             decision = decisions.get(ref)
             closing: tuple[str, str] | None = None
@@ -847,9 +870,9 @@ def run_step_pass(
             elif decision.pod_class is PodClass.WAITING and decision.reason.startswith("kept on the old"):
                 closing = (PodUpdateOutcome.SKIPPED, decision.reason)
             if closing is not None:
-                if _finish(row, *closing):
-                    result.finished += 1
+                closings.add(row, *closing)
                 del claimed[ref]
+        result.finished += closings.flush()
         waiting = [d for d in plan.ordered if d.ref in claimed and d.pod_class is PodClass.WAITING]
         if waiting and not plan.to_patch:
             result.waiting_reasons.append(f"{len(waiting)} pods wait: {waiting[0].reason}")

@@ -110,6 +110,9 @@ class HotContainer:
     empty_image: str
 
 
+_last_facts: tuple[SidecarSet, SidecarSetFacts] | None = None
+
+
 @dataclass(frozen=True)
 class SidecarSetFacts:
     """What the predicates need from a SidecarSet, computed once (hashes are not cheap).
@@ -132,6 +135,18 @@ class SidecarSetFacts:
     def of(cls, sidecarset: SidecarSet | SidecarSetFacts) -> SidecarSetFacts:
         if isinstance(sidecarset, SidecarSetFacts):
             return sidecarset
+        # One-entry memo by identity (a SidecarSet is frozen): the engine evaluates pods one by
+        # one against the same SidecarSet, and its hashes cost far more than an evaluation.
+        global _last_facts
+        last = _last_facts  # read once: another thread may replace it meanwhile
+        if last is not None and last[0] is sidecarset:
+            return last[1]
+        facts = cls._compute(sidecarset)
+        _last_facts = (sidecarset, facts)
+        return facts
+
+    @classmethod
+    def _compute(cls, sidecarset: SidecarSet) -> SidecarSetFacts:
         names: list[str] = []
         hot: list[HotContainer] = []
         for container in sidecarset.containers:

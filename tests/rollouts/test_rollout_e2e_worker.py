@@ -45,12 +45,26 @@ def _step_in(rollout: Rollout, ordinal: int, *states: str, timeout: float = 60) 
 
 
 def _state(rollout: Rollout, *states: str, timeout: float = 90) -> Rollout:
-    return wait_for(
-        lambda: Rollout.objects.filter(pk=rollout.pk, state__in=states).first(),
-        timeout_seconds=timeout,
-        interval_seconds=0.2,
-        what=f"rollout {rollout.pk} {states}",
-    )
+    try:
+        return wait_for(
+            lambda: Rollout.objects.filter(pk=rollout.pk, state__in=states).first(),
+            timeout_seconds=timeout,
+            interval_seconds=0.2,
+            what=f"rollout {rollout.pk} {states}",
+        )
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{_describe(rollout.pk)}") from None
+
+
+def _describe(rollout_id: int) -> str:
+    """Where a rollout stands, for a failure message."""
+    rollout = Rollout.objects.get(pk=rollout_id)
+    lines = [f"rollout {rollout.pk}: {rollout.state} ({rollout.reason}) {rollout.explanation}"]
+    for step in rollout.rollout_steps.order_by("ordinal"):
+        lines.append(f"  step {step.ordinal}: {step.state} heartbeat {step.heartbeat_at} {step.explanation}")
+    for row in PodUpdate.objects.filter(rollout=rollout).order_by("pk"):
+        lines.append(f"  {row.pod_name}: {row.state} {row.outcome} {row.error}")
+    return "\n".join(lines)
 
 
 def test_forty_pods_in_three_approved_steps_within_max_unavailable(

@@ -94,7 +94,7 @@ def reconcile_cluster(
             if time_budget_seconds is not None
             else _setting("SIDECARHUB_ROLLOUT_PASS_SECONDS", 5.0)
         )
-        patches = int(max_patches or _setting("SIDECARHUB_ROLLOUT_PATCHES_PER_PASS", 200))
+        patches = int(max_patches or _setting("SIDECARHUB_ROLLOUT_PATCHES_PER_PASS", 1000))
         deadline = time.monotonic() + budget
         try:
             kube = kube or cached_kube_client(cluster)
@@ -337,7 +337,15 @@ class _Pass:
         RolloutStep.objects.filter(pk=step.pk).update(heartbeat_at=now)
         core, pods, namespace_labels = self.pods(rollout)
         result = engine.run_step_pass(
-            self.kube, rollout, step, core, pods, namespace_labels, max_patches=self.patches, now=now
+            self.kube,
+            rollout,
+            step,
+            core,
+            pods,
+            namespace_labels,
+            max_patches=self.patches,
+            now=now,
+            deadline=self.deadline,
         )
         self.report.patched += result.patched
         self.report.finished += result.finished

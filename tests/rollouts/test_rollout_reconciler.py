@@ -78,6 +78,8 @@ def test_canary_then_rest_waits_for_each_approval(
     images = _images(fleet)
     assert {images[name] for name in canaries} == {NEW_IMAGE}
     assert {image for name, image in images.items() if name not in canaries} == {OLD_IMAGE}
+    # The step's passes planned with this process's cache for the rollout: it holds the pods listed.
+    assert len(engine.planning_cache(rollout.pk)) == 6
 
     reconcile_until(fleet.cluster.pk, lambda: _step(rollout, 2).state == StepState.AWAITING_APPROVAL)
     assert len(_step(rollout, 2).pods) == 4

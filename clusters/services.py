@@ -61,6 +61,9 @@ EDITABLE_FIELDS = (
     "webhook_timeout_seconds",
 )
 _SNAPSHOT_FIELDS = ("name", "credential_kind", *EDITABLE_FIELDS)
+# A change to any of these re-applies the admission webhook: where it points and how it fails,
+# or how the hub reaches the cluster to apply it (a registration that failed may succeed now).
+_WEBHOOK_INPUTS = tuple(field for field in EDITABLE_FIELDS if field != "labels")
 
 
 class ClusterInvalid(ValueError):
@@ -214,6 +217,7 @@ def register_cluster(
         cluster, "create", actor=actor, request_id=request_id, before=None, after=cluster_snapshot(cluster)
     )
     _queue_health_check(cluster.pk)
+    _queue_webhook_registration(cluster.pk)
     return cluster
 
 
@@ -296,6 +300,8 @@ def update_cluster(
         from clusters.push import resync_selector_targets
 
         resync_selector_targets(actor=actor, request_id=request_id)
+    if any(before[field] != after[field] for field in _WEBHOOK_INPUTS):
+        _queue_webhook_registration(cluster.pk)
     return cluster
 
 
@@ -331,6 +337,7 @@ def replace_credentials(
     )
     transaction.on_commit(lambda: forget_kube_client(cluster_id))
     _queue_health_check(cluster.pk)
+    _queue_webhook_registration(cluster.pk)  # a registration that failed on the old ones succeeds now
     return cluster
 
 
@@ -350,6 +357,14 @@ def _queue_health_check(cluster_id: int) -> None:
     from clusters.tasks import check_cluster_health_task
 
     transaction.on_commit(lambda: check_cluster_health_task.delay(cluster_id))
+
+
+def _queue_webhook_registration(cluster_id: int) -> None:
+    """Apply the admission webhook to the cluster after commit (``clusters.webhooks``; retried
+    while the cluster is unreachable; a no-op, logged, while the hub has no webhook URL)."""
+    from clusters.tasks import register_webhook_task
+
+    transaction.on_commit(lambda: register_webhook_task.delay(cluster_id))
 
 
 def check_cluster_health(cluster_id: int) -> HealthResult | None:

@@ -216,3 +216,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for proc in _WORKERS:
         if proc.poll() is None:
             stop_worker(proc, sig=signal.SIGKILL)
+
+
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Run ``.delay()`` in-process (synchronous tests; the e2e tests use a real worker)."""
+    from sidecarhub.celery import app as celery_app
+
+    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    try:
+        yield
+    finally:
+        celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous

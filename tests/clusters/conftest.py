@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from django.contrib.auth.models import Permission, User
 from clusters.models import Cluster
 from clusters.services import import_kubeconfig
 from sandbox.testing import RunningCluster
-from sidecarhub.celery import app as celery_app
 from sidecarhub.models import SidecarSetRevision
 from sidecarhub.services import create_sidecarset, publish_sidecarset, update_sidecarset
 
@@ -31,18 +29,6 @@ def sidecarset_document(name: str, image: str = "fluentbit:2.0", app_label: str 
             "containers": [{"name": "log-agent", "image": image}],
         },
     }
-
-
-@pytest.fixture
-def eager_tasks() -> Iterator[None]:
-    """Run ``.delay()`` in-process (synchronous tests; the e2e test uses a real worker)."""
-    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    try:
-        yield
-    finally:
-        celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
 
 
 def register(

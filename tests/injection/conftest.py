@@ -240,9 +240,10 @@ def hub(
 ) -> Hub:
     """``alpha`` registered (webhook URL = the TLS server, caBundle = its CA) and its webhook applied."""
     settings.SIDECARHUB_WEBHOOK_CA_FILE = str(hub_server.certs.ca_cert)
-    with django_capture_on_commit_callbacks(execute=False):  # no queued health check needed
+    # No queued health check or webhook registration: the webhook is applied here, at once.
+    with django_capture_on_commit_callbacks(execute=False):
         cluster, _ = import_kubeconfig(name="alpha", kubeconfig_path=k8s.kubeconfig, context="alpha")
-    cluster = update_cluster(cluster.pk, changes={"webhook_url": hub_server.url})
+        cluster = update_cluster(cluster.pk, changes={"webhook_url": hub_server.url})
     register_webhook(cluster.pk)
     return Hub(cluster=cluster, k8s=k8s, server=hub_server)
 

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from clusters.admission import invalidate_active_revisions
 from clusters.drift import detect_drift
 from clusters.models import DriftedPod
+from clusters.services import import_kubeconfig, update_cluster
 from clusters.tasks import reconcile_cluster_task, register_webhook_task
 from clusters.webhooks import WEBHOOK_CONFIGURATION_NAME, webhook_configuration
 from sandbox.testing import wait_for
@@ -67,6 +68,45 @@ def test_registration_matches_the_cluster_settings(hub: Hub) -> None:
     assert managers == {"sidecarhub"}
     ours = webhook_configuration(hub.cluster)["webhooks"][0]
     assert ours["namespaceSelector"] == webhook["namespaceSelector"]
+
+
+def test_registering_or_changing_a_cluster_applies_its_webhook(
+    hub: Hub, eager_tasks: None, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    admission = __import__("kubernetes").client.AdmissionregistrationV1Api(hub.k8s.api_client)
+
+    def applied() -> dict[str, Any] | None:
+        try:
+            body = admission.read_mutating_webhook_configuration(
+                WEBHOOK_CONFIGURATION_NAME, _preload_content=False
+            ).data
+        except ApiException as exc:
+            assert exc.status == 404
+            return None
+        return dict(json.loads(body)["webhooks"][0])
+
+    admission.delete_mutating_webhook_configuration(WEBHOOK_CONFIGURATION_NAME, _preload_content=False)
+    assert applied() is None
+    # A setting that changes the webhook: applied after commit, with no other step.
+    with django_capture_on_commit_callbacks(execute=True):
+        update_cluster(hub.cluster.pk, changes={"webhook_timeout_seconds": 5})
+    webhook = applied()
+    assert webhook is not None and webhook["timeoutSeconds"] == 5
+    assert webhook["clientConfig"]["url"] == f"{hub.server.url}/admission/v1/clusters/alpha/pods"
+    # A label change does not touch it.
+    admission.delete_mutating_webhook_configuration(WEBHOOK_CONFIGURATION_NAME, _preload_content=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        update_cluster(hub.cluster.pk, changes={"labels": {"env": "test"}})
+    assert applied() is None
+    # A newly registered cluster gets it too (the same apiserver under another name), with the
+    # hub's URL when the cluster has none of its own.
+    settings.SIDECARHUB_WEBHOOK_URL = hub.server.url
+    with django_capture_on_commit_callbacks(execute=True):
+        cluster, _ = import_kubeconfig(name="again", kubeconfig_path=hub.k8s.kubeconfig, context="alpha")
+    assert cluster.webhook_url == ""
+    webhook = applied()
+    assert webhook is not None
+    assert webhook["clientConfig"]["url"] == f"{hub.server.url}/admission/v1/clusters/again/pods"
 
 
 def test_bare_pod_with_several_sidecarsets_in_name_order(hub: Hub, k8s_namespace: str) -> None:

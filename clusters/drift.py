@@ -9,7 +9,8 @@ drift and injection never disagree about what a pod should have.
 
 Pods created while the hub was unreachable (failurePolicy Ignore) or before a SidecarSet was
 published show up here; the hub does not fix them (Kubernetes cannot add containers to a running
-pod): recreating them through their workload does. Bounded: one pod list, one namespace list.
+pod): recreating them through their workload does. Bounded: one pod list, one namespace list,
+shared with the status write-back of the same reconcile (``clusters.kube.PodListing``).
 Run by the periodic reconcile task after the status write-back.
 """
 
@@ -26,7 +27,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from clusters.admission import load_active_candidates
-from clusters.kube import KubeError, cached_kube_client
+from clusters.kube import KubeError, PodListing
 from clusters.models import Cluster, DriftedPod
 from sidecarhub.sidecarset import SidecarSet, missing_injections
 
@@ -109,24 +110,21 @@ def record_drift(cluster_id: int, drifted: list[PodDrift]) -> None:
             )
 
 
-def detect_drift(cluster_id: int) -> DriftResult:
-    """One drift round for one cluster (see the module docstring). Safe to run repeatedly."""
+def detect_drift(cluster_id: int, listing: PodListing | None = None) -> DriftResult:
+    """One drift round for one cluster (see the module docstring); ``listing``: the pods and
+    namespaces the status write-back already listed. Safe to run repeatedly."""
     result = DriftResult(cluster_id)
     cluster = Cluster.objects.filter(pk=cluster_id).first()
     if cluster is None:
         return result
+    listing = listing or PodListing(cluster)
     candidates, _ = load_active_candidates(cluster)
     sidecarsets = [candidate.latest.sidecarset for candidate in candidates]
     if not sidecarsets:
         record_drift(cluster_id, [])
         return result
     try:
-        kube = cached_kube_client(cluster)
-        pods = kube.list_pods()
-        namespace_labels = {
-            str((ns.get("metadata") or {}).get("name")): dict((ns.get("metadata") or {}).get("labels") or {})
-            for ns in kube.list_namespaces()
-        }
+        pods, namespace_labels = listing.pods, listing.namespace_labels
     except KubeError as exc:
         result.error = str(exc)
         log.warning("drift: %s", exc)

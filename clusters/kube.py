@@ -22,6 +22,7 @@ Use::
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -53,6 +54,7 @@ __all__ = [
     "ClusterUnreachable",
     "KubeClient",
     "KubeError",
+    "PodListing",
     "cached_kube_client",
     "forget_kube_client",
     "open_kube_client",
@@ -290,6 +292,13 @@ class KubeClient:
         page = self.call(client.CoreV1Api(self.api_client).list_namespace, what="list namespaces")
         return list(page.get("items") or [])
 
+    def namespace_labels(self) -> dict[str, dict[str, str]]:
+        """Every namespace's labels, by name (what namespaceSelector matching needs)."""
+        return {
+            str((ns.get("metadata") or {}).get("name")): dict((ns.get("metadata") or {}).get("labels") or {})
+            for ns in self.list_namespaces()
+        }
+
     def apply_crd(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply of a CustomResourceDefinition (field manager ``sidecarhub``)."""
         name = manifest["metadata"]["name"]
@@ -429,6 +438,27 @@ def cached_kube_client(cluster: Cluster) -> KubeClient:
             entry[1].close()
         _cache[cluster.pk] = (key, kube)
         return kube
+
+
+class PodListing:
+    """A cluster's pods and namespace labels, listed on first use and then shared: the status
+    write-back and the drift check of one reconcile read the same list (a failed list is not
+    kept: the next reader tries again)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    @functools.cached_property
+    def kube(self) -> KubeClient:
+        return cached_kube_client(self.cluster)
+
+    @functools.cached_property
+    def pods(self) -> list[dict[str, Any]]:
+        return self.kube.list_pods()
+
+    @functools.cached_property
+    def namespace_labels(self) -> dict[str, dict[str, str]]:
+        return self.kube.namespace_labels()
 
 
 def forget_kube_client(cluster_id: int) -> None:

@@ -33,7 +33,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from clusters.choices import PLACEMENT_TRANSITIONS, PlacementState
-from clusters.kube import ClusterApiError, KubeClient, KubeError, cached_kube_client
+from clusters.kube import ClusterApiError, KubeClient, KubeError, PodListing, cached_kube_client
 from clusters.models import Cluster, SidecarSetPlacement, SidecarSetTarget
 from clusters.resources import (
     CRD_NAME,
@@ -558,14 +558,16 @@ def _requeue_stuck(cluster_id: int) -> int:
     return count
 
 
-def reconcile_cluster(cluster_id: int) -> ReconcileResult:
-    """One bounded status round for one cluster: list pods and namespaces once, compute each
-    applied SidecarSet's counters, write them to the custom resource's status subresource
-    (server-side apply) and to the placement. Safe to run concurrently and repeatedly."""
+def reconcile_cluster(cluster_id: int, listing: PodListing | None = None) -> ReconcileResult:
+    """One bounded status round for one cluster: list pods and namespaces once (or read them
+    from ``listing``, shared with the drift check), compute each applied SidecarSet's counters,
+    write them to the custom resource's status subresource (server-side apply) and to the
+    placement. Safe to run concurrently and repeatedly."""
     result = ReconcileResult(cluster_id)
     cluster = Cluster.objects.filter(pk=cluster_id).first()
     if cluster is None:
         return result
+    listing = listing or PodListing(cluster)
     result.requeued = _requeue_stuck(cluster_id)
     placements = list(
         SidecarSetPlacement.objects.select_related("applied_revision").filter(
@@ -575,12 +577,8 @@ def reconcile_cluster(cluster_id: int) -> ReconcileResult:
     if not placements:
         return result
     try:
-        kube = cached_kube_client(cluster)
-        pods = kube.list_pods()
-        namespace_labels = {
-            str((ns.get("metadata") or {}).get("name")): dict((ns.get("metadata") or {}).get("labels") or {})
-            for ns in kube.list_namespaces()
-        }
+        kube = listing.kube
+        pods, namespace_labels = listing.pods, listing.namespace_labels
         live = {
             str((obj.get("metadata") or {}).get("name")): obj
             for obj in kube.list_cluster_objects(GROUP, VERSION, PLURAL)

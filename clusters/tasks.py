@@ -10,6 +10,7 @@ from typing import Any
 from celery import Task
 
 from clusters.drift import detect_drift
+from clusters.kube import PodListing
 from clusters.models import Cluster
 from clusters.push import PushOutcome, apply_revision, reconcile_cluster, remove_placement
 from clusters.services import check_cluster_health
@@ -73,10 +74,12 @@ def remove_placement_task(self: Task, placement_id: int) -> str:
 
 @hub_task("clusters.reconcile_cluster")
 def reconcile_cluster_task(cluster_id: int) -> dict[str, Any]:
-    """Status write-back for one cluster (one pod list), then drift detection (issue 5 §4)."""
-    result = reconcile_cluster(cluster_id)
+    """Status write-back for one cluster, then drift detection (issue 5 §4), from one pod list."""
+    cluster = Cluster.objects.filter(pk=cluster_id).first()
+    listing = PodListing(cluster) if cluster is not None else None
+    result = reconcile_cluster(cluster_id, listing)
     # --- drift (clusters.drift): pods lacking an active SidecarSet's injection ---
-    drift = detect_drift(cluster_id)
+    drift = detect_drift(cluster_id, listing)
     return {
         "statuses_written": result.statuses_written,
         "requeued": result.requeued,

@@ -169,10 +169,7 @@ def fetch_pods(
     pods = kube.list_pods(label_selector=label_selector)
     namespace_labels = None
     if core.namespace_selector is not None:
-        namespace_labels = {
-            str((ns.get("metadata") or {}).get("name")): dict((ns.get("metadata") or {}).get("labels") or {})
-            for ns in kube.list_namespaces()
-        }
+        namespace_labels = kube.namespace_labels()
     return pods, namespace_labels
 
 

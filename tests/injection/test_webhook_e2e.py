@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 
 from clusters.admission import invalidate_active_revisions
 from clusters.drift import detect_drift
+from clusters.kube import KubeClient
 from clusters.models import DriftedPod
 from clusters.services import import_kubeconfig, update_cluster
 from clusters.tasks import reconcile_cluster_task, register_webhook_task
@@ -283,9 +284,9 @@ def test_a_refusal_of_the_core_denies_the_pod(hub: Hub, k8s_namespace: str) -> N
 
 
 def test_hub_down_pods_are_created_without_sidecars_and_reported_as_drift(
-    hub: Hub, k8s_namespace: str
+    hub: Hub, k8s_namespace: str, monkeypatch: pytest.MonkeyPatch, eager_tasks: None
 ) -> None:
-    hub.publish(sidecarset("needed"))
+    hub.publish(sidecarset("needed"))  # pushed to alpha at once (eager tasks): it gets a status
     hub.wait_active(k8s_namespace)
     hub.server.stop()
     try:
@@ -296,7 +297,17 @@ def test_hub_down_pods_are_created_without_sidecars_and_reported_as_drift(
     injected = hub.create_pod(k8s_namespace, make_pod("fine"))
     assert container_names(injected) == ["needed-agent", "app"]
 
+    lists: list[str] = []
+    list_pods = KubeClient.list_pods
+
+    def counted(kube: KubeClient, **kwargs: Any) -> list[dict[str, Any]]:
+        lists.append("pods")
+        return list_pods(kube, **kwargs)
+
+    monkeypatch.setattr(KubeClient, "list_pods", counted)  # the real call, counted
     result = reconcile_cluster_task(hub.cluster.pk)  # the periodic reconcile, run in-process
+    # The status write-back and the drift check read one pod list.
+    assert result["statuses_written"] >= 1 and lists == ["pods"]
 
     # Pods of earlier tests (other namespaces, app=web) lack "needed" too: scope to this one.
     assert result["drift_error"] == "" and result["drifted_pods"] >= 1

@@ -20,6 +20,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -361,10 +362,12 @@ def _queue_health_check(cluster_id: int) -> None:
 
 def _queue_webhook_registration(cluster_id: int) -> None:
     """Apply the admission webhook to the cluster after commit (``clusters.webhooks``; retried
-    while the cluster is unreachable; a no-op, logged, while the hub has no webhook URL)."""
+    while the cluster is unreachable; a no-op, logged, while the hub has no webhook URL), unless
+    ``SIDECARHUB_WEBHOOK_AUTO_REGISTER`` is off."""
     from clusters.tasks import register_webhook_task
 
-    transaction.on_commit(lambda: register_webhook_task.delay(cluster_id))
+    if getattr(settings, "SIDECARHUB_WEBHOOK_AUTO_REGISTER", True):
+        transaction.on_commit(lambda: register_webhook_task.delay(cluster_id))
 
 
 def check_cluster_health(cluster_id: int) -> HealthResult | None:

@@ -175,6 +175,10 @@ SIDECARHUB_WEBHOOK_KEY_FILE = env_str("SIDECARHUB_WEBHOOK_KEY_FILE", "")
 SIDECARHUB_WEBHOOK_CA_FILE = env_str("SIDECARHUB_WEBHOOK_CA_FILE", "")
 # Base URL at which clusters reach the hub when a cluster has no webhook_url of its own.
 SIDECARHUB_WEBHOOK_URL = env_str("SIDECARHUB_WEBHOOK_URL", "")
+# Apply the admission webhook to a cluster when it is registered and whenever its webhook or
+# connection settings change. Off: webhooks are managed elsewhere (GitOps) or by hand with
+# `sidecarhub cluster register-webhook`.
+SIDECARHUB_WEBHOOK_AUTO_REGISTER = env_bool("SIDECARHUB_WEBHOOK_AUTO_REGISTER", True)
 # How often each web process re-reads the definitions generation (decision 10: a publish takes
 # effect within 2 s, so this must stay well below that).
 SIDECARHUB_ADMISSION_GENERATION_CHECK_SECONDS = float(

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -230,3 +231,12 @@ def eager_tasks() -> Iterator[None]:
         yield
     finally:
         celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture(autouse=True)
+def _no_webhook_auto_registration(settings: Any) -> None:
+    """Tests share the sandbox clusters, and each injection test serves the webhook from its own
+    short-lived TLS server, whose CA only that test process knows: a registration queued by one
+    test and run later by a worker would point a shared cluster at a dead or untrusted URL. The
+    tests that need it turn it back on."""
+    settings.SIDECARHUB_WEBHOOK_AUTO_REGISTER = False

@@ -88,6 +88,7 @@ def test_registering_or_changing_a_cluster_applies_its_webhook(
 
     admission.delete_mutating_webhook_configuration(WEBHOOK_CONFIGURATION_NAME, _preload_content=False)
     assert applied() is None
+    settings.SIDECARHUB_WEBHOOK_AUTO_REGISTER = True  # the default (tests turn it off)
     # A setting that changes the webhook: applied after commit, with no other step.
     with django_capture_on_commit_callbacks(execute=True):
         update_cluster(hub.cluster.pk, changes={"webhook_timeout_seconds": 5})
@@ -108,6 +109,12 @@ def test_registering_or_changing_a_cluster_applies_its_webhook(
     webhook = applied()
     assert webhook is not None
     assert webhook["clientConfig"]["url"] == f"{hub.server.url}/admission/v1/clusters/again/pods"
+    # Switched off (webhooks managed elsewhere): a change applies nothing.
+    settings.SIDECARHUB_WEBHOOK_AUTO_REGISTER = False
+    admission.delete_mutating_webhook_configuration(WEBHOOK_CONFIGURATION_NAME, _preload_content=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        update_cluster(cluster.pk, changes={"webhook_timeout_seconds": 7})
+    assert applied() is None
 
 
 def test_bare_pod_with_several_sidecarsets_in_name_order(hub: Hub, k8s_namespace: str) -> None:

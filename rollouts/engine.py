@@ -388,10 +388,16 @@ def claim_step_pods(
 # --- observing ---------------------------------------------------------------------------------
 
 
-def _failure(pod: Mapping[str, Any], containers: Sequence[str]) -> str | None:
+def _failure(pod: Mapping[str, Any], row: PodUpdate) -> str | None:
+    """Why the patched sidecar will not start, from a status about the row's NEW image: until the
+    kubelet reacts to the patch, the status still describes the old container (which may have
+    been failing: a rollback of a bad image), and that is no verdict on the new one."""
     statuses = _statuses(pod)
-    for name in containers:
-        waiting = ((statuses.get(name) or {}).get("state") or {}).get("waiting") or {}
+    for name, image in zip(row.container.split(","), row.to_image.split(","), strict=False):
+        status = statuses.get(name) or {}
+        if status.get("image") != image:
+            continue
+        waiting = (status.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason")
         if reason in FAILURE_REASONS:
             message = str(waiting.get("message") or "").strip()
@@ -421,7 +427,7 @@ def observe_row(
         return PodUpdateOutcome.POD_GONE, "the pod was deleted while its new sidecar started"
     if not shows_patch(core, pod, row):
         return PodUpdateOutcome.SKIPPED, "the pod's sidecar was changed by someone else after the patch"
-    failure = _failure(pod, row.container.split(","))
+    failure = _failure(pod, row)
     if failure is not None:
         return PodUpdateOutcome.FAILED, failure
     evaluation = evaluate_pod(core, pod)

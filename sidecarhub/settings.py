@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from sidecarhub.envconfig import env_bool, env_int, env_list, env_str, parse_database_url
+from sidecarhub.envconfig import env_bool, env_float, env_int, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("SIDECARHUB_VAR_DIR", str(BASE_DIR / "var")))
@@ -165,6 +165,31 @@ CELERY_BEAT_SCHEDULE["rollouts-reconcile"] = {
     "task": "rollouts.reconcile_all",
     "schedule": env_int("SIDECARHUB_ROLLOUT_RECONCILE_SECONDS", 10, minimum=1),
 }
+
+# --- Rollouts (rollouts.reconciler, rollouts.services) --------------------------------------------
+# One reconcile pass per cluster: its time budget, the most pods it patches from one plan, and
+# how long it sleeps between looks while only observing; then it re-enqueues itself.
+SIDECARHUB_ROLLOUT_PASS_SECONDS = env_float("SIDECARHUB_ROLLOUT_PASS_SECONDS", 5.0, minimum=0.1)
+SIDECARHUB_ROLLOUT_PATCHES_PER_PASS = env_int("SIDECARHUB_ROLLOUT_PATCHES_PER_PASS", 1000, minimum=1)
+SIDECARHUB_ROLLOUT_OBSERVE_INTERVAL_SECONDS = env_float(
+    "SIDECARHUB_ROLLOUT_OBSERVE_INTERVAL_SECONDS", 0.3, minimum=0.01
+)
+SIDECARHUB_ROLLOUT_REQUEUE_SECONDS = env_float("SIDECARHUB_ROLLOUT_REQUEUE_SECONDS", 0.2, minimum=0)
+# A running step whose worker sent no heartbeat for this long is noted as lost (its pods are
+# then checked by reading them, never patched twice).
+SIDECARHUB_ROLLOUT_HEARTBEAT_TIMEOUT_SECONDS = env_int(
+    "SIDECARHUB_ROLLOUT_HEARTBEAT_TIMEOUT_SECONDS", 120, minimum=5
+)
+# Defaults of a new rollout (each rollout keeps its own values): failed pods tolerated per step
+# before it pauses, no-progress deadline, per-pod timeout, approval lifetime.
+SIDECARHUB_ROLLOUT_FAILURE_THRESHOLD = env_int("SIDECARHUB_ROLLOUT_FAILURE_THRESHOLD", 0, minimum=0)
+SIDECARHUB_ROLLOUT_PROGRESS_DEADLINE_SECONDS = env_int(
+    "SIDECARHUB_ROLLOUT_PROGRESS_DEADLINE_SECONDS", 600, minimum=10
+)
+SIDECARHUB_ROLLOUT_POD_TIMEOUT_SECONDS = env_int("SIDECARHUB_ROLLOUT_POD_TIMEOUT_SECONDS", 300, minimum=5)
+SIDECARHUB_ROLLOUT_APPROVAL_TTL_SECONDS = env_int(
+    "SIDECARHUB_ROLLOUT_APPROVAL_TTL_SECONDS", 86400, minimum=60
+)
 
 # --- Admission webhook (clusters.admission, clusters.webhooks) ------------------------------------
 # TLS of the admission endpoint: the web server that serves it (gunicorn --certfile/--keyfile)

@@ -166,7 +166,11 @@ def _runs(status: Mapping[str, Any] | None, image: str) -> bool:
     return "running" in _mapping(status.get("state")) and status.get("started") is not False
 
 
-def _failure(status: Mapping[str, Any] | None, failure_reasons: Collection[str]) -> str | None:
+def _failure(status: Mapping[str, Any] | None, image: str, failure_reasons: Collection[str]) -> str | None:
+    """A failure of the container on ``image``; a status still about another image (the kubelet
+    has not reacted to the patch yet) says nothing about it."""
+    if _mapping(status).get("image") != image:
+        return None
     waiting = _mapping(_mapping(_mapping(status).get("state")).get("waiting"))
     reason = waiting.get("reason")
     if reason in failure_reasons:
@@ -196,7 +200,7 @@ def _container_step(
     if twins.working_image != target:
         if twins.idle_image != target:
             return HotUpgradeAction.PATCH_IDLE, f"{twins.idle} gets {target}; {twins.working} keeps working"
-        failure = _failure(idle, failure_reasons)
+        failure = _failure(idle, target, failure_reasons)
         if failure is not None:
             return HotUpgradeAction.FAILED, f"new twin {twins.idle} ({target}): {failure}"
         if _runs(idle, target) and _mapping(idle).get("ready") is True and pod_ready:
@@ -205,7 +209,7 @@ def _container_step(
         return HotUpgradeAction.WAIT_NEW, f"new twin {twins.idle} ({target}) is not {what} yet"
     # The working twin has the target image: the switch happened (or nothing was to change).
     if not (_runs(working, target) and _mapping(working).get("ready") is True):
-        failure = _failure(working, failure_reasons)
+        failure = _failure(working, target, failure_reasons)
         if failure is not None:
             return HotUpgradeAction.FAILED, f"working twin {twins.working} ({target}): {failure}"
         return HotUpgradeAction.WAIT_NEW, f"working twin {twins.working} ({target}) is not running and ready"
@@ -213,7 +217,7 @@ def _container_step(
         return HotUpgradeAction.RESET, f"{twins.idle} ({twins.idle_image}) goes back to the empty image"
     if _runs(idle, empty):
         return HotUpgradeAction.DONE, f"{twins.working} works on {target}; {twins.idle} is empty"
-    failure = _failure(idle, failure_reasons)
+    failure = _failure(idle, empty, failure_reasons)
     if failure is not None:
         return HotUpgradeAction.FAILED, f"old twin {twins.idle} on the empty image {empty}: {failure}"
     return HotUpgradeAction.WAIT_RESET, f"old twin {twins.idle} is not running the empty image yet"

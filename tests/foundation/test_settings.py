@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from sidecarhub.envconfig import env_bool, env_int, parse_database_url
+from sidecarhub.envconfig import env_bool, env_float, env_int, parse_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +37,15 @@ def test_env_int_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("X_COUNT", "0")
     with pytest.raises(ImproperlyConfigured, match=">= 1"):
         env_int("X_COUNT", 1, minimum=1)
+
+
+def test_env_float_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("X_SECONDS", "2.5")
+    assert env_float("X_SECONDS", 5.0, minimum=0.1) == 2.5
+    for raw, message in (("soon", "X_SECONDS must be a number"), ("0.01", ">= 0.1"), ("nan", ">= 0.1")):
+        monkeypatch.setenv("X_SECONDS", raw)
+        with pytest.raises(ImproperlyConfigured, match=message):
+            env_float("X_SECONDS", 5.0, minimum=0.1)
 
 
 def test_parse_database_url() -> None:

@@ -3,6 +3,7 @@ of update.md §5.6 as the hub runs it, every failure and timeout, and the versio
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import timedelta
 from typing import Any
@@ -161,6 +162,12 @@ def test_new_twin_failure_fails_and_names_the_twin_that_keeps_working(reason: st
     assert working(pod) == "sidecar-1" and images(pod)["sidecar-1"] == V1
     # Kruise's reset rule would reset the migrating (or failed) new twin here; the hub's does not.
     assert not hot_upgrade_reset_due(target, pod)
+    # The same waiting status while it is still about another image (the kubelet has not
+    # reacted to the patch yet) is no verdict on the new one: wait.
+    stale = copy.deepcopy(pod)
+    [idle] = [s for s in stale["status"]["containerStatuses"] if s["name"] == "sidecar-2"]
+    idle["image"] = "registry.example/sidecar:broken"
+    assert step(target, stale).action is A.WAIT_NEW
 
 
 def test_waits_time_out() -> None:

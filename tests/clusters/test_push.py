@@ -14,6 +14,7 @@ from clusters.choices import PlacementState
 from clusters.models import Cluster, SidecarSetPlacement
 from clusters.push import PushOutcome, apply_revision, create_target, delete_target, reconcile_cluster
 from clusters.resources import MANAGED_BY_LABEL
+from rollouts.models import Rollout
 from sandbox.testing import RunningCluster, wait_for
 from sidecarhub.sidecarset.annotations import ANNOTATION_HASH, ANNOTATION_INJECTED_LIST
 from tests.clusters.conftest import kubectl, publish, read_resource
@@ -251,5 +252,17 @@ def test_status_counters_written_to_resource_and_database(
         ]
         assert row[0][:4] == ["NAME", "MATCHED", "UPDATED", "READY"]
         assert row[1][:4] == [name, "3", "2", "2"]
+
+        # status.hub: nothing while the SidecarSet has no rollout in the cluster; then the
+        # latest rollout, as the hub sees it (an images-only revision creates one).
+        assert "hub" not in status
+        second = publish(name, "fluentbit:2.1", callbacks=django_capture_on_commit_callbacks)
+        rollout = Rollout.objects.get(cluster=cluster, to_revision=second)
+        assert reconcile_cluster(cluster.pk).error == ""
+        rollout.refresh_from_db()
+        hub_block = read_resource(running, name)["status"]["hub"]["rollout"]
+        assert hub_block["id"] == rollout.pk and hub_block["kind"] == rollout.kind
+        assert (hub_block["fromRevision"], hub_block["toRevision"]) == (revision.number, second.number)
+        assert hub_block["state"] == rollout.state and hub_block["steps"] == rollout.rollout_steps.count()
     finally:
         running.core.delete_namespace(namespace, _preload_content=False)

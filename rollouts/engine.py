@@ -314,14 +314,6 @@ class PassResult:
         return bool(self.patched or self.finished or self.hot_writes)
 
 
-def _finish(row: PodUpdate, outcome: str, error: str = "", **fields: Any) -> bool:
-    """Close an open row (guarded by its current state); True when it moved."""
-    moved = PodUpdate.objects.filter(pk=row.pk, state=row.state).update(
-        state=PodUpdateState.DONE, outcome=outcome, error=error[:2000], done_at=timezone.now(), **fields
-    )
-    return bool(moved)
-
-
 class _Closings:
     """Rows to close, written together: one guarded UPDATE per (state, outcome, error) instead of
     a commit per row (a pass may close hundreds of rows whose pods became ready together)."""
@@ -342,6 +334,13 @@ class _Closings:
             )
         self._groups.clear()
         return moved
+
+
+def _finish(row: PodUpdate, outcome: str, error: str = "") -> bool:
+    """Close one open row now (guarded by its current state); True when it moved."""
+    closing = _Closings()
+    closing.add(row, outcome, error)
+    return bool(closing.flush())
 
 
 def _move(row: PodUpdate, to_state: str, **fields: Any) -> bool:

@@ -295,14 +295,18 @@ def namespace_labels(cluster: Cluster, namespace: str) -> dict[str, str] | None:
     try:
         kube = cached_kube_client(cluster)
         # One attempt, short timeout: the apiserver is waiting for this answer.
-        response = client.CoreV1Api(kube.api_client).read_namespace(
-            namespace, _preload_content=False, _request_timeout=(min(0.5, timeout), timeout)
+        body = kube.call(
+            client.CoreV1Api(kube.api_client).read_namespace,
+            namespace,
+            what=f"read namespace {namespace}",
+            timeout_seconds=timeout,
+            attempts=1,
         )
-        body = json.loads(response.data)
     except Exception as exc:  # ApiException, KubeError, timeouts, bad JSON: never fail admission
         log.info("admission: cannot read namespace %s of cluster %s: %s", namespace, cluster.name, exc)
         return cached[0] if cached is not None else None
-    labels = {str(k): str(v) for k, v in ((body.get("metadata") or {}).get("labels") or {}).items()}
+    metadata = body.get("metadata") if isinstance(body, dict) else None
+    labels = {str(k): str(v) for k, v in ((metadata or {}).get("labels") or {}).items()}
     with _namespace_lock:
         _namespace_cache[key] = (labels, time.monotonic())
     return labels

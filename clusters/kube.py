@@ -221,19 +221,21 @@ class KubeClient:
         *args: Any,
         what: str,
         timeout_seconds: float | None = None,
+        attempts: int | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run a generated API method with a timeout and retries; return its JSON (or None).
 
         ``what`` describes the call for error messages ("apply SidecarSet web"). 429/5xx and
-        connection errors are retried ``max_attempts`` times with backoff; other HTTP errors
-        raise ``ClusterApiError`` at once.
+        connection errors are retried ``max_attempts`` times (or ``attempts``) with backoff; other
+        HTTP errors raise ``ClusterApiError`` at once.
         """
+        attempts = attempts or self.max_attempts
         timeout = timeout_seconds or self.timeout_seconds
         kwargs["_request_timeout"] = (min(5.0, timeout), timeout)
         kwargs["_preload_content"] = False
         last: KubeError | None = None
-        for attempt in range(1, self.max_attempts + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 response = operation(*args, **kwargs)
                 raw = response.data
@@ -259,11 +261,11 @@ class KubeClient:
                     ),
                     cluster_name=self.cluster_name,
                 )
-            if attempt < self.max_attempts:
+            if attempt < attempts:
                 delay = self.backoff_base_seconds * (2 ** (attempt - 1))
                 self._sleep(delay * (0.5 + random.random()))
         assert last is not None
-        log.info("%s (after %d attempts)", last, self.max_attempts)
+        log.info("%s (after %d attempts)", last, attempts)
         raise last from None
 
     # --- typed helpers (plain JSON) --------------------------------------------------

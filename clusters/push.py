@@ -45,6 +45,7 @@ from clusters.resources import (
     custom_resource,
     status_body,
 )
+from sidecarhub.choices import ChangeAction
 from sidecarhub.models import SidecarSet, SidecarSetRevision
 from sidecarhub.sidecarset import LabelSelector
 from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
@@ -184,7 +185,13 @@ def _target_snapshot(target: SidecarSetTarget) -> dict[str, Any]:
 
 
 def _record(
-    target: SidecarSetTarget, action: str, *, actor: Any, request_id: str, before: Any, after: Any
+    target: SidecarSetTarget,
+    action: ChangeAction,
+    *,
+    actor: Any,
+    request_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
 ) -> None:
     from sidecarhub.changes import record_change
 
@@ -219,7 +226,7 @@ def create_target(
     target = SidecarSetTarget.objects.create(
         sidecarset_id=sidecarset_id, cluster_id=cluster_id, cluster_selector=cluster_selector, wave=wave
     )
-    _record(target, "create", actor=actor, request_id=request_id, before=None, after=_target_snapshot(target))
+    _record(target, ChangeAction.CREATE, actor=actor, request_id=request_id, before=None, after=_target_snapshot(target))
     sync_placements(sidecarset_id)
     return target
 
@@ -258,7 +265,7 @@ def update_target(
     target.save()
     target.refresh_from_db()
     _record(
-        target, "update", actor=actor, request_id=request_id, before=before, after=_target_snapshot(target)
+        target, ChangeAction.UPDATE, actor=actor, request_id=request_id, before=before, after=_target_snapshot(target)
     )
     sync_placements(target.sidecarset_id)
     return target
@@ -272,7 +279,7 @@ def delete_target(target_id: int, *, actor: Any = None, request_id: str = "") ->
         .select_related("sidecarset", "cluster")
         .get(pk=target_id)
     )
-    _record(target, "delete", actor=actor, request_id=request_id, before=_target_snapshot(target), after=None)
+    _record(target, ChangeAction.DELETE, actor=actor, request_id=request_id, before=_target_snapshot(target), after=None)
     sidecarset_id = target.sidecarset_id
     target.delete()
     sync_placements(sidecarset_id)

@@ -30,7 +30,8 @@ from clusters.crypto import ClusterCredentials, encrypt_credentials, reencrypt
 from clusters.kube import KubeError, forget_kube_client, open_kube_client
 from clusters.kubeconfig import ImportedCluster, KubeconfigError, parse_kubeconfig, read_kubeconfig
 from clusters.models import Cluster, ClusterAuditEvent
-from sidecarhub.changes import record_change
+from sidecarhub.changes import Actor, record_change
+from sidecarhub.choices import ChangeAction
 
 __all__ = [
     "ClusterExists",
@@ -101,9 +102,9 @@ def cluster_snapshot(cluster: Cluster) -> dict[str, Any]:
 
 def _record_change(
     cluster: Cluster,
-    action: str,
+    action: ChangeAction,
     *,
-    actor: Any,
+    actor: Actor,
     request_id: str,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
@@ -215,7 +216,7 @@ def register_cluster(
         detail={"credential_kind": cluster.credential_kind},
     )
     _record_change(
-        cluster, "create", actor=actor, request_id=request_id, before=None, after=cluster_snapshot(cluster)
+        cluster, ChangeAction.CREATE, actor=actor, request_id=request_id, before=None, after=cluster_snapshot(cluster)
     )
     _queue_health_check(cluster.pk)
     _queue_webhook_registration(cluster.pk)
@@ -296,7 +297,7 @@ def update_cluster(
     cluster.save()
     after = cluster_snapshot(cluster)
     if before != after:
-        _record_change(cluster, "update", actor=actor, request_id=request_id, before=before, after=after)
+        _record_change(cluster, ChangeAction.UPDATE, actor=actor, request_id=request_id, before=before, after=after)
     if before["labels"] != after["labels"]:
         from clusters.push import resync_selector_targets
 
@@ -329,7 +330,7 @@ def replace_credentials(
     )
     _record_change(
         cluster,
-        "update",
+        ChangeAction.UPDATE,
         actor=actor,
         request_id=request_id,
         before={"credential_kind": previous_kind},
@@ -348,7 +349,7 @@ def delete_cluster(cluster_id: int, *, actor: Any = None, request_id: str = "") 
     the cluster itself (the hub may no longer be able to reach it)."""
     cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
     _record_change(
-        cluster, "delete", actor=actor, request_id=request_id, before=cluster_snapshot(cluster), after=None
+        cluster, ChangeAction.DELETE, actor=actor, request_id=request_id, before=cluster_snapshot(cluster), after=None
     )
     cluster.delete()
     transaction.on_commit(lambda: forget_kube_client(cluster_id))

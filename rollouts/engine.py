@@ -672,9 +672,12 @@ def _claim_batch(
         targets: dict[int, tuple[str, str, str]] = {}
         if hot:  # which twin is idle is known only now, from the pod as listed
             targets = {row.pk: row_targets(core, pod) for row, pod in moving}
-            for index, (name, output) in enumerate(
-                (("container", CharField()), ("from_image", TextField()), ("to_image", TextField()))
-            ):
+            columns: tuple[tuple[str, Field[Any, Any]], ...] = (
+                ("container", CharField()),
+                ("from_image", TextField()),
+                ("to_image", TextField()),
+            )
+            for index, (name, output) in enumerate(columns):
                 fields[name] = _per_row({pk: value[index] for pk, value in targets.items()}, output)
         PodUpdate.objects.filter(pk__in=list(versions), state=PodUpdateState.CLAIMED).update(
             state=PodUpdateState.PATCHING, patching_at=now, patch_attempts=F("patch_attempts") + 1, **fields

@@ -271,4 +271,4 @@ class StepTransition(models.Model):
 
     def as_tuple(self) -> tuple[Any, ...]:
         """(step ordinal or None, from, to) — handy in tests and the CLI."""
-        return (self.step.ordinal if self.step_id else None, self.from_state, self.to_state)
+        return (self.step.ordinal if self.step is not None else None, self.from_state, self.to_state)

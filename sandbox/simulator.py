@@ -153,7 +153,7 @@ class PodSimulator:
 
     # --- node ------------------------------------------------------------------------
     def _ensure_node(self) -> None:
-        node = {
+        node: Any = {  # a plain manifest: the client sends dicts as they are
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {
@@ -244,7 +244,7 @@ class PodSimulator:
                     time.sleep(0.5)
 
     def _relist(self) -> str:
-        response = self.core.list_pod_for_all_namespaces(_preload_content=False, _request_timeout=30)
+        response: Any = self.core.list_pod_for_all_namespaces(_preload_content=False, _request_timeout=30)
         body = json.loads(response.data)
         seen = set()
         for pod in body.get("items", []):
@@ -338,7 +338,7 @@ class PodSimulator:
             )
 
     def _bind(self, namespace: str, name: str) -> None:
-        body = {
+        body: Any = {
             "apiVersion": "v1",
             "kind": "Binding",
             "metadata": {"name": name, "namespace": namespace},

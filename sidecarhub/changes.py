@@ -76,7 +76,8 @@ def record_change(
     credential by forgetting to. ``parent`` links a child (a revision, a target) to the object
     whose history it belongs to.
     """
-    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    # Anonymous and system actors get no user row; actor_name still names them.
+    user = actor if isinstance(actor, AbstractBaseUser) and actor.is_authenticated else None
     return ChangeRecord.objects.create(
         action=action,
         content_type=ContentType.objects.get_for_model(changed_object, for_concrete_model=True),

@@ -34,7 +34,9 @@ def _allowed_values(selector: LabelSelector) -> dict[str, set[str]]:
 def _is_disjoint_from(first: LabelSelector, second: LabelSelector) -> bool:
     """True when some requirement of ``second`` rules out every pod ``first`` pins (Kruise's one-way test)."""
     pinned = _allowed_values(first)
-    requirements = [(key, "In", (value,)) for key, value in second.match_labels.items()]
+    requirements: list[tuple[str, str, tuple[str, ...]]] = [
+        (key, "In", (value,)) for key, value in second.match_labels.items()
+    ]
     requirements += [(r.key, r.operator, r.values) for r in second.match_expressions]
     for key, operator, values in requirements:
         first_values = pinned.get(key)

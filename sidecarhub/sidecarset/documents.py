@@ -46,7 +46,7 @@ _DOCUMENT_SEPARATOR = re.compile(r"^---(?:[ \t].*)?$|^\.\.\.[ \t]*$")
 class _KubernetesYamlLoader(yaml.SafeLoader):
     """SafeLoader that, like Kubernetes' decoding, keeps timestamps as strings and refuses duplicate keys."""
 
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
             seen: set[Any] = set()
             for key_node, _value_node in node.value:

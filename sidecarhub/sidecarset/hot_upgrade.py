@@ -52,6 +52,7 @@ from sidecarhub.sidecarset.annotations import (
 )
 from sidecarhub.sidecarset.model import SidecarSet
 from sidecarhub.sidecarset.predicates import ANNOTATION_INPLACE_UPDATE_STATE, is_consistent, is_ready
+from sidecarhub.sidecarset.shapes import as_mapping
 
 __all__ = [
     "HotTwins",
@@ -112,22 +113,17 @@ class HotUpgradeStep:
     reason: str
     timed_out: bool = False  # FAILED because a wait passed its deadline (not a container failure)
 
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _annotations(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    return _mapping(_mapping(pod.get("metadata")).get("annotations"))
+    return as_mapping(as_mapping(pod.get("metadata")).get("annotations"))
 
 
 def _spec_images(pod: Mapping[str, Any]) -> dict[str, str]:
-    containers = _mapping(pod.get("spec")).get("containers") or []
+    containers = as_mapping(pod.get("spec")).get("containers") or []
     return {str(c.get("name")): str(c.get("image") or "") for c in containers if isinstance(c, Mapping)}
 
 
 def _statuses(pod: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    statuses = _mapping(pod.get("status")).get("containerStatuses") or []
+    statuses = as_mapping(pod.get("status")).get("containerStatuses") or []
     return {str(s.get("name")): s for s in statuses if isinstance(s, Mapping)}
 
 
@@ -163,15 +159,15 @@ def _runs(status: Mapping[str, Any] | None, image: str) -> bool:
     """The container runs ``image``: status image, running, started (postStart returned)."""
     if status is None or status.get("image") != image:
         return False
-    return "running" in _mapping(status.get("state")) and status.get("started") is not False
+    return "running" in as_mapping(status.get("state")) and status.get("started") is not False
 
 
 def _failure(status: Mapping[str, Any] | None, image: str, failure_reasons: Collection[str]) -> str | None:
     """A failure of the container on ``image``; a status still about another image (the kubelet
     has not reacted to the patch yet) says nothing about it."""
-    if _mapping(status).get("image") != image:
+    if as_mapping(status).get("image") != image:
         return None
-    waiting = _mapping(_mapping(_mapping(status).get("state")).get("waiting"))
+    waiting = as_mapping(as_mapping(as_mapping(status).get("state")).get("waiting"))
     reason = waiting.get("reason")
     if reason in failure_reasons:
         message = str(waiting.get("message") or "").strip()
@@ -180,8 +176,8 @@ def _failure(status: Mapping[str, Any] | None, image: str, failure_reasons: Coll
 
 
 def _pod_ready(pod: Mapping[str, Any]) -> bool:
-    status = _mapping(pod.get("status"))
-    if status.get("phase") != "Running" or _mapping(pod.get("metadata")).get("deletionTimestamp"):
+    status = as_mapping(pod.get("status"))
+    if status.get("phase") != "Running" or as_mapping(pod.get("metadata")).get("deletionTimestamp"):
         return False
     return any(
         isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
@@ -203,12 +199,12 @@ def _container_step(
         failure = _failure(idle, target, failure_reasons)
         if failure is not None:
             return HotUpgradeAction.FAILED, f"new twin {twins.idle} ({target}): {failure}"
-        if _runs(idle, target) and _mapping(idle).get("ready") is True and pod_ready:
+        if _runs(idle, target) and as_mapping(idle).get("ready") is True and pod_ready:
             return HotUpgradeAction.SWITCH, f"{twins.idle} runs {target} and the pod is ready"
         what = "running" if not _runs(idle, target) else "ready (or the pod is not Ready)"
         return HotUpgradeAction.WAIT_NEW, f"new twin {twins.idle} ({target}) is not {what} yet"
     # The working twin has the target image: the switch happened (or nothing was to change).
-    if not (_runs(working, target) and _mapping(working).get("ready") is True):
+    if not (_runs(working, target) and as_mapping(working).get("ready") is True):
         failure = _failure(working, target, failure_reasons)
         if failure is not None:
             return HotUpgradeAction.FAILED, f"working twin {twins.working} ({target}): {failure}"
@@ -341,7 +337,7 @@ def reset_patch(sidecarset: SidecarSet, pod: Mapping[str, Any], twins: Sequence[
     for item in twins:
         annotations[version_annotation(item.idle)] = "0"
         annotations[version_alt_annotation(item.working)] = "0"
-        last[item.idle] = {"imageID": str(_mapping(statuses.get(item.idle)).get("imageID") or "")}
+        last[item.idle] = {"imageID": str(as_mapping(statuses.get(item.idle)).get("imageID") or "")}
     entry["lastContainerStatuses"] = last
     states[sidecarset.name] = entry
     annotations[ANNOTATION_INPLACE_UPDATE_STATE] = json.dumps(states, sort_keys=True, separators=(",", ":"))

@@ -56,8 +56,8 @@ from sidecarhub.sidecarset.model import LabelSelector, SidecarSet
 from sidecarhub.sidecarset.sidecar_building import (
     SERVICE_ACCOUNT_TOKEN_MOUNT_PATH,
     build_sidecars,
-    list_of_dicts,
 )
+from sidecarhub.sidecarset.shapes import list_of_dicts
 
 __all__ = [
     "SERVICE_ACCOUNT_TOKEN_MOUNT_PATH",
@@ -339,9 +339,9 @@ def _merge_containers(
     after: list[dict[str, Any]] = []
     warnings: list[str] = []
     for policy, container, sidecarset_name in injected:
-        position = positions.get(container["name"])
-        if position is not None:
-            merged[position] = container
+        existing = positions.get(container["name"])
+        if existing is not None:
+            merged[existing] = container
             warnings.append(
                 f"SidecarSet {sidecarset_name}: the pod's {what} {container['name']} was replaced by the "
                 f"sidecar of the same name"

@@ -38,9 +38,10 @@ from enum import StrEnum
 from functools import cached_property
 from itertools import compress, islice
 from operator import eq, itemgetter
-from typing import Any, Final, NamedTuple, ParamSpec, TypeVar
+from typing import Any, Final, NamedTuple, ParamSpec, TypeVar, cast
 
 from sidecarhub.sidecarset.model import SidecarSet
+from sidecarhub.sidecarset.shapes import as_mapping
 from sidecarhub.sidecarset.ordering import (
     default_order_key,
     expand_scatter_terms_in_ref_order,
@@ -55,6 +56,7 @@ from sidecarhub.sidecarset.predicates import (
     PreparedFacts,
     SidecarSetFacts,
     Upgradability,
+    _new_tuple,
     namespace_failure,
 )
 
@@ -270,13 +272,6 @@ def resolve_step_target(step: int | str, matched: int) -> int:
         raise ValueError(f"step: {step!r} is negative")
     return min(value, matched)
 
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    if type(value) is dict:  # the common case; an ABC isinstance check is slow at 10,000 pods
-        return value
-    return value if isinstance(value, Mapping) else {}
-
-
 # --- planning ----------------------------------------------------------------------------------
 
 
@@ -321,14 +316,9 @@ class PlanningCache:
         return len(self._entries)
 
 
-# NamedTuple's generated __new__ is Python code; tuple.__new__ builds the same object in C,
-# which matters when 10,000 are built per round.
-_new_tuple = tuple.__new__
-
-
 def _decision(item: _Matched, pod_class: PodClass, reason: str) -> PodDecision:
     evaluation = item[1]
-    return _new_tuple(  # type: ignore[no-any-return]
+    return _new_tuple(
         PodDecision,
         (item[0], pod_class, reason, evaluation.ready, evaluation.unavailable_updated, item[2]),
     )
@@ -488,9 +478,10 @@ def _evaluate_all(
             evaluation, order_key = evaluate(pod, brief)
             if evaluation is None:  # updated (brief): order_key says ready and consistent
                 append_brief(pod)
-                available += order_key  # type: ignore[operator]
+                if order_key:
+                    available += 1
             elif evaluation[1]:  # matched
-                append_matched((evaluation[0], evaluation, pod, order_key, None))  # type: ignore[arg-type]
+                append_matched((evaluation[0], evaluation, pod, order_key, None))
             else:
                 unmatched.append((evaluation[0], evaluation[8]))
         briefs.available = available
@@ -505,7 +496,7 @@ def _evaluate_all(
     for pod in pods:
         metadata = pod.get("metadata")
         if type(metadata) is not dict:
-            metadata = _mapping(metadata)
+            metadata = as_mapping(metadata)
         if check_namespaces:
             namespace = str(metadata.get("namespace") or "")
             if namespace not in namespace_failures:
@@ -518,7 +509,7 @@ def _evaluate_all(
         key = metadata.get("resourceVersion") if cache is not None else None
         entry = previous_get(key) if key else None
         if entry is None or entry[0][0][2] != metadata.get("uid"):
-            entry = evaluate(pod)  # type: ignore[assignment]
+            entry = cast(_Entry, evaluate(pod))  # not brief: always an evaluation
         evaluation = entry[0]
         if key and evaluation[0][2]:
             current[key] = entry
@@ -615,13 +606,13 @@ def _default_order(pending: list[_Matched]) -> list[_Matched]:
 
 
 def _rank_of(pod: Mapping[str, Any]) -> float:
-    status = _mapping(pod.get("status"))
+    status = as_mapping(pod.get("status"))
     ready_condition = None
     for condition in status.get("conditions") or ():
         if isinstance(condition, Mapping) and condition.get("type") == "Ready":
             ready_condition = condition
             break
-    return order_key_rank(_mapping(pod.get("spec")).get("nodeName"), status.get("phase"), ready_condition)
+    return order_key_rank(as_mapping(pod.get("spec")).get("nodeName"), status.get("phase"), ready_condition)
 
 
 def _full_order_key(item: _Matched) -> tuple[Any, ...]:

@@ -42,6 +42,7 @@ from sidecarhub.sidecarset.annotations import (
 from sidecarhub.sidecarset.hashing import hash_without_images, revision_hash
 from sidecarhub.sidecarset.model import NAMESPACE_NAME_LABEL, LabelSelector, SidecarSet
 from sidecarhub.sidecarset.ordering import order_key_rank
+from sidecarhub.sidecarset.shapes import as_mapping, as_sequence, is_mapping
 
 __all__ = [
     "ANNOTATION_INPLACE_UPDATE_STATE",
@@ -78,6 +79,8 @@ NamespaceLabels = Mapping[str, Mapping[str, str]]
 _EMPTY: Mapping[str, Any] = {}
 _NOT_READ = object()
 _INACTIVE_PHASES = frozenset({"Succeeded", "Failed"})
+# NamedTuple's generated __new__ is Python code; tuple.__new__ builds the same object in C,
+# which matters when 10,000 are built per round (the planner uses it too).
 _new_tuple = tuple.__new__
 
 
@@ -180,24 +183,11 @@ class SidecarSetFacts:
 
 # ``type(...) is dict`` first: pods decoded from JSON are plain dicts and lists, and an ABC
 # isinstance check costs more than everything else per pod at 10,000 pods.
-def _is_mapping(value: Any) -> bool:
-    return type(value) is dict or isinstance(value, Mapping)
 
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    if type(value) is dict:
-        return value
-    return value if isinstance(value, Mapping) else _EMPTY
-
-
-def _sequence(value: Any) -> list[Any] | tuple[Any, ...]:
-    if type(value) is list:
-        return value
-    return value if isinstance(value, list | tuple) else ()
 
 
 def pod_ref(pod: Mapping[str, Any]) -> PodRef:
-    metadata = _mapping(pod.get("metadata"))
+    metadata = as_mapping(pod.get("metadata"))
     return PodRef(
         str(metadata.get("namespace") or ""), str(metadata.get("name") or ""), str(metadata.get("uid") or "")
     )
@@ -220,7 +210,7 @@ def _entry_hash(raw: Any, sidecarset_name: str, expected: str) -> str | None:
     entry = parsed.get(sidecarset_name)
     if isinstance(entry, str):  # the legacy format: name -> hash
         return entry
-    if _is_mapping(entry):
+    if isinstance(entry, Mapping):
         value = entry.get("hash")
         return value if isinstance(value, str) else ""
     return None
@@ -259,8 +249,8 @@ def _is_digest_image(image: str) -> bool:
 
 
 def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for condition in _sequence(status.get("conditions")):
-        if _is_mapping(condition) and condition.get("type") == "Ready":
+    for condition in as_sequence(status.get("conditions")):
+        if is_mapping(condition) and condition.get("type") == "Ready":
             return condition
     return None
 
@@ -274,14 +264,14 @@ def _is_running_and_ready(metadata: Mapping[str, Any], status: Mapping[str, Any]
 
 def _status_named(statuses: Sequence[Any], name: str) -> Mapping[str, Any] | None:
     for status in statuses:
-        if _is_mapping(status) and status.get("name") == name:
-            return status  # type: ignore[no-any-return]
+        if is_mapping(status) and status.get("name") == name:
+            return status
     return None
 
 
 def _spec_image(containers: Sequence[Any], name: str) -> str | None:
     for container in containers:
-        if _is_mapping(container) and container.get("name") == name:
+        if is_mapping(container) and container.get("name") == name:
             return str(container.get("image") or "")
     return None
 
@@ -300,12 +290,12 @@ def _read_inplace_record(annotations: Mapping[str, Any], sidecarset_name: str) -
     entry = parsed.get(sidecarset_name)
     if entry is None:
         return _EMPTY
-    if not _is_mapping(entry):
+    if not is_mapping(entry):
         return None
     last = entry.get("lastContainerStatuses")
     if last is None:
         return _EMPTY
-    return last if _is_mapping(last) else None
+    return last if is_mapping(last) else None
 
 
 def _digest_walk(
@@ -314,7 +304,7 @@ def _digest_walk(
     """consistent(P, C) steps 2-3 (§1.2): the verdict while images are digests, ``None`` at the
     first image of ``selected`` that is not (the in-place record then decides)."""
     for container in containers:
-        if not _is_mapping(container):
+        if not is_mapping(container):
             continue
         name = container.get("name")
         if name not in selected:
@@ -342,12 +332,12 @@ def _record_consistent(
     if not record:
         return True
     for status in statuses:
-        if not _is_mapping(status):
+        if not is_mapping(status):
             continue
         name = status.get("name")
         if name not in selected or name not in record:
             continue
-        before = _mapping(record[name]).get("imageID")
+        before = as_mapping(record[name]).get("imageID")
         if before == status.get("imageID") and _spec_image(containers, str(name)) != status.get("image"):
             return False
     return True
@@ -365,8 +355,8 @@ def _needs_recreate_reason(
     if facts.native_init_images:
         init_images = {
             c.get("name"): str(c.get("image") or "")
-            for c in _sequence(spec.get("initContainers"))
-            if _is_mapping(c)
+            for c in as_sequence(spec.get("initContainers"))
+            if is_mapping(c)
         }
         for name, image in facts.native_init_images:
             if init_images.get(name) != image:
@@ -392,12 +382,12 @@ class _Pod:
 
     def __init__(self, facts: SidecarSetFacts, pod: Mapping[str, Any]) -> None:
         self.facts = facts
-        self.metadata = _mapping(pod.get("metadata"))
-        self.annotations = _mapping(self.metadata.get("annotations"))
-        self.spec = _mapping(pod.get("spec"))
-        self.status = _mapping(pod.get("status"))
-        self.containers = _sequence(self.spec.get("containers"))
-        self.statuses = _sequence(self.status.get("containerStatuses"))
+        self.metadata = as_mapping(pod.get("metadata"))
+        self.annotations = as_mapping(self.metadata.get("annotations"))
+        self.spec = as_mapping(pod.get("spec"))
+        self.status = as_mapping(pod.get("status"))
+        self.containers = as_sequence(self.spec.get("containers"))
+        self.statuses = as_sequence(self.status.get("containerStatuses"))
         self._working: dict[str, Any] | None = None
         self._inplace: Any = _NOT_READ
         self._consistent_all: bool | None = None
@@ -417,13 +407,13 @@ class _Pod:
             return f"pod phase is {self.status.get('phase')}"
         if self.metadata.get("deletionTimestamp"):
             return "pod is terminating"
-        labels = _mapping(self.metadata.get("labels"))
+        labels = as_mapping(self.metadata.get("labels"))
         if facts.selector is None or not facts.selector.matches(labels):
             return "labels do not match spec.selector"
         injected = self.annotations.get(ANNOTATION_INJECTED_LIST)
         if not isinstance(injected, str) or facts.name not in injected.split(","):
             return "not injected by this SidecarSet (never injected retroactively)"
-        present = {c.get("name") for c in self.containers if _is_mapping(c)}
+        present = {c.get("name") for c in self.containers if is_mapping(c)}
         for name in facts.required_containers:
             if name not in present:
                 return f"sidecar container {name} is missing"
@@ -475,7 +465,7 @@ class _Pod:
         sidecars = self.facts.sidecar_names
         for status in self.statuses:
             if (
-                _is_mapping(status)
+                is_mapping(status)
                 and status.get("ready") is True
                 and status.get("name") in sidecars
                 and not self.is_consistent((str(status["name"]),))
@@ -511,7 +501,7 @@ class _Pod:
         return all(
             status.get("ready") is True
             for status in self.statuses
-            if _is_mapping(status) and status.get("name") not in idle
+            if is_mapping(status) and status.get("name") not in idle
         )
 
 
@@ -548,7 +538,7 @@ def namespace_failure(
     selector = SidecarSetFacts.of(sidecarset).namespace_selector
     if namespace_labels is None or selector is None:
         return None
-    labels = {**_mapping(namespace_labels.get(namespace)), NAMESPACE_NAME_LABEL: namespace}
+    labels = {**as_mapping(namespace_labels.get(namespace)), NAMESPACE_NAME_LABEL: namespace}
     return None if selector.matches(labels) else "namespace does not match spec.namespaceSelector"
 
 
@@ -686,8 +676,8 @@ class PreparedFacts:
             updated = _entry_hash(raw, name, revision) == revision
         conditions = status.get("conditions")
         ready_condition = None
-        for condition in conditions if type(conditions) is list else _sequence(conditions):
-            if (type(condition) is dict or _is_mapping(condition)) and condition.get("type") == "Ready":
+        for condition in conditions if type(conditions) is list else as_sequence(conditions):
+            if (type(condition) is dict or is_mapping(condition)) and condition.get("type") == "Ready":
                 ready_condition = condition
                 break
         ready = phase == "Running" and ready_condition is not None and ready_condition.get("status") == "True"
@@ -736,21 +726,21 @@ class PreparedFacts:
         if evaluation[7] is not None or not evaluation[1] or evaluation[3]:
             return evaluation
         facts = self.facts
-        metadata = _mapping(pod.get("metadata"))
-        annotations = _mapping(metadata.get("annotations"))
-        spec = _mapping(pod.get("spec"))
+        metadata = as_mapping(pod.get("metadata"))
+        annotations = as_mapping(metadata.get("annotations"))
+        spec = as_mapping(pod.get("spec"))
         reason = _needs_recreate_reason(facts, annotations, spec)
         if reason is not None:
             upgradability = Upgradability.NEEDS_RECREATE
         else:
             upgradability, reason = Upgradability.UPGRADABLE, "only sidecar images differ"
-            containers = _sequence(spec.get("containers"))
-            statuses = _sequence(_mapping(pod.get("status")).get("containerStatuses"))
+            containers = as_sequence(spec.get("containers"))
+            statuses = as_sequence(as_mapping(pod.get("status")).get("containerStatuses"))
             sidecar_names = facts.sidecar_names
             record: Any = _NOT_READ
             for container_status in statuses:
                 if (
-                    not _is_mapping(container_status)
+                    not is_mapping(container_status)
                     or container_status.get("ready") is not True
                     or container_status.get("name") not in sidecar_names
                 ):
@@ -766,7 +756,7 @@ class PreparedFacts:
                     upgradability = Upgradability.IN_FLIGHT
                     reason = f"container {container_name} is ready but still rolling an earlier update"
                     break
-        return _new_tuple(  # type: ignore[no-any-return]
+        return _new_tuple(
             PodEvaluation, (*evaluation[:7], upgradability, reason, *evaluation[9:])
         )
 
@@ -800,7 +790,7 @@ def _evaluate_general(facts: SidecarSetFacts, pod: Mapping[str, Any]) -> PodEval
     failure = view.match_failure()
     if failure is not None:
         return PodEvaluation(ref, False, failure, False, False, None, False, None, failure, False)
-    labels = _mapping(metadata.get("labels"))
+    labels = as_mapping(metadata.get("labels"))
     updated = view.is_updated()
     ready = view.is_ready()
     # consistent is costly (it may parse the in-place record); status only needs it for ready pods,
@@ -829,7 +819,7 @@ def _evaluate_general(facts: SidecarSetFacts, pod: Mapping[str, Any]) -> PodEval
             else:
                 upgradability, reason = Upgradability.UPGRADABLE, "only sidecar images differ"
     # tuple.__new__: NamedTuple's own __new__ is Python code, too slow at 10,000 pods a round.
-    return tuple.__new__(  # type: ignore[no-any-return]
+    return tuple.__new__(
         PodEvaluation,
         (ref, True, None, updated, ready, consistent, unavailable, upgradability, reason, reset_due, labels),
     )

@@ -25,8 +25,9 @@ from sidecarhub.sidecarset.annotations import (
 from sidecarhub.sidecarset.kubernetes_rules import qualified_name_error
 from sidecarhub.sidecarset.model import SidecarContainer, SidecarSet, thaw
 from sidecarhub.sidecarset.resources_policy import resources_from_policy
+from sidecarhub.sidecarset.shapes import as_mapping, list_of_dicts
 
-__all__ = ["SERVICE_ACCOUNT_TOKEN_MOUNT_PATH", "BuiltSidecars", "build_sidecars", "list_of_dicts"]
+__all__ = ["SERVICE_ACCOUNT_TOKEN_MOUNT_PATH", "BuiltSidecars", "build_sidecars"]
 
 # Decision 8: shareVolumePolicy never hands the app's API credentials to a sidecar.
 SERVICE_ACCOUNT_TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -47,11 +48,6 @@ class BuiltSidecars:
     volumes: list[dict[str, Any]] = field(default_factory=list)
     annotations: dict[str, str] = field(default_factory=dict)
     working_containers: dict[str, str] = field(default_factory=dict)
-
-
-def list_of_dicts(value: Any) -> list[dict[str, Any]]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
 
 def _is_injected(container: Mapping[str, Any]) -> bool:
     return any(
@@ -135,8 +131,8 @@ def _prepare_sidecar(
     excluded_names: frozenset[str],
 ) -> dict[str, Any]:
     """The sidecar as it goes into the pod, before any hot-upgrade split (§7.7.1 steps 2-9)."""
-    spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
-    metadata = pod.get("metadata") if isinstance(pod.get("metadata"), Mapping) else {}
+    spec = as_mapping(pod.get("spec"))
+    metadata = as_mapping(pod.get("metadata"))
     app_containers = list_of_dicts(spec.get("containers"))
     container = sidecar.core_container()
     if sidecar.resources_policy is not None:

@@ -437,13 +437,14 @@ def _update_strategy_errors(sidecarset: SidecarSet) -> list[FieldError]:
                     )
                 )
     seen_terms: set[tuple[str, str]] = set()
-    for position, term in enumerate(strategy.scatter_strategy):
+    for position, scatter_term in enumerate(strategy.scatter_strategy):
         term_path = path.child("scatterStrategy").index(position)
-        if not term.key:
+        key, value = scatter_term.key, scatter_term.value
+        if not key:
             errors.append(FieldError.at(term_path.child("key"), "required"))
-        if (term.key, term.value) in seen_terms:
-            errors.append(FieldError.at(term_path, f"duplicate scatter term {term.key}:{term.value}"))
-        seen_terms.add((term.key, term.value))
+        if (key, value) in seen_terms:
+            errors.append(FieldError.at(term_path, f"duplicate scatter term {key}:{value}"))
+        seen_terms.add((key, value))
     return errors
 
 

@@ -226,7 +226,14 @@ def create_target(
     target = SidecarSetTarget.objects.create(
         sidecarset_id=sidecarset_id, cluster_id=cluster_id, cluster_selector=cluster_selector, wave=wave
     )
-    _record(target, ChangeAction.CREATE, actor=actor, request_id=request_id, before=None, after=_target_snapshot(target))
+    _record(
+        target,
+        ChangeAction.CREATE,
+        actor=actor,
+        request_id=request_id,
+        before=None,
+        after=_target_snapshot(target),
+    )
     sync_placements(sidecarset_id)
     return target
 
@@ -265,7 +272,12 @@ def update_target(
     target.save()
     target.refresh_from_db()
     _record(
-        target, ChangeAction.UPDATE, actor=actor, request_id=request_id, before=before, after=_target_snapshot(target)
+        target,
+        ChangeAction.UPDATE,
+        actor=actor,
+        request_id=request_id,
+        before=before,
+        after=_target_snapshot(target),
     )
     sync_placements(target.sidecarset_id)
     return target
@@ -279,7 +291,14 @@ def delete_target(target_id: int, *, actor: Any = None, request_id: str = "") ->
         .select_related("sidecarset", "cluster")
         .get(pk=target_id)
     )
-    _record(target, ChangeAction.DELETE, actor=actor, request_id=request_id, before=_target_snapshot(target), after=None)
+    _record(
+        target,
+        ChangeAction.DELETE,
+        actor=actor,
+        request_id=request_id,
+        before=_target_snapshot(target),
+        after=None,
+    )
     sidecarset_id = target.sidecarset_id
     target.delete()
     sync_placements(sidecarset_id)

@@ -216,7 +216,12 @@ def register_cluster(
         detail={"credential_kind": cluster.credential_kind},
     )
     _record_change(
-        cluster, ChangeAction.CREATE, actor=actor, request_id=request_id, before=None, after=cluster_snapshot(cluster)
+        cluster,
+        ChangeAction.CREATE,
+        actor=actor,
+        request_id=request_id,
+        before=None,
+        after=cluster_snapshot(cluster),
     )
     _queue_health_check(cluster.pk)
     _queue_webhook_registration(cluster.pk)
@@ -297,7 +302,9 @@ def update_cluster(
     cluster.save()
     after = cluster_snapshot(cluster)
     if before != after:
-        _record_change(cluster, ChangeAction.UPDATE, actor=actor, request_id=request_id, before=before, after=after)
+        _record_change(
+            cluster, ChangeAction.UPDATE, actor=actor, request_id=request_id, before=before, after=after
+        )
     if before["labels"] != after["labels"]:
         from clusters.push import resync_selector_targets
 
@@ -349,7 +356,12 @@ def delete_cluster(cluster_id: int, *, actor: Any = None, request_id: str = "") 
     the cluster itself (the hub may no longer be able to reach it)."""
     cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
     _record_change(
-        cluster, ChangeAction.DELETE, actor=actor, request_id=request_id, before=cluster_snapshot(cluster), after=None
+        cluster,
+        ChangeAction.DELETE,
+        actor=actor,
+        request_id=request_id,
+        before=cluster_snapshot(cluster),
+        after=None,
     )
     cluster.delete()
     transaction.on_commit(lambda: forget_kube_client(cluster_id))

@@ -113,6 +113,7 @@ class HotUpgradeStep:
     reason: str
     timed_out: bool = False  # FAILED because a wait passed its deadline (not a container failure)
 
+
 def _annotations(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     return as_mapping(as_mapping(pod.get("metadata")).get("annotations"))
 

@@ -53,11 +53,11 @@ from sidecarhub.sidecarset.matching import (
     selector_error,
 )
 from sidecarhub.sidecarset.model import LabelSelector, SidecarSet
+from sidecarhub.sidecarset.shapes import list_of_dicts
 from sidecarhub.sidecarset.sidecar_building import (
     SERVICE_ACCOUNT_TOKEN_MOUNT_PATH,
     build_sidecars,
 )
-from sidecarhub.sidecarset.shapes import list_of_dicts
 
 __all__ = [
     "SERVICE_ACCOUNT_TOKEN_MOUNT_PATH",

@@ -41,7 +41,6 @@ from operator import eq, itemgetter
 from typing import Any, Final, NamedTuple, ParamSpec, TypeVar, cast
 
 from sidecarhub.sidecarset.model import SidecarSet
-from sidecarhub.sidecarset.shapes import as_mapping
 from sidecarhub.sidecarset.ordering import (
     default_order_key,
     expand_scatter_terms_in_ref_order,
@@ -59,6 +58,7 @@ from sidecarhub.sidecarset.predicates import (
     _new_tuple,
     namespace_failure,
 )
+from sidecarhub.sidecarset.shapes import as_mapping
 
 __all__ = [
     "CANARY_STEP",
@@ -271,6 +271,7 @@ def resolve_step_target(step: int | str, matched: int) -> int:
     if value < 0:
         raise ValueError(f"step: {step!r} is negative")
     return min(value, matched)
+
 
 # --- planning ----------------------------------------------------------------------------------
 

@@ -185,7 +185,6 @@ class SidecarSetFacts:
 # isinstance check costs more than everything else per pod at 10,000 pods.
 
 
-
 def pod_ref(pod: Mapping[str, Any]) -> PodRef:
     metadata = as_mapping(pod.get("metadata"))
     return PodRef(
@@ -756,9 +755,7 @@ class PreparedFacts:
                     upgradability = Upgradability.IN_FLIGHT
                     reason = f"container {container_name} is ready but still rolling an earlier update"
                     break
-        return _new_tuple(
-            PodEvaluation, (*evaluation[:7], upgradability, reason, *evaluation[9:])
-        )
+        return _new_tuple(PodEvaluation, (*evaluation[:7], upgradability, reason, *evaluation[9:]))
 
 
 def _consistent_with(

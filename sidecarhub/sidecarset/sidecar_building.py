@@ -49,6 +49,7 @@ class BuiltSidecars:
     annotations: dict[str, str] = field(default_factory=dict)
     working_containers: dict[str, str] = field(default_factory=dict)
 
+
 def _is_injected(container: Mapping[str, Any]) -> bool:
     return any(
         env.get("name") == ENV_IS_INJECTED and env.get("value") == "true"

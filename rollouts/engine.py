@@ -71,8 +71,9 @@ from sidecarhub.sidecarset import (
     plan_round,
 )
 from sidecarhub.sidecarset.annotations import ANNOTATION_HASH, load_json_object
+from sidecarhub.sidecarset.evaluation import evaluate_pod
 from sidecarhub.sidecarset.hot_upgrade import HotUpgradeAction
-from sidecarhub.sidecarset.predicates import PodRef, evaluate_pod
+from sidecarhub.sidecarset.predicates import PodRef
 
 __all__ = [
     "FAILURE_REASONS",

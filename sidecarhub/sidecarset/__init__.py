@@ -13,6 +13,7 @@ from sidecarhub.sidecarset.conflicts import find_conflicts, selectors_may_overla
 from sidecarhub.sidecarset.conversion import parse_sidecarset, read_sidecarset, to_kruise
 from sidecarhub.sidecarset.documents import MAX_DOCUMENT_BYTES, Document, load_document, split_documents
 from sidecarhub.sidecarset.errors import FieldError, SidecarSetInvalid
+from sidecarhub.sidecarset.evaluation import evaluate_pod
 from sidecarhub.sidecarset.hashing import ChangeKind, classify_change, hash_without_images, revision_hash
 from sidecarhub.sidecarset.injection import (
     InjectionCandidate,
@@ -53,7 +54,6 @@ from sidecarhub.sidecarset.predicates import (
     PodRef,
     SidecarSetFacts,
     Upgradability,
-    evaluate_pod,
 )
 from sidecarhub.sidecarset.validation import PatchMetadataAllowRule, check_sidecarset, validate_sidecarset
 

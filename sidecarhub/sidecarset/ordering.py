@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sidecarhub.sidecarset.model import LabelSelector, PriorityStrategy, ScatterTerm
 from sidecarhub.sidecarset.shapes import as_mapping
 
-if TYPE_CHECKING:  # predicates imports this module (order keys built in its predicate pass)
+if TYPE_CHECKING:  # evaluation imports this module (order keys built in its predicate pass)
     from sidecarhub.sidecarset.predicates import PodRef
 
 __all__ = [

@@ -13,7 +13,7 @@ plan. Kruise's rules are kept (decision 11), with these deliberate differences, 
 
 One round (``plan_round``), as update.md §1.4 steps 4-10:
 
-1. evaluate every pod (``predicates.PreparedFacts``, the answers of ``evaluate_pod``) and compute
+1. evaluate every pod (``evaluation.PreparedFacts``, the answers of ``evaluate_pod``) and compute
    the status counters (§3);
 2. classify each matched pod: updated, not selected (canary ``updateStrategy.selector``), needs
    recreate, in flight, or a candidate (late, and only as far as needed: see ``_Classes``);
@@ -40,6 +40,7 @@ from itertools import compress, islice
 from operator import eq, itemgetter
 from typing import Any, Final, NamedTuple, ParamSpec, TypeVar, cast
 
+from sidecarhub.sidecarset.evaluation import PreparedFacts, _new_tuple
 from sidecarhub.sidecarset.model import SidecarSet
 from sidecarhub.sidecarset.ordering import (
     default_order_key,
@@ -52,10 +53,8 @@ from sidecarhub.sidecarset.predicates import (
     NamespaceLabels,
     PodEvaluation,
     PodRef,
-    PreparedFacts,
     SidecarSetFacts,
     Upgradability,
-    _new_tuple,
     namespace_failure,
 )
 from sidecarhub.sidecarset.shapes import as_mapping

@@ -19,9 +19,12 @@ pod. Words as update.md §1.2 defines them:
 - **in flight**: a ready sidecar container is not yet consistent (an earlier in-place update is
   still rolling); Kruise skips such a pod for the round.
 
-The planner (``planning.py``) calls :func:`evaluate_pod` once per pod with a precomputed
-:class:`SidecarSetFacts`; the single-purpose functions below are for callers that ask about one
-pod (the API's pod detail, the rollout worker's observation of a patched pod).
+This module holds the predicates and :class:`PodEvaluation` (every predicate of one pod at once)
+with ``_evaluate_general``, the reference evaluation. The planner's one-pass fast evaluation
+(``PreparedFacts``, ``evaluate_pod``) is in ``evaluation.py``, which builds on this module and
+falls back to the reference. The planner (``planning.py``) evaluates each pod once with a
+precomputed :class:`SidecarSetFacts`; the single-purpose functions below are for callers that
+ask about one pod (the API's pod detail, the rollout worker's observation of a patched pod).
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ from sidecarhub.sidecarset.annotations import (
 )
 from sidecarhub.sidecarset.hashing import hash_without_images, revision_hash
 from sidecarhub.sidecarset.model import NAMESPACE_NAME_LABEL, LabelSelector, SidecarSet
-from sidecarhub.sidecarset.ordering import order_key_rank
 from sidecarhub.sidecarset.shapes import as_mapping, as_sequence, is_mapping
 
 __all__ = [
@@ -51,8 +53,6 @@ __all__ = [
     "PodRef",
     "SidecarSetFacts",
     "Upgradability",
-    "evaluate_pod",
-    "evaluate_pod_content",
     "hot_upgrade_reset_due",
     "is_consistent",
     "is_in_flight",
@@ -79,9 +79,6 @@ NamespaceLabels = Mapping[str, Mapping[str, str]]
 _EMPTY: Mapping[str, Any] = {}
 _NOT_READ = object()
 _INACTIVE_PHASES = frozenset({"Succeeded", "Failed"})
-# NamedTuple's generated __new__ is Python code; tuple.__new__ builds the same object in C,
-# which matters when 10,000 are built per round (the planner uses it too).
-_new_tuple = tuple.__new__
 
 
 class PodRef(NamedTuple):
@@ -504,7 +501,7 @@ class _Pod:
         )
 
 
-# --- the one-pass evaluation the planner uses -----------------------------------------------
+# --- every predicate at once: the reference evaluation (the fast one is in evaluation.py) ----
 
 
 class PodEvaluation(NamedTuple):
@@ -541,223 +538,6 @@ def namespace_failure(
     return None if selector.matches(labels) else "namespace does not match spec.namespaceSelector"
 
 
-def evaluate_pod(
-    sidecarset: SidecarSet | SidecarSetFacts,
-    pod: Mapping[str, Any],
-    *,
-    namespace_labels: NamespaceLabels | None = None,
-) -> PodEvaluation:
-    """Evaluate every §1.2 predicate of ``pod`` at once (cheap parts first, parses only if needed).
-
-    ``namespace_labels`` as for :func:`namespace_failure`. The result depends only on the
-    SidecarSet facts and the pod's content, so it may be cached by pod uid and resourceVersion
-    (``planning.PlanningCache``), the namespace check aside.
-    """
-    facts = SidecarSetFacts.of(sidecarset)
-    if namespace_labels is not None:
-        failure = namespace_failure(facts, pod_ref(pod).namespace, namespace_labels)
-        if failure is not None:
-            return PodEvaluation(
-                pod_ref(pod), False, failure, False, False, None, False, None, failure, False
-            )
-    return evaluate_pod_content(facts, pod)
-
-
-def evaluate_pod_content(facts: SidecarSetFacts, pod: Mapping[str, Any]) -> PodEvaluation:
-    """:func:`evaluate_pod` without the namespace check."""
-    return PreparedFacts.of(facts).evaluate(pod)
-
-
-class PreparedFacts:
-    """A :class:`SidecarSetFacts` readied for evaluating many pods (the planner builds one a round).
-
-    :meth:`evaluate` equals :func:`evaluate_pod_content` (``_evaluate_general``, the reference).
-    A matched, well-formed pod (plain dicts and lists, as JSON decodes) of a SidecarSet without
-    HotUpgrade containers takes a flat path that reads each field once and parses annotations
-    only when their text could change the answer; any other pod goes the general way. The
-    planner calls the halves: :meth:`evaluate_deferred` (all the status needs) for every pod,
-    :meth:`classify` (parses the hash-without-image) only for pods its budget walk reaches.
-    """
-
-    __slots__ = ("_fast", "_match_expressions", "_match_labels", "_plain_name", "_sidecar_count", "facts")
-
-    _last: PreparedFacts | None = None  # one-entry memo for evaluate_pod_content
-
-    def __init__(self, facts: SidecarSetFacts) -> None:
-        self.facts = facts
-        selector = facts.selector
-        self._fast = selector is not None and not facts.hot_containers and bool(facts.sidecar_names)
-        self._match_labels = tuple(selector.match_labels.items()) if selector is not None else ()
-        self._match_expressions = selector is not None and bool(selector.match_expressions)
-        self._sidecar_count = len(facts.sidecar_names)
-        self._plain_name = "," not in facts.name  # then "name" alone is an injected-list holding it
-
-    @classmethod
-    def of(cls, facts: SidecarSetFacts) -> PreparedFacts:
-        last = cls._last  # read once: another thread may replace it meanwhile
-        if last is None or last.facts is not facts:
-            last = cls._last = cls(facts)
-        return last
-
-    def evaluate(self, pod: Mapping[str, Any]) -> PodEvaluation:
-        """All §1.2 predicates of one pod (namespace aside), as :func:`evaluate_pod_content`."""
-        evaluation: PodEvaluation = self.evaluate_deferred(pod)[0]  # type: ignore[assignment]
-        if evaluation[1] and not evaluation[3] and evaluation[7] is None:  # matched, not updated
-            return self.classify(pod, evaluation)
-        return evaluation
-
-    def evaluate_deferred(
-        self, pod: Mapping[str, Any], brief: bool = False
-    ) -> tuple[PodEvaluation | None, float | bool | None]:
-        """:meth:`evaluate` but, for a matched pod that is not updated, possibly without its
-        ``upgradability`` (``None``) and ``reason`` (empty) yet: :meth:`classify` adds them.
-        With ``brief``, an updated pod may come back as ``(None, ready and consistent)``: all
-        that the status and the budget need (evaluate it again for the rest).
-
-        The second item is the pod's ``ordering.order_key_rank`` (a pre-sort value consistent with
-        its default order key) when the evaluation is deferred (a possible candidate), else ``None``.
-        """
-        facts = self.facts
-        metadata = pod.get("metadata")
-        spec = pod.get("spec")
-        status = pod.get("status")
-        if not self._fast or type(metadata) is not dict or type(spec) is not dict or type(status) is not dict:
-            return _evaluate_general(facts, pod), None
-        annotations = metadata.get("annotations")
-        labels = metadata.get("labels")
-        containers = spec.get("containers")
-        statuses = status.get("containerStatuses")
-        if statuses is None:
-            statuses = ()
-        phase = status.get("phase")
-        if (
-            type(annotations) is not dict
-            or type(labels) is not dict
-            or type(containers) is not list
-            or (type(statuses) is not list and statuses != ())
-            or phase in _INACTIVE_PHASES
-            or metadata.get("deletionTimestamp")
-        ):
-            return _evaluate_general(facts, pod), None
-        for key, value in self._match_labels:
-            if labels.get(key) != value:
-                return _evaluate_general(facts, pod), None
-        if self._match_expressions and not facts.selector.matches(labels):  # type: ignore[union-attr]
-            return _evaluate_general(facts, pod), None
-        name = facts.name
-        injected = annotations.get(ANNOTATION_INJECTED_LIST)
-        if (injected != name or not self._plain_name) and (
-            type(injected) is not str or name not in injected.split(",")
-        ):
-            return _evaluate_general(facts, pod), None
-        sidecar_names = facts.sidecar_names
-        present = 0
-        walk_digests = False  # a sidecar image may be a digest: consistent needs _digest_walk
-        for container in containers:
-            if type(container) is not dict:
-                return _evaluate_general(facts, pod), None
-            if container.get("name") in sidecar_names:
-                present += 1
-                image = container.get("image")
-                if type(image) is not str or "@" in image:
-                    walk_digests = True
-        if present < self._sidecar_count or (
-            self._sidecar_count > 1 and not sidecar_names <= {c.get("name") for c in containers}
-        ):
-            return _evaluate_general(facts, pod), None
-
-        # matched: updated, ready, consistent (only when ready or updated), as _evaluate_general
-        revision = facts.revision_hash
-        raw = annotations.get(ANNOTATION_HASH)
-        if type(raw) is str and revision not in raw and "\\" not in raw:
-            updated = False  # no entry can hold the hash (see _entry_hash)
-        else:
-            updated = _entry_hash(raw, name, revision) == revision
-        conditions = status.get("conditions")
-        ready_condition = None
-        for condition in conditions if type(conditions) is list else as_sequence(conditions):
-            if (type(condition) is dict or is_mapping(condition)) and condition.get("type") == "Ready":
-                ready_condition = condition
-                break
-        ready = phase == "Running" and ready_condition is not None and ready_condition.get("status") == "True"
-        consistent: bool | None = None
-        if ready or updated:
-            if len(containers) != len(statuses):
-                consistent = False
-            else:
-                # Without a digest, the first sidecar in spec order stops the walk at once (None).
-                consistent = _digest_walk(containers, statuses, sidecar_names) if walk_digests else None
-                if consistent is None:
-                    consistent = annotations.get(
-                        ANNOTATION_INPLACE_UPDATE_STATE
-                    ) is None or _record_consistent(
-                        containers, statuses, sidecar_names, _read_inplace_record(annotations, name)
-                    )  # no record: every container counts as done
-        if brief and updated:
-            return None, bool(ready and consistent)
-        namespace = metadata.get("namespace")
-        pod_name = metadata.get("name")
-        uid = metadata.get("uid")
-        if type(namespace) is not str or type(pod_name) is not str or type(uid) is not str:
-            namespace, pod_name, uid = str(namespace or ""), str(pod_name or ""), str(uid or "")
-        ref = _new_tuple(PodRef, (namespace, pod_name, uid))
-        order_key = None
-        if updated:
-            if ready and consistent:
-                unavailable, reason = False, "updated, running and ready"
-            elif not consistent:
-                unavailable, reason = True, "updated; the new sidecar image is not running yet"
-            else:
-                unavailable, reason = True, "updated; not ready"
-        else:
-            unavailable, reason = False, ""
-            order_key = order_key_rank(spec.get("nodeName"), phase, ready_condition)
-        # tuple.__new__: NamedTuple's own __new__ is Python code, too slow at 10,000 pods a round.
-        evaluation = _new_tuple(
-            PodEvaluation,
-            (ref, True, None, updated, ready, consistent, unavailable, None, reason, False, labels),
-        )
-        return evaluation, order_key
-
-    def classify(self, pod: Mapping[str, Any], evaluation: PodEvaluation) -> PodEvaluation:
-        """Complete a deferred evaluation (a matched pod, not updated): needs recreate, in flight
-        or upgradable, as update.md §1.2 upgradable(P) says. Others are returned unchanged."""
-        if evaluation[7] is not None or not evaluation[1] or evaluation[3]:
-            return evaluation
-        facts = self.facts
-        metadata = as_mapping(pod.get("metadata"))
-        annotations = as_mapping(metadata.get("annotations"))
-        spec = as_mapping(pod.get("spec"))
-        reason = _needs_recreate_reason(facts, annotations, spec)
-        if reason is not None:
-            upgradability = Upgradability.NEEDS_RECREATE
-        else:
-            upgradability, reason = Upgradability.UPGRADABLE, "only sidecar images differ"
-            containers = as_sequence(spec.get("containers"))
-            statuses = as_sequence(as_mapping(pod.get("status")).get("containerStatuses"))
-            sidecar_names = facts.sidecar_names
-            record: Any = _NOT_READ
-            for container_status in statuses:
-                if (
-                    not is_mapping(container_status)
-                    or container_status.get("ready") is not True
-                    or container_status.get("name") not in sidecar_names
-                ):
-                    continue
-                container_name = str(container_status["name"])
-                if self._sidecar_count == 1 and evaluation[5] is not None:
-                    own = evaluation[5]  # consistent(P, {x}) is consistent(P, all) for one sidecar
-                else:
-                    own, record = _consistent_with(
-                        containers, statuses, (container_name,), annotations, facts.name, record
-                    )
-                if not own:
-                    upgradability = Upgradability.IN_FLIGHT
-                    reason = f"container {container_name} is ready but still rolling an earlier update"
-                    break
-        return _new_tuple(PodEvaluation, (*evaluation[:7], upgradability, reason, *evaluation[9:]))
-
-
 def _consistent_with(
     containers: Sequence[Any],
     statuses: Sequence[Any],
@@ -778,7 +558,7 @@ def _consistent_with(
 
 
 def _evaluate_general(facts: SidecarSetFacts, pod: Mapping[str, Any]) -> PodEvaluation:
-    """:func:`evaluate_pod_content` for any pod and SidecarSet: the reference the fast path follows."""
+    """``evaluation.evaluate_pod_content`` for any pod and SidecarSet: the reference the fast path follows."""
     view = _Pod(facts, pod)
     metadata = view.metadata
     ref = PodRef(

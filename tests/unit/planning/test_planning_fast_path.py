@@ -23,9 +23,10 @@ from planning_pods import make_pod, make_sidecarset, set_ready
 
 from sidecarhub.sidecarset import ANNOTATION_INPLACE_UPDATE_STATE, PlanningCache, plan_round
 from sidecarhub.sidecarset.annotations import ANNOTATION_HASH, ANNOTATION_INJECTED_LIST
+from sidecarhub.sidecarset.evaluation import PreparedFacts
 from sidecarhub.sidecarset.ordering import default_order_key
 from sidecarhub.sidecarset.planning import _default_order, _rank_of
-from sidecarhub.sidecarset.predicates import PreparedFacts, SidecarSetFacts, _evaluate_general
+from sidecarhub.sidecarset.predicates import SidecarSetFacts, _evaluate_general
 
 V1 = make_sidecarset("envoy:1")
 V2 = make_sidecarset("envoy:2")

@@ -8,7 +8,7 @@ test:       ## the whole test suite, against PostgreSQL, Redis and a real kube-a
 	@bash scripts/test.sh
 
 lint:
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && SIDECARHUB_ENV=dev .venv/bin/mypy
 
 sandbox:    ## only the sandbox cluster, in the foreground
 	@bash -c 'source scripts/services.sh && ensure_venv && ensure_k8s_binaries && exec .venv/bin/python -m sandbox.cli up'

@@ -141,7 +141,7 @@ class Bench:
 
 def pod_list(core: client.CoreV1Api, name: str) -> list[Json]:
     """The bench's pods as the hub lists them (every namespace, label selector, plain JSON)."""
-    response = core.list_pod_for_all_namespaces(label_selector=f"app={name}", _preload_content=False)
+    response: Any = core.list_pod_for_all_namespaces(label_selector=f"app={name}", _preload_content=False)
     return list(json.loads(response.data)["items"])
 
 
@@ -185,14 +185,14 @@ def create_pods(bench: Bench, revision: Any) -> None:
             "spec": {"containers": [{"name": "app", "image": "app:1"}]},
         }
         injected = inject(pod, {"kubernetes.io/metadata.name": NAMESPACE}, [candidate], now=datetime.now(UTC))
-        bench.core.create_namespaced_pod(NAMESPACE, injected.pod, _preload_content=False)
+        bench.core.create_namespaced_pod(NAMESPACE, injected.pod, _preload_content=False)  # type: ignore[arg-type]
 
 
 # --- baseline: the raw client loop -------------------------------------------------------------
 
 
 def raw_body(pod: Json, image: str, sidecarset: str, now: datetime) -> Json:
-    """The engine's patch shape (``rollouts.engine.build_patch``), written out by hand: the
+    """The engine's patch shape (``rollouts.patching.build_patch``), written out by hand: the
     sidecar image, this SidecarSet's entries of the hash annotation (its hash values kept, the
     timestamp refreshed) and of the in-place update state, and the resourceVersion precondition."""
     metadata = pod["metadata"]
@@ -245,7 +245,7 @@ def run_raw(bench: Bench, image: str) -> Run:
             _preload_content=False,
             _request_timeout=(5.0, 10.0),
         )
-        response.data  # noqa: B018 -- read the reply: the connection goes back to the pool
+        response.data  # type: ignore[attr-defined]  # noqa: B018 -- read the reply: the connection goes back to the pool
     patched = time.monotonic()
     ready = wait_all_ready(bench, image, timeout=60 + bench.pods * 0.1)
     return Run(patched - started, ready - started, len(pods))
@@ -425,7 +425,7 @@ def set_up(
     sidecarset = create_sidecarset(document(name, f"{SIDECAR}:1"), actor=bench.author)
     create_target(sidecarset_id=sidecarset.pk, cluster_id=cluster.pk, wave=0)
     revision = publish_sidecarset(name, actor=bench.author)
-    bench.core.create_namespace({"metadata": {"name": NAMESPACE}}, _preload_content=False)
+    bench.core.create_namespace({"metadata": {"name": NAMESPACE}}, _preload_content=False)  # type: ignore[arg-type]
     created = time.monotonic()
     create_pods(bench, revision)
     wait_all_ready(bench, f"{SIDECAR}:1", timeout=120 + pods * 0.2)

@@ -77,7 +77,7 @@ class ClusterAdminForm(forms.ModelForm):
         )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         credentials = self.credentials()
         if credentials is None:
             if self.instance.pk is None:
@@ -165,7 +165,7 @@ class TargetAdminForm(forms.ModelForm):
         fields = ("sidecarset", "cluster", "cluster_selector", "wave")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if (data.get("cluster") is None) == (data.get("cluster_selector") in (None, "")):
             self.add_error("cluster", "give exactly one of cluster or cluster selector")
         return data

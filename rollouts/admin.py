@@ -79,7 +79,7 @@ VERB_HELP = {
 
 def state_badge(state: str, label: str | None = None) -> str:
     """A coloured pill for a rollout, step or pod-update state."""
-    colour = _STATE_COLOURS.get(state, _GREY)
+    colour = _STATE_COLOURS.get(state, _GREY)  # type: ignore[call-overload]  # TextChoices members are str
     return format_html(
         '<span class="sh-badge" style="display:inline-block;padding:1px 8px;border-radius:10px;'
         'color:#fff;background:{};font-size:11px;font-weight:600;white-space:nowrap">{}</span>',
@@ -520,7 +520,7 @@ class PodUpdateAdmin(ReadOnlyAdmin):
         ]
         return own + super().get_urls()
 
-    def export_view(self, request: HttpRequest) -> HttpResponse:
+    def export_view(self, request: HttpRequest) -> StreamingHttpResponse:
         """CSV of the changelist as filtered (same query string as the list page)."""
         if not self.has_view_permission(request):
             raise PermissionDenied

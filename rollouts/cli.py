@@ -59,6 +59,10 @@ def _actor(username: str) -> Any:
     return user
 
 
+# A verb's handler: the parsed arguments and where to write (stdout when None).
+Handler = Callable[[argparse.Namespace, Any], None]
+
+
 def _run(verb: str, call: Callable[[], Any]) -> Any:
     """Call a service; map its refusals to ``CommandError`` with an exit code and a hint."""
     try:
@@ -126,7 +130,7 @@ def handle_status(args: argparse.Namespace, stdout: Any = None) -> None:
     rows = rows.order_by("-created_at", "-id")[: args.limit]
     table = [("ID", "SIDECARSET", "REVISION", "CLUSTER", "WAVE", "STATE", "STEP", "PROGRESS", "CHANGED")]
     for rollout in rows:
-        current = rollout.current_step
+        current = rollout.current_step  # type: ignore[attr-defined]  # annotated by rollouts_with_progress
         table.append(
             (
                 str(rollout.pk),
@@ -135,7 +139,7 @@ def handle_status(args: argparse.Namespace, stdout: Any = None) -> None:
                 rollout.cluster.name,
                 str(rollout.wave),
                 _state(rollout),
-                f"{current}/{rollout.steps_total}" if current else f"-/{rollout.steps_total}",
+                f"{current or '-'}/{rollout.steps_total}",  # type: ignore[attr-defined]
                 text_progress_bar(progress_of(rollout)),
                 _ago(rollout.state_changed_at),
             )
@@ -233,7 +237,7 @@ def handle_deny(args: argparse.Namespace, stdout: Any = None) -> None:
     )
 
 
-def _operate(verb: str, service: Callable[..., Rollout]) -> Callable[[argparse.Namespace, Any], None]:
+def _operate(verb: str, service: Callable[..., Rollout]) -> Handler:
     def handler(args: argparse.Namespace, stdout: Any = None) -> None:
         actor = _actor(args.actor)
         rollout = _run(verb, lambda: service(actor, args.id, args.reason))
@@ -279,6 +283,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
     status.set_defaults(handler=handle_status)
 
+    handler: Handler
     for name, handler, help_text in (
         ("approve", handle_approve, "approve a prepared step (someone other than the rollout's author)"),
         ("deny", handle_deny, "deny a prepared step; the rollout pauses"),
@@ -289,12 +294,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         verb.add_argument("-m", "--message", default="", help="comment recorded with the decision")
         verb.set_defaults(handler=handler)
 
-    for name, handler, help_text in (
+    rollout_verbs: tuple[tuple[str, Handler, str], ...] = (
         ("pause", handle_pause, "pause a rollout (between pods)"),
         ("resume", handle_resume, "resume a paused rollout"),
         ("abort", handle_abort, "abort a rollout for good (updated pods keep the new image)"),
         ("undo", handle_undo, "roll back: a new rollout to the previous revision, with approvals"),
-    ):
+    )
+    for name, handler, help_text in rollout_verbs:
         verb = sub.add_parser(name, help=help_text)
         verb.add_argument("id", type=int, help="the rollout's id")
         verb.add_argument("--actor", required=True, help="username of the person acting")

@@ -12,6 +12,8 @@ if [ "${SIDECARHUB_SKIP_LINT:-0}" != 1 ]; then  # CI always lints; skipping is f
   say "lint: ruff"
   "$VENV/bin/ruff" check .
   "$VENV/bin/ruff" format --check . >/dev/null || { "$VENV/bin/ruff" format --check .; exit 1; }
+  say "types: mypy (files and strictness in pyproject.toml)"
+  "$VENV/bin/mypy"
 fi
 say "set-up took $(( $(date +%s) - START ))s; running pytest"
 set +e

@@ -8,7 +8,7 @@ workers and the CLI write history exactly like web requests do.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.contenttypes.models import ContentType
@@ -16,6 +16,9 @@ from django.db import models
 
 from sidecarhub.choices import ChangeAction
 from sidecarhub.models import ChangeRecord
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 __all__ = ["REDACTED", "SENSITIVE_KEYS", "ChangeRecord", "actor_name", "record_change", "redact"]
 
@@ -77,7 +80,9 @@ def record_change(
     whose history it belongs to.
     """
     # Anonymous and system actors get no user row; actor_name still names them.
-    user = actor if isinstance(actor, AbstractBaseUser) and actor.is_authenticated else None
+    user = cast(
+        "User | None", actor if isinstance(actor, AbstractBaseUser) and actor.is_authenticated else None
+    )
     return ChangeRecord.objects.create(
         action=action,
         content_type=ContentType.objects.get_for_model(changed_object, for_concrete_model=True),

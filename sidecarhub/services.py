@@ -25,7 +25,7 @@ import difflib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from django.db import connection, transaction
@@ -49,6 +49,7 @@ from sidecarhub.sidecarset import (
     validate_sidecarset,
 )
 from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
+from sidecarhub.sidecarset.conversion import KruiseVersion as CoreKruiseVersion
 from sidecarhub.sidecarset.documents import DOCUMENT_PATH
 from sidecarhub.sidecarset.errors import FieldPath
 from sidecarhub.signals import revision_published, sidecarset_deleted
@@ -692,7 +693,8 @@ def export_sidecarset(
     """
     sidecarset = _get(name)
     source = _get_revision(sidecarset, revision_number) if revision_number is not None else sidecarset
-    return dump_yaml(to_kruise(source.to_core(), KruiseVersion(version).value))
+    kruise_version = cast(CoreKruiseVersion, KruiseVersion(version).value)  # validated by the enum
+    return dump_yaml(to_kruise(source.to_core(), kruise_version))
 
 
 def _diff(

@@ -85,12 +85,11 @@ class _CredentialFields(serializers.Serializer):
         )
 
 
-def _labels(value: Any) -> dict[str, str]:
+def _labels(value: Any) -> None:
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise serializers.ValidationError("must be an object of string keys to string values")
-    return value
 
 
 class ClusterCreateSerializer(_CredentialFields):
@@ -134,20 +133,27 @@ class KubeconfigImportSerializer(serializers.Serializer):
     kubeconfig = serializers.CharField(
         write_only=True, trim_whitespace=False, style={"base_template": "textarea.html"}
     )
-    context = serializers.CharField(required=False, allow_blank=True, default="")
+    # The kubeconfig context. Declared fields leave the class body, so Serializer.context is intact.
+    context = serializers.CharField(required=False, allow_blank=True, default="")  # type: ignore[assignment]
     replace = serializers.BooleanField(required=False, default=False)
     labels = serializers.JSONField(required=False, default=None, allow_null=True, validators=[])
 
     def validate_labels(self, value: Any) -> Any:
-        return None if value is None else _labels(value)
+        if value is not None:
+            _labels(value)
+        return value
 
 
 class TargetSerializer(serializers.ModelSerializer):
     """A SidecarSet target: ``cluster`` (by name) or ``cluster_selector``, and a ``wave``."""
 
-    sidecarset = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    sidecarset: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
     sidecarset_id = serializers.IntegerField(read_only=True)
-    cluster = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    cluster: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
     cluster_id = serializers.IntegerField(read_only=True, allow_null=True)
 
     class Meta:
@@ -178,7 +184,9 @@ class TargetInputSerializer(serializers.Serializer):
 class PlacementSerializer(serializers.ModelSerializer):
     """Push state and observed status of one SidecarSet in one cluster."""
 
-    cluster = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    cluster: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
     desired_revision_number = serializers.IntegerField(
         source="desired_revision.number", read_only=True, allow_null=True, default=None
     )

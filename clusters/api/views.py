@@ -7,7 +7,8 @@ input errors are 400 naming the field, an impossible state change is 409, unknow
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
@@ -50,6 +51,9 @@ from clusters.services import (
     update_cluster,
 )
 from sidecarhub.api.permissions import ActionPermissions
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass
 from sidecarhub.middleware import request_id_of
 from sidecarhub.models import SidecarSet
 
@@ -86,7 +90,7 @@ def clusters_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
 
 
 class _ClustersViewMixin:
-    permission_classes = (ActionPermissions,)
+    permission_classes: Sequence[_PermissionClass] = (ActionPermissions,)
 
     def get_exception_handler(self) -> Any:
         return clusters_exception_handler

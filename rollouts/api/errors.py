@@ -33,7 +33,7 @@ __all__ = ["ConflictSerializer", "rollouts_exception_handler"]
 class ConflictSerializer(serializers.Serializer):
     """409: the object is not in a state the verb accepts."""
 
-    errors = ErrorSerializer(many=True)
+    errors = ErrorSerializer(many=True)  # type: ignore[assignment]  # a response schema: never validated, so .errors is unused
     state = serializers.CharField(help_text="The current state of the object named by `object`")
     object = serializers.CharField(help_text="`rollout` or `step`")
     object_id = serializers.IntegerField()

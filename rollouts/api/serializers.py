@@ -140,7 +140,7 @@ class RolloutSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Rollout
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "sidecarset",
             "sidecarset_id",
@@ -234,7 +234,10 @@ class PodPreviewSerializer(serializers.Serializer):
     name = serializers.CharField()
     uid = serializers.CharField()
     in_place = serializers.BooleanField(help_text="False: the pod needs to be recreated")
-    update = serializers.SerializerMethodField(help_text="`in_place` or `needs_recreate`")
+    # Declared fields leave the class body, so BaseSerializer.update is intact.
+    update = serializers.SerializerMethodField(  # type: ignore[assignment]
+        help_text="`in_place` or `needs_recreate`"
+    )
     reason = serializers.CharField()
 
     def get_update(self, pod: PodPreview) -> str:
@@ -265,7 +268,7 @@ class StepPreviewSerializer(serializers.Serializer):
     @extend_schema_field(PodPreviewSerializer(many=True))
     def get_pods(self, preview: StepPreview) -> list[dict[str, Any]]:
         """In-place pods first, then those that need recreating."""
-        return PodPreviewSerializer([*preview.pods, *preview.needs_recreate], many=True).data
+        return list(PodPreviewSerializer([*preview.pods, *preview.needs_recreate], many=True).data)
 
 
 class RolloutPreviewSerializer(serializers.Serializer):

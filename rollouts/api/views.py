@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Prefetch, QuerySet
 from django.http import StreamingHttpResponse
@@ -46,6 +47,9 @@ from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
 from rollouts.permissions import APPROVE_PERMISSION, OPERATE_PERMISSION
 from rollouts.queries import pod_update_csv, rollouts_with_progress, steps_with_progress
 from sidecarhub.api.permissions import ActionPermissions
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass
 from sidecarhub.api.serializers import ErrorListSerializer
 
 __all__ = ["PodUpdateCSVRenderer", "PodUpdateViewSet", "RolloutStepViewSet", "RolloutViewSet"]
@@ -69,7 +73,7 @@ def _steps_prefetch() -> Prefetch:
 
 
 class _RolloutsViewMixin:
-    permission_classes = (ActionPermissions,)
+    permission_classes: Sequence[_PermissionClass] = (ActionPermissions,)
     lookup_value_regex = "[0-9]+"
 
     def get_exception_handler(self) -> Any:
@@ -307,7 +311,8 @@ class PodUpdateViewSet(
 
     serializer_class = PodUpdateSerializer
     filterset_class = PodUpdateFilterSet
-    renderer_classes = (*api_settings.DEFAULT_RENDERER_CLASSES, PodUpdateCSVRenderer)
+    # api_settings has imported the dotted paths (the stubs type them as strings)
+    renderer_classes = (*api_settings.DEFAULT_RENDERER_CLASSES, PodUpdateCSVRenderer)  # type: ignore[arg-type]
     required_permissions = {"list": _VIEW_PODS, "retrieve": _VIEW_PODS, "export": _VIEW_PODS}
 
     def get_queryset(self) -> QuerySet[PodUpdate]:

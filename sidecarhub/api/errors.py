@@ -8,6 +8,7 @@ from ``sidecarhub.services`` map to statuses here, so views stay thin.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -42,7 +43,7 @@ class PreconditionFailed(APIException):
     default_code = "precondition_failed"
 
 
-def error_body(errors: list[FieldError] | tuple[FieldError, ...]) -> dict[str, Any]:
+def error_body(errors: Sequence[FieldError]) -> dict[str, Any]:
     return {"errors": [{"path": error.path, "message": error.message} for error in errors]}
 
 

@@ -38,7 +38,7 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class ErrorListSerializer(serializers.Serializer):
-    errors = ErrorSerializer(many=True)
+    errors = ErrorSerializer(many=True)  # type: ignore[assignment]  # a response schema: never validated, so .errors is unused
 
 
 class SidecarSetSerializer(serializers.ModelSerializer):
@@ -140,7 +140,7 @@ class ValidateSerializer(SidecarSetWriteSerializer):
 
 class ValidationResultSerializer(serializers.Serializer):
     valid = serializers.BooleanField()
-    errors = ErrorSerializer(many=True)
+    errors = ErrorSerializer(many=True)  # type: ignore[assignment]  # a response schema: never validated, so .errors is unused
 
 
 class ImportSerializer(serializers.Serializer):
@@ -173,7 +173,7 @@ class RevisionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SidecarSetRevision
-        fields = (
+        fields: tuple[str, ...] = (
             "sidecarset",
             "number",
             "name",

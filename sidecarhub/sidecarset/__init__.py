@@ -39,6 +39,7 @@ from sidecarhub.sidecarset.model import (
 from sidecarhub.sidecarset.planning import (
     CANARY_STEP,
     PlanningCache,
+    PlanningCaches,
     PodClass,
     PodDecision,
     RoundPlan,
@@ -75,6 +76,7 @@ __all__ = [
     "PatchMetadataAllowRule",
     "PatchPodMetadata",
     "PlanningCache",
+    "PlanningCaches",
     "PodClass",
     "PodDecision",
     "PodEvaluation",

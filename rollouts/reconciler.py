@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from clusters.kube import KubeClient, KubeError, cached_kube_client
 from clusters.models import Cluster
-from rollouts import engine, services, transitions
+from rollouts import engine, patching, services, transitions
 from rollouts.choices import (
     ACTIVE_ROLLOUT_STATES,
     OPEN_POD_UPDATE_STATES,
@@ -241,7 +241,7 @@ class _Pass:
         ended = "" if rollout.state == RolloutState.PAUSED else f"not patched: rollout {rollout.state}"
         # kube: a hot-upgrade pod already patched finishes its switch and reset (between pods).
         result = engine.observe_open_rows(
-            core, rollout, {engine._uid(p): p for p in pods}, ended_reason=ended, kube=self.kube
+            core, rollout, {patching._uid(p): p for p in pods}, ended_reason=ended, kube=self.kube
         )
         self.report.finished += result.finished
         self.report.more_work = True
@@ -317,7 +317,7 @@ class _Pass:
         core, pods, _ = self.pods(rollout)
         with transaction.atomic():
             started = transitions.start_step_row(step.pk, actor=None, reason=f"step {step.ordinal} started")
-            engine.claim_step_pods(rollout, started, core, {engine._uid(p): p for p in pods})
+            engine.claim_step_pods(rollout, started, core, {patching._uid(p): p for p in pods})
         self.report.transitions.append(f"step {step.ordinal} of rollout {rollout.pk} running")
         self.report.more_work = True
         return True

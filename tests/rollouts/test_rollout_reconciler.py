@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from rollouts import engine
 from rollouts.choices import PodUpdateOutcome, PodUpdateState, RolloutState, StepState
-from rollouts.engine import build_patch, planning_sidecarset
+from rollouts.engine import planning_sidecarset
 from rollouts.models import PodUpdate, Rollout, RolloutStep
+from rollouts.patching import build_patch
 from rollouts.reconciler import ReconcileReport, _Pass, reconcile_cluster
 from rollouts.services import (
     NotPermitted,

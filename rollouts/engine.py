@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -71,7 +69,7 @@ from rollouts.patching import (
     row_targets,
     shows_patch,
 )
-from sidecarhub.sidecarset import PlanningCache, PodClass, SidecarSet, hot_upgrade, plan_round
+from sidecarhub.sidecarset import PlanningCaches, PodClass, SidecarSet, hot_upgrade, plan_round
 from sidecarhub.sidecarset.evaluation import evaluate_pod
 from sidecarhub.sidecarset.hot_upgrade import HotUpgradeAction
 from sidecarhub.sidecarset.predicates import PodRef
@@ -82,7 +80,7 @@ __all__ = [
     "fetch_pods",
     "observe_hot_row",
     "observe_open_rows",
-    "planning_cache",
+    "planning_caches",
     "planning_sidecarset",
     "run_step_pass",
 ]
@@ -106,27 +104,11 @@ MAX_PATCH_ATTEMPTS = 2
 # commit records the outcomes) and the pause/abort intent is read once per batch; requests in
 # flight at once: ``rollouts.patching.PATCH_CONCURRENCY``.
 PATCH_BATCH_SIZE = 16
-# Rollouts whose planning cache this process keeps (see ``planning_cache``).
+# This process's planning cache per rollout: a pass re-evaluates only the pods whose
+# resourceVersion changed since the previous pass (at 10,000 pods a round plans in about half the
+# time; benchmarks/plan_round.py). Beyond PLANNING_CACHE_ROLLOUTS the least recently used is dropped.
 PLANNING_CACHE_ROLLOUTS = 8
-
-_planning_caches: OrderedDict[int, PlanningCache] = OrderedDict()
-_planning_caches_lock = threading.Lock()
-
-
-def planning_cache(rollout_id: int) -> PlanningCache:
-    """This process's ``PlanningCache`` for a rollout: a pass re-evaluates only the pods whose
-    resourceVersion changed since the previous pass (at 10,000 pods a round plans in about half
-    the time; ``benchmarks/plan_round.py``). A cache is used only under its cluster's reconcile
-    lock, so never by two passes at once; the least recently used beyond
-    ``PLANNING_CACHE_ROLLOUTS`` are dropped."""
-    with _planning_caches_lock:
-        cache = _planning_caches.pop(rollout_id, None)
-        if cache is None:  # not ``or``: an empty cache is falsy (it has a length)
-            cache = PlanningCache()
-        _planning_caches[rollout_id] = cache
-        while len(_planning_caches) > PLANNING_CACHE_ROLLOUTS:
-            _planning_caches.popitem(last=False)
-        return cache
+planning_caches = PlanningCaches(PLANNING_CACHE_ROLLOUTS)
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -510,14 +492,15 @@ def run_step_pass(
         for row in PodUpdate.objects.filter(step=step, state=PodUpdateState.CLAIMED)
     }
     if claimed:
-        plan = plan_round(
-            core,
-            pods,
-            namespace_labels=namespace_labels,
-            only=frozenset(claimed),
-            apply_canary_selector=step.canary,
-            cache=planning_cache(rollout.pk),
-        )
+        with planning_caches.borrow(rollout.pk) as cache:
+            plan = plan_round(
+                core,
+                pods,
+                namespace_labels=namespace_labels,
+                only=frozenset(claimed),
+                apply_canary_selector=step.canary,
+                cache=cache,
+            )
         if plan.blocked_reason is not None:
             result.waiting_reasons.append(plan.blocked_reason)
         decisions = {decision.ref: decision for decision in plan.decisions}

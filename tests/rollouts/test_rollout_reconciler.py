@@ -80,7 +80,8 @@ def test_canary_then_rest_waits_for_each_approval(
     assert {images[name] for name in canaries} == {NEW_IMAGE}
     assert {image for name, image in images.items() if name not in canaries} == {OLD_IMAGE}
     # The step's passes planned with this process's cache for the rollout: it holds the pods listed.
-    assert len(engine.planning_cache(rollout.pk)) == 6
+    with engine.planning_caches.borrow(rollout.pk) as cache:
+        assert cache is not None and len(cache) == 6
 
     reconcile_until(fleet.cluster.pk, lambda: _step(rollout, 2).state == StepState.AWAITING_APPROVAL)
     assert len(_step(rollout, 2).pods) == 4

@@ -37,17 +37,14 @@ from sidecarhub.sidecarset.model import (
     WeightPriority,
 )
 from sidecarhub.sidecarset.planning import (
-    CANARY_STEP,
     PlanningCache,
     PlanningCaches,
     PodClass,
     PodDecision,
     RoundPlan,
     SidecarSetStatusCounts,
-    StepPlan,
     compute_status,
     plan_round,
-    plan_step,
 )
 from sidecarhub.sidecarset.predicates import (
     ANNOTATION_INPLACE_UPDATE_STATE,
@@ -56,6 +53,7 @@ from sidecarhub.sidecarset.predicates import (
     SidecarSetFacts,
     Upgradability,
 )
+from sidecarhub.sidecarset.steps import CANARY_STEP, StepPlan, plan_step
 from sidecarhub.sidecarset.validation import PatchMetadataAllowRule, check_sidecarset, validate_sidecarset
 
 __all__ = [

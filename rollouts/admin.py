@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from clusters.kube import KubeError
-from rollouts import services
+from rollouts import previews, services
 from rollouts.choices import APPROVABLE_STEP_STATES, PodUpdateOutcome, RolloutState, StepState
 from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep, StepTransition
 from rollouts.permissions import APPROVE_PERMISSION, approval_refusal, can_operate
@@ -426,7 +426,7 @@ class RolloutAdmin(ReadOnlyAdmin):
         preview = None
         error = ""
         try:
-            preview = services.preview_next_step(request.user, rollout.pk)
+            preview = previews.preview_next_step(request.user, rollout.pk)
         except KubeError as exc:
             error = f"cannot read the pods of cluster {rollout.cluster.name} now: {exc}"
         except RolloutError as exc:

@@ -2,7 +2,7 @@
 
 Nothing here changes a row. Progress counts are annotations computed by correlated subqueries,
 so a page of rollouts costs one query however many pods they touched (STYLE P5: constant
-number of queries). The numbers mean the same as ``services.rollout_progress``:
+number of queries). The numbers mean the same as ``previews.rollout_progress``:
 
 - ``total``: pods in the steps prepared so far (a step's pod list is fixed when it is prepared,
   so the total grows as later steps are prepared);

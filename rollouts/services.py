@@ -1,5 +1,5 @@
 """Use cases of rollouts: create on publish, prepare, approve / deny, pause, resume, abort,
-roll back, preview (STYLE P1, P3, P7).
+roll back (STYLE P1, P3, P7). Read-only previews and progress counts are in ``previews.py``.
 
 Every service takes the acting user first (``actor``; ``None`` = the system), writes its
 history rows (``StepTransition``, ``Approval``) in the same transaction as the change, and
@@ -35,7 +35,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from clusters.kube import KubeError, cached_kube_client
-from clusters.models import Cluster
 from clusters.push import resolve_targets
 from rollouts import transitions
 from rollouts.choices import (
@@ -55,32 +54,27 @@ from rollouts.permissions import approval_refusal, can_operate
 from rollouts.transitions import InvalidTransition, RolloutError
 from sidecarhub.changes import Actor, actor_name
 from sidecarhub.models import SidecarSet, SidecarSetRevision
-from sidecarhub.sidecarset import CANARY_STEP, ChangeKind, PodClass, classify_change, plan_round, plan_step
+from sidecarhub.sidecarset import CANARY_STEP, ChangeKind, PodClass, classify_change, plan_step
 from sidecarhub.sidecarset.planning import resolve_step_target
 
 __all__ = [
     "InvalidTransition",
     "NotPermitted",
-    "PodPreview",
-    "RevisionPreview",
     "RolloutError",
     "RolloutNotFound",
-    "RolloutProgress",
     "RolloutSettings",
-    "StepPreview",
     "abort_rollout",
     "approve_step",
     "create_rollouts_for_revision",
     "deny_step",
     "expire_step",
+    "get_rollout",
     "on_revision_published",
+    "parse_step_target",
     "pause_rollout",
     "prepare_step",
-    "preview_next_step",
-    "preview_revision",
     "resume_rollout",
     "rollback_rollout",
-    "rollout_progress",
     "wake_cluster",
 ]
 
@@ -119,61 +113,6 @@ class RolloutSettings:
     approval_ttl_seconds: int = 86400
 
 
-@dataclass(frozen=True)
-class PodPreview:
-    """One pod as an approver sees it: in place (``in_place``) or needs recreate, and why."""
-
-    namespace: str
-    name: str
-    uid: str
-    in_place: bool
-    reason: str
-
-
-@dataclass(frozen=True)
-class StepPreview:
-    """The next step of a rollout: its exact pods (stored once prepared, computed live before)."""
-
-    rollout_id: int
-    step_id: int
-    ordinal: int
-    target: str
-    state: str
-    prepared: bool
-    pods: tuple[PodPreview, ...]
-    needs_recreate: tuple[PodPreview, ...]
-    shortfall: int
-    first_round: int  # pods the first round patches under maxUnavailable (live preview only)
-    expires_at: Any = None
-
-
-@dataclass(frozen=True)
-class RevisionPreview:
-    """What a revision means for one cluster's running pods (decision 15 reporting)."""
-
-    revision_id: int
-    cluster_id: int
-    counts: Mapping[str, int]
-    needs_recreate: tuple[PodPreview, ...]
-    in_place: tuple[PodPreview, ...]
-
-
-@dataclass(frozen=True)
-class RolloutProgress:
-    """Counts for progress bars: pods per outcome / progress state, steps per state."""
-
-    rollout_id: int
-    state: str
-    total_pods: int
-    pods: Mapping[str, int]
-    steps: Mapping[str, int]
-    current_step: int | None
-
-    @property
-    def finished_pods(self) -> int:
-        return sum(count for key, count in self.pods.items() if key in PodUpdateOutcome.values)
-
-
 # --- helpers -----------------------------------------------------------------------------------
 
 
@@ -188,7 +127,8 @@ def wake_cluster(cluster_id: int) -> None:
     transaction.on_commit(lambda: reconcile_rollouts_task.delay(cluster_id, True))
 
 
-def _get_rollout(rollout_id: int) -> Rollout:
+def get_rollout(rollout_id: int) -> Rollout:
+    """The rollout with its cluster, or ``RolloutNotFound``."""
     rollout = Rollout.objects.select_related("cluster").filter(pk=rollout_id).first()
     if rollout is None:
         raise RolloutNotFound("rollout", rollout_id)
@@ -213,7 +153,8 @@ def _setting(name: str, default: int) -> int:
     return int(getattr(django_settings, name, default))
 
 
-def _parse_step(value: Any) -> int | str:
+def parse_step_target(value: Any) -> int | str:
+    """A stored step target as ``plan_step`` takes it: a pod count, ``"N%"`` or ``"canary"``."""
     text = str(value).strip()
     return int(text) if text.isdigit() else text
 
@@ -223,7 +164,7 @@ def _validate_steps(steps: Sequence[int | str], has_canary_selector: bool) -> tu
         raise RolloutError("a rollout needs at least one step")
     checked: list[int | str] = []
     for position, step in enumerate(steps):
-        step = _parse_step(step)
+        step = parse_step_target(step)
         if step == CANARY_STEP:
             if position != 0:
                 raise RolloutError("the canary step can only be the first step")
@@ -262,7 +203,7 @@ def resolve_settings(
     if steps_text:
         values["steps"] = tuple(part for part in (p.strip() for p in steps_text.split(",")) if part)
     if annotated("max-unavailable"):
-        values["max_unavailable"] = _parse_step(annotated("max-unavailable"))
+        values["max_unavailable"] = parse_step_target(annotated("max-unavailable"))
     for key, field_name in (
         ("failure-threshold", "failure_threshold"),
         ("progress-deadline-seconds", "progress_deadline_seconds"),
@@ -469,7 +410,7 @@ def prepare_step(actor: Actor, step_id: int, *, kube: Any = None) -> RolloutStep
         pods, namespace_labels = fetch_pods(kube or cached_kube_client(rollout.cluster), core)
     except KubeError as exc:
         raise RolloutError(f"cannot prepare step {step.ordinal}: {exc}") from None
-    target: int | str = _parse_step(step.target)
+    target: int | str = parse_step_target(step.target)
     plan = plan_step(core, pods, target, namespace_labels=namespace_labels)
     if plan.blocked_reason is not None:
         raise RolloutError(f"step {step.ordinal} cannot be prepared: {plan.blocked_reason}")
@@ -628,7 +569,7 @@ def pause_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
     engine honours between pods (the pod being patched finishes first). Idempotent for an
     already requested pause; ``InvalidTransition`` for a paused or finished rollout."""
     _require_operator(actor)
-    rollout = _get_rollout(rollout_id)
+    rollout = get_rollout(rollout_id)
     text = f"paused by {actor_name(actor)}" + (f": {reason}" if reason else "")
     if rollout.state == RolloutState.PENDING:
         return transitions.pause_rollout_row(rollout.pk, actor=actor, reason=text)
@@ -636,16 +577,16 @@ def pause_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
         pause_requested=True, intent_by=actor_name(actor), intent_reason=reason[:300]
     )
     if not moved:
-        raise InvalidTransition("rollout", rollout.pk, _get_rollout(rollout.pk).state, RolloutState.PAUSED)
+        raise InvalidTransition("rollout", rollout.pk, get_rollout(rollout.pk).state, RolloutState.PAUSED)
     wake_cluster(rollout.cluster_id)
-    return _get_rollout(rollout.pk)
+    return get_rollout(rollout.pk)
 
 
 def resume_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
     """Resume a paused rollout: its paused step runs again (failures so far are acknowledged and
     no longer count against the threshold); a denied or expired step is prepared again."""
     _require_operator(actor)
-    rollout = _get_rollout(rollout_id)
+    rollout = get_rollout(rollout_id)
     text = f"resumed by {actor_name(actor)}" + (f": {reason}" if reason else "")
     with transaction.atomic():
         resumed = transitions.resume_rollout_row(
@@ -699,13 +640,13 @@ def abort_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
     an abort intent the engine honours between pods. Pods already updated keep their new image
     (use ``rollback_rollout`` to undo). ``InvalidTransition`` for a finished rollout."""
     _require_operator(actor)
-    rollout = _get_rollout(rollout_id)
+    rollout = get_rollout(rollout_id)
     if rollout.state not in ACTIVE_ROLLOUT_STATES:
         raise InvalidTransition("rollout", rollout.pk, rollout.state, RolloutState.ABORTED)
     text = f"aborted by {actor_name(actor)}" + (f": {reason}" if reason else "")
     with transaction.atomic():
         _abort(actor, rollout, text)
-    return _get_rollout(rollout.pk)
+    return get_rollout(rollout.pk)
 
 
 def rollback_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
@@ -719,7 +660,7 @@ def rollback_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout
     the old definition again.
     """
     _require_operator(actor)
-    rollout = _get_rollout(rollout_id)
+    rollout = get_rollout(rollout_id)
     if rollout.from_revision_id is None or rollout.to_revision_id is None:
         raise RolloutError(f"rollout {rollout.pk} has no earlier revision to roll back to")
     if rollout.state in (RolloutState.PENDING, RolloutState.RUNNING):
@@ -730,8 +671,8 @@ def rollback_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout
             finish_aborted(actor, rollout.pk, text)
         source = SidecarSetRevision.objects.get(pk=rollout.from_revision_id)
         effective = RolloutSettings(
-            steps=tuple(_parse_step(step) for step in rollout.steps),
-            max_unavailable=_parse_step(rollout.max_unavailable),
+            steps=tuple(parse_step_target(step) for step in rollout.steps),
+            max_unavailable=parse_step_target(rollout.max_unavailable),
             failure_threshold=rollout.failure_threshold,
             progress_deadline_seconds=rollout.progress_deadline_seconds,
             pod_timeout_seconds=rollout.pod_timeout_seconds,
@@ -749,78 +690,3 @@ def rollback_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout
             rollback_of=rollout,
             reason=text,
         )
-
-
-# --- previews and progress ---------------------------------------------------------------------
-
-
-def _preview(decision: Any, in_place: bool) -> PodPreview:
-    ref = decision.ref
-    return PodPreview(ref.namespace, ref.name, ref.uid, in_place, decision.reason)
-
-
-def preview_next_step(actor: Actor, rollout_id: int, *, kube: Any = None) -> StepPreview | None:
-    """The next step to run and its exact pods: the stored list once prepared, else computed
-    live from the cluster's pods (nothing stored). ``None`` when no step is left."""
-    rollout = _get_rollout(rollout_id)
-    step = rollout.rollout_steps.exclude(state__in=TERMINAL_STEP_STATES).order_by("ordinal").first()
-    if step is None:
-        return None
-    if step.state != StepState.PENDING:
-        pods = tuple(
-            PodPreview(p["namespace"], p["name"], p["uid"], True, "approved pod list") for p in step.pods
-        )
-        recreate = tuple(
-            PodPreview(p["namespace"], p["name"], p["uid"], False, p.get("reason", ""))
-            for p in step.needs_recreate
-        )
-        return StepPreview(
-            rollout.pk, step.pk, step.ordinal, step.target, step.state, True, pods, recreate,
-            step.shortfall, 0, step.expires_at,
-        )  # fmt: skip
-    core = planning_sidecarset(rollout)
-    pod_list, namespace_labels = fetch_pods(kube or cached_kube_client(rollout.cluster), core)
-    plan = plan_step(core, pod_list, _parse_step(step.target), namespace_labels=namespace_labels)
-    return StepPreview(
-        rollout.pk, step.pk, step.ordinal, step.target, step.state, False,
-        tuple(_preview(d, True) for d in plan.pods),
-        tuple(_preview(d, False) for d in plan.round.of_class(PodClass.NEEDS_RECREATE)),
-        plan.shortfall, len(plan.first_round),
-    )  # fmt: skip
-
-
-def preview_revision(actor: Actor, revision_id: int, cluster_id: int, *, kube: Any = None) -> RevisionPreview:
-    """How one cluster's running pods stand towards a revision: counts per class, the pods that
-    can be updated in place and those that need recreating (decision 15)."""
-    revision = SidecarSetRevision.objects.filter(pk=revision_id).first()
-    if revision is None:
-        raise RolloutNotFound("revision", revision_id)
-    cluster = Cluster.objects.filter(pk=cluster_id).first()
-    if cluster is None:
-        raise RolloutNotFound("cluster", cluster_id)
-    core = revision.to_core()
-    pods, namespace_labels = fetch_pods(kube or cached_kube_client(cluster), core)
-    plan = plan_round(core, pods, namespace_labels=namespace_labels, apply_canary_selector=False)
-    counts = {str(key): value for key, value in plan.class_counts().items()}
-    in_place = plan.of_class(PodClass.CANDIDATE) + plan.of_class(PodClass.WAITING)
-    return RevisionPreview(
-        revision_id,
-        cluster_id,
-        counts,
-        tuple(_preview(d, False) for d in plan.of_class(PodClass.NEEDS_RECREATE)),
-        tuple(_preview(d, True) for d in in_place),
-    )
-
-
-def rollout_progress(rollout_id: int) -> RolloutProgress:
-    """Counts for progress bars and the CLI (two small aggregate queries)."""
-    rollout = _get_rollout(rollout_id)
-    pods = PodUpdate.objects.filter(rollout=rollout).counts_by_outcome()
-    steps: dict[str, int] = {}
-    current: int | None = None
-    for ordinal, state in rollout.rollout_steps.order_by("ordinal").values_list("ordinal", "state"):
-        steps[state] = steps.get(state, 0) + 1
-        if current is None and state not in TERMINAL_STEP_STATES:
-            current = ordinal
-    total = sum(rollout.rollout_steps.values_list("pod_count", flat=True))
-    return RolloutProgress(rollout.pk, rollout.state, total, pods, steps, current)

@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
-from rollouts.services import PodPreview, StepPreview
+from rollouts.previews import PodPreview, StepPreview
 
 __all__ = [
     "ApprovalSerializer",

@@ -31,7 +31,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from rollouts import services
+from rollouts import previews, services
 from rollouts.api.errors import ConflictSerializer, rollouts_exception_handler
 from rollouts.api.filtersets import PodUpdateFilterSet, RolloutFilterSet, StepFilterSet
 from rollouts.api.serializers import (
@@ -147,7 +147,7 @@ class RolloutViewSet(
     @action(detail=True, methods=["get"])
     def preview(self, request: Request, pk: str | None = None) -> Response:
         rollout = self.get_object()
-        preview = services.preview_next_step(request.user, rollout.pk)
+        preview = previews.preview_next_step(request.user, rollout.pk)
         body = {"rollout_id": rollout.pk, "rollout_state": rollout.state, "next_step": preview}
         return Response(RolloutPreviewSerializer(body).data)
 

@@ -12,7 +12,8 @@ import pytest
 
 from rollouts.choices import PodUpdateOutcome, PodUpdateState, RolloutKind, RolloutState, StepState
 from rollouts.models import PodUpdate, Rollout, RolloutStep
-from rollouts.services import approve_step, preview_revision, rollback_rollout
+from rollouts.previews import preview_revision
+from rollouts.services import approve_step, rollback_rollout
 from sandbox.testing import RunningCluster, wait_for
 from tests.rollouts.helpers import (
     NEW_IMAGE,

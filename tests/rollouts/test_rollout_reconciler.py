@@ -14,14 +14,9 @@ from rollouts.choices import PodUpdateOutcome, PodUpdateState, RolloutState, Ste
 from rollouts.engine import planning_sidecarset
 from rollouts.models import PodUpdate, Rollout, RolloutStep
 from rollouts.patching import build_patch
+from rollouts.previews import preview_next_step, preview_revision
 from rollouts.reconciler import ReconcileReport, _Pass, reconcile_cluster
-from rollouts.services import (
-    NotPermitted,
-    approve_step,
-    create_rollouts_for_revision,
-    preview_next_step,
-    preview_revision,
-)
+from rollouts.services import NotPermitted, approve_step, create_rollouts_for_revision
 from sandbox.testing import RunningCluster
 from tests.rollouts.helpers import (
     NEW_IMAGE,

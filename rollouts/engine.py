@@ -503,7 +503,7 @@ def run_step_pass(
             )
         if plan.blocked_reason is not None:
             result.waiting_reasons.append(plan.blocked_reason)
-        decisions = {decision.ref: decision for decision in plan.decisions}
+        decisions = plan.decisions_for(claimed)  # only the step's claimed pods: see RoundPlan
         unmatched = dict(plan.unmatched)
         closings = _Closings()
         for ref, row in list(claimed.items()):
@@ -525,7 +525,8 @@ def run_step_pass(
                 closings.add(row, *closing)
                 del claimed[ref]
         result.finished += closings.flush()
-        waiting = [d for d in plan.ordered if d.ref in claimed and d.pod_class is PodClass.WAITING]
+        # in planned order (decisions_for lists the candidates first, in order)
+        waiting = [d for d in decisions.values() if d.ref in claimed and d.pod_class is PodClass.WAITING]
         if waiting and not plan.to_patch:
             result.waiting_reasons.append(f"{len(waiting)} pods wait: {waiting[0].reason}")
         if plan.blocked_reason is None:

@@ -57,6 +57,7 @@ from sidecarhub.sidecarset.predicates import (
     SidecarSetFacts,
     Upgradability,
     namespace_failure,
+    pod_ref,
 )
 from sidecarhub.sidecarset.shapes import as_mapping
 
@@ -178,6 +179,48 @@ class RoundPlan:
         others += classes.others
         others.sort(key=lambda entry: entry[0][0])
         return self.ordered + tuple(_decision(item, pod_class, reason) for item, pod_class, reason in others)
+
+    def decisions_for(self, refs: Collection[PodRef]) -> dict[PodRef, PodDecision]:
+        """The decisions of the pods in ``refs`` that are matched, by ref, in the order of
+        ``decisions``: the same as filtering ``decisions``, but without deciding every other pod
+        when the round was planned lazily (the engine asks about a step's claimed pods only;
+        deciding all 10,000 costs twice the round itself)."""
+        classes = self._classes
+        if "decisions" in self.__dict__ or classes._resolved:
+            return {decision.ref: decision for decision in self.decisions if decision.ref in refs}
+        # Planned lazily, so partition is 0 and every candidate is eligible: a waiting pod's
+        # reason does not depend on its position (see plan_round's waiting_reason).
+        patched = {decision.ref: decision for decision in self.to_patch}
+        found: dict[PodRef, PodDecision] = {}  # the candidates first, in planned order
+        others: list[tuple[_Matched, PodClass, str]] = []  # then the rest, by ref
+        for position in range(len(classes)):
+            ref = classes._pending[position][0]
+            if ref not in refs:
+                continue
+            if ref in patched:
+                found[ref] = patched[ref]
+                continue
+            item = classes.at(position)
+            upgradability = item[1].upgradability
+            if upgradability is Upgradability.UPGRADABLE:
+                found[ref] = _decision(item, PodClass.WAITING, self._waiting_reason(0, 1, item))
+            elif upgradability is Upgradability.NEEDS_RECREATE:
+                others.append((item, PodClass.NEEDS_RECREATE, item[1].reason))
+            else:
+                others.append((item, PodClass.IN_FLIGHT, item[1].reason))
+        others += [(item, PodClass.UPDATED, item[1].reason) for item in classes.updated if item[0] in refs]
+        if classes.evaluate is not None:
+            for pod in classes.briefs:
+                if pod_ref(pod) in refs:
+                    evaluation = classes.evaluate(pod)[0]
+                    others.append(
+                        ((evaluation[0], evaluation, pod, None, None), PodClass.UPDATED, evaluation.reason)
+                    )
+        others += [entry for entry in classes.others if entry[0][0] in refs]
+        others.sort(key=lambda entry: entry[0][0])
+        for item, pod_class, reason in others:
+            found[item[0]] = _decision(item, pod_class, reason)
+        return found
 
     def of_class(self, pod_class: PodClass) -> tuple[PodDecision, ...]:
         return tuple(decision for decision in self.decisions if decision.pod_class is pod_class)

@@ -54,7 +54,8 @@ def k8s_pair(sandbox_pool: SandboxPool) -> Iterator[tuple[RunningCluster, Runnin
 def _make_namespace(running: RunningCluster, labels: dict[str, str] | None = None) -> str:
     name = f"t-{uuid.uuid4().hex[:10]}"
     running.core.create_namespace(
-        {"metadata": {"name": name, "labels": labels or {}}}, _preload_content=False
+        {"metadata": {"name": name, "labels": labels or {}}},  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
+        _preload_content=False,
     )
     return name
 
@@ -195,7 +196,7 @@ def _retry_flush_on_deadlock() -> None:
     from django.db import OperationalError
     from django.test import testcases
 
-    original = testcases.TransactionTestCase._fixture_teardown
+    original = testcases.TransactionTestCase._fixture_teardown  # type: ignore[attr-defined]  # private, not in django-stubs
 
     def teardown_with_retry(self: testcases.TransactionTestCase) -> None:
         for attempt in range(5):
@@ -208,7 +209,7 @@ def _retry_flush_on_deadlock() -> None:
                     raise
                 time.sleep(0.2 * (attempt + 1))
 
-    testcases.TransactionTestCase._fixture_teardown = teardown_with_retry  # type: ignore[method-assign]
+    testcases.TransactionTestCase._fixture_teardown = teardown_with_retry  # type: ignore[attr-defined]  # private, not in django-stubs
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

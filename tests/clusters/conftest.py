@@ -78,7 +78,7 @@ def read_resource(running: RunningCluster, name: str) -> dict[str, Any] | None:
         if exc.status == 404:
             return None
         raise
-    return json.loads(response.data)
+    return json.loads(response.data)  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
 
 
 def kubectl(running: RunningCluster, *args: str) -> str:

@@ -8,6 +8,7 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from clusters.cli import handle_add, handle_check, handle_list, handle_rotate_key, register
 from clusters.models import Cluster
@@ -35,9 +36,11 @@ def test_register_adds_the_cluster_verbs() -> None:
 
 @pytest.mark.k8s
 @pytest.mark.django_db
-def test_add_list_check_replace(k8s: RunningCluster, django_capture_on_commit_callbacks: object) -> None:
+def test_add_list_check_replace(
+    k8s: RunningCluster, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
     out = io.StringIO()
-    with django_capture_on_commit_callbacks(execute=False):  # type: ignore[operator]
+    with django_capture_on_commit_callbacks(execute=False):
         call_command(
             "cluster",
             "add",
@@ -54,7 +57,7 @@ def test_add_list_check_replace(k8s: RunningCluster, django_capture_on_commit_ca
         call_command(
             "cluster", "add", "--name", "alpha", "--kubeconfig", str(k8s.kubeconfig), stdout=io.StringIO()
         )
-    with django_capture_on_commit_callbacks(execute=False):  # type: ignore[operator]
+    with django_capture_on_commit_callbacks(execute=False):
         call_command(
             "cluster",
             "add",

@@ -59,7 +59,7 @@ def test_publish_through_worker_with_an_outage(
     publish_sidecarset(name, actor=None)
     for cluster in ("alpha", "beta"):
         wait_for(
-            lambda c=cluster: (_state(name, c) or ("",))[0] == PlacementState.APPLIED,
+            lambda c=cluster: (_state(name, c) or ("",))[0] == PlacementState.APPLIED,  # type: ignore[misc]  # mypy cannot infer a lambda with a default argument
             timeout_seconds=60,
             what=f"push to {cluster}",
         )
@@ -92,6 +92,8 @@ def test_publish_through_worker_with_an_outage(
         what="alpha push retried after the outage",
     )
     print(f"alpha applied {time.monotonic() - started:.2f}s after its apiserver came back")
-    assert read_resource(alpha_k8s, name)["spec"]["containers"][0]["image"] == "fluentbit:3.0"
+    resource = read_resource(alpha_k8s, name)
+    assert resource is not None
+    assert resource["spec"]["containers"][0]["image"] == "fluentbit:3.0"
     placement = SidecarSetPlacement.objects.get(sidecarset_name=name, cluster__name="alpha")
     assert placement.last_error == "" and placement.failed_attempts == 0

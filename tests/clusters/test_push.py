@@ -75,6 +75,7 @@ def test_publish_pushes_to_both_clusters_then_update_then_remove_one(
     for running, cluster in ((alpha_k8s, alpha), (beta_k8s, beta)):
         assert _placement(name, cluster).applied_revision_number == 2
         resource = read_resource(running, name)
+        assert resource is not None
         assert resource["spec"]["containers"][0]["image"] == "fluentbit:2.1"
         assert resource["metadata"]["annotations"][ANNOTATION_HASH] == second.revision_hash
 
@@ -138,7 +139,9 @@ def test_cluster_down_marks_failed_then_applies_after_it_comes_back(
         "",
         0,
     )
-    assert read_resource(alpha_k8s, name)["spec"] == revision.document["spec"]
+    resource = read_resource(alpha_k8s, name)
+    assert resource is not None
+    assert resource["spec"] == revision.document["spec"]
 
 
 def _pod(
@@ -158,7 +161,7 @@ def _pod(
 
 
 def _ready(running: RunningCluster, namespace: str, name: str) -> bool:
-    pod = json.loads(running.core.read_namespaced_pod(name, namespace, _preload_content=False).data)
+    pod = json.loads(running.core.read_namespaced_pod(name, namespace, _preload_content=False).data)  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
     return any(
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in (pod.get("status") or {}).get("conditions") or []
@@ -182,7 +185,7 @@ def test_status_counters_written_to_resource_and_database(
     assert _placement(name, cluster).state == PlacementState.APPLIED
 
     namespace = f"t-{uuid.uuid4().hex[:8]}"
-    running.core.create_namespace({"metadata": {"name": namespace}}, _preload_content=False)
+    running.core.create_namespace({"metadata": {"name": namespace}}, _preload_content=False)  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
     running.knobs.pull_failures.add("fluentbit:broken")
     app_label = {"app": "web"}
 
@@ -218,10 +221,10 @@ def test_status_counters_written_to_resource_and_database(
     }
     try:
         for body in pods.values():
-            running.core.create_namespaced_pod(namespace, body, _preload_content=False)
+            running.core.create_namespaced_pod(namespace, body, _preload_content=False)  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
         for ready_name in ("updated-ready", "old-ready", "not-injected", "other-app"):
             wait_for(
-                lambda n=ready_name: _ready(running, namespace, n),
+                lambda n=ready_name: _ready(running, namespace, n),  # type: ignore[misc]  # mypy cannot infer a lambda with a default argument
                 what=f"pod {ready_name} ready (simulator errors: {running.simulator.errors[-3:]})",
             )
 
@@ -244,7 +247,9 @@ def test_status_counters_written_to_resource_and_database(
             2,
             1,
         )
-        status = read_resource(running, name)["status"]
+        resource = read_resource(running, name)
+        assert resource is not None
+        status = resource["status"]
         assert {key: status[key] for key in expected} == expected
         assert status["latestRevision"] == revision.name
         row = [
@@ -260,7 +265,9 @@ def test_status_counters_written_to_resource_and_database(
         rollout = Rollout.objects.get(cluster=cluster, to_revision=second)
         assert reconcile_cluster(cluster.pk).error == ""
         rollout.refresh_from_db()
-        hub_block = read_resource(running, name)["status"]["hub"]["rollout"]
+        resource = read_resource(running, name)
+        assert resource is not None
+        hub_block = resource["status"]["hub"]["rollout"]
         assert hub_block["id"] == rollout.pk and hub_block["kind"] == rollout.kind
         assert (hub_block["fromRevision"], hub_block["toRevision"]) == (revision.number, second.number)
         assert hub_block["state"] == rollout.state and hub_block["steps"] == rollout.rollout_steps.count()

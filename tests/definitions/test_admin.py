@@ -61,6 +61,7 @@ def test_add_and_change_through_the_services(staff: Client) -> None:
     response = staff.post(ADMIN + "add/", {"document_yaml": as_yaml(make_document()), "owner_team": "t"})
     assert response.status_code == 302
     stored = SidecarSet.objects.get()
+    assert stored.created_by is not None
     assert (stored.name, stored.owner_team, stored.version, stored.created_by.username) == (
         "mesh",
         "t",

@@ -77,6 +77,7 @@ def test_create_stores_canonical_form_and_logs_the_change(author: User) -> None:
         "req-1",
     )
     assert record.changed_object == created and record.before is None
+    assert record.after is not None
     assert record.after["document"] == created.to_document()
 
 
@@ -104,6 +105,7 @@ def test_update_bumps_version_and_logs_before_and_after(author: User, reviewer: 
     )
     assert updated.version == 2 and updated.updated_by == reviewer
     record = ChangeRecord.objects.filter(action=ChangeAction.UPDATE).get()
+    assert record.before is not None and record.after is not None
     assert record.before["document"]["spec"]["containers"][0]["image"] == "envoy:1.0"
     assert record.after["document"]["spec"]["containers"][0]["image"] == "envoy:2.0"
     assert (record.actor_name, record.message) == ("bob", "bump")
@@ -166,6 +168,7 @@ def test_delete_logs_and_signals_after_commit(
     assert SidecarSet.objects.count() == 0 and SidecarSetRevision.objects.count() == 0
     record = ChangeRecord.objects.filter(action=ChangeAction.DELETE).get()
     assert record.object_id == str(published_mesh.pk) and record.object_repr == "mesh"
+    assert record.before is not None
     assert record.before["document"]["spec"]["containers"][0]["image"] == "envoy:1.2"
     assert received == [
         (
@@ -203,6 +206,7 @@ def test_publish_creates_an_immutable_revision_with_the_cores_hashes(
     assert SidecarSet.objects.get().current_revision == revision
     record = ChangeRecord.objects.filter(action=ChangeAction.PUBLISH).get()
     assert record.changed_object == revision and record.parent_object == created
+    assert record.after is not None
     assert (record.request_id, record.after["revision_hash"]) == ("req-9", revision.revision_hash)
     assert received == [
         (
@@ -278,7 +282,7 @@ def test_history_limit_prunes_the_oldest_and_logs_it(author: User) -> None:
     _publish_images(author, "envoy:2", "envoy:3", "envoy:4", revisionHistoryLimit=2)
     assert list(SidecarSetRevision.objects.order_by("number").values_list("number", flat=True)) == [3, 4]
     pruned = ChangeRecord.objects.filter(action=ChangeAction.PRUNE).order_by("id")
-    assert [record.before["number"] for record in pruned] == [1, 2]
+    assert [(record.before or {}).get("number") for record in pruned] == [1, 2]
     assert all(record.parent_object_id == str(SidecarSet.objects.get().pk) for record in pruned)
     assert pruned[0].content_type == ContentType.objects.get_for_model(SidecarSetRevision)
 

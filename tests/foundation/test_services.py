@@ -7,6 +7,7 @@ import subprocess
 import pytest
 from django.db import connection
 from django.test import Client
+from pytest_django import Settings
 
 from sidecarhub.tasks import ping
 
@@ -37,7 +38,7 @@ def test_healthz_reports_database_and_broker(client: Client) -> None:
 
 
 @pytest.mark.django_db
-def test_healthz_is_503_with_the_reason_when_the_broker_is_down(client: Client, settings) -> None:
+def test_healthz_is_503_with_the_reason_when_the_broker_is_down(client: Client, settings: Settings) -> None:
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     response = client.get("/healthz")
     assert response.status_code == 503

@@ -91,7 +91,7 @@ def publish(hub: Hub, image: str, namespace: str) -> SidecarSetRevision:
 
 
 def live_pods(hub: Hub, namespace: str) -> list[dict[str, Any]]:
-    return list(json.loads(hub.core.list_namespaced_pod(namespace, _preload_content=False).data)["items"])
+    return list(json.loads(hub.core.list_namespaced_pod(namespace, _preload_content=False).data)["items"])  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
 
 
 def images(pod: dict[str, Any]) -> dict[str, str]:
@@ -160,7 +160,7 @@ class HotWatch:
 
     def run(self) -> None:
         core = self.hub.core
-        listed = json.loads(core.list_namespaced_pod(self.namespace, _preload_content=False).data)
+        listed = json.loads(core.list_namespaced_pod(self.namespace, _preload_content=False).data)  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
         for pod in listed["items"]:
             self.observe(pod)
         resource_version = listed["metadata"]["resourceVersion"]
@@ -281,6 +281,7 @@ def test_v1_v2_v3_alternate_the_working_twin_without_a_gap(
         annotations = pods[name]["metadata"]["annotations"]
         assert annotations[version_annotation("sidecar-2")] == str(rollout2.to_revision_number)
         assert annotations[version_annotation("sidecar-1")] == "0"
+    assert rollout2.to_revision is not None
     core2 = rollout2.to_revision.to_core()
     statuses.append(("v2", compute_status(core2, pods.values()).as_status()))
 
@@ -290,6 +291,7 @@ def test_v1_v2_v3_alternate_the_working_twin_without_a_gap(
     for name in names:
         assert images(pods[name]) == {"app": "nginx:1.25", "sidecar-1": V3, "sidecar-2": EMPTY}
         assert working_twin(pods[name]) == "sidecar-1"
+    assert rollout3.to_revision is not None
     statuses.append(("v3", compute_status(rollout3.to_revision.to_core(), pods.values()).as_status()))
 
     time.sleep(0.5)  # let the watch catch up with the last writes
@@ -301,7 +303,10 @@ def test_v1_v2_v3_alternate_the_working_twin_without_a_gap(
     assert statuses == [("v2", full), ("v3", full)]
     rows = PodUpdate.objects.filter(rollout__in=[rollout2, rollout3])
     assert {row.outcome for row in rows} == {PodUpdateOutcome.SUCCEEDED} and rows.count() == 6
-    per_pod = [(row.done_at - row.patched_at).total_seconds() for row in rows]
+    per_pod: list[float] = []
+    for row in rows:
+        assert row.done_at is not None and row.patched_at is not None
+        per_pod.append((row.done_at - row.patched_at).total_seconds())
     print(  # measured figures for the report (pytest -s)
         f"\nhot upgrade: v2 rollout {seconds2:.1f}s, v3 rollout {seconds3:.1f}s for 3 pods; per pod "
         f"(upgrade patch → old twin empty) min {min(per_pod):.1f}s max {max(per_pod):.1f}s with a "
@@ -336,6 +341,7 @@ def test_failing_post_start_pauses_and_leaves_the_old_twin_working(
     assert images(pods[other]) == {"app": "nginx:1.25", "sidecar-1": V1, "sidecar-2": EMPTY}
 
     # Status: the failed pod is updated (hash) but not ready — its idle twin is not on the empty image.
+    assert rollout.to_revision is not None
     status = compute_status(rollout.to_revision.to_core(), pods.values()).as_status()
     assert status == {"matchedPods": 2, "updatedPods": 1, "readyPods": 1, "updatedReadyPods": 0}
 
@@ -384,9 +390,9 @@ def test_status_counts_a_hot_pod_ready_only_once_its_idle_twin_is_empty(
         if rollout.state == RolloutState.COMPLETED:
             break
     assert rollout.state == RolloutState.COMPLETED
-    for _twin, idle_image, counts in seen:
+    for _twin, idle_image, seen_counts in seen:
         if idle_image != EMPTY:
-            assert counts[2] == 0, seen  # not ready while the idle twin runs a real image
+            assert seen_counts[2] == 0, seen  # not ready while the idle twin runs a real image
     assert ("sidecar-1", V2, (1, 1, 0, 0)) in seen  # patched, migrating: unavailable
     assert seen[-1] == ("sidecar-2", EMPTY, (1, 1, 1, 1))
     assert name == pod["metadata"]["name"]

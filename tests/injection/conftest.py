@@ -203,7 +203,7 @@ class Hub:
     def create_pod(self, namespace: str, pod: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
         return json.loads(
-            self.core.create_namespaced_pod(namespace, dict(pod), _preload_content=False, **kwargs).data
+            self.core.create_namespaced_pod(namespace, dict(pod), _preload_content=False, **kwargs).data  # type: ignore[arg-type, attr-defined]  # a dict is sent as is; _preload_content=False: a raw urllib3 response
         )
 
     def wait_active(self, namespace: str) -> None:
@@ -226,7 +226,7 @@ class Hub:
         return found[-1]
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
-        body = json.loads(self.core.read_namespace(namespace, _preload_content=False).data)
+        body = json.loads(self.core.read_namespace(namespace, _preload_content=False).data)  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
         return dict(body["metadata"].get("labels") or {})
 
 
@@ -297,6 +297,7 @@ def core_candidates(*names: str) -> list[InjectionCandidate]:
             item.pk: InjectionRevision(sidecarset=item.to_core(), name=item.name, number=item.number)
             for item in revisions
         }
+        assert row.current_revision_id is not None  # published
         latest = built[row.current_revision_id]
         history = tuple(value for pk, value in built.items() if pk != row.current_revision_id)
         candidates.append(InjectionCandidate(latest=latest, history=history))

@@ -149,17 +149,17 @@ def test_deployment_pods_are_injected_and_the_template_is_unchanged(hub: Hub, k8
         "metadata": {"name": "web"},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": template},
     }
-    hub.k8s.apps.create_namespaced_deployment(k8s_namespace, deployment, _preload_content=False)
+    hub.k8s.apps.create_namespaced_deployment(k8s_namespace, deployment, _preload_content=False)  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
 
     def pods() -> list[dict[str, Any]] | None:
-        items = json.loads(hub.core.list_namespaced_pod(k8s_namespace, _preload_content=False).data)["items"]
+        items = json.loads(hub.core.list_namespaced_pod(k8s_namespace, _preload_content=False).data)["items"]  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
         return items if len(items) == 2 else None
 
     for pod in wait_for(pods, timeout_seconds=60, what="the Deployment's two pods"):
         assert container_names(pod) == ["logger-agent", "app"]
         assert container_names(pod, "initContainers") == ["init-conf"]
         found = hub.server.seen(
-            lambda r, p=pod: (
+            lambda r, p=pod: (  # type: ignore[misc]  # mypy cannot infer a lambda with a default argument
                 r.get("namespace") == k8s_namespace
                 and r["object"]["metadata"].get("generateName") == p["metadata"]["generateName"]
             )
@@ -169,7 +169,7 @@ def test_deployment_pods_are_injected_and_the_template_is_unchanged(hub: Hub, k8
         )
         assert_as_core_says(pod, expected)
     stored = json.loads(
-        hub.k8s.apps.read_namespaced_deployment("web", k8s_namespace, _preload_content=False).data
+        hub.k8s.apps.read_namespaced_deployment("web", k8s_namespace, _preload_content=False).data  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
     )
     template_spec = stored["spec"]["template"]["spec"]
     assert [c["name"] for c in template_spec["containers"]] == ["app"]
@@ -181,7 +181,8 @@ def test_namespace_selector_scopes_injection(hub: Hub) -> None:
     team_a, team_b = f"ta-{uuid.uuid4().hex[:6]}", f"tb-{uuid.uuid4().hex[:6]}"
     for name, team in ((team_a, "a"), (team_b, "b")):
         hub.core.create_namespace(
-            {"metadata": {"name": name, "labels": {"team": team}}}, _preload_content=False
+            {"metadata": {"name": name, "labels": {"team": team}}},  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
+            _preload_content=False,
         )
     try:
         hub.publish(sidecarset("team-a-only", namespaceSelector={"matchLabels": {"team": "a"}}))
@@ -243,7 +244,7 @@ def test_excluded_namespaces_and_the_pod_opt_out_never_reach_the_hub(hub: Hub, k
     hub.wait_active(k8s_namespace)
     disabled = f"off-{uuid.uuid4().hex[:6]}"
     hub.core.create_namespace(
-        {"metadata": {"name": disabled, "labels": {"sidecarhub.io/inject": "disabled"}}},
+        {"metadata": {"name": disabled, "labels": {"sidecarhub.io/inject": "disabled"}}},  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
         _preload_content=False,
     )
     system_pod = f"web-{uuid.uuid4().hex[:6]}"
@@ -271,7 +272,7 @@ def test_dry_run_gets_the_same_patch_and_creates_nothing(hub: Hub, k8s_namespace
     dry = hub.create_pod(k8s_namespace, make_pod("web"), dry_run=True)
 
     assert container_names(dry) == ["dry-agent", "app"]
-    request = hub.server.seen(lambda r: r.get("name") == "web" and r.get("dryRun"))[-1]
+    request = hub.server.seen(lambda r: r.get("name") == "web" and bool(r.get("dryRun")))[-1]
     expected = expected_injection(request, hub.namespace_labels(k8s_namespace), ("dry",), injection_time(dry))
     assert_as_core_says(dry, expected)
     with pytest.raises(ApiException) as missing:
@@ -287,6 +288,7 @@ def test_a_refusal_of_the_core_denies_the_pod(hub: Hub, k8s_namespace: str) -> N
     with pytest.raises(ApiException) as denied:
         hub.create_pod(k8s_namespace, make_pod("web", annotations={ANNOTATION_HASH: "not json"}))
     assert denied.value.status == 400
+    assert denied.value.body is not None
     assert "sidecarset-hash is not valid JSON" in json.loads(denied.value.body)["message"]
 
 

@@ -102,14 +102,14 @@ class Fleet:
             injected = inject(
                 pod, {"kubernetes.io/metadata.name": self.namespace}, [candidate], now=datetime.now(UTC)
             ).pod
-            self.running.core.create_namespaced_pod(self.namespace, injected, _preload_content=False)
+            self.running.core.create_namespaced_pod(self.namespace, injected, _preload_content=False)  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
             names.append(pod_name)
         self.pods.extend(names)
         return names
 
     def live_pods(self) -> list[dict[str, Any]]:
         response = self.running.core.list_namespaced_pod(self.namespace, _preload_content=False)
-        return list(json.loads(response.data)["items"])
+        return list(json.loads(response.data)["items"])  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
 
     def wait_ready(self, count: int | None = None, *, image: str | None = None, timeout: float = 60) -> None:
         wanted = count if count is not None else len(self.pods)
@@ -169,7 +169,7 @@ def reconcile_until(
     cluster_id: int, predicate: Any, *, passes: int = 200, what: str = "condition", **kwargs: Any
 ) -> list[ReconcileReport]:
     """Call the reconciler synchronously (short passes) until ``predicate()`` is true."""
-    reports = []
+    reports: list[ReconcileReport] = []
     for _ in range(passes):
         if predicate():
             return reports
@@ -245,6 +245,7 @@ class PodWatcher:
         listed = core.list_namespaced_pod(self.namespace)
         for pod in listed.items:
             self._observe(pod)
+        assert listed.metadata is not None
         resource_version = listed.metadata.resource_version
         self._started = True
         while not self._stop.is_set():

@@ -116,6 +116,7 @@ def test_approval_needs_permission_and_a_second_person() -> None:
     step.refresh_from_db()
     assert step.state == StepState.APPROVED and step.approved_at is not None
     last = StepTransition.objects.filter(step=step).last()
+    assert last is not None
     assert (last.from_state, last.to_state, last.actor_name, last.reason) == (
         "awaiting_approval", "approved", "approver", "ok"
     )  # fmt: skip
@@ -197,10 +198,10 @@ def test_waves_start_in_order_and_new_revision_supersedes() -> None:
     by_cluster = {r.cluster_id: r for r in rollouts}
     assert {r.wave for r in rollouts} == {0, 1} and all(r.state == RolloutState.PENDING for r in rollouts)
     later = by_cluster[second.pk]
-    blocker = _Pass(second, None, ReconcileReport(second.pk), 0, 1).start_blocker(later)  # type: ignore[arg-type]
+    blocker = _Pass(second, None, ReconcileReport(second.pk), 0, 1).start_blocker(later)  # type: ignore[arg-type]  # no KubeClient: start_blocker only reads the database
     assert blocker.startswith("waiting for wave 0: the rollout in cluster c1 is pending")
     Rollout.objects.filter(pk=by_cluster[first.pk].pk).update(state=RolloutState.COMPLETED)
-    assert _Pass(second, None, ReconcileReport(second.pk), 0, 1).start_blocker(later) == ""  # type: ignore[arg-type]
+    assert _Pass(second, None, ReconcileReport(second.pk), 0, 1).start_blocker(later) == ""  # type: ignore[arg-type]  # no KubeClient: start_blocker only reads the database
 
 
 @pytest.mark.django_db

@@ -100,7 +100,7 @@ def test_sigkill_worker_at_random_moments(k8s: RunningCluster, k8s_namespace: st
                         (PodUpdateState.DONE, PodUpdateOutcome.SUCCEEDED)
                     }, f"trial {trial}"
                     wait_for(
-                        lambda image=image: all(spec == image for spec, _, _ in watcher.pods.values()),
+                        lambda image=image: all(spec == image for spec, _, _ in watcher.pods.values()),  # type: ignore[misc]  # mypy cannot infer a lambda with a default argument
                         timeout_seconds=10,
                         what="the watch to catch up",
                     )

@@ -134,7 +134,8 @@ def test_pod_update_csv_export_follows_the_filters(world: World, viewer: User) -
     url = reverse("admin:rollouts_podupdate_export") + "?outcome__exact=failed"
     response = login(viewer).get(url)
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    streamed = response.streaming_content  # type: ignore[attr-defined]  # stubs: test responses never stream
+    rows = list(csv.DictReader(io.StringIO(b"".join(streamed).decode())))
     assert [(r["pod_name"], r["outcome"], r["error"]) for r in rows] == [
         ("web-1", "failed", "ErrImagePull: log-agent:2")
     ]
@@ -146,7 +147,8 @@ def test_pod_update_export_action(world: World, viewer: User) -> None:
         reverse("admin:rollouts_podupdate_changelist"),
         {"action": "export_selected", "_selected_action": chosen},
     )
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    streamed = response.streaming_content  # type: ignore[attr-defined]  # stubs: test responses never stream
+    rows = list(csv.DictReader(io.StringIO(b"".join(streamed).decode())))
     assert sorted(r["pod_name"] for r in rows) == ["web-0", "web-2"]
 
 
@@ -265,6 +267,7 @@ def test_abort_action_on_a_rollout_with_nothing_running(world: World, operator: 
     )
     assert any("is now aborted" in m for m in messages_of(response))
     last = StepTransition.objects.filter(rollout=world.rollout, step=None).last()
+    assert last is not None
     assert (last.to_state, last.actor_name) == ("aborted", "operator")
 
 

@@ -264,6 +264,7 @@ def test_abort_twice_is_409_and_writes_history(world: World, users: dict[str, Us
     assert (aborted.status_code, aborted.json()["state"]) == (202, "aborted")
     assert {step["state"] for step in aborted.json()["steps"]} == {"cancelled"}
     last = StepTransition.objects.filter(rollout=world.rollout, step=None).last()
+    assert last is not None
     assert (last.to_state, last.actor_name, last.reason) == (
         "aborted",
         "operator",

@@ -33,7 +33,7 @@ def _pod(name: str, *containers: tuple[str, str], labels: dict[str, str] | None 
 
 
 def _read(k8s: RunningCluster, namespace: str, name: str) -> dict:
-    return json.loads(k8s.core.read_namespaced_pod(name, namespace, _preload_content=False).data)
+    return json.loads(k8s.core.read_namespaced_pod(name, namespace, _preload_content=False).data)  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
 
 
 def _ready(pod: dict) -> bool:
@@ -55,7 +55,9 @@ def _wait_ready(k8s: RunningCluster, namespace: str, name: str) -> dict:
 
 def test_pod_becomes_running_and_ready_with_spec_images(k8s: RunningCluster, k8s_namespace: str) -> None:
     k8s.core.create_namespaced_pod(
-        k8s_namespace, _pod("web", ("app", "nginx:1.25"), ("log", "fluentbit:2.0")), _preload_content=False
+        k8s_namespace,
+        _pod("web", ("app", "nginx:1.25"), ("log", "fluentbit:2.0")),  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
+        _preload_content=False,
     )
     pod = _wait_ready(k8s, k8s_namespace, "web")
     assert pod["spec"]["nodeName"] == k8s.simulator.node_name  # bound by the simulator
@@ -73,7 +75,9 @@ def test_pod_becomes_running_and_ready_with_spec_images(k8s: RunningCluster, k8s
 
 def test_in_place_image_patch_restarts_only_that_container(k8s: RunningCluster, k8s_namespace: str) -> None:
     k8s.core.create_namespaced_pod(
-        k8s_namespace, _pod("web", ("app", "nginx:1.25"), ("log", "fluentbit:2.0")), _preload_content=False
+        k8s_namespace,
+        _pod("web", ("app", "nginx:1.25"), ("log", "fluentbit:2.0")),  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
+        _preload_content=False,
     )
     before = _statuses(_wait_ready(k8s, k8s_namespace, "web"))
 
@@ -99,7 +103,7 @@ def test_in_place_image_patch_restarts_only_that_container(k8s: RunningCluster, 
 def test_patching_a_container_env_is_rejected_by_the_apiserver(
     k8s: RunningCluster, k8s_namespace: str
 ) -> None:
-    k8s.core.create_namespaced_pod(k8s_namespace, _pod("web", ("app", "nginx:1.25")), _preload_content=False)
+    k8s.core.create_namespaced_pod(k8s_namespace, _pod("web", ("app", "nginx:1.25")), _preload_content=False)  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
     _wait_ready(k8s, k8s_namespace, "web")
     with pytest.raises(ApiException) as caught:
         k8s.core.patch_namespaced_pod(
@@ -109,6 +113,7 @@ def test_patching_a_container_env_is_rejected_by_the_apiserver(
             _preload_content=False,
         )
     assert caught.value.status == 422
+    assert caught.value.body is not None
     assert "pod updates may not change fields other than" in json.loads(caught.value.body)["message"]
 
 
@@ -126,16 +131,16 @@ def test_a_deployment_produces_pods_that_the_simulator_runs(k8s: RunningCluster,
             },
         },
     }
-    k8s.apps.create_namespaced_deployment(k8s_namespace, deployment, _preload_content=False)
+    k8s.apps.create_namespaced_deployment(k8s_namespace, deployment, _preload_content=False)  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
 
     def ready_replicas() -> int | None:
         body = json.loads(
-            k8s.apps.read_namespaced_deployment("web", k8s_namespace, _preload_content=False).data
+            k8s.apps.read_namespaced_deployment("web", k8s_namespace, _preload_content=False).data  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
         )
         return body.get("status", {}).get("readyReplicas") == 3 or None
 
     wait_for(ready_replicas, timeout_seconds=60, what="3 ready replicas from the controller-manager")
-    pods = json.loads(k8s.core.list_namespaced_pod(k8s_namespace, _preload_content=False).data)["items"]
+    pods = json.loads(k8s.core.list_namespaced_pod(k8s_namespace, _preload_content=False).data)["items"]  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
     assert len(pods) == 3
     assert all(p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet" for p in pods)
     assert all(_ready(p) for p in pods)
@@ -144,7 +149,9 @@ def test_a_deployment_produces_pods_that_the_simulator_runs(k8s: RunningCluster,
 def test_image_that_fails_to_pull_is_never_ready(k8s: RunningCluster, k8s_namespace: str) -> None:
     k8s.knobs.pull_failures.add("registry.local/broken:*")
     k8s.core.create_namespaced_pod(
-        k8s_namespace, _pod("web", ("app", "registry.local/broken:1")), _preload_content=False
+        k8s_namespace,
+        _pod("web", ("app", "registry.local/broken:1")),  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
+        _preload_content=False,
     )
     status = wait_for(
         lambda: _statuses(_read(k8s, k8s_namespace, "web")).get("app"), what="a container status"
@@ -157,8 +164,8 @@ def test_image_that_fails_to_pull_is_never_ready(k8s: RunningCluster, k8s_namesp
 def test_crash_looping_image_and_readiness_delay(k8s: RunningCluster, k8s_namespace: str) -> None:
     k8s.knobs.crash_loops.add("crasher:*")
     k8s.knobs.ready_delay_seconds["slow:*"] = 2.0
-    k8s.core.create_namespaced_pod(k8s_namespace, _pod("crash", ("app", "crasher:1")), _preload_content=False)
-    k8s.core.create_namespaced_pod(k8s_namespace, _pod("slow", ("app", "slow:1")), _preload_content=False)
+    k8s.core.create_namespaced_pod(k8s_namespace, _pod("crash", ("app", "crasher:1")), _preload_content=False)  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
+    k8s.core.create_namespaced_pod(k8s_namespace, _pod("slow", ("app", "slow:1")), _preload_content=False)  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
 
     crash = wait_for(lambda: _statuses(_read(k8s, k8s_namespace, "crash")).get("app"), what="crash status")
     assert crash["state"]["waiting"]["reason"] == "CrashLoopBackOff"
@@ -169,7 +176,7 @@ def test_crash_looping_image_and_readiness_delay(k8s: RunningCluster, k8s_namesp
 
 
 def test_terminating_pods_are_force_deleted(k8s: RunningCluster, k8s_namespace: str) -> None:
-    k8s.core.create_namespaced_pod(k8s_namespace, _pod("web", ("app", "nginx:1.25")), _preload_content=False)
+    k8s.core.create_namespaced_pod(k8s_namespace, _pod("web", ("app", "nginx:1.25")), _preload_content=False)  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
     _wait_ready(k8s, k8s_namespace, "web")
     k8s.core.delete_namespaced_pod("web", k8s_namespace, _preload_content=False)  # default 30s grace
 
@@ -189,7 +196,7 @@ def test_native_sidecar_init_container_status(k8s: RunningCluster, k8s_namespace
         {"name": "setup", "image": "busybox:1"},
         {"name": "proxy", "image": "envoy:1", "restartPolicy": "Always"},
     ]
-    k8s.core.create_namespaced_pod(k8s_namespace, pod, _preload_content=False)
+    k8s.core.create_namespaced_pod(k8s_namespace, pod, _preload_content=False)  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
     ready = _wait_ready(k8s, k8s_namespace, "web")
     init = {s["name"]: s for s in ready["status"]["initContainerStatuses"]}
     assert init["setup"]["state"]["terminated"]["reason"] == "Completed"
@@ -247,7 +254,8 @@ def test_mutating_webhook_on_127_0_0_1_is_called_on_pod_create(
     port, ca_pem, seen = label_webhook
     namespace = f"wh-{port}"
     k8s.core.create_namespace(
-        {"metadata": {"name": namespace, "labels": {"webhook-test": namespace}}}, _preload_content=False
+        {"metadata": {"name": namespace, "labels": {"webhook-test": namespace}}},  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
+        _preload_content=False,
     )
     config_name = f"test-label-{port}"
     admission = __import__("kubernetes").client.AdmissionregistrationV1Api(k8s.api_client)
@@ -286,16 +294,21 @@ def test_mutating_webhook_on_127_0_0_1_is_called_on_pod_create(
         # The apiserver picks up new configurations through an informer: probe with dry-run.
         def mutated_dry_run() -> bool:
             body = json.loads(
-                k8s.core.create_namespaced_pod(
-                    namespace, _pod("probe", ("app", "nginx:1")), dry_run="All", _preload_content=False
+                k8s.core.create_namespaced_pod(  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
+                    namespace,
+                    _pod("probe", ("app", "nginx:1")),  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
+                    dry_run="All",
+                    _preload_content=False,
                 ).data
             )
             return body["metadata"]["labels"].get("mutated-by") == "test-webhook"
 
         wait_for(mutated_dry_run, timeout_seconds=30, interval_seconds=0.25, what="the webhook to be active")
         created = json.loads(
-            k8s.core.create_namespaced_pod(
-                namespace, _pod("web", ("app", "nginx:1")), _preload_content=False
+            k8s.core.create_namespaced_pod(  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
+                namespace,
+                _pod("web", ("app", "nginx:1")),  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
+                _preload_content=False,
             ).data
         )
         assert created["metadata"]["labels"]["mutated-by"] == "test-webhook"
@@ -310,21 +323,23 @@ def test_two_clusters_run_side_by_side(k8s_pair: tuple[RunningCluster, RunningCl
     alpha, beta = k8s_pair
     assert alpha.cluster.server != beta.cluster.server
     marker = "only-in-alpha"
-    alpha.core.create_namespace({"metadata": {"name": marker}}, _preload_content=False)
+    alpha.core.create_namespace({"metadata": {"name": marker}}, _preload_content=False)  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
     try:
         alpha_names = {
             n["metadata"]["name"]
-            for n in json.loads(alpha.core.list_namespace(_preload_content=False).data)["items"]
+            for n in json.loads(alpha.core.list_namespace(_preload_content=False).data)["items"]  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
         }
         beta_names = {
             n["metadata"]["name"]
-            for n in json.loads(beta.core.list_namespace(_preload_content=False).data)["items"]
+            for n in json.loads(beta.core.list_namespace(_preload_content=False).data)["items"]  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
         }
         assert marker in alpha_names
         assert marker not in beta_names
         for running in (alpha, beta):
             running.core.create_namespaced_pod(
-                "default", _pod(f"p-{running.name}", ("app", "nginx:1")), _preload_content=False
+                "default",
+                _pod(f"p-{running.name}", ("app", "nginx:1")),  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
+                _preload_content=False,
             )
             _wait_ready(running, "default", f"p-{running.name}")
             running.core.delete_namespaced_pod(f"p-{running.name}", "default", _preload_content=False)
@@ -335,6 +350,6 @@ def test_two_clusters_run_side_by_side(k8s_pair: tuple[RunningCluster, RunningCl
 def test_simulator_recovers_after_an_apiserver_restart(k8s: RunningCluster, k8s_namespace: str) -> None:
     k8s.cluster.stop_apiserver()
     k8s.cluster.start_apiserver()
-    k8s.core.create_namespaced_pod(k8s_namespace, _pod("after", ("app", "nginx:1")), _preload_content=False)
+    k8s.core.create_namespaced_pod(k8s_namespace, _pod("after", ("app", "nginx:1")), _preload_content=False)  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
     pod = _wait_ready(k8s, k8s_namespace, "after")
     assert _statuses(pod)["app"]["image"] == "nginx:1"

@@ -25,7 +25,7 @@ def _pod(name: str, *containers: tuple[str, str]) -> dict:
 
 
 def _read(k8s: RunningCluster, namespace: str, name: str) -> dict:
-    return json.loads(k8s.core.read_namespaced_pod(name, namespace, _preload_content=False).data)
+    return json.loads(k8s.core.read_namespaced_pod(name, namespace, _preload_content=False).data)  # type: ignore[attr-defined]  # _preload_content=False: a raw urllib3 response
 
 
 def _ready(pod: dict) -> bool:
@@ -44,7 +44,9 @@ def test_post_start_delay_keeps_the_container_unstarted_and_the_pod_not_ready(
     k8s.knobs.post_start_delay_seconds["migrating:*"] = 2.0
     created = time.monotonic()
     k8s.core.create_namespaced_pod(
-        k8s_namespace, _pod("web", ("app", "nginx:1"), ("proxy", "migrating:1")), _preload_content=False
+        k8s_namespace,
+        _pod("web", ("app", "nginx:1"), ("proxy", "migrating:1")),  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
+        _preload_content=False,
     )
     proxy = wait_for(lambda: _statuses(_read(k8s, k8s_namespace, "web")).get("proxy"), what="proxy status")
     assert "running" in proxy["state"] and proxy["started"] is False and proxy["ready"] is False
@@ -63,7 +65,7 @@ def test_post_start_delay_keeps_the_container_unstarted_and_the_pod_not_ready(
 def test_post_start_delay_adds_to_the_readiness_delay_after_an_in_place_restart(
     k8s: RunningCluster, k8s_namespace: str
 ) -> None:
-    k8s.core.create_namespaced_pod(k8s_namespace, _pod("web", ("proxy", "proxy:1")), _preload_content=False)
+    k8s.core.create_namespaced_pod(k8s_namespace, _pod("web", ("proxy", "proxy:1")), _preload_content=False)  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
     wait_for(lambda: _ready(_read(k8s, k8s_namespace, "web")), what="Ready")
     k8s.knobs.post_start_delay_seconds["proxy:2"] = 1.0
     k8s.knobs.ready_delay_seconds["proxy:2"] = 1.0
@@ -88,7 +90,9 @@ def test_failing_post_start_crash_loops_and_leaves_the_other_containers_alone(
     k8s: RunningCluster, k8s_namespace: str
 ) -> None:
     k8s.core.create_namespaced_pod(
-        k8s_namespace, _pod("web", ("app", "nginx:1"), ("proxy", "proxy:1")), _preload_content=False
+        k8s_namespace,
+        _pod("web", ("app", "nginx:1"), ("proxy", "proxy:1")),  # type: ignore[arg-type]  # stubs want a model object; a dict is sent as is
+        _preload_content=False,
     )
     before = _statuses(
         wait_for(lambda: p if _ready(p := _read(k8s, k8s_namespace, "web")) else None, what="Ready")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 from injection_builders import (
@@ -21,7 +22,7 @@ from injection_builders import (
 from sidecarhub.sidecarset import InjectionCandidate
 from sidecarhub.sidecarset.annotations import ANNOTATION_HASH, ANNOTATION_INJECTED_LIST
 
-HOT = {"upgradeStrategy": {"upgradeType": "HotUpgrade", "hotUpgradeEmptyImage": "empty:1"}}
+HOT: dict[str, Any] = {"upgradeStrategy": {"upgradeType": "HotUpgrade", "hotUpgradeEmptyImage": "empty:1"}}
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 

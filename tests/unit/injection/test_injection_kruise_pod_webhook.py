@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from injection_builders import (
@@ -19,7 +20,13 @@ from injection_builders import (
     run_injection,
 )
 
-from sidecarhub.sidecarset import InjectionCandidate, InjectionError, hash_without_images, revision_hash
+from sidecarhub.sidecarset import (
+    InjectionCandidate,
+    InjectionError,
+    SidecarSet,
+    hash_without_images,
+    revision_hash,
+)
 from sidecarhub.sidecarset.annotations import (
     ANNOTATION_HASH,
     ANNOTATION_HASH_WITHOUT_IMAGE,
@@ -227,7 +234,7 @@ def test_legacy_hash_annotation_is_read_and_rewritten_in_the_current_format() ->
     assert records["sidecarset1"]["sidecarList"] == ["dns-f"]
 
 
-def _share_volume_sidecarset() -> object:
+def _share_volume_sidecarset() -> SidecarSet:
     return make_sidecarset(
         initContainers=[
             container(
@@ -255,7 +262,9 @@ def _share_volume_sidecarset() -> object:
     )
 
 
-def _share_volume_pod(extra_mounts: list[dict] | None = None, env: list[dict] | None = None) -> dict:
+def _share_volume_pod(
+    extra_mounts: list[dict[str, Any]] | None = None, env: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     app = container(
         "nginx",
         volumeMounts=[
@@ -267,7 +276,7 @@ def _share_volume_pod(extra_mounts: list[dict] | None = None, env: list[dict] | 
     )
     if env is not None:
         app["env"] = env
-    volumes = [
+    volumes: list[dict[str, Any]] = [
         {"name": name, "emptyDir": {}} for name in ("volume-a", "volume-b", "volume-staragent", "volume-c")
     ]
     return make_pod(containers=[app], volumes=volumes)
@@ -500,8 +509,8 @@ def test_init_container_merge_sorts_by_name(pod_init: list[str], policies: dict,
     assert names(pod_containers(result, "initContainers")) == expected
 
 
-def _device_sidecarset(share_devices: bool) -> object:
-    extra = {"shareVolumeDevicePolicy": {"type": "enabled"}} if share_devices else {}
+def _device_sidecarset(share_devices: bool) -> SidecarSet:
+    extra: dict[str, Any] = {"shareVolumeDevicePolicy": {"type": "enabled"}} if share_devices else {}
     return make_sidecarset(
         containers=[
             container(

@@ -4,6 +4,7 @@ scenarios), and the deliberate differences of decisions 11 and 12."""
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 import pytest
 from planning_pods import make_pod, make_sidecarset, names, set_ready
@@ -15,7 +16,7 @@ from sidecarhub.sidecarset.ordering import default_order_key, scatter_order
 V1 = make_sidecarset("envoy:1")
 
 
-def ordered(strategy: dict[str, object], pods: list[dict[str, object]]) -> list[str]:
+def ordered(strategy: Mapping[str, object], pods: list[dict[str, object]]) -> list[str]:
     return names(plan_round(make_sidecarset("envoy:2", strategy=strategy), pods).ordered)
 
 

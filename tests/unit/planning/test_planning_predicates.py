@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from planning_pods import (
@@ -58,10 +60,10 @@ def test_an_injected_running_pod_is_matched() -> None:
         (lambda pod: pod["spec"]["containers"].pop(), "sidecar container envoy is missing"),
     ],
 )
-def test_pods_that_are_not_matched(change: object, reason: str) -> None:
+def test_pods_that_are_not_matched(change: Callable[[dict[str, Any]], object], reason: str) -> None:
     # §1.2 matched(P): active, selected, injected by this SidecarSet, with all of its containers.
     pod = make_pod("p", injected=V1)
-    change(pod)  # type: ignore[operator]
+    change(pod)
     failure = match_failure(V2, pod)
     assert failure is not None and failure.startswith(reason)
 

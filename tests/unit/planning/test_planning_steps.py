@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from planning_pods import kubelet_restart, make_pod, make_pods, make_sidecarset, names, patch_pod, replace
 
-from sidecarhub.sidecarset import CANARY_STEP, plan_round, plan_step
+from sidecarhub.sidecarset import CANARY_STEP, SidecarSet, StepPlan, plan_round, plan_step
 from sidecarhub.sidecarset.planning import resolve_step_target
 
 V1 = make_sidecarset("envoy:1")
 
 
-def run_step(sidecarset, pods, step):  # type: ignore[no-untyped-def]
+def run_step(sidecarset: SidecarSet, pods: list[dict[str, Any]], step: StepPlan) -> list[dict[str, Any]]:
     """Play rounds restricted to the step's pods until none is left to patch."""
     for _ in range(len(step.pods) + 1):
         plan = plan_round(sidecarset, pods, only=step.refs, apply_canary_selector=False)
@@ -28,7 +30,8 @@ def test_steps_one_ten_fifty_hundred_percent_are_cumulative() -> None:
     v2 = make_sidecarset("envoy:2", strategy={"maxUnavailable": "20%"})
     pods = make_pods(40, injected=V1)
     seen: set[str] = set()
-    for step_target, expected_total in [(1, 1), ("10%", 4), ("50%", 20), ("100%", 40)]:
+    targets: list[tuple[int | str, int]] = [(1, 1), ("10%", 4), ("50%", 20), ("100%", 40)]
+    for step_target, expected_total in targets:
         step = plan_step(v2, pods, step_target)
         assert step.target_updated == expected_total
         assert len(step.pods) == expected_total - step.updated_before

@@ -171,7 +171,7 @@ def test_custom_version_becomes_a_label_in_v1alpha1(make_document: Callable[...,
 
 def test_to_kruise_refuses_an_unknown_version(document: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="unknown Kruise version"):
-        to_kruise(parse_sidecarset(document), "v2")  # type: ignore[arg-type]
+        to_kruise(parse_sidecarset(document), "v2")  # type: ignore[arg-type]  # deliberately not a KruiseVersion
 
 
 def test_server_metadata_status_and_kruise_hash_annotations_are_not_part_of_the_definition(
@@ -320,7 +320,7 @@ def test_canonical_object_views(make_document: Callable[..., dict[str, Any]]) ->
     assert sidecarset.selector is not None and sidecarset.selector.matches({"app": "web", "x": "y"})
     assert not sidecarset.selector.matches({"app": "db"})
     with pytest.raises(TypeError):
-        sidecarset.containers[0].data["image"] = "other"  # type: ignore[index]
+        sidecarset.containers[0].data["image"] = "other"  # type: ignore[index]  # deliberately writing a read-only mapping
 
 
 # --- garbage anywhere: errors, never exceptions (property) ---------------------------------------

@@ -49,7 +49,8 @@ from sidecarhub.choices import ChangeAction
 from sidecarhub.models import SidecarSet, SidecarSetRevision
 from sidecarhub.sidecarset import LabelSelector
 from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
-from sidecarhub.sidecarset.planning import PlanningCaches, compute_status
+from sidecarhub.sidecarset.caches import PlanningCaches
+from sidecarhub.sidecarset.planning import compute_status
 
 __all__ = [
     "InvalidTransition",

@@ -9,6 +9,7 @@ No Django, no network, no Kubernetes client. Typical use::
     to_kruise(sidecarset, "v1alpha1")                   # plain dict for export
 """
 
+from sidecarhub.sidecarset.caches import PlanningCaches
 from sidecarhub.sidecarset.conflicts import find_conflicts, selectors_may_overlap
 from sidecarhub.sidecarset.conversion import parse_sidecarset, read_sidecarset, to_kruise
 from sidecarhub.sidecarset.documents import MAX_DOCUMENT_BYTES, Document, load_document, split_documents
@@ -38,7 +39,6 @@ from sidecarhub.sidecarset.model import (
 )
 from sidecarhub.sidecarset.planning import (
     PlanningCache,
-    PlanningCaches,
     PodClass,
     PodDecision,
     RoundPlan,

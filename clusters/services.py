@@ -30,7 +30,7 @@ from clusters.crypto import ClusterCredentials, encrypt_credentials, reencrypt
 from clusters.kube import KubeError, forget_kube_client, open_kube_client
 from clusters.kubeconfig import ImportedCluster, KubeconfigError, parse_kubeconfig, read_kubeconfig
 from clusters.models import Cluster, ClusterAuditEvent
-from sidecarhub.changes import Actor, record_change
+from sidecarhub.changes import record_change
 from sidecarhub.choices import ChangeAction
 
 __all__ = [
@@ -98,22 +98,6 @@ def _actor_name(actor: Any) -> str:
 def cluster_snapshot(cluster: Cluster) -> dict[str, Any]:
     """A credential-free JSON snapshot for the change log (no ciphertext either)."""
     return {field: getattr(cluster, field) for field in _SNAPSHOT_FIELDS}
-
-
-def _record_change(
-    cluster: Cluster,
-    action: ChangeAction,
-    *,
-    actor: Actor,
-    request_id: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
-    message: str = "",
-) -> None:
-    """Write the config change-log row (snapshots are credential-free and redacted again there)."""
-    record_change(
-        cluster, action, actor=actor, request_id=request_id, message=message, before=before, after=after
-    )
 
 
 def _audit(cluster: Cluster, action: str, *, actor: Any, request_id: str, detail: dict[str, Any]) -> None:
@@ -215,7 +199,7 @@ def register_cluster(
         request_id=request_id,
         detail={"credential_kind": cluster.credential_kind},
     )
-    _record_change(
+    record_change(
         cluster,
         ChangeAction.CREATE,
         actor=actor,
@@ -302,7 +286,7 @@ def update_cluster(
     cluster.save()
     after = cluster_snapshot(cluster)
     if before != after:
-        _record_change(
+        record_change(
             cluster, ChangeAction.UPDATE, actor=actor, request_id=request_id, before=before, after=after
         )
     if before["labels"] != after["labels"]:
@@ -335,7 +319,7 @@ def replace_credentials(
         request_id=request_id,
         detail={"credential_kind": cluster.credential_kind, "previous_credential_kind": previous_kind},
     )
-    _record_change(
+    record_change(
         cluster,
         ChangeAction.UPDATE,
         actor=actor,
@@ -355,7 +339,7 @@ def delete_cluster(cluster_id: int, *, actor: Any = None, request_id: str = "") 
     """Unregister a cluster. Its targets and placements go with it; nothing is removed from
     the cluster itself (the hub may no longer be able to reach it)."""
     cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
-    _record_change(
+    record_change(
         cluster,
         ChangeAction.DELETE,
         actor=actor,

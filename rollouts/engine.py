@@ -51,6 +51,7 @@ from rollouts.choices import (
     PATCHED_POD_UPDATE_STATES,
     PodUpdateOutcome,
     PodUpdateState,
+    RolloutState,
 )
 from rollouts.models import PodUpdate, Rollout, RolloutStep
 from rollouts.patching import (
@@ -427,7 +428,7 @@ def _intent(rollout_id: int) -> str:
         return "abort"
     if row["abort_requested"]:
         return "abort"
-    if row["pause_requested"] or row["state"] != "running":
+    if row["pause_requested"] or row["state"] != RolloutState.RUNNING:
         return "pause"
     return ""
 

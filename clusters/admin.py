@@ -9,7 +9,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
 from clusters.crypto import ClusterCredentials
 from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
@@ -23,7 +24,9 @@ from clusters.push import (
 )
 from clusters.services import (
     EDITABLE_FIELDS,
+    ClusterCleanupFailed,
     ClusterInvalid,
+    delete_cluster,
     register_cluster,
     replace_credentials,
     update_cluster,
@@ -105,7 +108,7 @@ class ClusterAdmin(admin.ModelAdmin):
     list_filter = ("reachable", "credential_kind", "webhook_failure_policy")
     search_fields = ("name", "api_server_url")
     readonly_fields = _HEALTH_FIELDS
-    actions = ("check_health",)
+    actions = ("check_health", "delete_clusters", "delete_clusters_keeping_their_objects")
     fieldsets = (
         (
             None,
@@ -149,6 +152,58 @@ class ClusterAdmin(admin.ModelAdmin):
                 update_cluster(obj.pk, changes=fields, actor=request.user)
                 if credentials is not None:
                     replace_credentials(obj.pk, credentials, actor=request.user)
+
+    # Deletion always goes through delete_cluster: the hub's objects leave the cluster first and
+    # the change log records it. Django's bulk "delete selected" would skip both.
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: Cluster) -> None:
+        delete_cluster(obj.pk, actor=request.user)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, set[str], Any]:
+        # What goes with a cluster (placements, rollouts, pod history) has read-only admins; the
+        # delete_cluster permission is enough, as in the API, so none of theirs is asked for.
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ClusterCleanupFailed as exc:  # nothing was deleted: back to the cluster, with the way on
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:clusters_cluster_change", args=[object_id]))
+
+    @admin.action(
+        description="Delete selected clusters (their webhook and SidecarSets are removed from each first)",
+        permissions=("delete",),
+    )
+    def delete_clusters(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
+        self._delete(request, queryset, keep_in_cluster=False)
+
+    @admin.action(
+        description="Delete selected clusters, leaving the hub's webhook and SidecarSets in them",
+        permissions=("delete",),
+    )
+    def delete_clusters_keeping_their_objects(
+        self, request: HttpRequest, queryset: QuerySet[Cluster]
+    ) -> None:
+        self._delete(request, queryset, keep_in_cluster=True)
+
+    def _delete(self, request: HttpRequest, queryset: QuerySet[Cluster], *, keep_in_cluster: bool) -> None:
+        for cluster in queryset.order_by("name"):
+            try:
+                removal = delete_cluster(cluster.pk, keep_in_cluster=keep_in_cluster, actor=request.user)
+            except ClusterCleanupFailed as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            self.message_user(
+                request, f"cluster {cluster.name} deleted; {removal.summary()}", messages.SUCCESS
+            )
 
     @admin.action(description="Check health now")
     def check_health(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:

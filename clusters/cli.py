@@ -1,4 +1,5 @@
-"""Command-line verbs for clusters: ``cluster add | list | check | rotate-key | register-webhook``.
+"""Command-line verbs for clusters: ``cluster add | list | check | rotate-key | register-webhook |
+delete``.
 
 ``register(subparsers)`` adds the ``cluster`` command to the project's ``manage.py sidecarhub``
 parser; ``add_cluster_commands(parser)`` adds the verbs to any parser (``manage.py cluster``
@@ -143,6 +144,21 @@ def handle_register_webhook(args: argparse.Namespace, stdout: Any = None) -> Non
     )
 
 
+def handle_delete(args: argparse.Namespace, stdout: Any = None) -> None:
+    """Delete a cluster from the hub, after removing the hub's webhook and SidecarSets from it
+    (``--keep-in-cluster``: leave them)."""
+    from clusters.services import ClusterCleanupFailed, delete_cluster
+
+    cluster = Cluster.objects.filter(name=args.name).first()
+    if cluster is None:
+        raise CommandError(f"no cluster named {args.name!r}")
+    try:
+        removal = delete_cluster(cluster.pk, keep_in_cluster=args.keep_in_cluster)
+    except ClusterCleanupFailed as exc:
+        raise CommandError(str(exc)) from None
+    _out(stdout).write(f"cluster {removal.cluster_name} deleted; {removal.summary()}\n")
+
+
 def _verb(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(handler=handler, func=handler)
@@ -150,9 +166,9 @@ def _verb(sub: Any, name: str, handler: Any, help_text: str) -> argparse.Argumen
 
 
 def add_cluster_commands(parser: argparse.ArgumentParser) -> None:
-    """Add the ``add | list | check | rotate-key | register-webhook`` verbs to ``parser``."""
+    """Add the ``add | list | check | rotate-key | register-webhook | delete`` verbs to ``parser``."""
     sub = parser.add_subparsers(
-        dest="cluster_command", metavar="{add,list,check,rotate-key,register-webhook}"
+        dest="cluster_command", metavar="{add,list,check,rotate-key,register-webhook,delete}"
     )
     sub.required = True
     add = _verb(sub, "add", handle_add, "register a cluster from a kubeconfig file and context")
@@ -170,6 +186,15 @@ def add_cluster_commands(parser: argparse.ArgumentParser) -> None:
     )
     webhook.add_argument("name", help="the cluster")
     webhook.add_argument("--url", default=None, help="set the cluster's webhook URL first (https://...)")
+    delete = _verb(
+        sub, "delete", handle_delete, "delete a cluster (its webhook and SidecarSets leave it first)"
+    )
+    delete.add_argument("name", help="the cluster")
+    delete.add_argument(
+        "--keep-in-cluster",
+        action="store_true",
+        help="leave the hub's webhook and SidecarSets in the cluster (it is gone or another hub manages it)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -357,13 +357,17 @@ class KubeClient:
                 return None
             raise
 
-    def list_cluster_objects(self, group: str, version: str, plural: str) -> list[dict[str, Any]]:
+    def list_cluster_objects(
+        self, group: str, version: str, plural: str, *, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        extra: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
         page = self.call(
             client.CustomObjectsApi(self.api_client).list_cluster_custom_object,
             group,
             version,
             plural,
             what=f"list {plural}",
+            **extra,
         )
         return list(page.get("items") or [])
 
@@ -388,7 +392,7 @@ class KubeClient:
 # --- factory -----------------------------------------------------------------------------
 
 
-def _build(cluster: Cluster) -> KubeClient:
+def _build(cluster: Cluster, max_attempts: int | None = None) -> KubeClient:
     try:
         credentials = decrypt_credentials(cluster.credentials_ciphertext)
     except CredentialsUnreadable as exc:
@@ -400,13 +404,16 @@ def _build(cluster: Cluster) -> KubeClient:
         credentials=credentials,
         insecure_skip_tls_verify=cluster.insecure_skip_tls_verify,
         tls_server_name=cluster.tls_server_name,
+        max_attempts=max_attempts,
     )
 
 
 @contextlib.contextmanager
-def open_kube_client(cluster: Cluster) -> Iterator[KubeClient]:
-    """A fresh client for ``cluster``, closed (temp files removed) on exit."""
-    kube = _build(cluster)
+def open_kube_client(cluster: Cluster, *, max_attempts: int | None = None) -> Iterator[KubeClient]:
+    """A fresh client for ``cluster``, closed (temp files removed) on exit. ``max_attempts``
+    bounds each call's retries (default ``SIDECARHUB_KUBE_MAX_ATTEMPTS``): fewer when a person
+    is waiting for the answer."""
+    kube = _build(cluster, max_attempts)
     try:
         yield kube
     finally:

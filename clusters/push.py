@@ -8,7 +8,8 @@
   publish (``revision_published``), target change, cluster label change and SidecarSet deletion.
 - ``apply_revision(revision_id, cluster_id)`` is the push step: install the CRD if needed and
   server-side apply the custom resource (field manager ``sidecarhub``). Idempotent.
-- ``remove_placement(placement_id)`` deletes the custom resource from that one cluster.
+- ``remove_placement(placement_id)`` deletes the custom resource from that one cluster;
+  ``delete_hub_resources(kube)`` deletes all of the hub's from a cluster (when it leaves the hub).
 - ``reconcile_cluster(cluster_id)`` lists the cluster's pods once (plain JSON), computes each
   applied SidecarSet's counters (update.md §3), writes them to the resource's status
   subresource and to the placement row, and re-queues failed pushes and removals.
@@ -38,6 +39,7 @@ from clusters.models import Cluster, SidecarSetPlacement, SidecarSetTarget
 from clusters.resources import (
     CRD_NAME,
     GROUP,
+    MANAGED_BY_SELECTOR,
     PLURAL,
     VERSION,
     crd_manifest,
@@ -59,6 +61,7 @@ __all__ = [
     "TargetInvalid",
     "apply_revision",
     "create_target",
+    "delete_hub_resources",
     "delete_target",
     "ensure_crd",
     "reconcile_cluster",
@@ -555,6 +558,21 @@ def remove_placement(placement_id: int) -> PushOutcome:
         updated_ready_pods=None,
     )
     return PushOutcome.REMOVED if moved else PushOutcome.SKIPPED
+
+
+def delete_hub_resources(kube: KubeClient) -> list[str]:
+    """Delete every SidecarSet resource the hub placed in ``kube``'s cluster (labelled
+    ``app.kubernetes.io/managed-by: sidecarhub``, whether or not a placement row still names it);
+    return their names. The CRD stays, as Helm leaves CRDs: deleting it would delete every
+    resource of the type, the hub's or not. A missing CRD means nothing to delete."""
+    try:
+        resources = kube.list_cluster_objects(GROUP, VERSION, PLURAL, label_selector=MANAGED_BY_SELECTOR)
+    except ClusterApiError as exc:
+        if exc.not_found:
+            return []
+        raise
+    names = sorted(str((resource.get("metadata") or {}).get("name") or "") for resource in resources)
+    return [name for name in names if name and kube.delete_cluster_object(GROUP, VERSION, PLURAL, name)]
 
 
 # --- status write-back -------------------------------------------------------------------------

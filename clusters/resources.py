@@ -16,6 +16,8 @@ __all__ = [
     "GROUP",
     "KIND",
     "MANAGED_BY_LABEL",
+    "MANAGED_BY_SELECTOR",
+    "MANAGED_BY_VALUE",
     "PLURAL",
     "REVISION_NAME_ANNOTATION",
     "VERSION",
@@ -32,6 +34,8 @@ PLURAL = "sidecarsets"
 CRD_NAME = f"{PLURAL}.{GROUP}"
 API_VERSION = f"{GROUP}/{VERSION}"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "sidecarhub"
+MANAGED_BY_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"  # every resource the hub placed
 REVISION_NAME_ANNOTATION = f"{GROUP}/revision-name"
 REVISION_NUMBER_ANNOTATION = f"{GROUP}/revision-number"
 
@@ -78,7 +82,7 @@ def crd_manifest() -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME, "labels": {MANAGED_BY_LABEL: "sidecarhub"}},
+        "metadata": {"name": CRD_NAME, "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE}},
         "spec": {
             "group": GROUP,
             "scope": "Cluster",
@@ -135,7 +139,7 @@ def custom_resource(
     server-side apply: fields the hub applied before and leaves out now are removed)."""
     metadata = document.get("metadata") or {}
     labels = {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()}
-    labels[MANAGED_BY_LABEL] = "sidecarhub"
+    labels[MANAGED_BY_LABEL] = MANAGED_BY_VALUE
     annotations = {str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()}
     annotations.update(
         {

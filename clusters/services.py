@@ -30,12 +30,17 @@ from clusters.crypto import ClusterCredentials, encrypt_credentials, reencrypt
 from clusters.kube import KubeError, forget_kube_client, open_kube_client
 from clusters.kubeconfig import ImportedCluster, KubeconfigError, parse_kubeconfig, read_kubeconfig
 from clusters.models import Cluster, ClusterAuditEvent
+from clusters.push import delete_hub_resources
+from clusters.resources import CRD_NAME, MANAGED_BY_SELECTOR
+from clusters.webhooks import WEBHOOK_CONFIGURATION_NAME, delete_webhook_configuration
 from sidecarhub.changes import record_change
 from sidecarhub.choices import ChangeAction
 
 __all__ = [
+    "ClusterCleanupFailed",
     "ClusterExists",
     "ClusterInvalid",
+    "ClusterRemoval",
     "HealthResult",
     "check_cluster_health",
     "cluster_snapshot",
@@ -334,21 +339,97 @@ def replace_credentials(
     return cluster
 
 
-@transaction.atomic
-def delete_cluster(cluster_id: int, *, actor: Any = None, request_id: str = "") -> None:
-    """Unregister a cluster. Its targets and placements go with it; nothing is removed from
-    the cluster itself (the hub may no longer be able to reach it)."""
-    cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
-    record_change(
-        cluster,
-        ChangeAction.DELETE,
-        actor=actor,
-        request_id=request_id,
-        before=cluster_snapshot(cluster),
-        after=None,
-    )
-    cluster.delete()
-    transaction.on_commit(lambda: forget_kube_client(cluster_id))
+class ClusterCleanupFailed(Exception):
+    """``delete_cluster`` could not remove the hub's objects from the cluster; nothing was deleted."""
+
+    def __init__(self, cluster_name: str, error: KubeError) -> None:
+        self.cluster_name = cluster_name
+        super().__init__(
+            f"cluster {cluster_name} was not deleted: the hub could not remove its webhook and "
+            f"SidecarSets from the cluster ({error}). Fix the hub's access to the cluster and retry, "
+            "or delete it with keep_in_cluster, then remove them yourself: kubectl delete "
+            f"mutatingwebhookconfiguration {WEBHOOK_CONFIGURATION_NAME}; kubectl delete {CRD_NAME} "
+            f"-l {MANAGED_BY_SELECTOR}"
+        )
+
+
+@dataclass(frozen=True)
+class ClusterRemoval:
+    """What ``delete_cluster`` removed from the cluster itself (nothing when kept)."""
+
+    cluster_name: str
+    kept_in_cluster: bool
+    webhook_removed: bool = False  # False also when it was not there
+    sidecarsets_removed: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        if self.kept_in_cluster:
+            return "the hub's webhook and SidecarSets were left in the cluster (keep_in_cluster)"
+        webhook = "webhook removed" if self.webhook_removed else "no webhook to remove"
+        sidecarsets = ", ".join(self.sidecarsets_removed) or "none"
+        return f"from the cluster: {webhook}; SidecarSets removed: {sidecarsets}"
+
+
+# A person waits for a deletion: an unreachable cluster fails it after two tries, not four.
+_CLEANUP_ATTEMPTS = 2
+
+
+def _remove_hub_objects(cluster: Cluster) -> ClusterRemoval:
+    """Delete the hub's webhook configuration first (pod creation stops calling the hub), then its
+    SidecarSet resources. Raises ``ClusterCleanupFailed``."""
+    try:
+        with open_kube_client(cluster, max_attempts=_CLEANUP_ATTEMPTS) as kube:
+            webhook_removed = delete_webhook_configuration(kube)
+            removed = delete_hub_resources(kube)
+    except KubeError as exc:
+        raise ClusterCleanupFailed(cluster.name, exc) from None
+    return ClusterRemoval(cluster.name, False, webhook_removed, tuple(removed))
+
+
+def _sweep_after_delete(cluster: Cluster) -> None:
+    """A push that read its placement before the deletion committed may still apply its resource
+    after the cleanup: delete what such a push left (best effort, logged)."""
+    try:
+        with open_kube_client(cluster, max_attempts=_CLEANUP_ATTEMPTS) as kube:
+            late = delete_hub_resources(kube)
+    except KubeError as exc:
+        log.warning("cluster %s: sweep after deletion failed: %s", cluster.name, exc)
+        return
+    if late:
+        log.info("cluster %s: removed SidecarSets a late push applied: %s", cluster.name, ", ".join(late))
+
+
+def delete_cluster(
+    cluster_id: int, *, keep_in_cluster: bool = False, actor: Any = None, request_id: str = ""
+) -> ClusterRemoval:
+    """Unregister a cluster; its targets, placements and rollouts go with it.
+
+    First the hub's objects are removed from the cluster itself: its admission webhook
+    configuration (left behind, it would keep calling a hub that no longer knows the cluster,
+    and with failurePolicy Fail no pod could be created there) and its SidecarSet resources.
+    If that fails (cluster unreachable, access denied), nothing is deleted and
+    ``ClusterCleanupFailed`` says how to go on. ``keep_in_cluster`` skips the removal, for a
+    cluster that is gone or that another hub now manages.
+    """
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+        # Placements locked: a push or removal in progress finishes first; later ones find none.
+        list(cluster.placements.select_for_update().values_list("pk", flat=True))
+        removal = ClusterRemoval(cluster.name, True) if keep_in_cluster else _remove_hub_objects(cluster)
+        record_change(
+            cluster,
+            ChangeAction.DELETE,
+            actor=actor,
+            request_id=request_id,
+            before=cluster_snapshot(cluster),
+            after=None,
+            message=f"deleted; {removal.summary()}",
+        )
+        cluster.delete()
+        transaction.on_commit(lambda: forget_kube_client(cluster_id))
+        if not keep_in_cluster:
+            transaction.on_commit(lambda: _sweep_after_delete(cluster))
+    return removal
 
 
 def _queue_health_check(cluster_id: int) -> None:

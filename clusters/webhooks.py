@@ -14,7 +14,7 @@ MutatingWebhookConfiguration, ``sidecarhub-injection``, whose single webhook
   excluding ``kube-system``, ``kube-public`` and namespaces labelled ``sidecarhub.io/inject=disabled``,
   and a CEL ``matchCondition`` skipping pods annotated ``sidecarhub.io/inject: "false"``.
 
-Idempotent (apply with ``force``); ``unregister_webhook`` deletes it. Errors are the kube
+Idempotent (apply with ``force``); ``delete_webhook_configuration`` deletes it. Errors are the kube
 client's ``ClusterUnreachable`` / ``ClusterApiError`` and ``WebhookNotConfigured``.
 """
 
@@ -36,6 +36,7 @@ from clusters.kube import (
     open_kube_client,
 )
 from clusters.models import Cluster
+from clusters.resources import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from sidecarhub.sidecarset.annotations import (
     ANNOTATION_INJECT_OPT_OUT,
     EXCLUDED_NAMESPACES,
@@ -50,8 +51,8 @@ __all__ = [
     "WebhookNotConfigured",
     "WebhookRegistration",
     "admission_url",
+    "delete_webhook_configuration",
     "register_webhook",
-    "unregister_webhook",
     "webhook_configuration",
 ]
 
@@ -109,7 +110,7 @@ def webhook_configuration(cluster: Cluster) -> dict[str, Any]:
         "kind": "MutatingWebhookConfiguration",
         "metadata": {
             "name": WEBHOOK_CONFIGURATION_NAME,
-            "labels": {"app.kubernetes.io/managed-by": "sidecarhub"},
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
         },
         "webhooks": [
             {
@@ -187,18 +188,17 @@ def register_webhook(cluster_id: int) -> WebhookRegistration:
     )
 
 
-def unregister_webhook(cluster_id: int) -> bool:
-    """Delete the webhook configuration from one cluster; False when it was already gone."""
-    cluster = Cluster.objects.get(pk=cluster_id)
-    with open_kube_client(cluster) as kube:
-        try:
-            kube.call(
-                client.AdmissionregistrationV1Api(kube.api_client).delete_mutating_webhook_configuration,
-                WEBHOOK_CONFIGURATION_NAME,
-                what=f"delete MutatingWebhookConfiguration {WEBHOOK_CONFIGURATION_NAME}",
-            )
-        except ClusterApiError as exc:
-            if exc.not_found:
-                return False
-            raise
+def delete_webhook_configuration(kube: KubeClient) -> bool:
+    """Delete the hub's webhook configuration from ``kube``'s cluster; False when it was already
+    gone (idempotent). Used when a cluster is deleted from the hub (``services.delete_cluster``)."""
+    try:
+        kube.call(
+            client.AdmissionregistrationV1Api(kube.api_client).delete_mutating_webhook_configuration,
+            WEBHOOK_CONFIGURATION_NAME,
+            what=f"delete MutatingWebhookConfiguration {WEBHOOK_CONFIGURATION_NAME}",
+        )
+    except ClusterApiError as exc:
+        if exc.not_found:
+            return False
+        raise
     return True

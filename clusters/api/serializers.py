@@ -17,6 +17,8 @@ from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPl
 __all__ = [
     "ClusterAuditEventSerializer",
     "ClusterCreateSerializer",
+    "ClusterDeleteSerializer",
+    "ClusterRemovalSerializer",
     "ClusterSerializer",
     "ClusterUpdateSerializer",
     "CredentialsSerializer",
@@ -123,6 +125,26 @@ class ClusterUpdateSerializer(serializers.Serializer):
 
 class CredentialsSerializer(_CredentialFields):
     """Input of ``POST /api/v1/clusters/{name}/credentials/`` (replace credentials)."""
+
+
+class ClusterDeleteSerializer(serializers.Serializer):
+    """Query of ``DELETE /api/v1/clusters/{name}/``."""
+
+    keep_in_cluster = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="leave the hub's webhook and SidecarSets in the cluster (it is gone, or another hub "
+        "manages it); by default they are removed first, and the deletion fails if they cannot be",
+    )
+
+
+class ClusterRemovalSerializer(serializers.Serializer):
+    """Answer of ``DELETE /api/v1/clusters/{name}/``: what was removed from the cluster itself."""
+
+    cluster_name = serializers.CharField()
+    kept_in_cluster = serializers.BooleanField()
+    webhook_removed = serializers.BooleanField()
+    sidecarsets_removed = serializers.ListField(child=serializers.CharField())
 
 
 class KubeconfigImportSerializer(serializers.Serializer):

@@ -23,6 +23,8 @@ from clusters.api.filtersets import AuditEventFilterSet, ClusterFilterSet, Place
 from clusters.api.serializers import (
     ClusterAuditEventSerializer,
     ClusterCreateSerializer,
+    ClusterDeleteSerializer,
+    ClusterRemovalSerializer,
     ClusterSerializer,
     ClusterUpdateSerializer,
     CredentialsSerializer,
@@ -42,6 +44,7 @@ from clusters.push import (
     update_target,
 )
 from clusters.services import (
+    ClusterCleanupFailed,
     ClusterExists,
     ClusterInvalid,
     delete_cluster,
@@ -51,6 +54,7 @@ from clusters.services import (
     update_cluster,
 )
 from sidecarhub.api.permissions import ActionPermissions
+from sidecarhub.api.serializers import ErrorListSerializer
 
 if TYPE_CHECKING:
     from rest_framework.permissions import _PermissionClass
@@ -78,6 +82,8 @@ def clusters_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
         return Response({"errors": _flatten(exc.errors, None)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, ClusterInvalid | TargetInvalid):
         return Response({"errors": _flatten(exc.errors, None)}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ClusterCleanupFailed):
+        return Response({"errors": [{"path": None, "message": str(exc)}]}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, InvalidTransition):
         return Response(
             {"errors": [{"path": "state", "message": str(exc)}], "state": exc.current_state},
@@ -151,10 +157,23 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         )
         return self._show(cluster)
 
+    @extend_schema(
+        parameters=[ClusterDeleteSerializer],
+        responses={200: ClusterRemovalSerializer, 400: ErrorListSerializer, 409: ErrorListSerializer},
+        description="Remove the hub's webhook and SidecarSets from the cluster, then delete it from the "
+        "hub (with its targets, placements and rollouts). 409 when they cannot be removed.",
+    )
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         cluster = self.get_object()
-        delete_cluster(cluster.pk, actor=request.user, request_id=request_id_of(request))
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        query = ClusterDeleteSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        removal = delete_cluster(
+            cluster.pk,
+            keep_in_cluster=query.validated_data["keep_in_cluster"],
+            actor=request.user,
+            request_id=request_id_of(request),
+        )
+        return Response(ClusterRemovalSerializer(removal).data)
 
     @extend_schema(
         request=KubeconfigImportSerializer, responses={201: ClusterSerializer, 200: ClusterSerializer}

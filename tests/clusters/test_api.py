@@ -95,7 +95,7 @@ def _endpoints(world: dict[str, Any]) -> list[tuple[str, str, list[str], Any, in
             {"name": "c3", "kubeconfig": kubeconfig_text()},
             201,
         ),
-        ("delete", "/api/v1/clusters/c1/", ["clusters.delete_cluster"], None, 204),
+        ("delete", "/api/v1/clusters/c1/?keep_in_cluster=true", ["clusters.delete_cluster"], None, 200),
         ("get", "/api/v1/sidecarset-targets/", ["clusters.view_sidecarsettarget"], None, 200),
         ("get", f"/api/v1/sidecarset-targets/{target}/", ["clusters.view_sidecarsettarget"], None, 200),
         (

@@ -325,6 +325,14 @@ class PlanningCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def entries_for(self, facts: SidecarSetFacts) -> dict[str, _Entry]:
+        """The last round's entries if that round planned the same facts, else none."""
+        return self._entries if self._facts == facts else {}
+
+    def keep(self, facts: SidecarSetFacts, entries: dict[str, _Entry]) -> None:
+        """Keep only this round's entries (the cache stays as big as one pod list)."""
+        self._facts, self._entries = facts, entries
+
 
 def _decision(item: _Matched, pod_class: PodClass, reason: str) -> PodDecision:
     evaluation = item[1]
@@ -497,9 +505,7 @@ def _evaluate_all(
         briefs.available = available
         unmatched.sort()
         return matched, unmatched, None, briefs
-    previous: dict[str, _Entry] = {}
-    if cache is not None and cache._facts == facts:
-        previous = cache._entries
+    previous = cache.entries_for(facts) if cache is not None else {}
     current: dict[str, _Entry] = {}
     namespace_failures: dict[str, str | None] = {}
     previous_get = previous.get
@@ -530,8 +536,7 @@ def _evaluate_all(
         else:
             unmatched.append((evaluation[0], evaluation[8]))
     if cache is not None:
-        cache._facts = facts
-        cache._entries = current
+        cache.keep(facts, current)
     # Input order never matters (decision 11): candidates are sorted by a total order, the rest
     # by PodRef where an order is shown or used (scatter wildcards, decisions).
     unmatched.sort()

@@ -413,8 +413,6 @@ def delete_cluster(
     """
     with transaction.atomic():
         cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
-        # Placements locked: a push or removal in progress finishes first; later ones find none.
-        list(cluster.placements.select_for_update().values_list("pk", flat=True))
         removal = ClusterRemoval(cluster.name, True) if keep_in_cluster else _remove_hub_objects(cluster)
         record_change(
             cluster,

@@ -135,9 +135,13 @@ POD_UPDATE_TRANSITIONS: Mapping[str, frozenset[str]] = {
     PodUpdateState.OBSERVING: frozenset(
         {PodUpdateState.SWITCHING, PodUpdateState.RESETTING, PodUpdateState.DONE}
     ),
-    # a hot row goes observing → switching → resetting → done (reset only, when nothing was to switch)
-    PodUpdateState.SWITCHING: frozenset({PodUpdateState.RESETTING, PodUpdateState.DONE}),
-    PodUpdateState.RESETTING: frozenset({PodUpdateState.DONE}),
+    # a hot row goes observing → switching → resetting → done (reset only, when nothing was to
+    # switch); switching → switching and resetting → resetting write the same intent again when,
+    # after a crash or a 409, the pod as read shows that the write did not land
+    PodUpdateState.SWITCHING: frozenset(
+        {PodUpdateState.SWITCHING, PodUpdateState.RESETTING, PodUpdateState.DONE}
+    ),
+    PodUpdateState.RESETTING: frozenset({PodUpdateState.RESETTING, PodUpdateState.DONE}),
     PodUpdateState.DONE: frozenset(),
 }
 

@@ -1,50 +1,53 @@
-"""The rollout engine: what one pass does to one running step, pod by pod (STYLE P10).
+"""The rollout executor: what one pass does to one running step, pod by pod (STYLE P10).
 
-Called by the reconciler (``rollouts.reconciler``) with the cluster's lock held. This module holds
-the step pass and its orchestration: the pass's inputs (the SidecarSet the planner sees, the pod
-list, the planning cache), writing a step's ``claimed`` rows, observing and resolving the rows
-already patched, and ``run_step_pass``, which plans and patches the pods the planner allows,
-batch by batch, through ``rollouts.patching``. That module holds points 1 to 3 (``claimed →
-patching``, the patch with its resourceVersion precondition, 409) and the writes that close rows.
-Per pod, after the patch:
+Called by the reconciler (``rollouts.reconciler``) with the cluster's lock held, with the pass's
+inputs (``rollouts.pass_inputs``: the SidecarSet the planner sees, the turn's pod list). Who does
+what:
 
+- the pure core decides (``plan_round``: which pods may be patched now, so maxUnavailable holds
+  in every pass; ``sidecarhub.sidecarset.inplace``: the patch body, whether a pod carries it,
+  how an update ended; ``sidecarhub.sidecarset.hot_upgrade``: the hot-upgrade state machine);
+- ``rollouts.pod_updates`` is the only writer of ``PodUpdate`` state;
+- ``rollouts.pod_patches`` is the only sender of pod patches (404, 409, unreachable sorted).
+
+Per pod:
+
+1. its row goes ``claimed → patching`` and that is committed BEFORE the patch (pods are patched
+   in chunks of ``PATCH_CHUNK_SIZE``: one transaction moves the chunk's rows, then their patches
+   are sent, a few in flight at once, then one UPDATE records the ones that landed);
+2. the patch changes ONLY the sidecar images plus the hub's annotations and carries the pod's
+   resourceVersion as precondition;
+3. 409: re-read the pod; if it carries the update, it landed; otherwise the row goes back to
+   ``claimed`` and the next pass re-plans it (at most ``MAX_CONFLICTS``). Never a blind retry;
 4. after a crash, a row left in ``patching`` is resolved by READING the pod: patched →
-   ``observing``; not patched → back to ``claimed`` (re-planned, patched again at most once
-   more, with a fresh precondition); gone → ``pod_gone``;
-5. ``observing`` ends when the new image runs and the pod is ready (update.md §2.4: status
-   image/imageID and readiness, via the planner's predicates), or fails (image pull error,
-   crash loop), or times out;
-6. hot upgrade (update.md §5, ``sidecarhub.sidecarset.hot_upgrade``): the patch (point 2, in
-   ``rollouts.patching``) writes the new image to the IDLE twin (plus the version annotations);
-   ``observing`` then follows the pure state machine: when the new twin runs and is ready the
-   row goes ``switching`` (committed BEFORE the patch that points the working annotation at it),
-   then ``resetting`` (committed BEFORE the patch that puts the old twin on the empty image), and
-   ends when the old twin runs the empty image and the pod is ready. Each of these patches
-   carries the pod's resourceVersion; after a crash the row is resolved by reading the pod (the
-   state machine never asks for a write that already landed). A failure or a deadline leaves
-   the working twin alone and fails the row.
+   ``observing``; not patched → back to ``claimed`` (patched again at most once more, with a
+   fresh precondition); gone → ``pod_gone``;
+5. ``observing`` ends when the new image runs and the pod is ready, or fails, or times out;
+6. hot upgrade: the patch writes the new image to the IDLE twin; then, when the new twin runs
+   and is ready, the row goes ``switching`` (committed BEFORE the patch that points the working
+   annotation at it), then ``resetting`` (committed BEFORE the patch that puts the old twin on
+   the empty image), and ends when the old twin runs the empty image and the pod is ready.
+   After a crash or a 409 the state machine, fed the pod as read, asks again only for a write
+   that did not land. A failure or a deadline leaves the working twin alone and fails the row.
 
-The planner is the only judge of what may be patched now (``plan_round(..., only=step pods)``),
-so maxUnavailable holds in every pass (a batch only holds pods of the planner's ``to_patch``).
-Pause and abort intents are read between batches of at most ``PATCH_BATCH_SIZE`` pods (before
-each batch is claimed): a pause stops the pass after the batch in flight, never inside it.
+Pause and abort intents are read between chunks (before each chunk is claimed): a pause stops
+the pass after the chunk in flight, never inside it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from django.db.models import F
 from django.utils import timezone
-from kubernetes import client
 
-from clusters.kube import ClusterApiError, ClusterUnreachable, KubeClient
+from clusters.kube import KubeClient
+from rollouts import pod_updates
 from rollouts.choices import (
     FAILED_OUTCOMES,
     OPEN_POD_UPDATE_STATES,
@@ -54,57 +57,45 @@ from rollouts.choices import (
     RolloutState,
 )
 from rollouts.models import PodUpdate, Rollout, RolloutStep
-from rollouts.patching import (
+from rollouts.pod_patches import (
     MAX_CONFLICTS,
-    STRATEGIC_MERGE_PATCH,
-    PassResult,
-    _Closings,
-    _finish,
-    _move,
-    _resource_version,
-    _statuses,
-    _uid,
-    has_hot_upgrade,
-    patch_batch,
+    PatchReply,
+    PatchResult,
     patch_concurrency,
-    row_targets,
-    shows_patch,
+    read_pod,
+    send_patch,
 )
-from sidecarhub.sidecarset import PlanningCaches, PodClass, SidecarSet, hot_upgrade, plan_round
+from sidecarhub.sidecarset import PlanningCaches, PodClass, PodDecision, SidecarSet, hot_upgrade, plan_round
 from sidecarhub.sidecarset.evaluation import evaluate_pod
 from sidecarhub.sidecarset.hot_upgrade import HotUpgradeAction
+from sidecarhub.sidecarset.inplace import (
+    FAILURE_REASONS,
+    UpdateTargets,
+    build_patch,
+    carries_update,
+    has_hot_upgrade,
+    observe_update,
+    resource_version,
+    with_precondition,
+)
 from sidecarhub.sidecarset.predicates import PodRef
 
 __all__ = [
-    "FAILURE_REASONS",
-    "claim_step_pods",
-    "fetch_pods",
-    "observe_hot_row",
+    "MAX_PATCH_ATTEMPTS",
+    "PATCH_CHUNK_SIZE",
+    "PassResult",
     "observe_open_rows",
+    "patch_pods",
     "planning_caches",
-    "planning_sidecarset",
+    "resolve_patching_row",
     "run_step_pass",
+    "step_failures",
 ]
 
-log = logging.getLogger(__name__)
-
-# Container waiting reasons that mean "the new sidecar will not start" (decision 14).
-FAILURE_REASONS = frozenset(
-    {
-        "ImagePullBackOff",
-        "ErrImagePull",
-        "InvalidImageName",
-        "ErrImageNeverPull",
-        "CrashLoopBackOff",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-    }
-)
 MAX_PATCH_ATTEMPTS = 2
-# Pods patched per batch (one commit claims them all, their patches are in flight together, one
-# commit records the outcomes) and the pause/abort intent is read once per batch; requests in
-# flight at once: ``rollouts.patching.PATCH_CONCURRENCY``.
-PATCH_BATCH_SIZE = 16
+# Pods patched per chunk (one commit claims them all, their patches are in flight together, one
+# commit records the outcomes); the pause/abort intent is read once per chunk.
+PATCH_CHUNK_SIZE = 16
 # This process's planning cache per rollout: a pass re-evaluates only the pods whose
 # resourceVersion changed since the previous pass (at 10,000 pods a round plans in about half the
 # time; benchmarks/plan_round.py). Beyond PLANNING_CACHE_ROLLOUTS the least recently used is dropped.
@@ -112,164 +103,208 @@ PLANNING_CACHE_ROLLOUTS = 8
 planning_caches = PlanningCaches(PLANNING_CACHE_ROLLOUTS)
 
 
-# --- inputs --------------------------------------------------------------------------------
+@dataclass
+class PassResult:
+    """What one pass over a step did; ``unreachable`` / ``intent`` say why it stopped early."""
+
+    patched: int = 0
+    finished: int = 0
+    conflicts: int = 0
+    hot_writes: int = 0  # hot-upgrade switch and reset patches that landed
+    open_rows: int = 0
+    waiting_reasons: list[str] = field(default_factory=list)
+    unreachable: str = ""
+    intent: str = ""
+
+    @property
+    def progressed(self) -> bool:
+        return bool(self.patched or self.finished or self.hot_writes)
 
 
-def _int_or_percent(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
+# --- 409: re-read and re-check ---------------------------------------------------------------
 
 
-def planning_sidecarset(rollout: Rollout) -> SidecarSet:
-    """The SidecarSet the planner sees for this rollout: the target revision's containers (so its
-    hashes), the rollout's maxUnavailable, and ``type``/``paused`` from the SidecarSet's CURRENT
-    revision (so ``updateStrategy.paused`` published later holds the rollout)."""
-    to_revision = rollout.to_revision
-    if to_revision is None:
-        raise LookupError(f"rollout {rollout.pk}: its target revision no longer exists")
-    core = to_revision.to_core()
-    strategy = core.update_strategy
-    current = rollout.sidecarset.current_revision
-    if current is not None and current.pk != to_revision.pk:
-        current_strategy = current.to_core().update_strategy
-        strategy = dataclasses.replace(strategy, type=current_strategy.type, paused=current_strategy.paused)
-    strategy = dataclasses.replace(strategy, max_unavailable=_int_or_percent(rollout.max_unavailable))
-    return dataclasses.replace(core, update_strategy=strategy)
+class _AfterConflict(StrEnum):
+    LANDED = "landed"  # the re-read pod carries the write
+    RETRY = "retry"  # it does not; the write is still due (from the re-read pod)
+    CLOSED = "closed"  # the pod is gone, or kept changing: the row was closed
+    UNREACHABLE = "unreachable"  # no answer: the row stays, the next pass reads the pod
 
 
-def fetch_pods(
-    kube: KubeClient, core: SidecarSet
-) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]] | None]:
-    """The cluster's pods that may match (plain JSON) and, when the SidecarSet has a
-    namespaceSelector, every namespace's labels. ``matchLabels`` filter on the server."""
-    selector = core.selector
-    label_selector = None
-    if selector is not None and selector.match_labels:
-        label_selector = ",".join(f"{key}={value}" for key, value in sorted(selector.match_labels.items()))
-    pods = kube.list_pods(label_selector=label_selector)
-    namespace_labels = None
-    if core.namespace_selector is not None:
-        namespace_labels = kube.namespace_labels()
-    return pods, namespace_labels
-
-
-# --- claiming ----------------------------------------------------------------------------------
-
-
-def claim_step_pods(
-    rollout: Rollout, step: RolloutStep, core: SidecarSet, pods_by_uid: Mapping[str, Mapping[str, Any]]
-) -> int:
-    """Write one ``claimed`` row per approved pod (idempotent); pods already gone are recorded
-    ``pod_gone`` at once. Returns the number of rows written."""
-    existing = set(PodUpdate.objects.filter(rollout=rollout).values_list("pod_uid", flat=True))
-    rows = []
-    now = timezone.now()
-    for ref in step.pods:
-        if ref["uid"] in existing:
-            continue
-        pod = pods_by_uid.get(ref["uid"])
-        container, from_image, to_image = row_targets(core, pod)
-        row = PodUpdate(
-            rollout=rollout,
-            step=step,
-            cluster_id=rollout.cluster_id,
-            namespace=ref["namespace"],
-            pod_name=ref["name"],
-            pod_uid=ref["uid"],
-            container=container,
-            from_image=from_image,
-            to_image=to_image,
-            from_revision_number=rollout.from_revision_number,
-            to_revision_number=rollout.to_revision_number,
+def _after_conflict(
+    kube: KubeClient,
+    row: PodUpdate,
+    result: PassResult,
+    *,
+    landed: Callable[[Mapping[str, Any]], bool],
+) -> tuple[_AfterConflict, dict[str, Any] | None]:
+    """A patch got 409 (the pod changed since it was read): re-read it and re-check, bounded by
+    ``MAX_CONFLICTS`` per pod update. The one conflict policy of cold and hot writes. A closed
+    row is the caller's to count."""
+    result.conflicts += 1
+    read = read_pod(kube, row.namespace, row.pod_name, row.pod_uid)
+    if read.unreachable:
+        result.unreachable = read.unreachable
+        return _AfterConflict.UNREACHABLE, None
+    if read.pod is None:
+        pod_updates.close(
+            row, PodUpdateOutcome.POD_GONE, "the pod was deleted (or recreated) during its update"
         )
-        if pod is None:
-            row.state, row.outcome, row.done_at = PodUpdateState.DONE, PodUpdateOutcome.POD_GONE, now
-            row.error = "the pod was deleted before its step started"
-        rows.append(row)
-    PodUpdate.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(rows)
+        return _AfterConflict.CLOSED, None
+    if landed(read.pod):
+        return _AfterConflict.LANDED, read.pod
+    if row.conflicts + 1 >= MAX_CONFLICTS:
+        pod_updates.close(
+            row, PodUpdateOutcome.FAILED, f"the pod kept changing: {row.conflicts + 1} conflicts"
+        )
+        return _AfterConflict.CLOSED, None
+    return _AfterConflict.RETRY, read.pod
 
 
-# --- observing ---------------------------------------------------------------------------------
+# --- patching (points 1 to 3) --------------------------------------------------------------------
 
 
-def _failure(pod: Mapping[str, Any], row: PodUpdate) -> str | None:
-    """Why the patched sidecar will not start, from a status about the row's NEW image: until the
-    kubelet reacts to the patch, the status still describes the old container (which may have
-    been failing: a rollback of a bad image), and that is no verdict on the new one."""
-    statuses = _statuses(pod)
-    for name, image in zip(row.container.split(","), row.to_image.split(","), strict=False):
-        status = statuses.get(name) or {}
-        if status.get("image") != image:
-            continue
-        waiting = (status.get("state") or {}).get("waiting") or {}
-        reason = waiting.get("reason")
-        if reason in FAILURE_REASONS:
-            message = str(waiting.get("message") or "").strip()
-            return f"container {name}: {reason}" + (f": {message}" if message else "")
-    return None
+def _patch_chunk(
+    kube: KubeClient,
+    sidecarset: SidecarSet,
+    rollout: Rollout,
+    items: Sequence[tuple[PodUpdate, Mapping[str, Any]]],
+    result: PassResult,
+    executor: ThreadPoolExecutor | None,
+) -> None:
+    """Patch one chunk of claimed pods: one committed transaction moves every row to
+    ``patching``; then the patches are sent (concurrently on ``executor``); then the rows whose
+    patch landed go to ``observing`` in one update. 404 and refusals close their rows; 409 is
+    re-read and re-checked; an unreachable apiserver leaves its rows in ``patching`` (the next
+    pass resolves them by reading the pods)."""
+    now = timezone.now()
+    claimed = pod_updates.start_patching(sidecarset, items, now, hot=has_hot_upgrade(sidecarset))
+    if not claimed:
+        return
+    to_revision = rollout.to_revision
+    bodies = [
+        build_patch(
+            sidecarset,
+            pod,
+            revision_name=to_revision.name if to_revision is not None else "",
+            revision_hash=rollout.to_revision_hash,
+            now=now,
+            revision_number=rollout.to_revision_number,
+        )
+        for _row, pod in claimed
+    ]
+    rows = [row for row, _pod in claimed]
+
+    def send(row: PodUpdate, body: dict[str, Any]) -> PatchReply:
+        return send_patch(kube, row.namespace, row.pod_name, body, what="update")
+
+    if executor is not None and len(rows) > 1:
+        replies = list(executor.map(send, rows, bodies))
+    else:
+        replies = [send(row, body) for row, body in zip(rows, bodies, strict=True)]
+    landed = {
+        row.pk: reply.at
+        for row, reply in zip(rows, replies, strict=True)
+        if reply.result is PatchResult.LANDED
+    }
+    result.patched += pod_updates.record_patched(landed)
+    for row, reply in zip(rows, replies, strict=True):
+        if reply.result is PatchResult.UNREACHABLE:
+            result.unreachable = reply.error  # the row stays ``patching``: the next pass reads the pod
+        elif reply.result is PatchResult.GONE:
+            result.finished += pod_updates.close(
+                row, PodUpdateOutcome.POD_GONE, "the pod was deleted before the patch"
+            )
+        elif reply.result is PatchResult.REFUSED:
+            result.finished += pod_updates.close(
+                row, PodUpdateOutcome.FAILED, f"the apiserver refused the patch: {reply.error}"
+            )
+        elif reply.result is PatchResult.CONFLICT:
+            if result.unreachable:
+                result.conflicts += 1
+                continue  # stays ``patching``; resolved by reading on the next pass
+            targets = pod_updates.targets_of(row)
+
+            def landed_patch(pod: Mapping[str, Any], targets: UpdateTargets = targets) -> bool:
+                return carries_update(sidecarset, pod, targets)
+
+            verdict, _pod = _after_conflict(kube, row, result, landed=landed_patch)
+            if verdict is _AfterConflict.CLOSED:
+                result.finished += 1
+            elif verdict is _AfterConflict.LANDED:
+                result.patched += pod_updates.move(row, PodUpdateState.OBSERVING, patched_at=timezone.now())
+            elif verdict is _AfterConflict.RETRY:
+                pod_updates.requeue_after_conflict(row)  # re-planned from a fresh list
 
 
-def _running_new_image(pod: Mapping[str, Any], row: PodUpdate) -> bool:
-    statuses = _statuses(pod)
-    for name, image in zip(row.container.split(","), row.to_image.split(","), strict=False):
-        status = statuses.get(name) or {}
-        if (
-            status.get("image") != image
-            or not status.get("ready")
-            or "running" not in (status.get("state") or {})
-        ):
-            return False
-    return True
+def _intent(rollout_id: int) -> str:
+    """'pause' / 'abort' when a person asked for it (read between chunks), else ''."""
+    row = Rollout.objects.filter(pk=rollout_id).values("pause_requested", "abort_requested", "state").first()
+    if row is None or row["abort_requested"]:
+        return "abort"
+    if row["pause_requested"] or row["state"] != RolloutState.RUNNING:
+        return "pause"
+    return ""
 
 
-def observe_row(
-    core: SidecarSet, row: PodUpdate, pod: Mapping[str, Any] | None, *, timeout_seconds: int, now: datetime
-) -> tuple[str, str] | None:
-    """The end an ``observing`` row's pod reached, as (outcome, error); ``None`` while it has not.
-    Nothing is written (``observe_open_rows`` closes the rows of a pass together)."""
-    if pod is None:
-        return PodUpdateOutcome.POD_GONE, "the pod was deleted while its new sidecar started"
-    if not shows_patch(core, pod, row):
-        return PodUpdateOutcome.SKIPPED, "the pod's sidecar was changed by someone else after the patch"
-    failure = _failure(pod, row)
-    if failure is not None:
-        return PodUpdateOutcome.FAILED, failure
-    evaluation = evaluate_pod(core, pod)
-    if evaluation.ready and evaluation.consistent and _running_new_image(pod, row):
-        return PodUpdateOutcome.SUCCEEDED, ""
-    started = row.patched_at or row.patching_at or row.claimed_at
-    if started + timedelta(seconds=timeout_seconds) <= now:
-        what = "not ready" if evaluation.consistent else "the new image is not running"
-        return PodUpdateOutcome.TIMED_OUT, f"{what} {timeout_seconds}s after the patch"
-    return None
+def patch_pods(
+    kube: KubeClient,
+    sidecarset: SidecarSet,
+    rollout: Rollout,
+    items: Sequence[tuple[PodUpdate, Mapping[str, Any]]],
+    result: PassResult,
+    deadline: float | None = None,
+) -> None:
+    """Patch ``items`` (claimed rows with their pods as listed, in the planner's order) chunk by
+    chunk; the pause/abort intent is read before each chunk; an unreachable apiserver ends the
+    pass, and so does ``deadline`` (``time.monotonic()``, checked after each chunk)."""
+    workers = min(patch_concurrency(kube), PATCH_CHUNK_SIZE, len(items))
+    executor = (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sidecarhub-patch")
+        if workers > 1
+        else None
+    )
+    try:
+        for start in range(0, len(items), PATCH_CHUNK_SIZE):
+            result.intent = _intent(rollout.pk)
+            if result.intent:
+                break
+            _patch_chunk(kube, sidecarset, rollout, items[start : start + PATCH_CHUNK_SIZE], result, executor)
+            if result.unreachable or (deadline is not None and time.monotonic() >= deadline):
+                break
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+
+# --- after the patch (points 4 to 6) -------------------------------------------------------------
 
 
 def resolve_patching_row(
-    core: SidecarSet, row: PodUpdate, pod: Mapping[str, Any] | None, *, reason_if_not_patched: str = ""
+    sidecarset: SidecarSet, row: PodUpdate, pod: Mapping[str, Any] | None, *, reason_if_not_patched: str = ""
 ) -> str:
     """A row left in ``patching`` (a crash, or an unreachable apiserver): decide by READING.
 
-    Returns the new state. Not patched → back to ``claimed`` (or done/failed after
+    Returns the row's new state. Not patched → back to ``claimed`` (or done/failed after
     ``MAX_PATCH_ATTEMPTS``; or done/skipped with ``reason_if_not_patched`` for an ended rollout).
     """
     if pod is None:
-        _finish(row, PodUpdateOutcome.POD_GONE, "the pod was deleted")
-        return PodUpdateState.DONE
-    if shows_patch(core, pod, row):
-        _move(row, PodUpdateState.OBSERVING, patched_at=row.patching_at or timezone.now())
-        return PodUpdateState.OBSERVING
-    if reason_if_not_patched:
-        _finish(row, PodUpdateOutcome.SKIPPED, reason_if_not_patched)
-        return PodUpdateState.DONE
-    if row.patch_attempts >= MAX_PATCH_ATTEMPTS:
-        _finish(row, PodUpdateOutcome.FAILED, f"the patch did not land after {row.patch_attempts} attempts")
-        return PodUpdateState.DONE
-    _move(row, PodUpdateState.CLAIMED)
-    return PodUpdateState.CLAIMED
+        pod_updates.close(row, PodUpdateOutcome.POD_GONE, "the pod was deleted")
+    elif carries_update(sidecarset, pod, pod_updates.targets_of(row)):
+        pod_updates.move(row, PodUpdateState.OBSERVING, patched_at=row.patching_at or timezone.now())
+    elif reason_if_not_patched:
+        pod_updates.close(row, PodUpdateOutcome.SKIPPED, reason_if_not_patched)
+    elif row.patch_attempts >= MAX_PATCH_ATTEMPTS:
+        pod_updates.close(
+            row, PodUpdateOutcome.FAILED, f"the patch did not land after {row.patch_attempts} attempts"
+        )
+    else:
+        pod_updates.move(row, PodUpdateState.CLAIMED)
+    return row.state
 
 
 def observe_open_rows(
-    core: SidecarSet,
+    sidecarset: SidecarSet,
     rollout: Rollout,
     pods_by_uid: Mapping[str, Mapping[str, Any]],
     *,
@@ -279,81 +314,48 @@ def observe_open_rows(
     kube: KubeClient | None = None,
 ) -> PassResult:
     """Resolve ``patching`` rows and observe ``observing`` rows (of one step, or the whole
-    rollout). With ``ended_reason`` (a paused-for-good or aborted rollout), ``claimed`` rows and
-    unpatched ``patching`` rows are closed as skipped. Hot-upgrade rows (``observing``,
-    ``switching``, ``resetting``) are driven through their state machine when ``kube`` is given
-    (a pod already patched finishes its hot upgrade even in a paused rollout: pauses are honoured
+    rollout). With ``ended_reason`` (an ended rollout), unpatched ``patching`` rows are closed as
+    skipped. Hot-upgrade rows are driven through their state machine when ``kube`` is given (a
+    pod already patched finishes its hot upgrade even in a paused rollout: pauses are honoured
     between pods), and only observed otherwise."""
     now = now or timezone.now()
     result = PassResult()
     rows = PodUpdate.objects.filter(rollout=rollout, state__in=PATCHED_POD_UPDATE_STATES)
     if step is not None:
         rows = rows.filter(step=step)
-    hot = has_hot_upgrade(core)
-    closings = _Closings()
+    hot = has_hot_upgrade(sidecarset)
+    closings = pod_updates.Closings()
     for row in rows:
         pod = pods_by_uid.get(row.pod_uid)
         if row.state == PodUpdateState.PATCHING:
-            state = resolve_patching_row(core, row, pod, reason_if_not_patched=ended_reason)
+            state = resolve_patching_row(sidecarset, row, pod, reason_if_not_patched=ended_reason)
             if state != PodUpdateState.OBSERVING:
                 result.finished += state == PodUpdateState.DONE
                 continue
-            row.refresh_from_db()
         if hot:
-            if observe_hot_row(kube, core, rollout, row, pod, now=now, result=result) is not None:
+            if _drive_hot_row(kube, sidecarset, rollout, row, pod, now=now, result=result) is not None:
                 result.finished += 1
             if result.unreachable:
                 break
             continue
-        end = observe_row(core, row, pod, timeout_seconds=rollout.pod_timeout_seconds, now=now)
+        started = row.patched_at or row.patching_at or row.claimed_at
+        end = observe_update(
+            sidecarset,
+            pod,
+            pod_updates.targets_of(row),
+            patched_at=started,
+            timeout_seconds=rollout.pod_timeout_seconds,
+            now=now,
+        )
         if end is not None:
             closings.add(row, *end)
     result.finished += closings.flush()
     return result
 
 
-def _hot_write(
-    kube: KubeClient,
-    row: PodUpdate,
-    pod: Mapping[str, Any],
-    body: dict[str, Any],
-    what: str,
-    result: PassResult,
-) -> dict[str, Any] | str | None:
-    """Send one hot-upgrade patch (the row's intent is already committed). Returns the patched
-    pod, an outcome when the row was closed, or ``None`` when the next pass must read the pod."""
-    body = {**body, "metadata": {**body.get("metadata", {}), "resourceVersion": _resource_version(pod)}}
-    try:
-        patched = kube.call(
-            client.CoreV1Api(kube.api_client).patch_namespaced_pod,
-            row.pod_name,
-            row.namespace,
-            body,
-            _content_type=STRATEGIC_MERGE_PATCH,
-            what=f"{what} pod {row.namespace}/{row.pod_name}",
-        )
-    except ClusterUnreachable as exc:
-        result.unreachable = str(exc)  # the row keeps its state: the next pass reads the pod
-        return None
-    except ClusterApiError as exc:
-        if exc.status == 404:
-            _finish(row, PodUpdateOutcome.POD_GONE, f"the pod was deleted during the hot upgrade ({what})")
-            return PodUpdateOutcome.POD_GONE
-        if exc.status == 409:
-            result.conflicts += 1
-            if row.conflicts + 1 >= MAX_CONFLICTS:
-                _finish(row, PodUpdateOutcome.FAILED, f"the pod kept changing: {row.conflicts + 1} conflicts")
-                return PodUpdateOutcome.FAILED
-            PodUpdate.objects.filter(pk=row.pk).update(conflicts=F("conflicts") + 1)
-            return None  # re-read and re-decided on the next pass
-        _finish(row, PodUpdateOutcome.FAILED, f"the apiserver refused the {what}: {exc}")
-        return PodUpdateOutcome.FAILED
-    return patched if isinstance(patched, dict) else None
-
-
-def observe_hot_row(
+def _drive_hot_row(
     kube: KubeClient | None,
-    core: SidecarSet,
+    sidecarset: SidecarSet,
     rollout: Rollout,
     row: PodUpdate,
     pod: Mapping[str, Any] | None,
@@ -364,11 +366,11 @@ def observe_hot_row(
     """Drive one patched hot-upgrade row (module docstring, point 6); return its outcome once
     closed. ``kube=None`` only observes (waits, failures, deadlines, completion)."""
     if pod is None:
-        _finish(row, PodUpdateOutcome.POD_GONE, "the pod was deleted during its hot upgrade")
+        pod_updates.close(row, PodUpdateOutcome.POD_GONE, "the pod was deleted during its hot upgrade")
         return PodUpdateOutcome.POD_GONE
     changed = "the pod's hot sidecar was changed by someone else after the patch"
-    if not evaluate_pod(core, pod).updated:
-        _finish(row, PodUpdateOutcome.SKIPPED, changed)
+    if not evaluate_pod(sidecarset, pod).updated:
+        pod_updates.close(row, PodUpdateOutcome.SKIPPED, changed)
         return PodUpdateOutcome.SKIPPED
     for _ in range(3):  # at most: switch, then reset, then look once more
         if row.state == PodUpdateState.RESETTING:
@@ -376,7 +378,7 @@ def observe_hot_row(
         else:
             waiting_since = row.patched_at or row.patching_at or row.claimed_at
         decision = hot_upgrade.next_hot_upgrade_step(
-            core,
+            sidecarset,
             pod,
             now=now,
             waiting_since=waiting_since,
@@ -385,105 +387,82 @@ def observe_hot_row(
         )
         action = decision.action
         if action is HotUpgradeAction.DONE:
-            _finish(row, PodUpdateOutcome.SUCCEEDED)
+            pod_updates.close(row, PodUpdateOutcome.SUCCEEDED)
             return PodUpdateOutcome.SUCCEEDED
         if action is HotUpgradeAction.FAILED:
             outcome = PodUpdateOutcome.TIMED_OUT if decision.timed_out else PodUpdateOutcome.FAILED
             working = ", ".join(f"{t.working} ({t.working_image})" for t in decision.twins)
-            _finish(row, outcome, f"hot upgrade: {decision.reason}; still working: {working}")
+            pod_updates.close(row, outcome, f"hot upgrade: {decision.reason}; still working: {working}")
             return outcome
         if action is HotUpgradeAction.PATCH_IDLE:
-            _finish(row, PodUpdateOutcome.SKIPPED, changed)
+            pod_updates.close(row, PodUpdateOutcome.SKIPPED, changed)
             return PodUpdateOutcome.SKIPPED
         if action in (HotUpgradeAction.WAIT_NEW, HotUpgradeAction.WAIT_RESET) or kube is None:
             return None
         if action is HotUpgradeAction.SWITCH:
             to_state, what = PodUpdateState.SWITCHING, "switch"
             body = hot_upgrade.switch_patch(pod, decision.twins)
-            fields: dict[str, Any] = {"resource_version": _resource_version(pod)}
+            fields: dict[str, Any] = {"resource_version": resource_version(pod)}
         else:  # RESET
             to_state, what = PodUpdateState.RESETTING, "reset"
-            body = hot_upgrade.reset_patch(core, pod, decision.twins)
-            fields = {"resource_version": _resource_version(pod), "patching_at": timezone.now()}
+            body = hot_upgrade.reset_patch(sidecarset, pod, decision.twins)
+            fields = {"resource_version": resource_version(pod), "patching_at": timezone.now()}
         # The intent is committed before the write (a crash leaves a row resolved by reading).
-        if not _move(row, to_state, **fields):
+        if not pod_updates.move(row, to_state, **fields):
             return None
-        row.refresh_from_db()
-        written = _hot_write(kube, row, pod, body, what, result)
-        if written is None or isinstance(written, str):
-            return written
-        pod = written
-        result.hot_writes += 1
+        reply = send_patch(kube, row.namespace, row.pod_name, with_precondition(body, pod), what=what)
+        if reply.result is PatchResult.UNREACHABLE:
+            result.unreachable = reply.error  # the row keeps its state: the next pass reads the pod
+            return None
+        if reply.result is PatchResult.GONE:
+            pod_updates.close(
+                row, PodUpdateOutcome.POD_GONE, f"the pod was deleted during the hot upgrade ({what})"
+            )
+            return PodUpdateOutcome.POD_GONE
+        if reply.result is PatchResult.REFUSED:
+            pod_updates.close(
+                row, PodUpdateOutcome.FAILED, f"the apiserver refused the {what}: {reply.error}"
+            )
+            return PodUpdateOutcome.FAILED
+        if reply.result is PatchResult.CONFLICT:
+            # The state machine re-decides from the re-read pod: a write that landed is never asked again.
+            verdict, reread = _after_conflict(kube, row, result, landed=lambda _pod: False)
+            if verdict is _AfterConflict.CLOSED:
+                return row.outcome or PodUpdateOutcome.FAILED
+            if verdict is not _AfterConflict.RETRY or reread is None:
+                return None
+            pod_updates.count_conflict(row)
+            pod = reread
+        else:
+            if reply.pod is None:
+                return None
+            pod = reply.pod
+            result.hot_writes += 1
         now = timezone.now()
     return None
 
 
-# --- the pass: batches, pause and abort --------------------------------------------------------
-
-
-def _intent(rollout_id: int) -> str:
-    """'pause' / 'abort' when a person asked for it (read between pods), else ''."""
-    row = Rollout.objects.filter(pk=rollout_id).values("pause_requested", "abort_requested", "state").first()
-    if row is None:
-        return "abort"
-    if row["abort_requested"]:
-        return "abort"
-    if row["pause_requested"] or row["state"] != RolloutState.RUNNING:
-        return "pause"
-    return ""
-
-
-def _patch_in_batches(
-    kube: KubeClient,
-    core: SidecarSet,
-    rollout: Rollout,
-    items: Sequence[tuple[PodUpdate, Mapping[str, Any]]],
-    result: PassResult,
-    deadline: float | None = None,
-) -> None:
-    """Patch ``items`` (the planner's ``to_patch``, in its order) batch by batch; the pause/abort
-    intent is read before each batch, so it is honoured between batches of at most
-    ``PATCH_BATCH_SIZE`` pods; an unreachable apiserver ends the pass, and so does the pass's
-    ``deadline`` (``time.monotonic()``; checked after each batch: the rest waits for the next pass)."""
-    workers = min(patch_concurrency(kube), PATCH_BATCH_SIZE, len(items))
-    executor = (
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sidecarhub-patch")
-        if workers > 1
-        else None
-    )
-    try:
-        for start in range(0, len(items), PATCH_BATCH_SIZE):
-            result.intent = _intent(rollout.pk)
-            if result.intent:
-                break
-            patch_batch(
-                kube, core, rollout, items[start : start + PATCH_BATCH_SIZE], result, executor=executor
-            )
-            if result.unreachable or (deadline is not None and time.monotonic() >= deadline):
-                break
-    finally:
-        if executor is not None:
-            executor.shutdown(wait=True)
+# --- the step pass -------------------------------------------------------------------------------
 
 
 def run_step_pass(
     kube: KubeClient,
     rollout: Rollout,
     step: RolloutStep,
-    core: SidecarSet,
+    sidecarset: SidecarSet,
     pods: list[dict[str, Any]],
     namespace_labels: Mapping[str, Mapping[str, str]] | None,
     *,
+    pods_by_uid: Mapping[str, Mapping[str, Any]],
     max_patches: int,
     now: datetime | None = None,
     deadline: float | None = None,
 ) -> PassResult:
-    """One bounded pass over a running step: resolve, observe, close pods that no longer need
-    an update, then patch up to ``max_patches`` pods the planner allows now, in batches of at
-    most ``PATCH_BATCH_SIZE`` (pause and abort are honoured between batches)."""
+    """One bounded pass over a running step: resolve, observe, close pods that no longer need an
+    update, then patch up to ``max_patches`` pods the planner allows now, in chunks of at most
+    ``PATCH_CHUNK_SIZE`` (pause and abort are honoured between chunks)."""
     now = now or timezone.now()
-    pods_by_uid = {_uid(pod): pod for pod in pods}
-    result = observe_open_rows(core, rollout, pods_by_uid, step=step, now=now, kube=kube)
+    result = observe_open_rows(sidecarset, rollout, pods_by_uid, step=step, now=now, kube=kube)
     if result.unreachable:
         result.open_rows = PodUpdate.objects.filter(step=step, state__in=OPEN_POD_UPDATE_STATES).count()
         return result
@@ -495,7 +474,7 @@ def run_step_pass(
     if claimed:
         with planning_caches.borrow(rollout.pk) as cache:
             plan = plan_round(
-                core,
+                sidecarset,
                 pods,
                 namespace_labels=namespace_labels,
                 only=frozenset(claimed),
@@ -506,22 +485,9 @@ def run_step_pass(
             result.waiting_reasons.append(plan.blocked_reason)
         decisions = plan.decisions_for(claimed)  # only the step's claimed pods: see RoundPlan
         unmatched = dict(plan.unmatched)
-        closings = _Closings()
+        closings = pod_updates.Closings()
         for ref, row in list(claimed.items()):
-            decision = decisions.get(ref)
-            closing: tuple[str, str] | None = None
-            if ref.uid not in pods_by_uid:
-                closing = (PodUpdateOutcome.POD_GONE, "the pod was deleted before it was patched")
-            elif decision is None:
-                closing = (PodUpdateOutcome.SKIPPED, f"no longer matched: {unmatched.get(ref, 'unknown')}")
-            elif decision.pod_class is PodClass.UPDATED:
-                closing = (PodUpdateOutcome.SKIPPED, "already at the target revision")
-            elif decision.pod_class is PodClass.NEEDS_RECREATE:
-                closing = (PodUpdateOutcome.SKIPPED, f"needs recreate: {decision.reason}")
-            elif decision.pod_class is PodClass.NOT_SELECTED:
-                closing = (PodUpdateOutcome.SKIPPED, "no longer selected by updateStrategy.selector")
-            elif decision.pod_class is PodClass.WAITING and decision.reason.startswith("kept on the old"):
-                closing = (PodUpdateOutcome.SKIPPED, decision.reason)
+            closing = _no_longer_due(ref, decisions.get(ref), unmatched, pods_by_uid)
             if closing is not None:
                 closings.add(row, *closing)
                 del claimed[ref]
@@ -537,9 +503,31 @@ def run_step_pass(
                 if decision.ref in claimed
             ]
             if items:
-                _patch_in_batches(kube, core, rollout, items, result, deadline)
+                patch_pods(kube, sidecarset, rollout, items, result, deadline)
     result.open_rows = PodUpdate.objects.filter(step=step, state__in=OPEN_POD_UPDATE_STATES).count()
     return result
+
+
+def _no_longer_due(
+    ref: PodRef,
+    decision: PodDecision | None,
+    unmatched: Mapping[PodRef, str],
+    pods_by_uid: Mapping[str, Mapping[str, Any]],
+) -> tuple[str, str] | None:
+    """Why a claimed pod is closed without a patch (outcome, words), or ``None`` when it is due."""
+    if ref.uid not in pods_by_uid:
+        return PodUpdateOutcome.POD_GONE, "the pod was deleted before it was patched"
+    if decision is None:
+        return PodUpdateOutcome.SKIPPED, f"no longer matched: {unmatched.get(ref, 'unknown')}"
+    if decision.pod_class is PodClass.UPDATED:
+        return PodUpdateOutcome.SKIPPED, "already at the target revision"
+    if decision.pod_class is PodClass.NEEDS_RECREATE:
+        return PodUpdateOutcome.SKIPPED, f"needs recreate: {decision.reason}"
+    if decision.pod_class is PodClass.NOT_SELECTED:
+        return PodUpdateOutcome.SKIPPED, "no longer selected by updateStrategy.selector"
+    if decision.pod_class is PodClass.WAITING and decision.reason.startswith("kept on the old"):
+        return PodUpdateOutcome.SKIPPED, decision.reason
+    return None
 
 
 def step_failures(step: RolloutStep) -> list[PodUpdate]:

@@ -14,8 +14,8 @@ from typing import Any
 from clusters.kube import cached_kube_client
 from clusters.models import Cluster
 from rollouts.choices import TERMINAL_STEP_STATES, PodUpdateOutcome, StepState
-from rollouts.engine import fetch_pods, planning_sidecarset
 from rollouts.models import PodUpdate
+from rollouts.pass_inputs import PassInputs, fetch_pods
 from rollouts.services import RolloutNotFound, get_rollout, parse_step_target
 from sidecarhub.changes import Actor
 from sidecarhub.models import SidecarSetRevision
@@ -111,9 +111,12 @@ def preview_next_step(actor: Actor, rollout_id: int, *, kube: Any = None) -> Ste
             rollout.pk, step.pk, step.ordinal, step.target, step.state, True, pods, recreate,
             step.shortfall, 0, step.expires_at,
         )  # fmt: skip
-    core = planning_sidecarset(rollout)
-    pod_list, namespace_labels = fetch_pods(kube or cached_kube_client(rollout.cluster), core)
-    plan = plan_step(core, pod_list, parse_step_target(step.target), namespace_labels=namespace_labels)
+    inputs = PassInputs(kube or cached_kube_client(rollout.cluster))
+    core = inputs.planning_sidecarset(rollout)
+    listing = inputs.pods(core)
+    plan = plan_step(
+        core, listing.pods, parse_step_target(step.target), namespace_labels=listing.namespace_labels
+    )
     return StepPreview(
         rollout.pk, step.pk, step.ordinal, step.target, step.state, False,
         tuple(_preview(d, True) for d in plan.pods),

@@ -7,8 +7,8 @@ the cluster that is not finished (or still has open pod updates):
 - expires approvals whose window passed (indexed ``expires_at``) and pauses their rollouts;
 - starts pending rollouts whose turn came (waves in order; one active rollout per SidecarSet
   and cluster; held while the SidecarSet's current revision says ``updateStrategy.paused``);
-- honours pause and abort intents between pods (between the engine's small patch batches,
-  ``engine.PATCH_BATCH_SIZE``);
+- honours pause and abort intents between pods (between the engine's small patch chunks,
+  ``engine.PATCH_CHUNK_SIZE``);
 - prepares the next step, starts approved steps (one ``claimed`` PodUpdate per approved pod),
   and runs bounded passes over the running step (``rollouts.engine``);
 - pauses a rollout whose step has more failures than its threshold, or made no progress for its
@@ -27,7 +27,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -36,7 +35,7 @@ from django.utils import timezone
 
 from clusters.kube import KubeClient, KubeError, cached_kube_client
 from clusters.models import Cluster
-from rollouts import engine, patching, services, transitions
+from rollouts import engine, pod_updates, services, transitions
 from rollouts.choices import (
     ACTIVE_ROLLOUT_STATES,
     OPEN_POD_UPDATE_STATES,
@@ -47,8 +46,10 @@ from rollouts.choices import (
     StepState,
 )
 from rollouts.models import PodUpdate, Rollout, RolloutStep
+from rollouts.pass_inputs import PassInputs, PodListing
 from rollouts.transitions import InvalidTransition, RolloutError
 from sidecarhub.locks import LOCKS, try_advisory_lock
+from sidecarhub.sidecarset import SidecarSet
 
 __all__ = ["ReconcileReport", "reconcile_cluster"]
 
@@ -120,7 +121,8 @@ def _expire_approvals(cluster_id: int, report: ReconcileReport) -> None:
 
 
 class _Pass:
-    """One reconcile over one cluster (a small object so the steps share the pod list)."""
+    """One reconcile over one cluster, in turns: each turn advances every unfinished rollout as
+    far as it can go, every stage working from the turn's one pod list (``PassInputs``)."""
 
     def __init__(
         self, cluster: Cluster, kube: KubeClient, report: ReconcileReport, deadline: float, patches: int
@@ -132,6 +134,7 @@ class _Pass:
             deadline,
             patches,
         )
+        self.inputs = PassInputs(kube)
 
     def rollouts(self) -> list[Rollout]:
         open_rows = PodUpdate.objects.filter(cluster_id=self.cluster.pk, state__in=OPEN_POD_UPDATE_STATES)
@@ -145,6 +148,7 @@ class _Pass:
     def run(self) -> None:
         while True:
             self.report.more_work = False
+            self.inputs.forget_pods()
             progressed = False
             for rollout in self.rollouts():
                 try:
@@ -190,10 +194,10 @@ class _Pass:
                 )
         self.report.transitions.append(f"rollout {rollout.pk} paused: {reason}")
 
-    def pods(self, rollout: Rollout) -> tuple[Any, list[dict[str, Any]], Any]:
-        core = engine.planning_sidecarset(rollout)
-        pods, namespace_labels = engine.fetch_pods(self.kube, core)
-        return core, pods, namespace_labels
+    def pods(self, rollout: Rollout) -> tuple[SidecarSet, PodListing]:
+        """The SidecarSet the planner sees for ``rollout`` and this turn's pods for it."""
+        core = self.inputs.planning_sidecarset(rollout)
+        return core, self.inputs.pods(core)
 
     def advance(self, rollout: Rollout) -> bool:
         """Move one rollout as far as it can go now; True when something changed."""
@@ -218,15 +222,18 @@ class _Pass:
         if rollout.pause_requested and step.state != StepState.RUNNING:
             self.pause(rollout, self.intent_reason(rollout), step)
             return True
+        # One stage leads to the next within the turn, on the same pod list: an auto-approved
+        # step is prepared, started and patched from one LIST.
+        progressed = False
         if step.state == StepState.PENDING:
-            return self.prepare(rollout, step)
-        if step.state == StepState.AWAITING_APPROVAL:
-            return False
+            progressed = self.prepare(rollout, step)
+            step.refresh_from_db()
         if step.state == StepState.APPROVED:
-            return self.start_step(rollout, step)
+            progressed |= self.start_step(rollout, step)
+            step.refresh_from_db()
         if step.state == StepState.RUNNING:
-            return self.run_step(rollout, step)
-        return False
+            progressed |= self.run_step(rollout, step)
+        return progressed
 
     def intent_reason(self, rollout: Rollout) -> str:
         return f"paused by {rollout.intent_by or 'system'}" + (
@@ -237,12 +244,12 @@ class _Pass:
         """Paused or ended: no new patches; patched pods are still observed to their outcome."""
         if not PodUpdate.objects.filter(rollout=rollout, state__in=PATCHED_POD_UPDATE_STATES).exists():
             return False
-        core, pods, _ = self.pods(rollout)
+        core, listing = self.pods(rollout)
         ended = "" if rollout.state == RolloutState.PAUSED else f"not patched: rollout {rollout.state}"
         # kube: a hot-upgrade pod already patched finishes its switch and reset (between pods).
-        result = engine.observe_open_rows(
-            core, rollout, {patching._uid(p): p for p in pods}, ended_reason=ended, kube=self.kube
-        )
+        result = engine.observe_open_rows(core, rollout, listing.by_uid, ended_reason=ended, kube=self.kube)
+        if result.hot_writes:
+            self.inputs.forget_pods()
         self.report.finished += result.finished
         self.report.more_work = True
         return result.progressed
@@ -305,7 +312,7 @@ class _Pass:
 
     def prepare(self, rollout: Rollout, step: RolloutStep) -> bool:
         try:
-            prepared = services.prepare_step(None, step.pk, kube=self.kube)
+            prepared = services.prepare_step(None, step.pk, inputs=self.inputs)
         except RolloutError as exc:
             self.pause(rollout, str(exc))
             return True
@@ -314,10 +321,10 @@ class _Pass:
         return True
 
     def start_step(self, rollout: Rollout, step: RolloutStep) -> bool:
-        core, pods, _ = self.pods(rollout)
+        core, listing = self.pods(rollout)
         with transaction.atomic():
             started = transitions.start_step_row(step.pk, actor=None, reason=f"step {step.ordinal} started")
-            engine.claim_step_pods(rollout, started, core, {patching._uid(p): p for p in pods})
+            pod_updates.claim_step_pods(rollout, started, core, listing.by_uid)
         self.report.transitions.append(f"step {step.ordinal} of rollout {rollout.pk} running")
         self.report.more_work = True
         return True
@@ -335,18 +342,21 @@ class _Pass:
             )
             step.explanation = (step.explanation + "\n" + note).strip()
         RolloutStep.objects.filter(pk=step.pk).update(heartbeat_at=now)
-        core, pods, namespace_labels = self.pods(rollout)
+        core, listing = self.pods(rollout)
         result = engine.run_step_pass(
             self.kube,
             rollout,
             step,
             core,
-            pods,
-            namespace_labels,
+            listing.pods,
+            listing.namespace_labels,
+            pods_by_uid=listing.by_uid,
             max_patches=self.patches,
             now=now,
             deadline=self.deadline,
         )
+        if result.patched or result.hot_writes or result.conflicts:
+            self.inputs.forget_pods()  # what was listed is stale now
         self.report.patched += result.patched
         self.report.finished += result.finished
         if result.progressed:

@@ -36,20 +36,18 @@ from django.utils import timezone
 
 from clusters.kube import KubeError, cached_kube_client
 from clusters.push import resolve_targets
-from rollouts import transitions
+from rollouts import pod_updates, transitions
 from rollouts.choices import (
     ACTIVE_ROLLOUT_STATES,
     FAILED_OUTCOMES,
     TERMINAL_STEP_STATES,
     ApprovalDecision,
-    PodUpdateOutcome,
-    PodUpdateState,
     RolloutKind,
     RolloutState,
     StepState,
 )
-from rollouts.engine import fetch_pods, planning_sidecarset
 from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
+from rollouts.pass_inputs import PassInputs
 from rollouts.permissions import approval_refusal, can_operate
 from rollouts.transitions import InvalidTransition, RolloutError
 from sidecarhub.changes import Actor, actor_name
@@ -390,7 +388,7 @@ def _ref_dict(ref: Any) -> dict[str, str]:
     return {"namespace": ref.namespace, "name": ref.name, "uid": ref.uid}
 
 
-def prepare_step(actor: Actor, step_id: int, *, kube: Any = None) -> RolloutStep:
+def prepare_step(actor: Actor, step_id: int, *, inputs: PassInputs | None = None) -> RolloutStep:
     """Compute the step's exact pod list (``plan_step`` over the cluster's live pods) and put it
     up for approval (or approve it at once on an auto-approve cluster).
 
@@ -405,13 +403,14 @@ def prepare_step(actor: Actor, step_id: int, *, kube: Any = None) -> RolloutStep
         raise InvalidTransition("rollout", rollout.pk, rollout.state, "preparing a step")
     if step.state != StepState.PENDING:
         raise InvalidTransition("step", step.pk, step.state, StepState.AWAITING_APPROVAL)
-    core = planning_sidecarset(rollout)
+    inputs = inputs or PassInputs(cached_kube_client(rollout.cluster))
+    core = inputs.planning_sidecarset(rollout)
     try:
-        pods, namespace_labels = fetch_pods(kube or cached_kube_client(rollout.cluster), core)
+        listing = inputs.pods(core)
     except KubeError as exc:
         raise RolloutError(f"cannot prepare step {step.ordinal}: {exc}") from None
     target: int | str = parse_step_target(step.target)
-    plan = plan_step(core, pods, target, namespace_labels=namespace_labels)
+    plan = plan_step(core, listing.pods, target, namespace_labels=listing.namespace_labels)
     if plan.blocked_reason is not None:
         raise RolloutError(f"step {step.ordinal} cannot be prepared: {plan.blocked_reason}")
     needs_recreate = [
@@ -626,12 +625,7 @@ def finish_aborted(actor: Actor, rollout_id: int, reason: str) -> Rollout:
                 transitions.fail_step_row(step.pk, actor=actor, reason=reason)
             else:
                 transitions.cancel_step_row(step.pk, actor=actor, reason=reason)
-        PodUpdate.objects.filter(rollout_id=rollout_id, state=PodUpdateState.CLAIMED).update(
-            state=PodUpdateState.DONE,
-            outcome=PodUpdateOutcome.SKIPPED,
-            error=f"not patched: {reason}"[:2000],
-            done_at=timezone.now(),
-        )
+        pod_updates.skip_unpatched([rollout_id], reason)
     return aborted
 
 

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from rollouts import engine
+from rollouts import engine, pass_inputs
 from rollouts.choices import PodUpdateOutcome, PodUpdateState, RolloutState, StepState
-from rollouts.engine import planning_sidecarset
 from rollouts.models import PodUpdate, Rollout, RolloutStep
-from rollouts.patching import build_patch
+from rollouts.pass_inputs import PassInputs
 from rollouts.previews import preview_next_step, preview_revision
 from rollouts.reconciler import ReconcileReport, _Pass, reconcile_cluster
 from rollouts.services import NotPermitted, approve_step, create_rollouts_for_revision
 from sandbox.testing import RunningCluster
+from sidecarhub.sidecarset.inplace import build_patch
 from tests.rollouts.helpers import (
     NEW_IMAGE,
     OLD_IMAGE,
@@ -140,7 +140,7 @@ def test_crash_recovery_reads_the_pod_and_never_patches_twice(
     landed, lost, _ = sorted(PodUpdate.objects.filter(step=step), key=lambda row: row.pod_name)
     # "landed": the worker sent the patch and died before recording it.
     live = pods_by_name(fleet.live_pods())
-    core = planning_sidecarset(Rollout.objects.get(pk=rollout.pk))
+    core = PassInputs(kube).planning_sidecarset(Rollout.objects.get(pk=rollout.pk))
     body = build_patch(
         core,
         live[landed.pod_name],
@@ -165,18 +165,18 @@ def test_crash_recovery_reads_the_pod_and_never_patches_twice(
 
 
 def test_conflict_rereads_and_replans(
-    k8s: RunningCluster, k8s_namespace: str, author: Any, approver: Any
+    k8s: RunningCluster, k8s_namespace: str, author: Any, approver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A pod changed after it was listed: the patch gets 409, the row goes back to claimed and
     the next pass patches it with a fresh resourceVersion."""
     fleet = make_fleet(k8s, k8s_namespace, author=author, strategy={"maxUnavailable": 1})
     rollout, step = _running_step(fleet, author, approver, pods=1)
-    original = engine.fetch_pods
+    original = pass_inputs.fetch_pods
     calls = {"n": 0}
 
     def stale_list(kube: Any, core: Any) -> Any:
         pods, labels = original(kube, core)
-        if calls["n"] == 1:  # (call 0 starts the step) someone labels the pod right after our list
+        if calls["n"] == 0:  # someone labels the pod right after the list that starts the step
             k8s.core.patch_namespaced_pod(
                 fleet.pods[0],
                 k8s_namespace,
@@ -186,11 +186,9 @@ def test_conflict_rereads_and_replans(
         calls["n"] += 1
         return pods, labels
 
-    engine.fetch_pods = stale_list  # the hub's own reading, not the Kubernetes API, is what is delayed
-    try:
-        reconcile_until(fleet.cluster.pk, lambda: _step(rollout, 1).state == StepState.SUCCEEDED)
-    finally:
-        engine.fetch_pods = original
+    # the hub's own reading, not the Kubernetes API, is what is delayed
+    monkeypatch.setattr(pass_inputs, "fetch_pods", stale_list)
+    reconcile_until(fleet.cluster.pk, lambda: _step(rollout, 1).state == StepState.SUCCEEDED)
     [row] = PodUpdate.objects.filter(step=step)
     assert (row.outcome, row.conflicts, row.patch_attempts) == (PodUpdateOutcome.SUCCEEDED, 1, 1)
 

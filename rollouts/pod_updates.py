@@ -1,0 +1,241 @@
+"""The one owner of ``PodUpdate`` state: every row is created and moved here, nowhere else.
+
+Each move is a conditional UPDATE (``WHERE pk = ... AND state = <the state the caller read>``)
+checked first against ``POD_UPDATE_TRANSITIONS``, as ``rollouts.transitions`` does for rollouts
+and steps. A row another pass moved in the meantime is simply not matched: the caller learns it
+from the number of rows moved, never overwrites it. A move the table forbids is a programming
+error (``PodUpdateStateError``), raised before anything is written.
+
+The promise these writes carry (DESIGN.md invariants): a row goes ``claimed → patching`` and
+that is COMMITTED before its patch is sent, so a worker killed at any instant leaves a row that
+the next pass resolves by reading the pod, never by patching twice; rows are only ever closed
+(``done`` with an outcome), never deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Case, CharField, DateTimeField, F, Field, TextField, Value, When
+from django.utils import timezone
+
+from rollouts.choices import POD_UPDATE_TRANSITIONS, PodUpdateOutcome, PodUpdateState
+from rollouts.models import PodUpdate, Rollout, RolloutStep
+from sidecarhub.sidecarset import SidecarSet
+from sidecarhub.sidecarset.inplace import UpdateTargets, resource_version, update_targets
+
+__all__ = [
+    "Closings",
+    "PodUpdateStateError",
+    "claim_step_pods",
+    "close",
+    "count_conflict",
+    "move",
+    "record_patched",
+    "requeue_after_conflict",
+    "skip_unpatched",
+    "start_patching",
+    "targets_of",
+]
+
+ERROR_LENGTH = 2000
+
+
+class PodUpdateStateError(ValueError):
+    """A move ``POD_UPDATE_TRANSITIONS`` forbids (a bug in the caller, not a race)."""
+
+
+def _allowed(from_state: str, to_state: str) -> None:
+    if to_state not in POD_UPDATE_TRANSITIONS.get(from_state, frozenset()):
+        raise PodUpdateStateError(f"a pod update cannot go from {from_state} to {to_state}")
+
+
+def _per_row(values: Mapping[int, Any], output_field: Field[Any, Any]) -> Case:
+    """A value per row (by pk) in one UPDATE."""
+    return Case(*(When(pk=pk, then=Value(value)) for pk, value in values.items()), output_field=output_field)
+
+
+def targets_of(row: PodUpdate) -> UpdateTargets:
+    """The row's containers and images as the core's ``UpdateTargets``."""
+    return UpdateTargets(row.container, row.from_image, row.to_image)
+
+
+# --- create --------------------------------------------------------------------------------------
+
+
+def claim_step_pods(
+    rollout: Rollout,
+    step: RolloutStep,
+    sidecarset: SidecarSet,
+    pods_by_uid: Mapping[str, Mapping[str, Any]],
+) -> int:
+    """Write one ``claimed`` row per approved pod of ``step`` (idempotent: a pod with a row in
+    this rollout is left alone); pods already gone are recorded ``done``/``pod_gone`` at once.
+    Returns the number of rows written."""
+    existing = set(PodUpdate.objects.filter(rollout=rollout).values_list("pod_uid", flat=True))
+    rows = []
+    now = timezone.now()
+    for ref in step.pods:
+        if ref["uid"] in existing:
+            continue
+        pod = pods_by_uid.get(ref["uid"])
+        targets = update_targets(sidecarset, pod)
+        row = PodUpdate(
+            rollout=rollout,
+            step=step,
+            cluster_id=rollout.cluster_id,
+            namespace=ref["namespace"],
+            pod_name=ref["name"],
+            pod_uid=ref["uid"],
+            container=targets.container,
+            from_image=targets.from_image,
+            to_image=targets.to_image,
+            from_revision_number=rollout.from_revision_number,
+            to_revision_number=rollout.to_revision_number,
+            state=PodUpdateState.CLAIMED,
+        )
+        if pod is None:
+            row.state, row.outcome, row.done_at = PodUpdateState.DONE, PodUpdateOutcome.POD_GONE, now
+            row.error = "the pod was deleted before its step started"
+        rows.append(row)
+    PodUpdate.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+# --- move ----------------------------------------------------------------------------------------
+
+
+def move(row: PodUpdate, to_state: str, **fields: Any) -> bool:
+    """Move one row from the state it was read in to ``to_state`` (with ``fields``); True when
+    it moved. The in-memory row follows a successful move (fields given as expressions, such as
+    ``F()``, are left as loaded)."""
+    _allowed(row.state, to_state)
+    moved = bool(PodUpdate.objects.filter(pk=row.pk, state=row.state).update(state=to_state, **fields))
+    if moved:
+        row.state = to_state
+        for name, value in fields.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(row, name, value)
+    return moved
+
+
+def start_patching(
+    sidecarset: SidecarSet,
+    items: Sequence[tuple[PodUpdate, Mapping[str, Any]]],
+    now: datetime,
+    *,
+    hot: bool,
+) -> list[tuple[PodUpdate, Mapping[str, Any]]]:
+    """Move a chunk's rows ``claimed → patching`` in ONE committed transaction (lock, then one
+    UPDATE) with the resourceVersion each patch will carry; return the rows that moved (a row
+    another pass moved is left out). Hot rows also get their targets now: which twin is idle is
+    known only from the pod as listed."""
+    _allowed(PodUpdateState.CLAIMED, PodUpdateState.PATCHING)
+    with transaction.atomic():
+        claimable = set(
+            PodUpdate.objects.select_for_update()
+            .filter(pk__in=[row.pk for row, _pod in items], state=PodUpdateState.CLAIMED)
+            .values_list("pk", flat=True)
+        )
+        moving = [(row, pod) for row, pod in items if row.pk in claimable]
+        if not moving:
+            return []
+        versions = {row.pk: resource_version(pod) for row, pod in moving}
+        fields: dict[str, Any] = {"resource_version": _per_row(versions, CharField())}
+        targets: dict[int, UpdateTargets] = {}
+        if hot:
+            targets = {row.pk: update_targets(sidecarset, pod) for row, pod in moving}
+            fields["container"] = _per_row({pk: t.container for pk, t in targets.items()}, CharField())
+            fields["from_image"] = _per_row({pk: t.from_image for pk, t in targets.items()}, TextField())
+            fields["to_image"] = _per_row({pk: t.to_image for pk, t in targets.items()}, TextField())
+        PodUpdate.objects.filter(pk__in=list(versions), state=PodUpdateState.CLAIMED).update(
+            state=PodUpdateState.PATCHING, patching_at=now, patch_attempts=F("patch_attempts") + 1, **fields
+        )
+    # What the UPDATE wrote, without reading the rows back (the cluster's lock is held).
+    for row, _pod in moving:
+        row.state, row.patching_at, row.patch_attempts = PodUpdateState.PATCHING, now, row.patch_attempts + 1
+        row.resource_version = versions[row.pk]
+        if row.pk in targets:
+            row.container, row.from_image, row.to_image = (
+                targets[row.pk].container,
+                targets[row.pk].from_image,
+                targets[row.pk].to_image,
+            )
+    return moving
+
+
+def record_patched(landed: Mapping[int, datetime]) -> int:
+    """``patching → observing`` for the rows whose patch landed (pk → when the reply came), in
+    one UPDATE; returns how many moved."""
+    if not landed:
+        return 0
+    _allowed(PodUpdateState.PATCHING, PodUpdateState.OBSERVING)
+    return PodUpdate.objects.filter(pk__in=list(landed), state=PodUpdateState.PATCHING).update(
+        state=PodUpdateState.OBSERVING, patched_at=_per_row(landed, DateTimeField())
+    )
+
+
+def requeue_after_conflict(row: PodUpdate) -> bool:
+    """``patching → claimed`` after a 409 whose re-read showed the patch did NOT land: the next
+    pass plans the pod again from a fresh list. The attempt is not counted (nothing landed); the
+    conflict is."""
+    return move(
+        row, PodUpdateState.CLAIMED, conflicts=F("conflicts") + 1, patch_attempts=F("patch_attempts") - 1
+    )
+
+
+def count_conflict(row: PodUpdate) -> None:
+    """A 409 that leaves the row where it is (it is re-read and re-decided)."""
+    PodUpdate.objects.filter(pk=row.pk, state=row.state).update(conflicts=F("conflicts") + 1)
+    row.conflicts += 1
+
+
+# --- close ---------------------------------------------------------------------------------------
+
+
+class Closings:
+    """Rows to close, written together: one guarded UPDATE per (state, outcome, error) instead of
+    a commit per row (a pass may close hundreds of rows whose pods became ready together)."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str, str], list[int]] = {}
+
+    def add(self, row: PodUpdate, outcome: str, error: str = "") -> None:
+        _allowed(row.state, PodUpdateState.DONE)
+        self._groups.setdefault((row.state, outcome, error[:ERROR_LENGTH]), []).append(row.pk)
+
+    def flush(self) -> int:
+        """Write every group; return how many rows moved (a row another pass moved is left out)."""
+        now = timezone.now()
+        moved = 0
+        for (state, outcome, error), ids in self._groups.items():
+            moved += PodUpdate.objects.filter(pk__in=ids, state=state).update(
+                state=PodUpdateState.DONE, outcome=outcome, error=error, done_at=now
+            )
+        self._groups.clear()
+        return moved
+
+
+def close(row: PodUpdate, outcome: str, error: str = "") -> bool:
+    """Close one open row now (guarded by the state it was read in); True when it moved."""
+    closings = Closings()
+    closings.add(row, outcome, error)
+    moved = bool(closings.flush())
+    if moved:
+        row.state, row.outcome, row.error = PodUpdateState.DONE, outcome, error[:ERROR_LENGTH]
+    return moved
+
+
+def skip_unpatched(rollout_ids: Iterable[int], reason: str) -> int:
+    """Close every ``claimed`` row (never patched) of the rollouts as skipped with ``reason``.
+    Rows already patched stay open: they are resolved by reading their pods."""
+    _allowed(PodUpdateState.CLAIMED, PodUpdateState.DONE)
+    return PodUpdate.objects.filter(rollout_id__in=list(rollout_ids), state=PodUpdateState.CLAIMED).update(
+        state=PodUpdateState.DONE,
+        outcome=PodUpdateOutcome.SKIPPED,
+        error=f"not patched: {reason}"[:ERROR_LENGTH],
+        done_at=timezone.now(),
+    )

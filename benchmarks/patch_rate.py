@@ -192,7 +192,7 @@ def create_pods(bench: Bench, revision: Any) -> None:
 
 
 def raw_body(pod: Json, image: str, sidecarset: str, now: datetime) -> Json:
-    """The engine's patch shape (``rollouts.patching.build_patch``), written out by hand: the
+    """The engine's patch shape (``sidecarhub.sidecarset.inplace.build_patch``), written out by hand: the
     sidecar image, this SidecarSet's entries of the hash annotation (its hash values kept, the
     timestamp refreshed) and of the in-place update state, and the resourceVersion precondition."""
     metadata = pod["metadata"]

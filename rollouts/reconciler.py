@@ -278,7 +278,7 @@ class _Pass:
         if earlier is not None:
             return f"waiting for rollout {earlier.pk} of this SidecarSet in this cluster to stop"
         current = rollout.sidecarset.current_revision
-        if current is not None and current.to_core().update_strategy.paused:
+        if current is not None and self.inputs.revision_core(current).update_strategy.paused:
             return "held: the SidecarSet's updateStrategy.paused is true"
         if rollout.kind == RolloutKind.UPDATE and rollout.wave > 0:
             blocking = (

@@ -1,4 +1,4 @@
-"""A worker killed with SIGKILL at random moments (20 trials, one rollout each): no pod is
+"""A worker killed with SIGKILL at random moments (50 trials, one rollout each): no pod is
 patched twice, no PodUpdate is lost, and every rollout finishes after a new worker starts.
 
 Each trial publishes a new image (auto-approve cluster, one step, maxUnavailable 50% of 4 pods,
@@ -28,7 +28,7 @@ from tests.rollouts.helpers import PodWatcher, make_fleet, pods_by_name, sidecar
 
 pytestmark = [pytest.mark.k8s, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-TRIALS = 20
+TRIALS = 50
 PODS = 4
 
 

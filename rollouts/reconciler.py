@@ -71,6 +71,7 @@ class ReconcileReport:
     transitions: list[str] = field(default_factory=list)
     more_work: bool = False
     error: str = ""
+    pod_lists: int = 0  # pod LIST calls (one per turn and label selector: ``PassInputs``)
 
 
 def reconcile_cluster(
@@ -100,7 +101,11 @@ def reconcile_cluster(
         try:
             kube = kube or cached_kube_client(cluster)
             _expire_approvals(cluster_id, report)
-            _Pass(cluster, kube, report, deadline, patches).run()
+            reconcile = _Pass(cluster, kube, report, deadline, patches)
+            try:
+                reconcile.run()
+            finally:
+                report.pod_lists = reconcile.inputs.pod_lists
         except KubeError as exc:
             report.error = str(exc)
             report.more_work = True
@@ -203,8 +208,12 @@ class _Pass:
         """Move one rollout as far as it can go now; True when something changed."""
         if rollout.state not in ACTIVE_ROLLOUT_STATES or rollout.state == RolloutState.PAUSED:
             return self.finalize(rollout)
+        started = False
         if rollout.state == RolloutState.PENDING:
-            return self.maybe_start(rollout)
+            if not self.maybe_start(rollout):
+                return False
+            rollout.refresh_from_db()  # started: its first step is prepared in this same turn
+            started = True
         if rollout.abort_requested:
             reason = f"aborted by {rollout.intent_by or 'system'}" + (
                 f": {rollout.intent_reason}" if rollout.intent_reason else ""
@@ -224,7 +233,7 @@ class _Pass:
             return True
         # One stage leads to the next within the turn, on the same pod list: an auto-approved
         # step is prepared, started and patched from one LIST.
-        progressed = False
+        progressed = started
         if step.state == StepState.PENDING:
             progressed = self.prepare(rollout, step)
             step.refresh_from_db()

@@ -41,6 +41,7 @@ def reconcile_rollouts_task(cluster_id: int, woken: bool = False) -> dict[str, A
         "transitions": report.transitions[:20],
         "more_work": report.more_work,
         "error": report.error,
+        "pod_lists": report.pod_lists,
     }
 
 

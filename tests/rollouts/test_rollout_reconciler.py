@@ -208,3 +208,35 @@ def test_updatestrategy_paused_holds_the_rollout(
     fleet.publish(NEW_IMAGE, strategy={"paused": False})
     reconcile_until(fleet.cluster.pk, lambda: _step(rollout, 1).state == StepState.AWAITING_APPROVAL)
     assert preview_revision(None, revision.pk, fleet.cluster.pk).counts["needs_recreate"] == 0
+
+
+def test_one_turn_starts_prepares_and_patches_an_auto_approved_step_from_one_list(
+    k8s: RunningCluster, k8s_namespace: str, author: Any
+) -> None:
+    """A pass lists the cluster's pods once per turn and every stage works from that list: the
+    first turn of a new rollout on an auto-approve cluster starts it, prepares its step, starts
+    the step and patches every pod, with ONE pod LIST (observing needs later turns' lists)."""
+    fleet = make_fleet(
+        k8s,
+        k8s_namespace,
+        author=author,
+        strategy={"maxUnavailable": "100%"},
+        annotations={"rollouts.sidecarhub.io/steps": "100%"},
+        cluster_settings={"rollout_auto_approve": True},
+    )
+    fleet.create_pods(4)
+    fleet.wait_ready(4)
+    revision = fleet.publish()
+    [rollout] = create_rollouts_for_revision(author, revision.pk, previous_revision_id=fleet.revision.pk)
+    # budget 0: the pass ends after its first turn
+    report = reconcile_cluster(fleet.cluster.pk, time_budget_seconds=0)
+    assert (report.pod_lists, report.patched) == (1, 4), report
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.RUNNING and _step(rollout, 1).state == StepState.RUNNING
+    assert set(PodUpdate.objects.filter(rollout=rollout).values_list("state", flat=True)) == {
+        PodUpdateState.OBSERVING
+    }
+    reconcile_until(
+        fleet.cluster.pk, lambda: Rollout.objects.get(pk=rollout.pk).state == RolloutState.COMPLETED
+    )
+    assert set(_images(fleet).values()) == {NEW_IMAGE}

@@ -52,7 +52,9 @@ def test_canary_then_rest_waits_for_each_approval(
     fleet.create_pods(4)
     fleet.wait_ready(6)
     revision = fleet.publish()
-    [rollout] = create_rollouts_for_revision(author, revision.pk, previous_revision_id=fleet.revision.pk)
+    [rollout] = create_rollouts_for_revision(
+        revision.pk, actor=author, previous_revision_id=fleet.revision.pk
+    )
     assert rollout.steps == ["canary", "100%"] and rollout.max_unavailable == "50%"
 
     reconcile_cluster(fleet.cluster.pk, time_budget_seconds=2)
@@ -67,9 +69,9 @@ def test_canary_then_rest_waits_for_each_approval(
         reconcile_cluster(fleet.cluster.pk, time_budget_seconds=0.2)
     assert set(_images(fleet).values()) == {OLD_IMAGE} and not PodUpdate.objects.exists()
     with pytest.raises(NotPermitted, match="requires someone else"):
-        approve_step(author, step1.pk)
+        approve_step(step1.pk, actor=author)
 
-    approve_step(approver, step1.pk, "canary looks fine")
+    approve_step(step1.pk, actor=approver, comment="canary looks fine")
     reconcile_until(fleet.cluster.pk, lambda: _step(rollout, 1).state == StepState.SUCCEEDED, what="step 1")
     images = _images(fleet)
     assert {images[name] for name in canaries} == {NEW_IMAGE}
@@ -80,7 +82,7 @@ def test_canary_then_rest_waits_for_each_approval(
 
     reconcile_until(fleet.cluster.pk, lambda: _step(rollout, 2).state == StepState.AWAITING_APPROVAL)
     assert len(_step(rollout, 2).pods) == 4
-    approve_step(approver, _step(rollout, 2).pk)
+    approve_step(_step(rollout, 2).pk, actor=approver)
     reconcile_until(
         fleet.cluster.pk, lambda: Rollout.objects.get(pk=rollout.pk).state == RolloutState.COMPLETED
     )
@@ -117,9 +119,11 @@ def _running_step(fleet: Any, author: Any, approver: Any, pods: int = 3) -> tupl
     fleet.create_pods(pods)
     fleet.wait_ready(pods)
     revision = fleet.publish()
-    [rollout] = create_rollouts_for_revision(author, revision.pk, previous_revision_id=fleet.revision.pk)
+    [rollout] = create_rollouts_for_revision(
+        revision.pk, actor=author, previous_revision_id=fleet.revision.pk
+    )
     reconcile_until(fleet.cluster.pk, lambda: _step(rollout, 1).state == StepState.AWAITING_APPROVAL)
-    approve_step(approver, _step(rollout, 1).pk)
+    approve_step(_step(rollout, 1).pk, actor=approver)
     return rollout, _step(rollout, 1)
 
 
@@ -202,7 +206,9 @@ def test_updatestrategy_paused_holds_the_rollout(
     fleet.create_pods(2)
     fleet.wait_ready(2)
     revision = fleet.publish()
-    [rollout] = create_rollouts_for_revision(author, revision.pk, previous_revision_id=fleet.revision.pk)
+    [rollout] = create_rollouts_for_revision(
+        revision.pk, actor=author, previous_revision_id=fleet.revision.pk
+    )
     fleet.publish(NEW_IMAGE, strategy={"paused": True})  # change kind "none": holds the rollout
     reconcile_cluster(fleet.cluster.pk, time_budget_seconds=0.5)
     rollout.refresh_from_db()

@@ -431,7 +431,7 @@ class RolloutAdmin(ReadOnlyAdmin):
         preview = None
         error = ""
         try:
-            preview = previews.preview_next_step(request.user, rollout.pk)
+            preview = previews.preview_next_step(rollout.pk, actor=request.user)
         except KubeError as exc:
             error = f"cannot read the pods of cluster {rollout.cluster.name} now: {exc}"
         except RolloutError as exc:

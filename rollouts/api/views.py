@@ -148,7 +148,7 @@ class RolloutViewSet(
     @action(detail=True, methods=["get"])
     def preview(self, request: Request, pk: str | None = None) -> Response:
         rollout = self.get_object()
-        preview = previews.preview_next_step(request.user, rollout.pk)
+        preview = previews.preview_next_step(rollout.pk, actor=request.user)
         body = {"rollout_id": rollout.pk, "rollout_state": rollout.state, "next_step": preview}
         return Response(RolloutPreviewSerializer(body).data)
 

@@ -194,7 +194,7 @@ def test_env_change_patches_nothing_and_reports_needs_recreate(
         name: pod["metadata"]["resourceVersion"] for name, pod in pods_by_name(fleet.live_pods()).items()
     }
     assert after == before
-    preview: Any = preview_revision(None, revision.pk, fleet.cluster.pk)
+    preview: Any = preview_revision(revision.pk, actor=None, cluster_id=fleet.cluster.pk)
     assert len(preview.needs_recreate) == 5 and not preview.in_place
     assert all("other than the image" in pod.reason for pod in preview.needs_recreate)
     assert preview.counts["needs_recreate"] == 5

@@ -62,7 +62,7 @@ def test_canary_then_rest_waits_for_each_approval(
     step1 = _step(rollout, 1)
     assert rollout.state == RolloutState.RUNNING and step1.state == StepState.AWAITING_APPROVAL
     assert sorted(p["name"] for p in step1.pods) == canaries and step1.expires_at is not None
-    preview = preview_next_step(approver, rollout.pk)
+    preview = preview_next_step(rollout.pk, actor=approver)
     assert preview is not None and preview.prepared and {p.name for p in preview.pods} == set(canaries)
     # Nothing moves before approval, however often the reconciler runs.
     for _ in range(3):
@@ -215,4 +215,6 @@ def test_updatestrategy_paused_holds_the_rollout(
     assert rollout.state == RolloutState.PENDING and rollout.reason.startswith("held")
     fleet.publish(NEW_IMAGE, strategy={"paused": False})
     reconcile_until(fleet.cluster.pk, lambda: _step(rollout, 1).state == StepState.AWAITING_APPROVAL)
-    assert preview_revision(None, revision.pk, fleet.cluster.pk).counts["needs_recreate"] == 0
+    assert (
+        preview_revision(revision.pk, actor=None, cluster_id=fleet.cluster.pk).counts["needs_recreate"] == 0
+    )

@@ -5,8 +5,8 @@ Every service has the shape ``verb(object_id, *, actor, request_id="", ...)``: `
 acting user (``None`` = the system), ``request_id`` the API call, admin action or CLI run that
 asked (``sidecarhub.middleware``; "" for the system). It writes its history rows
 (``StepTransition``, ``Approval``, both carrying ``request_id``) in the same transaction as the
-change, and queues work (the cluster's reconciler) only after commit. Expected failures are exceptions
-whose message is written for people:
+change, and queues work (the cluster's reconciler) only after commit. Expected failures are
+exceptions whose message is written for people:
 
 - ``RolloutNotFound`` (404), ``NotPermitted`` (403: permission or four-eyes rule),
 - ``InvalidTransition`` (409: the rollout or step is not in a state the verb accepts;

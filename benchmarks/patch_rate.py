@@ -203,7 +203,7 @@ def drive(bench: Bench, done: Callable[[], bool], *, worker: bool, timeout: floa
 def run_hub(bench: Bench, image: str, *, worker: bool, profile: cProfile.Profile | None) -> Run:
     row = SidecarSetRow.objects.get(name=bench.name)
     update_sidecarset(
-        bench.name, document(bench.name, image), actor=bench.author, expected_version=row.version
+        bench.name, source=document(bench.name, image), actor=bench.author, expected_version=row.version
     )
     revision = publish_sidecarset(bench.name, actor=bench.author)  # after commit: the rollout is created
     rollout = wait_for(
@@ -227,7 +227,7 @@ def run_hub(bench: Bench, image: str, *, worker: bool, profile: cProfile.Profile
 
     approved_at = timezone.now()
     started = time.monotonic()
-    approve_step(bench.approver, step.pk, "benchmark")
+    approve_step(step.pk, actor=bench.approver, comment="benchmark")
     if profile is not None:
         profile.enable()
     try:

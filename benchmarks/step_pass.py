@@ -276,7 +276,7 @@ class Run:
 def run_step(bench: Bench, recorder: Recorder, image: str, *, timeout: float) -> Run:
     row = SidecarSetRow.objects.get(name=bench.name)
     update_sidecarset(
-        bench.name, document(bench.name, image), actor=bench.author, expected_version=row.version
+        bench.name, source=document(bench.name, image), actor=bench.author, expected_version=row.version
     )
     publish = Call(0)
     started = time.monotonic()

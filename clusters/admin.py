@@ -151,7 +151,7 @@ class ClusterAdmin(admin.ModelAdmin):
             else:
                 update_cluster(obj.pk, changes=fields, actor=request.user)
                 if credentials is not None:
-                    replace_credentials(obj.pk, credentials, actor=request.user)
+                    replace_credentials(obj.pk, credentials=credentials, actor=request.user)
 
     # Deletion always goes through delete_cluster: the hub's objects leave the cluster first and
     # the change log records it. Django's bulk "delete selected" would skip both.

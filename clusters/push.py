@@ -212,13 +212,13 @@ def _record(
 
 @transaction.atomic
 def create_target(
-    *,
     sidecarset_id: int,
+    *,
+    actor: Any = None,
+    request_id: str = "",
     cluster_id: int | None = None,
     cluster_selector: dict[str, Any] | None = None,
     wave: int = 0,
-    actor: Any = None,
-    request_id: str = "",
 ) -> SidecarSetTarget:
     """Add a target to a SidecarSet and push it to the newly selected clusters (if published)."""
     _validate_target(cluster_id, cluster_selector, wave)

@@ -255,7 +255,9 @@ def import_kubeconfig(
         if labels is not None:
             changes["labels"] = dict(labels)
         update_cluster(existing.pk, changes=changes, actor=actor, request_id=request_id)
-        cluster = replace_credentials(existing.pk, imported.credentials, actor=actor, request_id=request_id)
+        cluster = replace_credentials(
+            existing.pk, credentials=imported.credentials, actor=actor, request_id=request_id
+        )
         return cluster, False
 
 
@@ -305,7 +307,7 @@ def update_cluster(
 
 @transaction.atomic
 def replace_credentials(
-    cluster_id: int, credentials: ClusterCredentials, *, actor: Any = None, request_id: str = ""
+    cluster_id: int, *, actor: Any = None, request_id: str = "", credentials: ClusterCredentials
 ) -> Cluster:
     """Replace a cluster's credentials (encrypted with the newest key); audit the replacement."""
     validate_credentials(credentials)

@@ -43,6 +43,7 @@ from rollouts.queries import (
 from rollouts.services import NotPermitted
 from rollouts.transitions import InvalidTransition, RolloutError
 from sidecarhub.admin import ReadOnlyAdmin
+from sidecarhub.middleware import request_id_of
 
 __all__ = ["PodUpdateAdmin", "RolloutAdmin", "progress_bar_html", "state_badge"]
 
@@ -243,7 +244,9 @@ class RolloutAdmin(ReadOnlyAdmin):
             "rollback": services.rollback_rollout,
         }[verb]
         result = self._call(
-            request, f"{verb} rollout {rollout_id}", lambda: call(request.user, rollout_id, reason)
+            request,
+            f"{verb} rollout {rollout_id}",
+            lambda: call(rollout_id, actor=request.user, request_id=request_id_of(request), reason=reason),
         )
         if result is not None:
             if verb == "rollback":
@@ -260,7 +263,9 @@ class RolloutAdmin(ReadOnlyAdmin):
     def _decide(self, request: HttpRequest, step_id: int, decision: str, comment: str) -> Approval | None:
         call = services.approve_step if decision == "approve" else services.deny_step
         result = self._call(
-            request, f"{decision} step {step_id}", lambda: call(request.user, step_id, comment)
+            request,
+            f"{decision} step {step_id}",
+            lambda: call(step_id, actor=request.user, request_id=request_id_of(request), comment=comment),
         )
         if result is not None:
             done = "approved" if decision == "approve" else "denied (the rollout pauses)"
@@ -426,7 +431,7 @@ class RolloutAdmin(ReadOnlyAdmin):
         preview = None
         error = ""
         try:
-            preview = previews.preview_next_step(request.user, rollout.pk)
+            preview = previews.preview_next_step(rollout.pk, actor=request.user)
         except KubeError as exc:
             error = f"cannot read the pods of cluster {rollout.cluster.name} now: {exc}"
         except RolloutError as exc:

@@ -1,7 +1,8 @@
 """``manage.py sidecarhub rollout status | approve | deny | pause | resume | abort | undo``.
 
 Every verb calls the same service as the API and the admin, as the user named by ``--actor``
-(required, so the permission and four-eyes checks apply and the history names a person).
+(required, so the permission and four-eyes checks apply and the history names a person), with
+a fresh request ID per run (``cli-`` and 12 hex digits) that its history rows record.
 
 Exit codes: 0 done; 1 not found or bad input (unknown rollout, step or user); 3 not permitted
 (permission or four-eyes rule); 4 conflict (the rollout or step is not in a state the verb
@@ -26,6 +27,7 @@ from rollouts.models import Rollout, RolloutStep
 from rollouts.queries import progress_of, rollouts_with_progress, steps_with_progress, text_progress_bar
 from rollouts.services import NotPermitted, RolloutNotFound
 from rollouts.transitions import InvalidTransition, RolloutError
+from sidecarhub.middleware import cli_request_id
 
 __all__ = ["EXIT_CONFLICT", "EXIT_NOT_FOUND", "EXIT_NOT_PERMITTED", "register"]
 
@@ -218,7 +220,12 @@ def _status_one(rollout_id: int, out: Any) -> None:
 def handle_approve(args: argparse.Namespace, stdout: Any = None) -> None:
     """Approve a prepared step as ``--actor``."""
     actor = _actor(args.actor)
-    approval = _run("approve", lambda: services.approve_step(actor, args.step_id, args.message))
+    approval = _run(
+        "approve",
+        lambda: services.approve_step(
+            args.step_id, actor=actor, request_id=cli_request_id(), comment=args.message
+        ),
+    )
     step = approval.step
     _out(stdout).write(
         f"step {step.ordinal} (id {step.pk}) of rollout {step.rollout_id} approved by {approval.actor_name}: "
@@ -229,7 +236,12 @@ def handle_approve(args: argparse.Namespace, stdout: Any = None) -> None:
 def handle_deny(args: argparse.Namespace, stdout: Any = None) -> None:
     """Deny a prepared step as ``--actor``; the rollout pauses."""
     actor = _actor(args.actor)
-    approval = _run("deny", lambda: services.deny_step(actor, args.step_id, args.message))
+    approval = _run(
+        "deny",
+        lambda: services.deny_step(
+            args.step_id, actor=actor, request_id=cli_request_id(), comment=args.message
+        ),
+    )
     step = approval.step
     _out(stdout).write(
         f"step {step.ordinal} (id {step.pk}) of rollout {step.rollout_id} denied by {approval.actor_name}; "
@@ -240,7 +252,9 @@ def handle_deny(args: argparse.Namespace, stdout: Any = None) -> None:
 def _operate(verb: str, service: Callable[..., Rollout]) -> Handler:
     def handler(args: argparse.Namespace, stdout: Any = None) -> None:
         actor = _actor(args.actor)
-        rollout = _run(verb, lambda: service(actor, args.id, args.reason))
+        rollout = _run(
+            verb, lambda: service(args.id, actor=actor, request_id=cli_request_id(), reason=args.reason)
+        )
         out = _out(stdout)
         if verb == "undo":
             out.write(

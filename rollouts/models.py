@@ -181,6 +181,9 @@ class Approval(models.Model):
     actor_name = models.CharField(max_length=150)
     comment = models.TextField(blank=True)
     automatic = models.BooleanField(default=False, help_text="Approved by the cluster's auto-approve")
+    request_id = models.CharField(
+        max_length=64, blank=True, default="", help_text="The API call, admin action or CLI run that decided"
+    )
     at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -260,6 +263,12 @@ class StepTransition(models.Model):
     )
     actor_name = models.CharField(max_length=150)
     reason = models.TextField(blank=True)
+    request_id = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="The API call, admin action or CLI run that caused it",
+    )
     at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -92,7 +92,7 @@ def _preview(decision: Any, in_place: bool) -> PodPreview:
     return PodPreview(ref.namespace, ref.name, ref.uid, in_place, decision.reason)
 
 
-def preview_next_step(actor: Actor, rollout_id: int, *, kube: Any = None) -> StepPreview | None:
+def preview_next_step(rollout_id: int, *, actor: Actor, kube: Any = None) -> StepPreview | None:
     """The next step to run and its exact pods: the stored list once prepared, else computed
     live from the cluster's pods (nothing stored). ``None`` when no step is left."""
     rollout = get_rollout(rollout_id)
@@ -125,7 +125,7 @@ def preview_next_step(actor: Actor, rollout_id: int, *, kube: Any = None) -> Ste
     )  # fmt: skip
 
 
-def preview_revision(actor: Actor, revision_id: int, cluster_id: int, *, kube: Any = None) -> RevisionPreview:
+def preview_revision(revision_id: int, *, actor: Actor, cluster_id: int, kube: Any = None) -> RevisionPreview:
     """How one cluster's running pods stand towards a revision: counts per class, the pods that
     can be updated in place and those that need recreating (decision 15)."""
     revision = SidecarSetRevision.objects.filter(pk=revision_id).first()

@@ -119,7 +119,7 @@ def _expire_approvals(cluster_id: int, report: ReconcileReport) -> None:
     ).values_list("pk", flat=True)
     for step_id in expired:
         try:
-            services.expire_step(None, step_id)
+            services.expire_step(step_id, actor=None, request_id="")
             report.transitions.append(f"step {step_id} expired")
         except InvalidTransition:
             pass
@@ -218,7 +218,7 @@ class _Pass:
             reason = f"aborted by {rollout.intent_by or 'system'}" + (
                 f": {rollout.intent_reason}" if rollout.intent_reason else ""
             )
-            services.finish_aborted(None, rollout.pk, reason)
+            services.finish_aborted(rollout.pk, actor=None, request_id="", reason=reason)
             self.report.transitions.append(f"rollout {rollout.pk} aborted")
             self.report.more_work = True  # finalize open rows
             return True
@@ -321,7 +321,7 @@ class _Pass:
 
     def prepare(self, rollout: Rollout, step: RolloutStep) -> bool:
         try:
-            prepared = services.prepare_step(None, step.pk, inputs=self.inputs)
+            prepared = services.prepare_step(step.pk, actor=None, request_id="", inputs=self.inputs)
         except RolloutError as exc:
             self.pause(rollout, str(exc))
             return True

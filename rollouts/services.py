@@ -1,10 +1,12 @@
 """Use cases of rollouts: create on publish, prepare, approve / deny, pause, resume, abort,
 roll back (STYLE P1, P3, P7). Read-only previews and progress counts are in ``previews.py``.
 
-Every service takes the acting user first (``actor``; ``None`` = the system), writes its
-history rows (``StepTransition``, ``Approval``) in the same transaction as the change, and
-queues work (the cluster's reconciler) only after commit. Expected failures are exceptions
-whose message is written for people:
+Every service has the shape ``verb(object_id, *, actor, request_id="", ...)``: ``actor`` is the
+acting user (``None`` = the system), ``request_id`` the API call, admin action or CLI run that
+asked (``sidecarhub.middleware``; "" for the system). It writes its history rows
+(``StepTransition``, ``Approval``, both carrying ``request_id``) in the same transaction as the
+change, and queues work (the cluster's reconciler) only after commit. Expected failures are
+exceptions whose message is written for people:
 
 - ``RolloutNotFound`` (404), ``NotPermitted`` (403: permission or four-eyes rule),
 - ``InvalidTransition`` (409: the rollout or step is not in a state the verb accepts;
@@ -242,6 +244,7 @@ def _create_rollout(
     to_revision: SidecarSetRevision,
     effective: RolloutSettings,
     actor: Actor,
+    request_id: str,
     kind: str = RolloutKind.UPDATE,
     rollback_of: Rollout | None = None,
     reason: str,
@@ -275,19 +278,24 @@ def _create_rollout(
         for position, step in enumerate(effective.steps)
     )
     rollout.transitions.create(
-        from_state="", to_state=RolloutState.PENDING, actor=user, actor_name=actor_name(actor), reason=reason
+        from_state="",
+        to_state=RolloutState.PENDING,
+        actor=user,
+        actor_name=actor_name(actor),
+        reason=reason,
+        request_id=request_id[:64],
     )
     wake_cluster(cluster_id)
     return rollout
 
 
-def _supersede(sidecarset_id: int, revision: SidecarSetRevision, actor: Actor) -> None:
+def _supersede(sidecarset_id: int, revision: SidecarSetRevision, *, actor: Actor, request_id: str) -> None:
     """Stop active rollouts of the SidecarSet that go to another revision (a newer one wins)."""
     reason = f"superseded by revision {revision.number}"
     for rollout in Rollout.objects.filter(
         sidecarset_id=sidecarset_id, state__in=ACTIVE_ROLLOUT_STATES
     ).exclude(to_revision=revision):
-        _abort(actor, rollout, reason)
+        _abort(rollout, actor=actor, request_id=request_id, reason=reason)
 
 
 # --- publish → rollouts ------------------------------------------------------------------------
@@ -301,6 +309,7 @@ def on_revision_published(
     previous_revision_id: int | None = None,
     change_kind: str = "",
     actor_id: int | None = None,
+    request_id: str = "",
     **kwargs: Any,
 ) -> None:
     """Receiver of ``sidecarhub.signals.revision_published`` (connected in ``RolloutsConfig``).
@@ -312,14 +321,19 @@ def on_revision_published(
     """
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id is not None else None
     create_rollouts_for_revision(
-        actor, revision_id, previous_revision_id=previous_revision_id, change_kind=change_kind or None
+        revision_id,
+        actor=actor,
+        request_id=request_id,
+        previous_revision_id=previous_revision_id,
+        change_kind=change_kind or None,
     )
 
 
 def create_rollouts_for_revision(
-    actor: Actor,
     revision_id: int,
     *,
+    actor: Actor,
+    request_id: str = "",
     previous_revision_id: int | None = None,
     change_kind: str | None = None,
     settings: RolloutSettings | None = None,
@@ -354,7 +368,7 @@ def create_rollouts_for_revision(
             for cluster_id in targets:
                 wake_cluster(cluster_id)
             return []
-        _supersede(sidecarset.pk, revision, actor)
+        _supersede(sidecarset.pk, revision, actor=actor, request_id=request_id)
         core = revision.to_core()
         if change_kind != ChangeKind.IMAGES_ONLY:
             log.info(
@@ -375,6 +389,7 @@ def create_rollouts_for_revision(
                 to_revision=revision,
                 effective=effective,
                 actor=actor,
+                request_id=request_id,
                 reason=f"revision {revision.number} changes only sidecar images",
             )
             for cluster_id, wave in sorted(targets.items(), key=lambda item: (item[1], item[0]))
@@ -388,7 +403,9 @@ def _ref_dict(ref: Any) -> dict[str, str]:
     return {"namespace": ref.namespace, "name": ref.name, "uid": ref.uid}
 
 
-def prepare_step(actor: Actor, step_id: int, *, inputs: PassInputs | None = None) -> RolloutStep:
+def prepare_step(
+    step_id: int, *, actor: Actor, request_id: str = "", inputs: PassInputs | None = None
+) -> RolloutStep:
     """Compute the step's exact pod list (``plan_step`` over the cluster's live pods) and put it
     up for approval (or approve it at once on an auto-approve cluster).
 
@@ -428,6 +445,7 @@ def prepare_step(actor: Actor, step_id: int, *, inputs: PassInputs | None = None
                 to_state=StepState.SUCCEEDED,
                 actor=actor,
                 reason=f"step {step.ordinal}: {why}",
+                request_id=request_id,
                 finished_at=now,
                 prepared_at=now,
                 pods=[],
@@ -444,6 +462,7 @@ def prepare_step(actor: Actor, step_id: int, *, inputs: PassInputs | None = None
             step.pk,
             actor=actor,
             reason=f"step {step.ordinal} prepared: {len(plan.pods)} pods",
+            request_id=request_id,
             pods=[_ref_dict(decision.ref) for decision in plan.pods],
             pod_count=len(plan.pods),
             target_updated=plan.target_updated,
@@ -455,7 +474,10 @@ def prepare_step(actor: Actor, step_id: int, *, inputs: PassInputs | None = None
         )
         if rollout.cluster.rollout_auto_approve:
             updated = transitions.approve_step_row(
-                step.pk, actor=None, reason=f"cluster {rollout.cluster.name} approves steps automatically"
+                step.pk,
+                actor=None,
+                reason=f"cluster {rollout.cluster.name} approves steps automatically",
+                request_id=request_id,
             )
             Approval.objects.create(
                 step=updated,
@@ -465,12 +487,13 @@ def prepare_step(actor: Actor, step_id: int, *, inputs: PassInputs | None = None
                 actor_name=actor_name(None),
                 comment=f"auto-approve is on for cluster {rollout.cluster.name}",
                 automatic=True,
+                request_id=request_id[:64],
             )
             wake_cluster(rollout.cluster_id)
         return updated
 
 
-def expire_step(actor: Actor, step_id: int) -> RolloutStep:
+def expire_step(step_id: int, *, actor: Actor, request_id: str = "") -> RolloutStep:
     """Expire a step whose approval window passed and pause its rollout with the reason.
 
     Idempotent through the guarded transition (``InvalidTransition`` if it is no longer
@@ -481,12 +504,12 @@ def expire_step(actor: Actor, step_id: int) -> RolloutStep:
         "resume the rollout to prepare it again with a fresh pod list"
     )
     with transaction.atomic():
-        expired = transitions.expire_step_row(step.pk, actor=actor, reason=reason)
-        _pause_now(actor, step.rollout, reason)
+        expired = transitions.expire_step_row(step.pk, actor=actor, reason=reason, request_id=request_id)
+        _pause_now(step.rollout, actor=actor, request_id=request_id, reason=reason)
     return expired
 
 
-def _check_decision(actor: Actor, step: RolloutStep) -> None:
+def _check_decision(step: RolloutStep, *, actor: Actor, request_id: str) -> None:
     refusal = approval_refusal(actor, step)
     if refusal is not None:
         raise NotPermitted(refusal)
@@ -494,11 +517,11 @@ def _check_decision(actor: Actor, step: RolloutStep) -> None:
         raise InvalidTransition("rollout", step.rollout_id, step.rollout.state, "deciding on a step")
     if step.state == StepState.AWAITING_APPROVAL and step.expires_at and step.expires_at <= timezone.now():
         with contextlib.suppress(InvalidTransition):
-            expire_step(None, step.pk)
+            expire_step(step.pk, actor=None, request_id=request_id)
         raise InvalidTransition("step", step.pk, StepState.EXPIRED, StepState.APPROVED)
 
 
-def approve_step(actor: Actor, step_id: int, comment: str = "") -> Approval:
+def approve_step(step_id: int, *, actor: Actor, request_id: str = "", comment: str = "") -> Approval:
     """Approve a prepared step: the engine then patches exactly its pod list.
 
     Guarantees: ``NotPermitted`` unless ``rollouts.permissions.can_approve``; an expired step is
@@ -507,10 +530,10 @@ def approve_step(actor: Actor, step_id: int, comment: str = "") -> Approval:
     and the step's ``StepTransition``; wakes the cluster's reconciler after commit.
     """
     step = _get_step(step_id)
-    _check_decision(actor, step)
+    _check_decision(step, actor=actor, request_id=request_id)
     with transaction.atomic():
         approved = transitions.approve_step_row(
-            step.pk, actor=actor, reason=comment or f"approved by {actor_name(actor)}"
+            step.pk, actor=actor, reason=comment or f"approved by {actor_name(actor)}", request_id=request_id
         )
         approval = Approval.objects.create(
             step=approved,
@@ -519,21 +542,22 @@ def approve_step(actor: Actor, step_id: int, comment: str = "") -> Approval:
             actor=_user(actor),
             actor_name=actor_name(actor),
             comment=comment,
+            request_id=request_id[:64],
         )
         wake_cluster(step.rollout.cluster_id)
     return approval
 
 
-def deny_step(actor: Actor, step_id: int, comment: str = "") -> Approval:
+def deny_step(step_id: int, *, actor: Actor, request_id: str = "", comment: str = "") -> Approval:
     """Deny a prepared step; the rollout pauses (resume prepares the step again).
 
     Same permission, expiry and concurrency rules as ``approve_step``.
     """
     step = _get_step(step_id)
-    _check_decision(actor, step)
+    _check_decision(step, actor=actor, request_id=request_id)
     reason = f"step {step.ordinal} denied by {actor_name(actor)}" + (f": {comment}" if comment else "")
     with transaction.atomic():
-        denied = transitions.deny_step_row(step.pk, actor=actor, reason=reason)
+        denied = transitions.deny_step_row(step.pk, actor=actor, reason=reason, request_id=request_id)
         approval = Approval.objects.create(
             step=denied,
             preparation=denied.preparation,
@@ -541,18 +565,19 @@ def deny_step(actor: Actor, step_id: int, comment: str = "") -> Approval:
             actor=_user(actor),
             actor_name=actor_name(actor),
             comment=comment,
+            request_id=request_id[:64],
         )
-        _pause_now(actor, step.rollout, reason)
+        _pause_now(step.rollout, actor=actor, request_id=request_id, reason=reason)
     return approval
 
 
 # --- pause, resume, abort, rollback ------------------------------------------------------------
 
 
-def _pause_now(actor: Actor, rollout: Rollout, reason: str) -> None:
+def _pause_now(rollout: Rollout, *, actor: Actor, request_id: str, reason: str) -> None:
     """Pause a rollout that has no step running (pending, awaiting approval...)."""
     with contextlib.suppress(InvalidTransition):  # already paused or ended
-        transitions.pause_rollout_row(rollout.pk, actor=actor, reason=reason)
+        transitions.pause_rollout_row(rollout.pk, actor=actor, reason=reason, request_id=request_id)
 
 
 def _running_step(rollout_id: int) -> RolloutStep | None:
@@ -563,7 +588,7 @@ def _running_step(rollout_id: int) -> RolloutStep | None:
     )
 
 
-def pause_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
+def pause_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", reason: str = "") -> Rollout:
     """Pause a rollout. A pending one pauses at once; a running one gets a pause intent that the
     engine honours between pods (the pod being patched finishes first). Idempotent for an
     already requested pause; ``InvalidTransition`` for a paused or finished rollout."""
@@ -571,7 +596,7 @@ def pause_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
     rollout = get_rollout(rollout_id)
     text = f"paused by {actor_name(actor)}" + (f": {reason}" if reason else "")
     if rollout.state == RolloutState.PENDING:
-        return transitions.pause_rollout_row(rollout.pk, actor=actor, reason=text)
+        return transitions.pause_rollout_row(rollout.pk, actor=actor, reason=text, request_id=request_id)
     moved = Rollout.objects.filter(pk=rollout.pk, state=RolloutState.RUNNING).update(
         pause_requested=True, intent_by=actor_name(actor), intent_reason=reason[:300]
     )
@@ -581,7 +606,7 @@ def pause_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
     return get_rollout(rollout.pk)
 
 
-def resume_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
+def resume_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", reason: str = "") -> Rollout:
     """Resume a paused rollout: its paused step runs again (failures so far are acknowledged and
     no longer count against the threshold); a denied or expired step is prepared again."""
     _require_operator(actor)
@@ -589,47 +614,53 @@ def resume_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
     text = f"resumed by {actor_name(actor)}" + (f": {reason}" if reason else "")
     with transaction.atomic():
         resumed = transitions.resume_rollout_row(
-            rollout.pk, actor=actor, reason=text, before_start=rollout.started_at is None
+            rollout.pk,
+            actor=actor,
+            reason=text,
+            request_id=request_id,
+            before_start=rollout.started_at is None,
         )
         for step in RolloutStep.objects.filter(rollout=rollout, state=StepState.PAUSED):
             failures = PodUpdate.objects.filter(step=step, outcome__in=FAILED_OUTCOMES).count()
-            transitions.resume_step_row(step.pk, actor=actor, reason=text, failures_acknowledged=failures)
+            transitions.resume_step_row(
+                step.pk, actor=actor, reason=text, request_id=request_id, failures_acknowledged=failures
+            )
         for step in RolloutStep.objects.filter(
             rollout=rollout, state__in=[StepState.DENIED, StepState.EXPIRED]
         ):
-            transitions.reprepare_step_row(step.pk, actor=actor, reason=text)
+            transitions.reprepare_step_row(step.pk, actor=actor, reason=text, request_id=request_id)
         wake_cluster(rollout.cluster_id)
     return resumed
 
 
-def _abort(actor: Actor, rollout: Rollout, reason: str) -> None:
+def _abort(rollout: Rollout, *, actor: Actor, request_id: str, reason: str) -> None:
     """Abort now when nothing runs; otherwise request it (the engine stops between pods)."""
     if rollout.state == RolloutState.RUNNING and _running_step(rollout.pk) is not None:
         Rollout.objects.filter(pk=rollout.pk, state=RolloutState.RUNNING).update(
             abort_requested=True, intent_by=actor_name(actor), intent_reason=reason[:300]
         )
     else:
-        finish_aborted(actor, rollout.pk, reason)
+        finish_aborted(rollout.pk, actor=actor, request_id=request_id, reason=reason)
     wake_cluster(rollout.cluster_id)
 
 
-def finish_aborted(actor: Actor, rollout_id: int, reason: str) -> Rollout:
+def finish_aborted(rollout_id: int, *, actor: Actor, request_id: str = "", reason: str) -> Rollout:
     """Abort the rollout row, end its steps and skip its unpatched pods (one transaction).
 
     Pods already patched (``patching`` / ``observing``) keep their rows open: the reconciler
     resolves them by reading the pods, so no PodUpdate is lost."""
     with transaction.atomic():
-        aborted = transitions.abort_rollout_row(rollout_id, actor=actor, reason=reason)
+        aborted = transitions.abort_rollout_row(rollout_id, actor=actor, reason=reason, request_id=request_id)
         for step in RolloutStep.objects.filter(rollout_id=rollout_id).exclude(state__in=TERMINAL_STEP_STATES):
             if step.state in (StepState.RUNNING, StepState.PAUSED):
-                transitions.fail_step_row(step.pk, actor=actor, reason=reason)
+                transitions.fail_step_row(step.pk, actor=actor, reason=reason, request_id=request_id)
             else:
-                transitions.cancel_step_row(step.pk, actor=actor, reason=reason)
+                transitions.cancel_step_row(step.pk, actor=actor, reason=reason, request_id=request_id)
         pod_updates.skip_unpatched([rollout_id], reason)
     return aborted
 
 
-def abort_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
+def abort_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", reason: str = "") -> Rollout:
     """Abort a rollout for good. Pending, paused or between steps: at once; with a step running:
     an abort intent the engine honours between pods. Pods already updated keep their new image
     (use ``rollback_rollout`` to undo). ``InvalidTransition`` for a finished rollout."""
@@ -639,11 +670,11 @@ def abort_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
         raise InvalidTransition("rollout", rollout.pk, rollout.state, RolloutState.ABORTED)
     text = f"aborted by {actor_name(actor)}" + (f": {reason}" if reason else "")
     with transaction.atomic():
-        _abort(actor, rollout, text)
+        _abort(rollout, actor=actor, request_id=request_id, reason=text)
     return get_rollout(rollout.pk)
 
 
-def rollback_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout:
+def rollback_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", reason: str = "") -> Rollout:
     """Roll a rollout back (decision 16): a new rollout in the same cluster from its target
     revision back to its source revision, through the same steps and approvals. Only pods that
     were updated are patched (the others already run the source revision).
@@ -662,7 +693,7 @@ def rollback_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout
     text = f"rollback of rollout {rollout.pk} by {actor_name(actor)}" + (f": {reason}" if reason else "")
     with transaction.atomic():
         if rollout.state == RolloutState.PAUSED:
-            finish_aborted(actor, rollout.pk, text)
+            finish_aborted(rollout.pk, actor=actor, request_id=request_id, reason=text)
         source = SidecarSetRevision.objects.get(pk=rollout.from_revision_id)
         effective = RolloutSettings(
             steps=tuple(parse_step_target(step) for step in rollout.steps),
@@ -680,6 +711,7 @@ def rollback_rollout(actor: Actor, rollout_id: int, reason: str = "") -> Rollout
             to_revision=source,
             effective=effective,
             actor=actor,
+            request_id=request_id,
             kind=RolloutKind.ROLLBACK,
             rollback_of=rollout,
             reason=text,

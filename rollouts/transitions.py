@@ -2,10 +2,12 @@
 
 Each verb locks the row (``SELECT ... FOR UPDATE``), checks that its current state is one the
 verb accepts AND that the transition table allows the move, updates it together with the given
-fields, and writes a ``StepTransition`` history row — all in one transaction. When the row is
-not in an accepted state, nothing changes and ``InvalidTransition`` is raised (the API maps it
-to 409 with ``current_state``). Two concurrent callers of the same verb: the second waits for
-the first's lock, then sees the new state and gets ``InvalidTransition``.
+fields, and writes a ``StepTransition`` history row (with the ``actor``, the ``reason`` and the
+``request_id`` of the API call, admin action or CLI run that caused it; "" for the system) — all
+in one transaction. When the row is not in an accepted state, nothing changes and
+``InvalidTransition`` is raised (the API maps it to 409 with ``current_state``). Two concurrent
+callers of the same verb: the second waits for the first's lock, then sees the new state and gets
+``InvalidTransition``.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def transition_rollout(
     to_state: str,
     actor: Actor,
     reason: str = "",
+    request_id: str = "",
     **fields: Any,
 ) -> Rollout:
     """Move a rollout to ``to_state`` if it is in one of ``from_states``; return the updated row.
@@ -104,6 +107,7 @@ def transition_rollout(
             actor=_user(actor),
             actor_name=actor_name(actor),
             reason=reason,
+            request_id=request_id[:64],
         )
         return rollout
 
@@ -115,6 +119,7 @@ def transition_step(
     to_state: str,
     actor: Actor,
     reason: str = "",
+    request_id: str = "",
     **fields: Any,
 ) -> RolloutStep:
     """Move a step to ``to_state`` if it is in one of ``from_states``; see ``transition_rollout``."""
@@ -138,6 +143,7 @@ def transition_step(
             actor=_user(actor),
             actor_name=actor_name(actor),
             reason=reason,
+            request_id=request_id[:64],
         )
         return step
 
@@ -145,7 +151,7 @@ def transition_step(
 # --- rollout verbs -----------------------------------------------------------------------------
 
 
-def start_rollout_row(rollout_id: int, *, actor: Actor, reason: str) -> Rollout:
+def start_rollout_row(rollout_id: int, *, actor: Actor, reason: str, request_id: str = "") -> Rollout:
     """pending → running (its wave's turn came)."""
     return transition_rollout(
         rollout_id,
@@ -153,11 +159,12 @@ def start_rollout_row(rollout_id: int, *, actor: Actor, reason: str) -> Rollout:
         to_state=RolloutState.RUNNING,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         started_at=timezone.now(),
     )
 
 
-def hold_rollout_row(rollout_id: int, *, actor: Actor, reason: str) -> Rollout:
+def hold_rollout_row(rollout_id: int, *, actor: Actor, reason: str, request_id: str = "") -> Rollout:
     """pending → paused (e.g. its revision says ``updateStrategy.paused``)."""
     return transition_rollout(
         rollout_id,
@@ -165,10 +172,11 @@ def hold_rollout_row(rollout_id: int, *, actor: Actor, reason: str) -> Rollout:
         to_state=RolloutState.PAUSED,
         actor=actor,
         reason=reason,
+        request_id=request_id,
     )
 
 
-def pause_rollout_row(rollout_id: int, *, actor: Actor, reason: str) -> Rollout:
+def pause_rollout_row(rollout_id: int, *, actor: Actor, reason: str, request_id: str = "") -> Rollout:
     """running → paused; clears the pause intent it honours."""
     return transition_rollout(
         rollout_id,
@@ -176,11 +184,14 @@ def pause_rollout_row(rollout_id: int, *, actor: Actor, reason: str) -> Rollout:
         to_state=RolloutState.PAUSED,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         pause_requested=False,
     )
 
 
-def resume_rollout_row(rollout_id: int, *, actor: Actor, reason: str, before_start: bool = False) -> Rollout:
+def resume_rollout_row(
+    rollout_id: int, *, actor: Actor, reason: str, request_id: str = "", before_start: bool = False
+) -> Rollout:
     """paused → running (or → pending when it was paused before its wave started)."""
     return transition_rollout(
         rollout_id,
@@ -188,11 +199,12 @@ def resume_rollout_row(rollout_id: int, *, actor: Actor, reason: str, before_sta
         to_state=RolloutState.PENDING if before_start else RolloutState.RUNNING,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         pause_requested=False,
     )
 
 
-def complete_rollout_row(rollout_id: int, *, actor: Actor, reason: str) -> Rollout:
+def complete_rollout_row(rollout_id: int, *, actor: Actor, reason: str, request_id: str = "") -> Rollout:
     """running → completed."""
     return transition_rollout(
         rollout_id,
@@ -200,11 +212,12 @@ def complete_rollout_row(rollout_id: int, *, actor: Actor, reason: str) -> Rollo
         to_state=RolloutState.COMPLETED,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         finished_at=timezone.now(),
     )
 
 
-def abort_rollout_row(rollout_id: int, *, actor: Actor, reason: str) -> Rollout:
+def abort_rollout_row(rollout_id: int, *, actor: Actor, reason: str, request_id: str = "") -> Rollout:
     """pending/running/paused → aborted."""
     return transition_rollout(
         rollout_id,
@@ -212,11 +225,12 @@ def abort_rollout_row(rollout_id: int, *, actor: Actor, reason: str) -> Rollout:
         to_state=RolloutState.ABORTED,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         finished_at=timezone.now(),
     )
 
 
-def fail_rollout_row(rollout_id: int, *, actor: Actor, reason: str) -> Rollout:
+def fail_rollout_row(rollout_id: int, *, actor: Actor, reason: str, request_id: str = "") -> Rollout:
     """pending/running/paused → failed (it cannot go on at all)."""
     return transition_rollout(
         rollout_id,
@@ -224,6 +238,7 @@ def fail_rollout_row(rollout_id: int, *, actor: Actor, reason: str) -> Rollout:
         to_state=RolloutState.FAILED,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         finished_at=timezone.now(),
     )
 
@@ -231,7 +246,9 @@ def fail_rollout_row(rollout_id: int, *, actor: Actor, reason: str) -> Rollout:
 # --- step verbs --------------------------------------------------------------------------------
 
 
-def mark_step_awaiting_approval(step_id: int, *, actor: Actor, reason: str, **prepared: Any) -> RolloutStep:
+def mark_step_awaiting_approval(
+    step_id: int, *, actor: Actor, reason: str, request_id: str = "", **prepared: Any
+) -> RolloutStep:
     """pending → awaiting_approval, storing the prepared pod list (``prepared`` fields)."""
     return transition_step(
         step_id,
@@ -239,11 +256,12 @@ def mark_step_awaiting_approval(step_id: int, *, actor: Actor, reason: str, **pr
         to_state=StepState.AWAITING_APPROVAL,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         **prepared,
     )
 
 
-def approve_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
+def approve_step_row(step_id: int, *, actor: Actor, reason: str, request_id: str = "") -> RolloutStep:
     """awaiting_approval → approved. Exactly one of concurrent approvals wins."""
     return transition_step(
         step_id,
@@ -251,11 +269,12 @@ def approve_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
         to_state=StepState.APPROVED,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         approved_at=timezone.now(),
     )
 
 
-def deny_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
+def deny_step_row(step_id: int, *, actor: Actor, reason: str, request_id: str = "") -> RolloutStep:
     """awaiting_approval → denied."""
     return transition_step(
         step_id,
@@ -263,11 +282,12 @@ def deny_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
         to_state=StepState.DENIED,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         finished_at=timezone.now(),
     )
 
 
-def expire_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
+def expire_step_row(step_id: int, *, actor: Actor, reason: str, request_id: str = "") -> RolloutStep:
     """awaiting_approval → expired (nobody approved before ``expires_at``)."""
     return transition_step(
         step_id,
@@ -275,11 +295,12 @@ def expire_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
         to_state=StepState.EXPIRED,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         finished_at=timezone.now(),
     )
 
 
-def reprepare_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
+def reprepare_step_row(step_id: int, *, actor: Actor, reason: str, request_id: str = "") -> RolloutStep:
     """denied/expired → pending: it will be prepared again with a fresh pod list."""
     return transition_step(
         step_id,
@@ -287,12 +308,13 @@ def reprepare_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutSte
         to_state=StepState.PENDING,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         finished_at=None,
         expires_at=None,
     )
 
 
-def start_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
+def start_step_row(step_id: int, *, actor: Actor, reason: str, request_id: str = "") -> RolloutStep:
     """approved → running."""
     now = timezone.now()
     return transition_step(
@@ -301,13 +323,16 @@ def start_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
         to_state=StepState.RUNNING,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         started_at=now,
         heartbeat_at=now,
         last_progress_at=now,
     )
 
 
-def pause_step_row(step_id: int, *, actor: Actor, reason: str, explanation: str = "") -> RolloutStep:
+def pause_step_row(
+    step_id: int, *, actor: Actor, reason: str, request_id: str = "", explanation: str = ""
+) -> RolloutStep:
     """approved/running → paused."""
     fields: dict[str, Any] = {"explanation": explanation} if explanation else {}
     return transition_step(
@@ -316,11 +341,14 @@ def pause_step_row(step_id: int, *, actor: Actor, reason: str, explanation: str 
         to_state=StepState.PAUSED,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         **fields,
     )
 
 
-def resume_step_row(step_id: int, *, actor: Actor, reason: str, failures_acknowledged: int) -> RolloutStep:
+def resume_step_row(
+    step_id: int, *, actor: Actor, reason: str, request_id: str = "", failures_acknowledged: int
+) -> RolloutStep:
     """paused → running; failures seen so far no longer count against the threshold."""
     now = timezone.now()
     return transition_step(
@@ -329,13 +357,14 @@ def resume_step_row(step_id: int, *, actor: Actor, reason: str, failures_acknowl
         to_state=StepState.RUNNING,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         heartbeat_at=now,
         last_progress_at=now,
         failures_acknowledged=failures_acknowledged,
     )
 
 
-def succeed_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
+def succeed_step_row(step_id: int, *, actor: Actor, reason: str, request_id: str = "") -> RolloutStep:
     """running → succeeded."""
     return transition_step(
         step_id,
@@ -343,12 +372,13 @@ def succeed_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
         to_state=StepState.SUCCEEDED,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         finished_at=timezone.now(),
         explanation=reason,
     )
 
 
-def skip_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
+def skip_step_row(step_id: int, *, actor: Actor, reason: str, request_id: str = "") -> RolloutStep:
     """pending → succeeded without approval: prepared with no pod to update."""
     return transition_step(
         step_id,
@@ -356,12 +386,13 @@ def skip_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
         to_state=StepState.SUCCEEDED,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         finished_at=timezone.now(),
         explanation=reason,
     )
 
 
-def fail_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
+def fail_step_row(step_id: int, *, actor: Actor, reason: str, request_id: str = "") -> RolloutStep:
     """running/paused → failed (its rollout ended while it ran)."""
     return transition_step(
         step_id,
@@ -369,11 +400,12 @@ def fail_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
         to_state=StepState.FAILED,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         finished_at=timezone.now(),
     )
 
 
-def cancel_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
+def cancel_step_row(step_id: int, *, actor: Actor, reason: str, request_id: str = "") -> RolloutStep:
     """pending/awaiting_approval/approved → cancelled (its rollout ended before it ran)."""
     return transition_step(
         step_id,
@@ -381,5 +413,6 @@ def cancel_step_row(step_id: int, *, actor: Actor, reason: str) -> RolloutStep:
         to_state=StepState.CANCELLED,
         actor=actor,
         reason=reason,
+        request_id=request_id,
         finished_at=timezone.now(),
     )

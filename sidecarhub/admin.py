@@ -204,7 +204,7 @@ class SidecarSetAdmin(admin.ModelAdmin):
         if change:
             saved = services.update_sidecarset(
                 obj.name,
-                form.checked,
+                source=form.checked,
                 actor=request.user,
                 expected_version=data.get("version"),
                 owner_team=data.get("owner_team", ""),

@@ -19,6 +19,7 @@ from django.core.management.base import CommandError
 
 from sidecarhub import services
 from sidecarhub.choices import ApplyOutcome, KruiseVersion
+from sidecarhub.middleware import cli_request_id
 from sidecarhub.services import DefinitionError, ImportInvalid
 
 __all__ = ["register"]
@@ -69,7 +70,11 @@ def handle_apply(args: argparse.Namespace, stdout: Any = None) -> None:
         raise CommandError(f"cannot read {args.filename}: {exc.strerror or exc}") from exc
     try:
         results = services.import_documents(
-            text, actor=actor, owner_team=args.owner_team, message=args.message
+            text,
+            actor=actor,
+            request_id=cli_request_id(),
+            owner_team=args.owner_team,
+            message=args.message,
         )
     except ImportInvalid as exc:
         lines = [f"{len(exc.errors)} error(s); nothing was applied", *(f"  {error}" for error in exc.errors)]

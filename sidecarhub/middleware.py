@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-__all__ = ["RequestIdMiddleware", "request_id_of"]
+__all__ = ["RequestIdMiddleware", "cli_request_id", "request_id_of"]
 
 # What a caller may send: short and printable, so it cannot smuggle anything into logs.
 _ACCEPTED = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -25,6 +25,11 @@ def request_id_of(request: HttpRequest) -> str:
         value = uuid.uuid4().hex
         request.id = value  # type: ignore[attr-defined]
     return str(value)
+
+
+def cli_request_id() -> str:
+    """A fresh request ID for one CLI run (``cli-`` and 12 hex digits): what it records shares it."""
+    return f"cli-{uuid.uuid4().hex[:12]}"
 
 
 class RequestIdMiddleware:

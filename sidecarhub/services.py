@@ -392,7 +392,7 @@ def _update(
 
 
 def create_sidecarset(
-    source: Any, *, actor: Actor, owner_team: str = "", request_id: str = "", message: str = ""
+    source: Any, *, actor: Actor, request_id: str = "", owner_team: str = "", message: str = ""
 ) -> SidecarSet:
     """Create a SidecarSet from a Kruise document (YAML/JSON text, data, or a core SidecarSet).
 
@@ -411,12 +411,12 @@ def create_sidecarset(
 
 def update_sidecarset(
     name: str,
-    source: Any = None,
     *,
     actor: Actor,
+    request_id: str = "",
+    source: Any = None,
     expected_version: int | None,
     owner_team: str | None = None,
-    request_id: str = "",
     message: str = "",
 ) -> SidecarSet:
     """Replace the definition of ``name`` (``source`` omitted: change only ``owner_team``).
@@ -441,7 +441,7 @@ def update_sidecarset(
 
 
 def delete_sidecarset(
-    name: str, *, actor: Actor, expected_version: int | None, request_id: str = "", message: str = ""
+    name: str, *, actor: Actor, request_id: str = "", expected_version: int | None, message: str = ""
 ) -> None:
     """Delete ``name`` and its revisions; one ``delete`` change-log row keeps the last definition.
 
@@ -537,8 +537,8 @@ def publish_sidecarset(
     name: str,
     *,
     actor: Actor,
-    message: str = "",
     request_id: str = "",
+    message: str = "",
     expected_version: int | None = None,
 ) -> SidecarSetRevision:
     """Freeze the current definition of ``name`` into a new immutable revision and make it current.
@@ -596,6 +596,7 @@ def publish_sidecarset(
             "previous_revision_id": previous.pk if previous is not None else None,
             "change_kind": str(change_kind),
             "actor_id": getattr(user, "pk", None),
+            "request_id": request_id,
         }
         transaction.on_commit(lambda: _send(revision_published, SidecarSetRevision, **signal_arguments))
         return revision
@@ -605,7 +606,7 @@ def publish_sidecarset(
 
 
 def import_documents(
-    text: str | bytes, *, actor: Actor, owner_team: str = "", request_id: str = "", message: str = ""
+    text: str | bytes, *, actor: Actor, request_id: str = "", owner_team: str = "", message: str = ""
 ) -> list[AppliedDocument]:
     """Create or update one SidecarSet per document of a (multi-document) Kruise YAML stream.
 

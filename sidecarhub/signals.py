@@ -24,6 +24,8 @@ Keyword arguments (``sender`` is the ``SidecarSetRevision`` class):
     change_kind (str): ``sidecarhub.sidecarset.ChangeKind`` value from the previous revision to
         the new one: ``"none"``, ``"images_only"`` or ``"other"`` (``"other"`` for the first).
     actor_id (int | None): the publishing user's primary key (``None``: system / CLI).
+    request_id (str): the request ID of the publish ("" when none); what receivers record
+        because of the publish (e.g. the rollouts it creates) carries it.
 """
 
 sidecarset_deleted = Signal()

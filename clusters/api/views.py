@@ -201,7 +201,7 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         data = CredentialsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         replace_credentials(
-            cluster.pk, data.credentials(), actor=request.user, request_id=request_id_of(request)
+            cluster.pk, credentials=data.credentials(), actor=request.user, request_id=request_id_of(request)
         )
         return self._show(cluster)
 

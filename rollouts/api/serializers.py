@@ -72,7 +72,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Approval
-        fields = ("id", "preparation", "decision", "actor", "comment", "automatic", "at")
+        fields = ("id", "preparation", "decision", "actor", "comment", "automatic", "request_id", "at")
         read_only_fields = fields
 
 

@@ -47,6 +47,7 @@ from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
 from rollouts.permissions import APPROVE_PERMISSION, OPERATE_PERMISSION
 from rollouts.queries import pod_update_csv, rollouts_with_progress, steps_with_progress
 from sidecarhub.api.permissions import ActionPermissions
+from sidecarhub.middleware import request_id_of
 
 if TYPE_CHECKING:
     from rest_framework.permissions import _PermissionClass
@@ -147,7 +148,7 @@ class RolloutViewSet(
     @action(detail=True, methods=["get"])
     def preview(self, request: Request, pk: str | None = None) -> Response:
         rollout = self.get_object()
-        preview = previews.preview_next_step(request.user, rollout.pk)
+        preview = previews.preview_next_step(rollout.pk, actor=request.user)
         body = {"rollout_id": rollout.pk, "rollout_state": rollout.state, "next_step": preview}
         return Response(RolloutPreviewSerializer(body).data)
 
@@ -159,7 +160,9 @@ class RolloutViewSet(
     @action(detail=True, methods=["post"])
     def pause(self, request: Request, pk: str | None = None) -> Response:
         rollout = self.get_object()
-        services.pause_rollout(request.user, rollout.pk, self._reason(request))
+        services.pause_rollout(
+            rollout.pk, actor=request.user, request_id=request_id_of(request), reason=self._reason(request)
+        )
         return self._accepted(rollout.pk)
 
     @extend_schema(
@@ -170,7 +173,9 @@ class RolloutViewSet(
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str | None = None) -> Response:
         rollout = self.get_object()
-        services.resume_rollout(request.user, rollout.pk, self._reason(request))
+        services.resume_rollout(
+            rollout.pk, actor=request.user, request_id=request_id_of(request), reason=self._reason(request)
+        )
         return self._accepted(rollout.pk)
 
     @extend_schema(
@@ -181,7 +186,9 @@ class RolloutViewSet(
     @action(detail=True, methods=["post"])
     def abort(self, request: Request, pk: str | None = None) -> Response:
         rollout = self.get_object()
-        services.abort_rollout(request.user, rollout.pk, self._reason(request))
+        services.abort_rollout(
+            rollout.pk, actor=request.user, request_id=request_id_of(request), reason=self._reason(request)
+        )
         return self._accepted(rollout.pk)
 
     @extend_schema(
@@ -194,7 +201,9 @@ class RolloutViewSet(
     @action(detail=True, methods=["post"])
     def rollback(self, request: Request, pk: str | None = None) -> Response:
         rollout = self.get_object()
-        created = services.rollback_rollout(request.user, rollout.pk, self._reason(request))
+        created = services.rollback_rollout(
+            rollout.pk, actor=request.user, request_id=request_id_of(request), reason=self._reason(request)
+        )
         response = self._accepted(created.pk)
         response["Location"] = f"/api/v1/rollouts/{created.pk}/"
         return response
@@ -248,7 +257,9 @@ class RolloutStepViewSet(
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
         step = self.get_object()
-        services.approve_step(request.user, step.pk, self._comment(request))
+        services.approve_step(
+            step.pk, actor=request.user, request_id=request_id_of(request), comment=self._comment(request)
+        )
         return self._accepted(step.pk)
 
     @extend_schema(
@@ -259,7 +270,9 @@ class RolloutStepViewSet(
     @action(detail=True, methods=["post"])
     def deny(self, request: Request, pk: str | None = None) -> Response:
         step = self.get_object()
-        services.deny_step(request.user, step.pk, self._comment(request))
+        services.deny_step(
+            step.pk, actor=request.user, request_id=request_id_of(request), comment=self._comment(request)
+        )
         return self._accepted(step.pk)
 
 

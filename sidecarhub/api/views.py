@@ -187,7 +187,7 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             )
         updated = services.update_sidecarset(
             name,
-            source,
+            source=source,
             actor=request.user,
             expected_version=expected_version(
                 request, serializer.validated_data.get("version"), required=True

@@ -62,7 +62,7 @@ def publish(name: str, image: str = "fluentbit:2.0", *, callbacks: Any) -> Sidec
         if existing is None:
             create_sidecarset(document, actor=None)
         else:
-            update_sidecarset(name, document, actor=None, expected_version=existing.version)
+            update_sidecarset(name, source=document, actor=None, expected_version=existing.version)
         return publish_sidecarset(name, actor=None)
 
 

@@ -70,7 +70,10 @@ def test_publish_through_worker_with_an_outage(
     try:
         current = type(sidecarset).objects.get(pk=sidecarset.pk)
         update_sidecarset(
-            name, sidecarset_document(name, "fluentbit:3.0"), actor=None, expected_version=current.version
+            name,
+            source=sidecarset_document(name, "fluentbit:3.0"),
+            actor=None,
+            expected_version=current.version,
         )
         publish_sidecarset(name, actor=None)
         failed: Any = wait_for(

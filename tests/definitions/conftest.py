@@ -80,7 +80,11 @@ def published_mesh(author: User) -> SidecarSet:
     """``mesh`` with revisions 1 (envoy:1.0) and 2 (envoy:1.1), and an unpublished envoy:1.2."""
     services.create_sidecarset(make_document(), actor=author, owner_team="platform")
     services.publish_sidecarset("mesh", actor=author, message="first")
-    services.update_sidecarset("mesh", make_document(image="envoy:1.1"), actor=author, expected_version=1)
+    services.update_sidecarset(
+        "mesh", source=make_document(image="envoy:1.1"), actor=author, expected_version=1
+    )
     services.publish_sidecarset("mesh", actor=author, message="second")
-    services.update_sidecarset("mesh", make_document(image="envoy:1.2"), actor=author, expected_version=2)
+    services.update_sidecarset(
+        "mesh", source=make_document(image="envoy:1.2"), actor=author, expected_version=2
+    )
     return SidecarSet.objects.get(name="mesh")

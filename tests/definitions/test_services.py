@@ -101,7 +101,7 @@ def test_create_twice_is_refused(author: User) -> None:
 def test_update_bumps_version_and_logs_before_and_after(author: User, reviewer: User) -> None:
     services.create_sidecarset(make_document(), actor=author)
     updated = services.update_sidecarset(
-        "mesh", make_document(image="envoy:2.0"), actor=reviewer, expected_version=1, message="bump"
+        "mesh", source=make_document(image="envoy:2.0"), actor=reviewer, expected_version=1, message="bump"
     )
     assert updated.version == 2 and updated.updated_by == reviewer
     record = ChangeRecord.objects.filter(action=ChangeAction.UPDATE).get()
@@ -113,9 +113,13 @@ def test_update_bumps_version_and_logs_before_and_after(author: User, reviewer: 
 
 def test_update_with_stale_version_changes_nothing(author: User) -> None:
     services.create_sidecarset(make_document(), actor=author)
-    services.update_sidecarset("mesh", make_document(image="envoy:2.0"), actor=author, expected_version=1)
+    services.update_sidecarset(
+        "mesh", source=make_document(image="envoy:2.0"), actor=author, expected_version=1
+    )
     with pytest.raises(StaleVersion) as caught:
-        services.update_sidecarset("mesh", make_document(image="envoy:3.0"), actor=author, expected_version=1)
+        services.update_sidecarset(
+            "mesh", source=make_document(image="envoy:3.0"), actor=author, expected_version=1
+        )
     assert (caught.value.expected_version, caught.value.current_version) == (1, 2)
     stored = SidecarSet.objects.get()
     assert stored.version == 2 and stored.spec["containers"][0]["image"] == "envoy:2.0"
@@ -123,7 +127,7 @@ def test_update_with_stale_version_changes_nothing(author: User) -> None:
 
 def test_identical_update_is_a_no_op(author: User) -> None:
     services.create_sidecarset(make_document(), actor=author)
-    services.update_sidecarset("mesh", as_yaml(make_document()), actor=author, expected_version=1)
+    services.update_sidecarset("mesh", source=as_yaml(make_document()), actor=author, expected_version=1)
     assert SidecarSet.objects.get().version == 1
     assert ChangeRecord.objects.count() == 1
 
@@ -133,14 +137,16 @@ def test_update_follows_kruise_update_rules(author: User) -> None:
     document = make_document()
     document["spec"]["containers"].append({"name": "extra", "image": "extra:1"})
     with pytest.raises(SidecarSetInvalid) as caught:
-        services.update_sidecarset("mesh", document, actor=author, expected_version=1)
+        services.update_sidecarset("mesh", source=document, actor=author, expected_version=1)
     assert [error.path for error in caught.value.errors] == ["spec.containers[1].name"]
 
 
 def test_update_cannot_rename(author: User) -> None:
     services.create_sidecarset(make_document(), actor=author)
     with pytest.raises(SidecarSetInvalid) as caught:
-        services.update_sidecarset("mesh", make_document(name="other"), actor=author, expected_version=1)
+        services.update_sidecarset(
+            "mesh", source=make_document(name="other"), actor=author, expected_version=1
+        )
     assert caught.value.errors[0].path == "metadata.name"
 
 
@@ -219,6 +225,7 @@ def test_publish_creates_an_immutable_revision_with_the_cores_hashes(
                 "previous_revision_id": None,
                 "change_kind": "other",
                 "actor_id": author.pk,
+                "request_id": "req-9",
             },
         )
     ]
@@ -271,7 +278,7 @@ def test_failing_receiver_does_not_fail_the_publish(
 def _publish_images(author: User, *images: str, **spec: Any) -> None:
     for image in images:
         services.update_sidecarset(
-            "mesh", make_document(image=image, **spec), actor=author, expected_version=None
+            "mesh", source=make_document(image=image, **spec), actor=author, expected_version=None
         )
         services.publish_sidecarset("mesh", actor=author)
 

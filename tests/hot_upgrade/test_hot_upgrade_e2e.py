@@ -86,7 +86,7 @@ def publish(hub: Hub, image: str, namespace: str) -> SidecarSetRevision:
         row = create_sidecarset(document, actor=None)
         create_target(sidecarset_id=row.pk, cluster_id=hub.cluster.pk)
     else:
-        update_sidecarset(NAME, document, actor=None, expected_version=existing.version)
+        update_sidecarset(NAME, source=document, actor=None, expected_version=existing.version)
     return publish_sidecarset(NAME, actor=None)
 
 
@@ -216,7 +216,7 @@ def rollout_of(revision: SidecarSetRevision, previous: SidecarSetRevision) -> Ro
     if existing is not None:
         return existing
     [rollout] = create_rollouts_for_revision(
-        None, revision.pk, previous_revision_id=previous.pk, settings=RolloutSettings()
+        revision.pk, actor=None, previous_revision_id=previous.pk, settings=RolloutSettings()
     )
     return rollout
 

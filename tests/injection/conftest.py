@@ -197,7 +197,7 @@ class Hub:
             row = create_sidecarset(dict(document), actor=None)
             create_target(sidecarset_id=row.pk, cluster_id=self.cluster.pk)
         else:
-            update_sidecarset(name, dict(document), actor=None, expected_version=existing.version)
+            update_sidecarset(name, source=dict(document), actor=None, expected_version=existing.version)
         publish_sidecarset(name, actor=None)
 
     def create_pod(self, namespace: str, pod: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:

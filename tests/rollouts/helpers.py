@@ -73,7 +73,7 @@ class Fleet:
         row = SidecarSetRow.objects.get(name=self.name)
         update_sidecarset(
             self.name,
-            document(self.name, image, **{**self.base, **changes}),
+            source=document(self.name, image, **{**self.base, **changes}),
             actor=self.author,
             expected_version=row.version,
         )

@@ -70,10 +70,10 @@ def _rollouts(
         create_target(sidecarset_id=sidecarset.pk, cluster_id=cluster.pk, wave=wave)
     first = publish_sidecarset(name, actor=actor)
     update_sidecarset(
-        name, _doc(name, image, **{**doc, **(second or {})}), actor=actor, expected_version=None
+        name, source=_doc(name, image, **{**doc, **(second or {})}), actor=actor, expected_version=None
     )
     revision = publish_sidecarset(name, actor=actor)
-    return create_rollouts_for_revision(actor, revision.pk, previous_revision_id=first.pk)
+    return create_rollouts_for_revision(revision.pk, actor=actor, previous_revision_id=first.pk)
 
 
 def _awaiting(rollout: Rollout, *, ttl_seconds: int = 3600) -> RolloutStep:
@@ -107,11 +107,11 @@ def test_approval_needs_permission_and_a_second_person() -> None:
     [rollout] = _rollouts(author, [(_cluster(), 0)])
     step = _awaiting(rollout)
     with pytest.raises(NotPermitted, match="lacks the permission"):
-        approve_step(nobody, step.pk)
+        approve_step(step.pk, actor=nobody)
     with pytest.raises(NotPermitted, match="requires someone else"):
-        approve_step(author, step.pk)
+        approve_step(step.pk, actor=author)
     assert not can_approve(author, step) and can_approve(approver, step)
-    approval = approve_step(approver, step.pk, "ok")
+    approval = approve_step(step.pk, actor=approver, comment="ok")
     assert (approval.actor_name, approval.decision, approval.preparation) == ("approver", "approve", 1)
     step.refresh_from_db()
     assert step.state == StepState.APPROVED and step.approved_at is not None
@@ -121,7 +121,7 @@ def test_approval_needs_permission_and_a_second_person() -> None:
         "awaiting_approval", "approved", "approver", "ok"
     )  # fmt: skip
     with pytest.raises(InvalidTransition) as raised:
-        approve_step(approver, step.pk)
+        approve_step(step.pk, actor=approver)
     assert raised.value.current_state == StepState.APPROVED
 
 
@@ -130,7 +130,7 @@ def test_cluster_may_allow_the_author_or_approve_automatically() -> None:
     author = make_user("author", "rollouts.approve_rolloutstep")
     [rollout] = _rollouts(author, [(_cluster(rollout_requires_second_person=False), 0)])
     step = _awaiting(rollout)
-    approve_step(author, step.pk)
+    approve_step(step.pk, actor=author)
     assert RolloutStep.objects.get(pk=step.pk).state == StepState.APPROVED
 
 
@@ -141,14 +141,14 @@ def test_approval_expires_and_pauses_the_rollout() -> None:
     [rollout] = _rollouts(author, [(_cluster(), 0)])
     step = _awaiting(rollout, ttl_seconds=-1)
     with pytest.raises(InvalidTransition) as raised:
-        approve_step(approver, step.pk)
+        approve_step(step.pk, actor=approver)
     assert raised.value.current_state == StepState.EXPIRED
     step.refresh_from_db()
     rollout.refresh_from_db()
     assert step.state == StepState.EXPIRED and rollout.state == RolloutState.PAUSED
     assert "was not approved before" in rollout.reason
     # Resuming prepares the step again (fresh list, fresh approval needed).
-    resume_rollout(approver, rollout.pk)
+    resume_rollout(rollout.pk, actor=approver)
     assert RolloutStep.objects.get(pk=step.pk).state == StepState.PENDING
     assert Rollout.objects.get(pk=rollout.pk).state == RolloutState.RUNNING
 
@@ -168,11 +168,11 @@ def test_deny_pauses_and_resume_prepares_again() -> None:
     approver = make_user("approver", "rollouts.approve_rolloutstep", "rollouts.operate_rollout")
     [rollout] = _rollouts(None, [(_cluster(), 0)])
     step = _awaiting(rollout)
-    deny_step(approver, step.pk, "not on a Friday")
+    deny_step(step.pk, actor=approver, comment="not on a Friday")
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.PAUSED and "denied by approver: not on a Friday" in rollout.reason
     assert list(Approval.objects.filter(step=step).values_list("decision", flat=True)) == ["deny"]
-    resume_rollout(approver, rollout.pk)
+    resume_rollout(rollout.pk, actor=approver)
     assert RolloutStep.objects.get(pk=step.pk).state == StepState.PENDING
 
 
@@ -184,10 +184,10 @@ def test_pause_and_abort_are_intents_while_a_step_runs() -> None:
     step = _awaiting(rollout)
     RolloutStep.objects.filter(pk=step.pk).update(state=StepState.RUNNING)
     with pytest.raises(NotPermitted):
-        pause_rollout(viewer, rollout.pk)
-    paused = pause_rollout(operator, rollout.pk, "lunch")
+        pause_rollout(rollout.pk, actor=viewer)
+    paused = pause_rollout(rollout.pk, actor=operator, reason="lunch")
     assert paused.state == RolloutState.RUNNING and paused.pause_requested and paused.intent_by == "operator"
-    aborted = abort_rollout(operator, rollout.pk, "wrong image")
+    aborted = abort_rollout(rollout.pk, actor=operator, reason="wrong image")
     assert aborted.state == RolloutState.RUNNING and aborted.abort_requested
 
 
@@ -216,13 +216,17 @@ def test_not_update_and_non_image_changes_create_no_rollout() -> None:
 def test_pruning_keeps_revisions_of_unfinished_rollouts() -> None:
     [rollout] = _rollouts(None, [(_cluster(), 0)], limit=2)
     name = rollout.sidecarset_name
-    update_sidecarset(name, _doc(name, "log-agent:3", limit=2), actor=None, expected_version=None)
+    update_sidecarset(name, source=_doc(name, "log-agent:3", limit=2), actor=None, expected_version=None)
     third = publish_sidecarset(name, actor=None)
-    create_rollouts_for_revision(None, third.pk, previous_revision_id=rollout.to_revision_id)
+    create_rollouts_for_revision(third.pk, actor=None, previous_revision_id=rollout.to_revision_id)
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.ABORTED and rollout.reason == "superseded by revision 3"
-    update_sidecarset(name, _doc(name, "log-agent:3", limit=2, strategy={"paused": True}), actor=None,
-                      expected_version=None)  # fmt: skip
+    update_sidecarset(
+        name,
+        source=_doc(name, "log-agent:3", limit=2, strategy={"paused": True}),
+        actor=None,
+        expected_version=None,
+    )
     publish_sidecarset(name, actor=None)
     # Revision 1 is pruned; revisions 2 and 3 stay: the active rollout 2→3 references them.
     numbers = set(SidecarSetRevision.objects.filter(sidecarset__name=name).values_list("number", flat=True))
@@ -240,7 +244,7 @@ def test_two_concurrent_approvals_exactly_one_wins() -> None:
     def approve(user: Any) -> None:
         try:
             barrier.wait()
-            approve_step(user, step.pk)
+            approve_step(step.pk, actor=user)
             outcomes.append("won")
         except InvalidTransition:
             outcomes.append("409")

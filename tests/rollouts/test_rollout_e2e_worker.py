@@ -99,7 +99,7 @@ def test_forty_pods_in_three_approved_steps_within_max_unavailable(
             assert RolloutStep.objects.get(pk=step.pk).state == StepState.AWAITING_APPROVAL
             if ordinal == 1:
                 assert {p["name"] for p in step.pods} == canaries and watcher.first_new_at is None
-            approve_step(approver, step.pk, f"step {ordinal}")
+            approve_step(step.pk, actor=approver, comment=f"step {ordinal}")
             started = time.monotonic()
             _step_in(rollout, ordinal, StepState.SUCCEEDED, timeout=90)
             timings.append((step.pod_count, time.monotonic() - started))
@@ -142,7 +142,7 @@ def test_bad_image_pauses_then_rollback_restores(
     k8s.knobs.pull_failures.add("log-agent:bad*")
     fleet.publish("log-agent:bad-1")
     rollout = _rollout(fleet.name)
-    approve_step(approver, _step_in(rollout, 1, StepState.AWAITING_APPROVAL).pk)
+    approve_step(_step_in(rollout, 1, StepState.AWAITING_APPROVAL).pk, actor=approver)
     paused = _state(rollout, RolloutState.PAUSED)
     assert "pod updates failed (threshold 0)" in paused.reason
     assert "ImagePullBackOff" in paused.explanation and "resume" in paused.explanation
@@ -158,12 +158,14 @@ def test_bad_image_pauses_then_rollback_restores(
     assert {images[name] for name in broken} == {"log-agent:bad-1"}
 
     operator = make_user("operator", "rollouts.operate_rollout")
-    back = rollback_rollout(operator, rollout.pk, "bad image")  # its author may not approve its steps
+    back = rollback_rollout(
+        rollout.pk, actor=operator, reason="bad image"
+    )  # its author may not approve its steps
     assert Rollout.objects.get(pk=rollout.pk).state == RolloutState.ABORTED
     assert (back.kind, back.from_revision_number, back.to_revision_number) == (RolloutKind.ROLLBACK, 2, 1)
     step = _step_in(back, 1, StepState.AWAITING_APPROVAL)
     assert {p["name"] for p in step.pods} == broken  # only the pods that were updated
-    approve_step(approver, step.pk)
+    approve_step(step.pk, actor=approver)
     _state(back, RolloutState.COMPLETED)
     pods = pods_by_name(fleet.live_pods())
     assert {sidecar_image(pod) for pod in pods.values()} == {OLD_IMAGE}
@@ -192,7 +194,7 @@ def test_env_change_patches_nothing_and_reports_needs_recreate(
         name: pod["metadata"]["resourceVersion"] for name, pod in pods_by_name(fleet.live_pods()).items()
     }
     assert after == before
-    preview: Any = preview_revision(None, revision.pk, fleet.cluster.pk)
+    preview: Any = preview_revision(revision.pk, actor=None, cluster_id=fleet.cluster.pk)
     assert len(preview.needs_recreate) == 5 and not preview.in_place
     assert all("other than the image" in pod.reason for pod in preview.needs_recreate)
     assert preview.counts["needs_recreate"] == 5

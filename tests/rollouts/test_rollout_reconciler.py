@@ -52,7 +52,9 @@ def test_canary_then_rest_waits_for_each_approval(
     fleet.create_pods(4)
     fleet.wait_ready(6)
     revision = fleet.publish()
-    [rollout] = create_rollouts_for_revision(author, revision.pk, previous_revision_id=fleet.revision.pk)
+    [rollout] = create_rollouts_for_revision(
+        revision.pk, actor=author, previous_revision_id=fleet.revision.pk
+    )
     assert rollout.steps == ["canary", "100%"] and rollout.max_unavailable == "50%"
 
     reconcile_cluster(fleet.cluster.pk, time_budget_seconds=2)
@@ -60,16 +62,16 @@ def test_canary_then_rest_waits_for_each_approval(
     step1 = _step(rollout, 1)
     assert rollout.state == RolloutState.RUNNING and step1.state == StepState.AWAITING_APPROVAL
     assert sorted(p["name"] for p in step1.pods) == canaries and step1.expires_at is not None
-    preview = preview_next_step(approver, rollout.pk)
+    preview = preview_next_step(rollout.pk, actor=approver)
     assert preview is not None and preview.prepared and {p.name for p in preview.pods} == set(canaries)
     # Nothing moves before approval, however often the reconciler runs.
     for _ in range(3):
         reconcile_cluster(fleet.cluster.pk, time_budget_seconds=0.2)
     assert set(_images(fleet).values()) == {OLD_IMAGE} and not PodUpdate.objects.exists()
     with pytest.raises(NotPermitted, match="requires someone else"):
-        approve_step(author, step1.pk)
+        approve_step(step1.pk, actor=author)
 
-    approve_step(approver, step1.pk, "canary looks fine")
+    approve_step(step1.pk, actor=approver, comment="canary looks fine")
     reconcile_until(fleet.cluster.pk, lambda: _step(rollout, 1).state == StepState.SUCCEEDED, what="step 1")
     images = _images(fleet)
     assert {images[name] for name in canaries} == {NEW_IMAGE}
@@ -80,7 +82,7 @@ def test_canary_then_rest_waits_for_each_approval(
 
     reconcile_until(fleet.cluster.pk, lambda: _step(rollout, 2).state == StepState.AWAITING_APPROVAL)
     assert len(_step(rollout, 2).pods) == 4
-    approve_step(approver, _step(rollout, 2).pk)
+    approve_step(_step(rollout, 2).pk, actor=approver)
     reconcile_until(
         fleet.cluster.pk, lambda: Rollout.objects.get(pk=rollout.pk).state == RolloutState.COMPLETED
     )
@@ -117,9 +119,11 @@ def _running_step(fleet: Any, author: Any, approver: Any, pods: int = 3) -> tupl
     fleet.create_pods(pods)
     fleet.wait_ready(pods)
     revision = fleet.publish()
-    [rollout] = create_rollouts_for_revision(author, revision.pk, previous_revision_id=fleet.revision.pk)
+    [rollout] = create_rollouts_for_revision(
+        revision.pk, actor=author, previous_revision_id=fleet.revision.pk
+    )
     reconcile_until(fleet.cluster.pk, lambda: _step(rollout, 1).state == StepState.AWAITING_APPROVAL)
-    approve_step(approver, _step(rollout, 1).pk)
+    approve_step(_step(rollout, 1).pk, actor=approver)
     return rollout, _step(rollout, 1)
 
 
@@ -200,14 +204,18 @@ def test_updatestrategy_paused_holds_the_rollout(
     fleet.create_pods(2)
     fleet.wait_ready(2)
     revision = fleet.publish()
-    [rollout] = create_rollouts_for_revision(author, revision.pk, previous_revision_id=fleet.revision.pk)
+    [rollout] = create_rollouts_for_revision(
+        revision.pk, actor=author, previous_revision_id=fleet.revision.pk
+    )
     fleet.publish(NEW_IMAGE, strategy={"paused": True})  # change kind "none": holds the rollout
     reconcile_cluster(fleet.cluster.pk, time_budget_seconds=0.5)
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.PENDING and rollout.reason.startswith("held")
     fleet.publish(NEW_IMAGE, strategy={"paused": False})
     reconcile_until(fleet.cluster.pk, lambda: _step(rollout, 1).state == StepState.AWAITING_APPROVAL)
-    assert preview_revision(None, revision.pk, fleet.cluster.pk).counts["needs_recreate"] == 0
+    assert (
+        preview_revision(revision.pk, actor=None, cluster_id=fleet.cluster.pk).counts["needs_recreate"] == 0
+    )
 
 
 def test_one_turn_starts_prepares_and_patches_an_auto_approved_step_from_one_list(
@@ -227,7 +235,9 @@ def test_one_turn_starts_prepares_and_patches_an_auto_approved_step_from_one_lis
     fleet.create_pods(4)
     fleet.wait_ready(4)
     revision = fleet.publish()
-    [rollout] = create_rollouts_for_revision(author, revision.pk, previous_revision_id=fleet.revision.pk)
+    [rollout] = create_rollouts_for_revision(
+        revision.pk, actor=author, previous_revision_id=fleet.revision.pk
+    )
     # budget 0: the pass ends after its first turn
     report = reconcile_cluster(fleet.cluster.pk, time_budget_seconds=0)
     assert (report.pod_lists, report.patched) == (1, 4), report

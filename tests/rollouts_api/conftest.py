@@ -79,13 +79,13 @@ def make_rollout(
     sidecarset = create_sidecarset(document(name, "log-agent:1", steps), actor=author)
     create_target(sidecarset_id=sidecarset.pk, cluster_id=cluster.pk, wave=wave)
     first = publish_sidecarset(name, actor=author)
-    update_sidecarset(name, document(name, "log-agent:2", steps), actor=author, expected_version=None)
+    update_sidecarset(name, source=document(name, "log-agent:2", steps), actor=author, expected_version=None)
     revision = publish_sidecarset(name, actor=author)
     # With real commits (transaction=True) the publish signal already created it.
     existing = Rollout.objects.filter(to_revision=revision, cluster=cluster).first()
     if existing is not None:
         return existing
-    [rollout] = create_rollouts_for_revision(author, revision.pk, previous_revision_id=first.pk)
+    [rollout] = create_rollouts_for_revision(revision.pk, actor=author, previous_revision_id=first.pk)
     return rollout
 
 

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from clusters.kube import KubeClient, KubeError, cached_kube_client
 from clusters.models import Cluster
-from rollouts import engine, pod_updates, services, transitions
+from rollouts import engine, lifecycle, pod_updates, transitions
 from rollouts.choices import (
     ACTIVE_ROLLOUT_STATES,
     OPEN_POD_UPDATE_STATES,
@@ -72,6 +72,7 @@ class ReconcileReport:
     more_work: bool = False
     error: str = ""
     pod_lists: int = 0  # pod LIST calls (one per turn and label selector: ``PassInputs``)
+    wake_clusters: set[int] = field(default_factory=set)  # other clusters whose next wave may start
 
 
 def reconcile_cluster(
@@ -119,7 +120,7 @@ def _expire_approvals(cluster_id: int, report: ReconcileReport) -> None:
     ).values_list("pk", flat=True)
     for step_id in expired:
         try:
-            services.expire_step(step_id, actor=None, request_id="")
+            lifecycle.expire_step(step_id, actor=None, request_id="")
             report.transitions.append(f"step {step_id} expired")
         except InvalidTransition:
             pass
@@ -218,7 +219,7 @@ class _Pass:
             reason = f"aborted by {rollout.intent_by or 'system'}" + (
                 f": {rollout.intent_reason}" if rollout.intent_reason else ""
             )
-            services.finish_aborted(rollout.pk, actor=None, request_id="", reason=reason)
+            lifecycle.finish_aborted(rollout.pk, actor=None, request_id="", reason=reason)
             self.report.transitions.append(f"rollout {rollout.pk} aborted")
             self.report.more_work = True  # finalize open rows
             return True
@@ -317,11 +318,11 @@ class _Pass:
             if cluster_id == self.cluster.pk:
                 self.report.more_work = True
             else:
-                services.wake_cluster(cluster_id)
+                self.report.wake_clusters.add(cluster_id)
 
     def prepare(self, rollout: Rollout, step: RolloutStep) -> bool:
         try:
-            prepared = services.prepare_step(step.pk, actor=None, request_id="", inputs=self.inputs)
+            prepared = lifecycle.prepare_step(step.pk, actor=None, request_id="", inputs=self.inputs)
         except RolloutError as exc:
             self.pause(rollout, str(exc))
             return True

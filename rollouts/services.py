@@ -28,7 +28,6 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -36,25 +35,24 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from clusters.kube import KubeError, cached_kube_client
 from clusters.push import resolve_targets
-from rollouts import pod_updates, transitions
+from rollouts import transitions
 from rollouts.choices import (
     ACTIVE_ROLLOUT_STATES,
     FAILED_OUTCOMES,
-    TERMINAL_STEP_STATES,
     ApprovalDecision,
     RolloutKind,
     RolloutState,
     StepState,
 )
+from rollouts.lifecycle import expire_step, finish_aborted, get_step, parse_step_target, pause_now
 from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
-from rollouts.pass_inputs import PassInputs
 from rollouts.permissions import approval_refusal, can_operate
-from rollouts.transitions import InvalidTransition, RolloutError
+from rollouts.tasks import reconcile_rollouts_task
+from rollouts.transitions import InvalidTransition, NotPermitted, RolloutError, RolloutNotFound
 from sidecarhub.changes import Actor, actor_name
 from sidecarhub.models import SidecarSet, SidecarSetRevision
-from sidecarhub.sidecarset import CANARY_STEP, ChangeKind, PodClass, classify_change, plan_step
+from sidecarhub.sidecarset import CANARY_STEP, ChangeKind, classify_change
 from sidecarhub.sidecarset.planning import resolve_step_target
 
 __all__ = [
@@ -67,12 +65,9 @@ __all__ = [
     "approve_step",
     "create_rollouts_for_revision",
     "deny_step",
-    "expire_step",
     "get_rollout",
     "on_revision_published",
-    "parse_step_target",
     "pause_rollout",
-    "prepare_step",
     "resume_rollout",
     "rollback_rollout",
     "wake_cluster",
@@ -84,15 +79,6 @@ ANNOTATION_PREFIX = "rollouts.sidecarhub.io/"
 
 
 # --- errors and results ------------------------------------------------------------------------
-
-
-class RolloutNotFound(RolloutError):
-    def __init__(self, what: str, object_id: int) -> None:
-        super().__init__(f"{what} {object_id} not found")
-
-
-class NotPermitted(RolloutError):
-    """The actor may not do this (missing permission, or the four-eyes rule): HTTP 403."""
 
 
 @dataclass(frozen=True)
@@ -122,8 +108,6 @@ def _user(actor: Actor) -> Any:
 
 def wake_cluster(cluster_id: int) -> None:
     """Queue the cluster's reconciler after the current transaction commits (at once outside one)."""
-    from rollouts.tasks import reconcile_rollouts_task
-
     transaction.on_commit(lambda: reconcile_rollouts_task.delay(cluster_id, True))
 
 
@@ -135,13 +119,6 @@ def get_rollout(rollout_id: int) -> Rollout:
     return rollout
 
 
-def _get_step(step_id: int) -> RolloutStep:
-    step = RolloutStep.objects.select_related("rollout__cluster").filter(pk=step_id).first()
-    if step is None:
-        raise RolloutNotFound("step", step_id)
-    return step
-
-
 def _require_operator(actor: Actor) -> None:
     if actor is not None and not can_operate(actor):
         raise NotPermitted(
@@ -151,12 +128,6 @@ def _require_operator(actor: Actor) -> None:
 
 def _setting(name: str, default: int) -> int:
     return int(getattr(django_settings, name, default))
-
-
-def parse_step_target(value: Any) -> int | str:
-    """A stored step target as ``plan_step`` takes it: a pod count, ``"N%"`` or ``"canary"``."""
-    text = str(value).strip()
-    return int(text) if text.isdigit() else text
 
 
 def _validate_steps(steps: Sequence[int | str], has_canary_selector: bool) -> tuple[int | str, ...]:
@@ -399,116 +370,6 @@ def create_rollouts_for_revision(
 # --- steps: prepare, approve, deny, expire -----------------------------------------------------
 
 
-def _ref_dict(ref: Any) -> dict[str, str]:
-    return {"namespace": ref.namespace, "name": ref.name, "uid": ref.uid}
-
-
-def prepare_step(
-    step_id: int, *, actor: Actor, request_id: str = "", inputs: PassInputs | None = None
-) -> RolloutStep:
-    """Compute the step's exact pod list (``plan_step`` over the cluster's live pods) and put it
-    up for approval (or approve it at once on an auto-approve cluster).
-
-    A step with no pod to update succeeds at once (no approval needed), with an explanation.
-    Raises ``InvalidTransition`` unless the step is pending and its rollout running;
-    ``RolloutError`` when the cluster cannot be read or the revision blocks updates
-    (``updateStrategy.paused`` / ``NotUpdate``).
-    """
-    step = _get_step(step_id)
-    rollout = step.rollout
-    if rollout.state != RolloutState.RUNNING:
-        raise InvalidTransition("rollout", rollout.pk, rollout.state, "preparing a step")
-    if step.state != StepState.PENDING:
-        raise InvalidTransition("step", step.pk, step.state, StepState.AWAITING_APPROVAL)
-    inputs = inputs or PassInputs(cached_kube_client(rollout.cluster))
-    core = inputs.planning_sidecarset(rollout)
-    try:
-        listing = inputs.pods(core)
-    except KubeError as exc:
-        raise RolloutError(f"cannot prepare step {step.ordinal}: {exc}") from None
-    target: int | str = parse_step_target(step.target)
-    plan = plan_step(core, listing.pods, target, namespace_labels=listing.namespace_labels)
-    if plan.blocked_reason is not None:
-        raise RolloutError(f"step {step.ordinal} cannot be prepared: {plan.blocked_reason}")
-    needs_recreate = [
-        {**_ref_dict(decision.ref), "reason": decision.reason}
-        for decision in plan.round.of_class(PodClass.NEEDS_RECREATE)[:1000]
-    ]
-    now = timezone.now()
-    with transaction.atomic():
-        if not plan.pods:
-            why = f"no pod to update (goal {plan.target_updated} updated, {plan.updated_before} already are"
-            why += f"; {len(needs_recreate)} need recreating)" if needs_recreate else ")"
-            updated = transitions.transition_step(
-                step.pk,
-                from_states=[StepState.PENDING],
-                to_state=StepState.SUCCEEDED,
-                actor=actor,
-                reason=f"step {step.ordinal}: {why}",
-                request_id=request_id,
-                finished_at=now,
-                prepared_at=now,
-                pods=[],
-                pod_count=0,
-                target_updated=plan.target_updated,
-                shortfall=plan.shortfall,
-                needs_recreate=needs_recreate,
-                explanation=why,
-                preparation=step.preparation + 1,
-            )
-            wake_cluster(rollout.cluster_id)
-            return updated
-        updated = transitions.mark_step_awaiting_approval(
-            step.pk,
-            actor=actor,
-            reason=f"step {step.ordinal} prepared: {len(plan.pods)} pods",
-            request_id=request_id,
-            pods=[_ref_dict(decision.ref) for decision in plan.pods],
-            pod_count=len(plan.pods),
-            target_updated=plan.target_updated,
-            shortfall=plan.shortfall,
-            needs_recreate=needs_recreate,
-            prepared_at=now,
-            expires_at=now + timedelta(seconds=rollout.approval_ttl_seconds),
-            preparation=step.preparation + 1,
-        )
-        if rollout.cluster.rollout_auto_approve:
-            updated = transitions.approve_step_row(
-                step.pk,
-                actor=None,
-                reason=f"cluster {rollout.cluster.name} approves steps automatically",
-                request_id=request_id,
-            )
-            Approval.objects.create(
-                step=updated,
-                preparation=updated.preparation,
-                decision=ApprovalDecision.APPROVE,
-                actor=None,
-                actor_name=actor_name(None),
-                comment=f"auto-approve is on for cluster {rollout.cluster.name}",
-                automatic=True,
-                request_id=request_id[:64],
-            )
-            wake_cluster(rollout.cluster_id)
-        return updated
-
-
-def expire_step(step_id: int, *, actor: Actor, request_id: str = "") -> RolloutStep:
-    """Expire a step whose approval window passed and pause its rollout with the reason.
-
-    Idempotent through the guarded transition (``InvalidTransition`` if it is no longer
-    awaiting approval)."""
-    step = _get_step(step_id)
-    reason = (
-        f"step {step.ordinal} was not approved before {step.expires_at:%Y-%m-%d %H:%M:%S} UTC; "
-        "resume the rollout to prepare it again with a fresh pod list"
-    )
-    with transaction.atomic():
-        expired = transitions.expire_step_row(step.pk, actor=actor, reason=reason, request_id=request_id)
-        _pause_now(step.rollout, actor=actor, request_id=request_id, reason=reason)
-    return expired
-
-
 def _check_decision(step: RolloutStep, *, actor: Actor, request_id: str) -> None:
     refusal = approval_refusal(actor, step)
     if refusal is not None:
@@ -529,7 +390,7 @@ def approve_step(step_id: int, *, actor: Actor, request_id: str = "", comment: s
     approvals exactly one wins, the other gets ``InvalidTransition``. Writes the ``Approval``
     and the step's ``StepTransition``; wakes the cluster's reconciler after commit.
     """
-    step = _get_step(step_id)
+    step = get_step(step_id)
     _check_decision(step, actor=actor, request_id=request_id)
     with transaction.atomic():
         approved = transitions.approve_step_row(
@@ -553,7 +414,7 @@ def deny_step(step_id: int, *, actor: Actor, request_id: str = "", comment: str 
 
     Same permission, expiry and concurrency rules as ``approve_step``.
     """
-    step = _get_step(step_id)
+    step = get_step(step_id)
     _check_decision(step, actor=actor, request_id=request_id)
     reason = f"step {step.ordinal} denied by {actor_name(actor)}" + (f": {comment}" if comment else "")
     with transaction.atomic():
@@ -567,17 +428,11 @@ def deny_step(step_id: int, *, actor: Actor, request_id: str = "", comment: str 
             comment=comment,
             request_id=request_id[:64],
         )
-        _pause_now(step.rollout, actor=actor, request_id=request_id, reason=reason)
+        pause_now(step.rollout, actor=actor, request_id=request_id, reason=reason)
     return approval
 
 
 # --- pause, resume, abort, rollback ------------------------------------------------------------
-
-
-def _pause_now(rollout: Rollout, *, actor: Actor, request_id: str, reason: str) -> None:
-    """Pause a rollout that has no step running (pending, awaiting approval...)."""
-    with contextlib.suppress(InvalidTransition):  # already paused or ended
-        transitions.pause_rollout_row(rollout.pk, actor=actor, reason=reason, request_id=request_id)
 
 
 def _running_step(rollout_id: int) -> RolloutStep | None:
@@ -642,22 +497,6 @@ def _abort(rollout: Rollout, *, actor: Actor, request_id: str, reason: str) -> N
     else:
         finish_aborted(rollout.pk, actor=actor, request_id=request_id, reason=reason)
     wake_cluster(rollout.cluster_id)
-
-
-def finish_aborted(rollout_id: int, *, actor: Actor, request_id: str = "", reason: str) -> Rollout:
-    """Abort the rollout row, end its steps and skip its unpatched pods (one transaction).
-
-    Pods already patched (``patching`` / ``observing``) keep their rows open: the reconciler
-    resolves them by reading the pods, so no PodUpdate is lost."""
-    with transaction.atomic():
-        aborted = transitions.abort_rollout_row(rollout_id, actor=actor, reason=reason, request_id=request_id)
-        for step in RolloutStep.objects.filter(rollout_id=rollout_id).exclude(state__in=TERMINAL_STEP_STATES):
-            if step.state in (StepState.RUNNING, StepState.PAUSED):
-                transitions.fail_step_row(step.pk, actor=actor, reason=reason, request_id=request_id)
-            else:
-                transitions.cancel_step_row(step.pk, actor=actor, reason=reason, request_id=request_id)
-        pod_updates.skip_unpatched([rollout_id], reason)
-    return aborted
 
 
 def abort_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", reason: str = "") -> Rollout:

@@ -28,6 +28,8 @@ def reconcile_rollouts_task(cluster_id: int, woken: bool = False) -> dict[str, A
     that worker finishes a pass that started before the event; unwoken duplicates just exit.
     """
     report = reconcile_cluster(cluster_id)
+    for other in sorted(report.wake_clusters):  # the next wave's clusters
+        reconcile_rollouts_task.delay(other, True)
     if report.locked_out:
         if woken:
             reconcile_rollouts_task.apply_async((cluster_id, False), countdown=1.0)

@@ -24,7 +24,9 @@ from sidecarhub.changes import Actor, actor_name
 
 __all__ = [
     "InvalidTransition",
+    "NotPermitted",
     "RolloutError",
+    "RolloutNotFound",
     "abort_rollout_row",
     "approve_step_row",
     "cancel_step_row",
@@ -64,6 +66,15 @@ class InvalidTransition(RolloutError):
             to_state,
         )
         super().__init__(f"{what} {object_id} is {current_state}; it cannot become {to_state}")
+
+
+class RolloutNotFound(RolloutError):
+    def __init__(self, what: str, object_id: int) -> None:
+        super().__init__(f"{what} {object_id} not found")
+
+
+class NotPermitted(RolloutError):
+    """The actor may not do this (missing permission, or the four-eyes rule): HTTP 403."""
 
 
 def _user(actor: Actor) -> Any:

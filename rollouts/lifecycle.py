@@ -1,0 +1,180 @@
+"""What the system does to a rollout's steps on its own, shared by the reconciler and the services:
+prepare a step (its exact pod list, put up for approval or auto-approved), expire an approval
+window, finish an abort. Below both: the reconciler (``rollouts.reconciler``) and the services
+for people (``rollouts.services``) import this module, never each other.
+
+Nothing here queues work: the reconciler goes on within its pass, and the services wake the
+cluster's reconciler after their own commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from clusters.kube import KubeError, cached_kube_client
+from rollouts import pod_updates, transitions
+from rollouts.choices import TERMINAL_STEP_STATES, ApprovalDecision, RolloutState, StepState
+from rollouts.models import Approval, Rollout, RolloutStep
+from rollouts.pass_inputs import PassInputs
+from rollouts.transitions import InvalidTransition, RolloutError, RolloutNotFound
+from sidecarhub.changes import Actor, actor_name
+from sidecarhub.sidecarset import PodClass, plan_step
+
+__all__ = [
+    "expire_step",
+    "finish_aborted",
+    "get_step",
+    "parse_step_target",
+    "pause_now",
+    "prepare_step",
+]
+
+
+def get_step(step_id: int) -> RolloutStep:
+    """The step with its rollout and cluster, or ``RolloutNotFound``."""
+    step = RolloutStep.objects.select_related("rollout__cluster").filter(pk=step_id).first()
+    if step is None:
+        raise RolloutNotFound("step", step_id)
+    return step
+
+
+def parse_step_target(value: Any) -> int | str:
+    """A stored step target as ``plan_step`` takes it: a pod count, ``"N%"`` or ``"canary"``."""
+    text = str(value).strip()
+    return int(text) if text.isdigit() else text
+
+
+def _ref_dict(ref: Any) -> dict[str, str]:
+    return {"namespace": ref.namespace, "name": ref.name, "uid": ref.uid}
+
+
+def pause_now(rollout: Rollout, *, actor: Actor, request_id: str, reason: str) -> None:
+    """Pause a rollout that has no step running (pending, awaiting approval...); a rollout
+    already paused or ended is left as it is."""
+    with contextlib.suppress(InvalidTransition):  # already paused or ended
+        transitions.pause_rollout_row(rollout.pk, actor=actor, reason=reason, request_id=request_id)
+
+
+def prepare_step(
+    step_id: int, *, actor: Actor, request_id: str = "", inputs: PassInputs | None = None
+) -> RolloutStep:
+    """Compute the step's exact pod list (``plan_step`` over the cluster's live pods) and put it
+    up for approval (or approve it at once on an auto-approve cluster).
+
+    A step with no pod to update succeeds at once (no approval needed), with an explanation.
+    Raises ``InvalidTransition`` unless the step is pending and its rollout running;
+    ``RolloutError`` when the cluster cannot be read or the revision blocks updates
+    (``updateStrategy.paused`` / ``NotUpdate``).
+    """
+    step = get_step(step_id)
+    rollout = step.rollout
+    if rollout.state != RolloutState.RUNNING:
+        raise InvalidTransition("rollout", rollout.pk, rollout.state, "preparing a step")
+    if step.state != StepState.PENDING:
+        raise InvalidTransition("step", step.pk, step.state, StepState.AWAITING_APPROVAL)
+    inputs = inputs or PassInputs(cached_kube_client(rollout.cluster))
+    core = inputs.planning_sidecarset(rollout)
+    try:
+        listing = inputs.pods(core)
+    except KubeError as exc:
+        raise RolloutError(f"cannot prepare step {step.ordinal}: {exc}") from None
+    target: int | str = parse_step_target(step.target)
+    plan = plan_step(core, listing.pods, target, namespace_labels=listing.namespace_labels)
+    if plan.blocked_reason is not None:
+        raise RolloutError(f"step {step.ordinal} cannot be prepared: {plan.blocked_reason}")
+    needs_recreate = [
+        {**_ref_dict(decision.ref), "reason": decision.reason}
+        for decision in plan.round.of_class(PodClass.NEEDS_RECREATE)[:1000]
+    ]
+    now = timezone.now()
+    with transaction.atomic():
+        if not plan.pods:
+            why = f"no pod to update (goal {plan.target_updated} updated, {plan.updated_before} already are"
+            why += f"; {len(needs_recreate)} need recreating)" if needs_recreate else ")"
+            updated = transitions.transition_step(
+                step.pk,
+                from_states=[StepState.PENDING],
+                to_state=StepState.SUCCEEDED,
+                actor=actor,
+                reason=f"step {step.ordinal}: {why}",
+                request_id=request_id,
+                finished_at=now,
+                prepared_at=now,
+                pods=[],
+                pod_count=0,
+                target_updated=plan.target_updated,
+                shortfall=plan.shortfall,
+                needs_recreate=needs_recreate,
+                explanation=why,
+                preparation=step.preparation + 1,
+            )
+            return updated
+        updated = transitions.mark_step_awaiting_approval(
+            step.pk,
+            actor=actor,
+            reason=f"step {step.ordinal} prepared: {len(plan.pods)} pods",
+            request_id=request_id,
+            pods=[_ref_dict(decision.ref) for decision in plan.pods],
+            pod_count=len(plan.pods),
+            target_updated=plan.target_updated,
+            shortfall=plan.shortfall,
+            needs_recreate=needs_recreate,
+            prepared_at=now,
+            expires_at=now + timedelta(seconds=rollout.approval_ttl_seconds),
+            preparation=step.preparation + 1,
+        )
+        if rollout.cluster.rollout_auto_approve:
+            updated = transitions.approve_step_row(
+                step.pk,
+                actor=None,
+                reason=f"cluster {rollout.cluster.name} approves steps automatically",
+                request_id=request_id,
+            )
+            Approval.objects.create(
+                step=updated,
+                preparation=updated.preparation,
+                decision=ApprovalDecision.APPROVE,
+                actor=None,
+                actor_name=actor_name(None),
+                comment=f"auto-approve is on for cluster {rollout.cluster.name}",
+                automatic=True,
+                request_id=request_id[:64],
+            )
+        return updated
+
+
+def expire_step(step_id: int, *, actor: Actor, request_id: str = "") -> RolloutStep:
+    """Expire a step whose approval window passed and pause its rollout with the reason.
+
+    Idempotent through the guarded transition (``InvalidTransition`` if it is no longer
+    awaiting approval)."""
+    step = get_step(step_id)
+    reason = (
+        f"step {step.ordinal} was not approved before {step.expires_at:%Y-%m-%d %H:%M:%S} UTC; "
+        "resume the rollout to prepare it again with a fresh pod list"
+    )
+    with transaction.atomic():
+        expired = transitions.expire_step_row(step.pk, actor=actor, reason=reason, request_id=request_id)
+        pause_now(step.rollout, actor=actor, request_id=request_id, reason=reason)
+    return expired
+
+
+def finish_aborted(rollout_id: int, *, actor: Actor, request_id: str = "", reason: str) -> Rollout:
+    """Abort the rollout row, end its steps and skip its unpatched pods (one transaction).
+
+    Pods already patched (``patching`` / ``observing``) keep their rows open: the reconciler
+    resolves them by reading the pods, so no PodUpdate is lost."""
+    with transaction.atomic():
+        aborted = transitions.abort_rollout_row(rollout_id, actor=actor, reason=reason, request_id=request_id)
+        for step in RolloutStep.objects.filter(rollout_id=rollout_id).exclude(state__in=TERMINAL_STEP_STATES):
+            if step.state in (StepState.RUNNING, StepState.PAUSED):
+                transitions.fail_step_row(step.pk, actor=actor, reason=reason, request_id=request_id)
+            else:
+                transitions.cancel_step_row(step.pk, actor=actor, reason=reason, request_id=request_id)
+        pod_updates.skip_unpatched([rollout_id], reason)
+    return aborted

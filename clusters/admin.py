@@ -15,7 +15,6 @@ from django.urls import reverse
 from clusters.crypto import ClusterCredentials
 from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
 from clusters.push import (
-    InvalidTransition,
     TargetInvalid,
     create_target,
     delete_target,
@@ -32,6 +31,7 @@ from clusters.services import (
     update_cluster,
     validate_credentials,
 )
+from sidecarhub.transitions import InvalidTransition
 
 _HEALTH_FIELDS = (
     "credential_kind",

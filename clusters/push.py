@@ -53,9 +53,9 @@ from sidecarhub.sidecarset import LabelSelector
 from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
 from sidecarhub.sidecarset.caches import PlanningCaches
 from sidecarhub.sidecarset.planning import compute_status
+from sidecarhub.transitions import InvalidTransition
 
 __all__ = [
-    "InvalidTransition",
     "PushOutcome",
     "ReconcileResult",
     "TargetInvalid",
@@ -107,14 +107,6 @@ class TargetInvalid(ValueError):
     def __init__(self, errors: Mapping[str, str]) -> None:
         super().__init__("; ".join(f"{key}: {value}" for key, value in errors.items()))
         self.errors = dict(errors)
-
-
-class InvalidTransition(Exception):
-    """A placement was not in a state that allows the requested change."""
-
-    def __init__(self, placement_id: int, current_state: str, to_state: str) -> None:
-        super().__init__(f"placement {placement_id} is {current_state}; cannot go to {to_state}")
-        self.current_state = current_state
 
 
 class PushOutcome(StrEnum):
@@ -431,7 +423,7 @@ def retry_placement(placement_id: int) -> SidecarSetPlacement:
     """Queue the placement's push (or removal) again now; refused unless it failed or is pending."""
     placement = SidecarSetPlacement.objects.select_for_update().get(pk=placement_id)
     if placement.state not in _ACTIVE_STATES and placement.state != PlacementState.REMOVING:
-        raise InvalidTransition(placement.pk, placement.state, PlacementState.PENDING)
+        raise InvalidTransition("placement", placement.pk, placement.state, PlacementState.PENDING)
     _requeue(placement)
     return placement
 

@@ -36,7 +36,6 @@ from clusters.api.serializers import (
 )
 from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
 from clusters.push import (
-    InvalidTransition,
     TargetInvalid,
     create_target,
     delete_target,
@@ -60,6 +59,7 @@ if TYPE_CHECKING:
     from rest_framework.permissions import _PermissionClass
 from sidecarhub.middleware import request_id_of
 from sidecarhub.models import SidecarSet
+from sidecarhub.transitions import InvalidTransition
 
 __all__ = ["ClusterAuditEventViewSet", "ClusterViewSet", "PlacementViewSet", "TargetViewSet"]
 

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
+from clusters import enqueue
 from clusters.crypto import ClusterCredentials
 from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
 from clusters.push import (
@@ -207,10 +208,9 @@ class ClusterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Check health now")
     def check_health(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
-        from clusters.tasks import check_cluster_health_task
-
         ids = list(queryset.values_list("pk", flat=True))
-        transaction.on_commit(lambda: [check_cluster_health_task.delay(pk) for pk in ids])
+        for pk in ids:
+            enqueue.health_check(pk)
         self.message_user(request, f"Health check queued for {len(ids)} cluster(s).", messages.SUCCESS)
 
 

@@ -14,6 +14,9 @@
   applied SidecarSet's counters (update.md §3), writes them to the resource's status
   subresource and to the placement row, and re-queues failed pushes and removals.
 
+Which clusters a SidecarSet's targets select is ``clusters.targeting`` (``resolve_targets`` is
+re-exported here for ``rollouts.services``); tasks are queued through ``clusters.enqueue``.
+
 Placement state changes are conditional UPDATEs guarded by the expected states and revision
 (STYLE P3); a stale or duplicate task finds nothing to do.
 """
@@ -33,6 +36,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from clusters import enqueue
 from clusters.choices import PLACEMENT_TRANSITIONS, PlacementState
 from clusters.kube import ClusterApiError, KubeClient, KubeError, PodListing, cached_kube_client
 from clusters.models import Cluster, SidecarSetPlacement, SidecarSetTarget
@@ -47,9 +51,10 @@ from clusters.resources import (
     custom_resource,
     status_body,
 )
+from clusters.targeting import resolve_targets
+from sidecarhub.changes import record_change
 from sidecarhub.choices import ChangeAction
 from sidecarhub.models import SidecarSet, SidecarSetRevision
-from sidecarhub.sidecarset import LabelSelector
 from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
 from sidecarhub.sidecarset.caches import PlanningCaches
 from sidecarhub.sidecarset.planning import compute_status
@@ -65,6 +70,7 @@ __all__ = [
     "delete_target",
     "ensure_crd",
     "reconcile_cluster",
+    "register_hub_status_provider",
     "remove_placement",
     "resolve_targets",
     "resync_selector_targets",
@@ -189,8 +195,6 @@ def _record(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
-    from sidecarhub.changes import record_change
-
     record_change(
         target,
         action,
@@ -300,38 +304,7 @@ def delete_target(target_id: int, *, actor: Any = None, request_id: str = "") ->
     sync_placements(sidecarset_id)
 
 
-def resolve_targets(sidecarset_id: int) -> dict[int, int]:
-    """Cluster id -> wave for every cluster the SidecarSet's targets select (lowest wave wins)."""
-    waves: dict[int, int] = {}
-    targets = list(SidecarSetTarget.objects.filter(sidecarset_id=sidecarset_id))
-    selectors = [t for t in targets if t.cluster_id is None]
-    clusters = list(Cluster.objects.values_list("pk", "labels")) if selectors else []
-    for target in targets:
-        if target.cluster_id is not None:
-            chosen: Iterable[int] = [target.cluster_id]
-        else:
-            selector = LabelSelector.from_dict(target.cluster_selector)
-            chosen = [
-                pk for pk, labels in clusters if selector is not None and selector.matches(labels or {})
-            ]
-        for cluster_id in chosen:
-            waves[cluster_id] = min(target.wave, waves.get(cluster_id, target.wave))
-    return waves
-
-
 # --- placements ------------------------------------------------------------------------------
-
-
-def _queue_push(revision_id: int, cluster_id: int) -> None:
-    from clusters.tasks import push_revision_task
-
-    transaction.on_commit(lambda: push_revision_task.delay(revision_id, cluster_id))
-
-
-def _queue_removal(placement_id: int) -> None:
-    from clusters.tasks import remove_placement_task
-
-    transaction.on_commit(lambda: remove_placement_task.delay(placement_id))
 
 
 def _transition(
@@ -379,7 +352,7 @@ def sync_placements(sidecarset_id: int) -> None:
                 wave=wave,
                 desired_revision_id=revision_id,
             )
-            _queue_push(revision_id, cluster_id)  # type: ignore[arg-type]
+            enqueue.push(revision_id, cluster_id)  # type: ignore[arg-type]
             continue
         unchanged = (
             placement.should_exist
@@ -391,7 +364,7 @@ def sync_placements(sidecarset_id: int) -> None:
         )
         if not unchanged:
             _transition(placement.pk, from_states=PlacementState.values, to_state=PlacementState.PENDING)
-            _queue_push(revision_id, cluster_id)  # type: ignore[arg-type]
+            enqueue.push(revision_id, cluster_id)  # type: ignore[arg-type]
     for cluster_id, placement in existing.items():
         if cluster_id not in desired and (placement.should_exist or placement.state == PlacementState.FAILED):
             _mark_removing(placement)
@@ -400,7 +373,7 @@ def sync_placements(sidecarset_id: int) -> None:
 def _mark_removing(placement: SidecarSetPlacement) -> None:
     SidecarSetPlacement.objects.filter(pk=placement.pk).update(should_exist=False)
     if _transition(placement.pk, from_states=PlacementState.values, to_state=PlacementState.REMOVING):
-        _queue_removal(placement.pk)
+        enqueue.removal(placement.pk)
 
 
 @transaction.atomic
@@ -430,9 +403,9 @@ def retry_placement(placement_id: int) -> SidecarSetPlacement:
 
 def _requeue(placement: SidecarSetPlacement) -> None:
     if placement.should_exist and placement.desired_revision_id is not None:
-        _queue_push(placement.desired_revision_id, placement.cluster_id)
+        enqueue.push(placement.desired_revision_id, placement.cluster_id)
     elif not placement.should_exist:
-        _queue_removal(placement.pk)
+        enqueue.removal(placement.pk)
 
 
 # --- push ----------------------------------------------------------------------------------------

@@ -326,7 +326,7 @@ class ClusterAuditEventAdmin(admin.ModelAdmin):
         return False
 
 
-# --- drift (clusters.drift): read-only, written by the periodic reconcile ---
+# --- drift (clusters.drift): read-only, written by the periodic status refresh ---
 
 
 @admin.register(DriftedPod)

@@ -20,6 +20,8 @@ __all__ = [
     "CHECK_ALL_CLUSTERS",
     "CHECK_CLUSTER_HEALTH",
     "PUSH_REVISION",
+    "REFRESH_ALL_CLUSTER_STATUSES",
+    "REFRESH_CLUSTER_STATUS",
     "REGISTER_WEBHOOK",
     "REMOVE_PLACEMENT",
     "health_check",
@@ -34,6 +36,8 @@ CHECK_CLUSTER_HEALTH = "clusters.check_cluster_health"
 CHECK_ALL_CLUSTERS = "clusters.check_all_clusters"
 PUSH_REVISION = "clusters.push_revision"
 REMOVE_PLACEMENT = "clusters.remove_placement"
+REFRESH_CLUSTER_STATUS = "clusters.refresh_cluster_status"
+REFRESH_ALL_CLUSTER_STATUSES = "clusters.refresh_all_cluster_statuses"
 REGISTER_WEBHOOK = "clusters.register_webhook"
 
 

@@ -10,9 +10,10 @@
   server-side apply the custom resource (field manager ``sidecarhub``). Idempotent.
 - ``remove_placement(placement_id)`` deletes the custom resource from that one cluster;
   ``delete_hub_resources(kube)`` deletes all of the hub's from a cluster (when it leaves the hub).
-- ``reconcile_cluster(cluster_id)`` lists the cluster's pods once (plain JSON), computes each
+- ``write_back_status(cluster_id)`` lists the cluster's pods once (plain JSON), computes each
   applied SidecarSet's counters (update.md §3), writes them to the resource's status
-  subresource and to the placement row, and re-queues failed pushes and removals.
+  subresource and to the placement row, and re-queues failed pushes and removals. The periodic
+  ``clusters.refresh_cluster_status`` task runs it, then the drift check, from one pod list.
 
 Which clusters a SidecarSet's targets select is ``clusters.targeting`` (``resolve_targets`` is
 re-exported here for ``rollouts.services``); tasks are queued through ``clusters.enqueue``.
@@ -62,14 +63,13 @@ from sidecarhub.transitions import InvalidTransition
 
 __all__ = [
     "PushOutcome",
-    "ReconcileResult",
+    "StatusWriteBack",
     "TargetInvalid",
     "apply_revision",
     "create_target",
     "delete_hub_resources",
     "delete_target",
     "ensure_crd",
-    "reconcile_cluster",
     "register_hub_status_provider",
     "remove_placement",
     "resolve_targets",
@@ -78,6 +78,7 @@ __all__ = [
     "sidecarset_removed",
     "sync_placements",
     "update_target",
+    "write_back_status",
 ]
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,8 @@ class PushOutcome(StrEnum):
 
 
 @dataclass
-class ReconcileResult:
-    """What one reconcile of one cluster did."""
+class StatusWriteBack:
+    """What one status write-back of one cluster did."""
 
     cluster_id: int
     statuses_written: int = 0
@@ -577,12 +578,12 @@ def _requeue_stuck(cluster_id: int) -> int:
     return count
 
 
-def reconcile_cluster(cluster_id: int, listing: PodListing | None = None) -> ReconcileResult:
+def write_back_status(cluster_id: int, listing: PodListing | None = None) -> StatusWriteBack:
     """One bounded status round for one cluster: list pods and namespaces once (or read them
     from ``listing``, shared with the drift check), compute each applied SidecarSet's counters,
     write them to the custom resource's status subresource (server-side apply) and to the
     placement. Safe to run concurrently and repeatedly."""
-    result = ReconcileResult(cluster_id)
+    result = StatusWriteBack(cluster_id)
     cluster = Cluster.objects.filter(pk=cluster_id).first()
     if cluster is None:
         return result
@@ -645,5 +646,5 @@ def reconcile_cluster(cluster_id: int, listing: PodListing | None = None) -> Rec
             result.statuses_written += 1
     except KubeError as exc:
         result.error = str(exc)
-        log.warning("reconcile: %s", exc)
+        log.warning("status write-back: %s", exc)
     return result

@@ -15,7 +15,7 @@ from clusters import enqueue
 from clusters.drift import detect_drift
 from clusters.kube import KubeError, PodListing
 from clusters.models import Cluster
-from clusters.push import PushOutcome, apply_revision, reconcile_cluster, remove_placement
+from clusters.push import PushOutcome, apply_revision, remove_placement, write_back_status
 from clusters.services import check_cluster_health
 from clusters.webhooks import WebhookNotConfigured, register_webhook
 from sidecarhub.tasks import hub_task
@@ -26,13 +26,13 @@ __all__ = [
     "check_all_clusters_task",
     "check_cluster_health_task",
     "push_revision_task",
-    "reconcile_all_clusters_task",
-    "reconcile_cluster_task",
+    "refresh_all_cluster_statuses_task",
+    "refresh_cluster_status_task",
     "register_webhook_task",
     "remove_placement_task",
 ]
 
-# Push retries: 2, 4, 8 ... seconds (capped), with jitter; after that the reconcile sweep
+# Push retries: 2, 4, 8 ... seconds (capped), with jitter; after that the periodic status refresh
 # re-queues failed placements (SIDECARHUB_PUSH_REQUEUE_SECONDS).
 PUSH_MAX_RETRIES = 10
 PUSH_BACKOFF_BASE_SECONDS = 2.0
@@ -76,12 +76,12 @@ def remove_placement_task(self: Task, placement_id: int) -> str:
     return str(outcome)
 
 
-@hub_task("clusters.reconcile_cluster")
-def reconcile_cluster_task(cluster_id: int) -> dict[str, Any]:
+@hub_task(enqueue.REFRESH_CLUSTER_STATUS)
+def refresh_cluster_status_task(cluster_id: int) -> dict[str, Any]:
     """Status write-back for one cluster, then drift detection (issue 5 §4), from one pod list."""
     cluster = Cluster.objects.filter(pk=cluster_id).first()
     listing = PodListing(cluster) if cluster is not None else None
-    result = reconcile_cluster(cluster_id, listing)
+    result = write_back_status(cluster_id, listing)
     # --- drift (clusters.drift): pods lacking an active SidecarSet's injection ---
     drift = detect_drift(cluster_id, listing)
     return {
@@ -93,12 +93,12 @@ def reconcile_cluster_task(cluster_id: int) -> dict[str, Any]:
     }
 
 
-@hub_task("clusters.reconcile_all_clusters")
-def reconcile_all_clusters_task() -> None:
-    """Beat entry: fan out one reconcile per cluster that has placements."""
+@hub_task(enqueue.REFRESH_ALL_CLUSTER_STATUSES)
+def refresh_all_cluster_statuses_task() -> None:
+    """Beat entry: fan out one status refresh per cluster that has placements."""
     ids = Cluster.objects.filter(placements__isnull=False).values_list("pk", flat=True).distinct()
     for cluster_id in ids:
-        reconcile_cluster_task.delay(cluster_id)
+        refresh_cluster_status_task.delay(cluster_id)
 
 
 # --- admission webhook registration (clusters.webhooks) -------------------------------------

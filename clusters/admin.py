@@ -12,10 +12,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
+from clusters import enqueue
 from clusters.crypto import ClusterCredentials
 from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
 from clusters.push import (
-    InvalidTransition,
     TargetInvalid,
     create_target,
     delete_target,
@@ -32,6 +32,7 @@ from clusters.services import (
     update_cluster,
     validate_credentials,
 )
+from sidecarhub.transitions import InvalidTransition
 
 _HEALTH_FIELDS = (
     "credential_kind",
@@ -207,10 +208,9 @@ class ClusterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Check health now")
     def check_health(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
-        from clusters.tasks import check_cluster_health_task
-
         ids = list(queryset.values_list("pk", flat=True))
-        transaction.on_commit(lambda: [check_cluster_health_task.delay(pk) for pk in ids])
+        for pk in ids:
+            enqueue.health_check(pk)
         self.message_user(request, f"Health check queued for {len(ids)} cluster(s).", messages.SUCCESS)
 
 
@@ -326,7 +326,7 @@ class ClusterAuditEventAdmin(admin.ModelAdmin):
         return False
 
 
-# --- drift (clusters.drift): read-only, written by the periodic reconcile ---
+# --- drift (clusters.drift): read-only, written by the periodic status refresh ---
 
 
 @admin.register(DriftedPod)

@@ -21,7 +21,7 @@ reads the body and writes the JSON). Guarantees:
 Active revisions cache (per process, per cluster)
 --------------------------------------------------
 The candidates handed to the core are the SidecarSets targeting the cluster
-(``clusters.services.sidecarset_ids_targeting``) that have a published revision: the current
+(``clusters.targeting.sidecarset_ids_targeting``) that have a published revision: the current
 revision as ``latest``, every retained revision as ``history`` (revision pinning), each an
 ``InjectionRevision`` with the stored ``revision_hash`` / ``hash_without_images`` so the core
 never re-hashes per request. Revisions are immutable, so a parsed revision is reused across
@@ -69,10 +69,11 @@ from kubernetes import client
 from clusters.choices import FailurePolicy
 from clusters.kube import cached_kube_client
 from clusters.models import Cluster, SidecarSetTarget
-from clusters.services import sidecarset_ids_targeting
+from clusters.targeting import sidecarset_ids_targeting
 from sidecarhub.models import SidecarSet, SidecarSetRevision
 from sidecarhub.sidecarset import InjectionCandidate, InjectionError, InjectionRevision, inject
 from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
+from sidecarhub.signals import revision_published, sidecarset_deleted
 
 __all__ = [
     "ADMISSION_API_VERSION",
@@ -438,8 +439,6 @@ def _connect_signals() -> None:
     Connected when this module is imported, which the URLconf does before any request of a web
     process is served, so a publish through the API of this process is seen at once.
     """
-    from sidecarhub.signals import revision_published, sidecarset_deleted
-
     revision_published.connect(invalidate_active_revisions, dispatch_uid="clusters.admission.published")
     sidecarset_deleted.connect(invalidate_active_revisions, dispatch_uid="clusters.admission.deleted")
 

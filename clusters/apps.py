@@ -7,7 +7,9 @@ class ClustersConfig(AppConfig):
     name = "clusters"
 
     def ready(self) -> None:
-        from clusters import receivers
+        # The receivers, and the tasks: registered in every process (not only workers), so
+        # that ``clusters.enqueue`` sends through the task itself (eager mode in tests).
+        from clusters import receivers, tasks  # noqa: F401
         from sidecarhub.signals import revision_published, sidecarset_deleted
 
         revision_published.connect(receivers.on_revision_published, dispatch_uid="clusters.push")

@@ -17,13 +17,18 @@ from typing import Any, TextIO
 from django.core.management.base import CommandError
 
 from clusters.crypto import CredentialsUnreadable
+from clusters.kube import KubeError
 from clusters.models import Cluster
 from clusters.services import (
+    ClusterCleanupFailed,
     ClusterInvalid,
     check_cluster_health,
+    delete_cluster,
     import_kubeconfig,
     rotate_encryption_key,
+    update_cluster,
 )
+from clusters.webhooks import WebhookNotConfigured, register_webhook
 
 __all__ = ["add_cluster_commands", "register"]
 
@@ -124,10 +129,6 @@ def handle_rotate_key(args: argparse.Namespace, stdout: Any = None) -> None:
 def handle_register_webhook(args: argparse.Namespace, stdout: Any = None) -> None:
     """Apply the hub's admission webhook configuration to one cluster now (``--url`` first sets
     the cluster's webhook URL)."""
-    from clusters.kube import KubeError
-    from clusters.services import update_cluster
-    from clusters.webhooks import WebhookNotConfigured, register_webhook
-
     cluster = Cluster.objects.filter(name=args.name).first()
     if cluster is None:
         raise CommandError(f"no cluster named {args.name!r}")
@@ -147,8 +148,6 @@ def handle_register_webhook(args: argparse.Namespace, stdout: Any = None) -> Non
 def handle_delete(args: argparse.Namespace, stdout: Any = None) -> None:
     """Delete a cluster from the hub, after removing the hub's webhook and SidecarSets from it
     (``--keep-in-cluster``: leave them)."""
-    from clusters.services import ClusterCleanupFailed, delete_cluster
-
     cluster = Cluster.objects.filter(name=args.name).first()
     if cluster is None:
         raise CommandError(f"no cluster named {args.name!r}")

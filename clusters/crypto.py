@@ -14,6 +14,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from clusters.choices import CredentialKind
+
 __all__ = [
     "ClusterCredentials",
     "CredentialsUnreadable",
@@ -40,8 +42,6 @@ class ClusterCredentials:
 
     @property
     def kind(self) -> str:
-        from clusters.choices import CredentialKind
-
         return CredentialKind.TOKEN if self.token else CredentialKind.CLIENT_CERTIFICATE
 
     def secrets(self) -> tuple[str, ...]:

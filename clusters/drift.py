@@ -10,8 +10,9 @@ drift and injection never disagree about what a pod should have.
 Pods created while the hub was unreachable (failurePolicy Ignore) or before a SidecarSet was
 published show up here; the hub does not fix them (Kubernetes cannot add containers to a running
 pod): recreating them through their workload does. Bounded: one pod list, one namespace list,
-shared with the status write-back of the same reconcile (``clusters.kube.PodListing``).
-Run by the periodic reconcile task after the status write-back.
+shared with the status write-back of the same status refresh (``clusters.kube.PodListing``).
+Run by the periodic status refresh task (``clusters.refresh_cluster_status``) after the status
+write-back.
 """
 
 from __future__ import annotations

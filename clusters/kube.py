@@ -451,7 +451,7 @@ def cached_kube_client(cluster: Cluster) -> KubeClient:
 
 class PodListing:
     """A cluster's pods and namespace labels, listed on first use and then shared: the status
-    write-back and the drift check of one reconcile read the same list (a failed list is not
+    write-back and the drift check of one status refresh read the same list (a failed list is not
     kept: the next reader tries again)."""
 
     def __init__(self, cluster: Cluster) -> None:

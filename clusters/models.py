@@ -167,7 +167,7 @@ class SidecarSetTarget(models.Model):
 class SidecarSetPlacement(models.Model):
     """One SidecarSet in one cluster: whether the hub wants it there (``should_exist``), which
     revision it wants and which it last applied, the push state with a readable error, and the
-    status counters the periodic reconcile read from the cluster's pods.
+    status counters the periodic status refresh read from the cluster's pods.
 
     Guarantees: one row per (SidecarSet name, cluster); ``sidecarset_name`` is kept after the
     SidecarSet is deleted so the removal can still find the custom resource. State changes are
@@ -196,7 +196,7 @@ class SidecarSetPlacement(models.Model):
     last_error = models.TextField(blank=True)
     failed_attempts = models.PositiveIntegerField(default=0, help_text="Failures since the last success")
 
-    # Status written back by the reconcile (update.md §3), None until first observed.
+    # Status written back by the status refresh (update.md §3), None until first observed.
     matched_pods = models.PositiveIntegerField(null=True, blank=True)
     updated_pods = models.PositiveIntegerField(null=True, blank=True)
     ready_pods = models.PositiveIntegerField(null=True, blank=True)
@@ -235,8 +235,8 @@ class DriftedPod(models.Model):
     pod_uid = models.CharField(max_length=64)
     missing_sidecarsets = models.JSONField(default=list, help_text="Names of the SidecarSets not injected")
     pod_created_at = models.DateTimeField(null=True, blank=True, help_text="The pod's creationTimestamp")
-    first_seen_at = models.DateTimeField(help_text="First reconcile that saw this pod drifted")
-    last_seen_at = models.DateTimeField(help_text="Latest reconcile that saw this pod drifted")
+    first_seen_at = models.DateTimeField(help_text="First status refresh that saw this pod drifted")
+    last_seen_at = models.DateTimeField(help_text="Latest status refresh that saw this pod drifted")
 
     class Meta:
         ordering = ("cluster", "namespace", "pod_name")

@@ -10,9 +10,13 @@
   server-side apply the custom resource (field manager ``sidecarhub``). Idempotent.
 - ``remove_placement(placement_id)`` deletes the custom resource from that one cluster;
   ``delete_hub_resources(kube)`` deletes all of the hub's from a cluster (when it leaves the hub).
-- ``reconcile_cluster(cluster_id)`` lists the cluster's pods once (plain JSON), computes each
+- ``write_back_status(cluster_id)`` lists the cluster's pods once (plain JSON), computes each
   applied SidecarSet's counters (update.md §3), writes them to the resource's status
-  subresource and to the placement row, and re-queues failed pushes and removals.
+  subresource and to the placement row, and re-queues failed pushes and removals. The periodic
+  ``clusters.refresh_cluster_status`` task runs it, then the drift check, from one pod list.
+
+Which clusters a SidecarSet's targets select is ``clusters.targeting`` (``resolve_targets`` is
+re-exported here for ``rollouts.services``); tasks are queued through ``clusters.enqueue``.
 
 Placement state changes are conditional UPDATEs guarded by the expected states and revision
 (STYLE P3); a stale or duplicate task finds nothing to do.
@@ -33,6 +37,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from clusters import enqueue
 from clusters.choices import PLACEMENT_TRANSITIONS, PlacementState
 from clusters.kube import ClusterApiError, KubeClient, KubeError, PodListing, cached_kube_client
 from clusters.models import Cluster, SidecarSetPlacement, SidecarSetTarget
@@ -47,24 +52,25 @@ from clusters.resources import (
     custom_resource,
     status_body,
 )
+from clusters.targeting import resolve_targets
+from sidecarhub.changes import record_change
 from sidecarhub.choices import ChangeAction
 from sidecarhub.models import SidecarSet, SidecarSetRevision
-from sidecarhub.sidecarset import LabelSelector
 from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
 from sidecarhub.sidecarset.caches import PlanningCaches
 from sidecarhub.sidecarset.planning import compute_status
+from sidecarhub.transitions import InvalidTransition
 
 __all__ = [
-    "InvalidTransition",
     "PushOutcome",
-    "ReconcileResult",
+    "StatusWriteBack",
     "TargetInvalid",
     "apply_revision",
     "create_target",
     "delete_hub_resources",
     "delete_target",
     "ensure_crd",
-    "reconcile_cluster",
+    "register_hub_status_provider",
     "remove_placement",
     "resolve_targets",
     "resync_selector_targets",
@@ -72,6 +78,7 @@ __all__ = [
     "sidecarset_removed",
     "sync_placements",
     "update_target",
+    "write_back_status",
 ]
 
 log = logging.getLogger(__name__)
@@ -109,14 +116,6 @@ class TargetInvalid(ValueError):
         self.errors = dict(errors)
 
 
-class InvalidTransition(Exception):
-    """A placement was not in a state that allows the requested change."""
-
-    def __init__(self, placement_id: int, current_state: str, to_state: str) -> None:
-        super().__init__(f"placement {placement_id} is {current_state}; cannot go to {to_state}")
-        self.current_state = current_state
-
-
 class PushOutcome(StrEnum):
     """What one push or removal step did."""
 
@@ -127,8 +126,8 @@ class PushOutcome(StrEnum):
 
 
 @dataclass
-class ReconcileResult:
-    """What one reconcile of one cluster did."""
+class StatusWriteBack:
+    """What one status write-back of one cluster did."""
 
     cluster_id: int
     statuses_written: int = 0
@@ -197,8 +196,6 @@ def _record(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
-    from sidecarhub.changes import record_change
-
     record_change(
         target,
         action,
@@ -308,38 +305,7 @@ def delete_target(target_id: int, *, actor: Any = None, request_id: str = "") ->
     sync_placements(sidecarset_id)
 
 
-def resolve_targets(sidecarset_id: int) -> dict[int, int]:
-    """Cluster id -> wave for every cluster the SidecarSet's targets select (lowest wave wins)."""
-    waves: dict[int, int] = {}
-    targets = list(SidecarSetTarget.objects.filter(sidecarset_id=sidecarset_id))
-    selectors = [t for t in targets if t.cluster_id is None]
-    clusters = list(Cluster.objects.values_list("pk", "labels")) if selectors else []
-    for target in targets:
-        if target.cluster_id is not None:
-            chosen: Iterable[int] = [target.cluster_id]
-        else:
-            selector = LabelSelector.from_dict(target.cluster_selector)
-            chosen = [
-                pk for pk, labels in clusters if selector is not None and selector.matches(labels or {})
-            ]
-        for cluster_id in chosen:
-            waves[cluster_id] = min(target.wave, waves.get(cluster_id, target.wave))
-    return waves
-
-
 # --- placements ------------------------------------------------------------------------------
-
-
-def _queue_push(revision_id: int, cluster_id: int) -> None:
-    from clusters.tasks import push_revision_task
-
-    transaction.on_commit(lambda: push_revision_task.delay(revision_id, cluster_id))
-
-
-def _queue_removal(placement_id: int) -> None:
-    from clusters.tasks import remove_placement_task
-
-    transaction.on_commit(lambda: remove_placement_task.delay(placement_id))
 
 
 def _transition(
@@ -387,7 +353,7 @@ def sync_placements(sidecarset_id: int) -> None:
                 wave=wave,
                 desired_revision_id=revision_id,
             )
-            _queue_push(revision_id, cluster_id)  # type: ignore[arg-type]
+            enqueue.push(revision_id, cluster_id)  # type: ignore[arg-type]
             continue
         unchanged = (
             placement.should_exist
@@ -399,7 +365,7 @@ def sync_placements(sidecarset_id: int) -> None:
         )
         if not unchanged:
             _transition(placement.pk, from_states=PlacementState.values, to_state=PlacementState.PENDING)
-            _queue_push(revision_id, cluster_id)  # type: ignore[arg-type]
+            enqueue.push(revision_id, cluster_id)  # type: ignore[arg-type]
     for cluster_id, placement in existing.items():
         if cluster_id not in desired and (placement.should_exist or placement.state == PlacementState.FAILED):
             _mark_removing(placement)
@@ -408,7 +374,7 @@ def sync_placements(sidecarset_id: int) -> None:
 def _mark_removing(placement: SidecarSetPlacement) -> None:
     SidecarSetPlacement.objects.filter(pk=placement.pk).update(should_exist=False)
     if _transition(placement.pk, from_states=PlacementState.values, to_state=PlacementState.REMOVING):
-        _queue_removal(placement.pk)
+        enqueue.removal(placement.pk)
 
 
 @transaction.atomic
@@ -431,16 +397,16 @@ def retry_placement(placement_id: int) -> SidecarSetPlacement:
     """Queue the placement's push (or removal) again now; refused unless it failed or is pending."""
     placement = SidecarSetPlacement.objects.select_for_update().get(pk=placement_id)
     if placement.state not in _ACTIVE_STATES and placement.state != PlacementState.REMOVING:
-        raise InvalidTransition(placement.pk, placement.state, PlacementState.PENDING)
+        raise InvalidTransition("placement", placement.pk, placement.state, PlacementState.PENDING)
     _requeue(placement)
     return placement
 
 
 def _requeue(placement: SidecarSetPlacement) -> None:
     if placement.should_exist and placement.desired_revision_id is not None:
-        _queue_push(placement.desired_revision_id, placement.cluster_id)
+        enqueue.push(placement.desired_revision_id, placement.cluster_id)
     elif not placement.should_exist:
-        _queue_removal(placement.pk)
+        enqueue.removal(placement.pk)
 
 
 # --- push ----------------------------------------------------------------------------------------
@@ -612,12 +578,12 @@ def _requeue_stuck(cluster_id: int) -> int:
     return count
 
 
-def reconcile_cluster(cluster_id: int, listing: PodListing | None = None) -> ReconcileResult:
+def write_back_status(cluster_id: int, listing: PodListing | None = None) -> StatusWriteBack:
     """One bounded status round for one cluster: list pods and namespaces once (or read them
     from ``listing``, shared with the drift check), compute each applied SidecarSet's counters,
     write them to the custom resource's status subresource (server-side apply) and to the
     placement. Safe to run concurrently and repeatedly."""
-    result = ReconcileResult(cluster_id)
+    result = StatusWriteBack(cluster_id)
     cluster = Cluster.objects.filter(pk=cluster_id).first()
     if cluster is None:
         return result
@@ -680,5 +646,5 @@ def reconcile_cluster(cluster_id: int, listing: PodListing | None = None) -> Rec
             result.statuses_written += 1
     except KubeError as exc:
         result.error = str(exc)
-        log.warning("reconcile: %s", exc)
+        log.warning("status write-back: %s", exc)
     return result

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.db import models
 
+from clusters.choices import PlacementState
+
 __all__ = ["ClusterQuerySet", "PlacementQuerySet"]
 
 
@@ -30,6 +32,4 @@ class PlacementQuerySet(models.QuerySet):
 
     def wanted(self) -> PlacementQuerySet:
         """Placements where the hub wants the resource present (not removing/removed)."""
-        from clusters.choices import PlacementState
-
         return self.exclude(state__in=[PlacementState.REMOVING, PlacementState.REMOVED])

@@ -6,7 +6,8 @@ writes the security audit row for credential changes (STYLE P11) and the config 
 through ``sidecarhub.changes.record_change`` with credential-free snapshots. Errors are
 ``ClusterInvalid`` (field -> message, for a 400) and ``ClusterExists``.
 
-Push of SidecarSets and status write-back are in ``clusters.push``.
+Push of SidecarSets and status write-back are in ``clusters.push``; which SidecarSets target a
+cluster is ``clusters.targeting``; tasks are queued through ``clusters.enqueue``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from clusters import enqueue
 from clusters.choices import AuditAction, FailurePolicy
 from clusters.crypto import ClusterCredentials, encrypt_credentials, reencrypt
 from clusters.kube import KubeError, forget_kube_client, open_kube_client
 from clusters.kubeconfig import ImportedCluster, KubeconfigError, parse_kubeconfig, read_kubeconfig
 from clusters.models import Cluster, ClusterAuditEvent
-from clusters.push import delete_hub_resources
+from clusters.push import delete_hub_resources, resync_selector_targets
 from clusters.resources import CRD_NAME, MANAGED_BY_SELECTOR
 from clusters.webhooks import WEBHOOK_CONFIGURATION_NAME, delete_webhook_configuration
 from sidecarhub.changes import record_change
@@ -49,7 +51,6 @@ __all__ = [
     "register_cluster",
     "replace_credentials",
     "rotate_encryption_key",
-    "sidecarset_ids_targeting",
     "update_cluster",
     "validate_credentials",
 ]
@@ -212,7 +213,7 @@ def register_cluster(
         before=None,
         after=cluster_snapshot(cluster),
     )
-    _queue_health_check(cluster.pk)
+    enqueue.health_check(cluster.pk)
     _queue_webhook_registration(cluster.pk)
     return cluster
 
@@ -297,8 +298,6 @@ def update_cluster(
             cluster, ChangeAction.UPDATE, actor=actor, request_id=request_id, before=before, after=after
         )
     if before["labels"] != after["labels"]:
-        from clusters.push import resync_selector_targets
-
         resync_selector_targets(actor=actor, request_id=request_id)
     if any(before[field] != after[field] for field in _WEBHOOK_INPUTS):
         _queue_webhook_registration(cluster.pk)
@@ -336,7 +335,7 @@ def replace_credentials(
         message="credentials replaced",
     )
     transaction.on_commit(lambda: forget_kube_client(cluster_id))
-    _queue_health_check(cluster.pk)
+    enqueue.health_check(cluster.pk)
     _queue_webhook_registration(cluster.pk)  # a registration that failed on the old ones succeeds now
     return cluster
 
@@ -432,20 +431,12 @@ def delete_cluster(
     return removal
 
 
-def _queue_health_check(cluster_id: int) -> None:
-    from clusters.tasks import check_cluster_health_task
-
-    transaction.on_commit(lambda: check_cluster_health_task.delay(cluster_id))
-
-
 def _queue_webhook_registration(cluster_id: int) -> None:
     """Apply the admission webhook to the cluster after commit (``clusters.webhooks``; retried
     while the cluster is unreachable; a no-op, logged, while the hub has no webhook URL), unless
     ``SIDECARHUB_WEBHOOK_AUTO_REGISTER`` is off."""
-    from clusters.tasks import register_webhook_task
-
     if getattr(settings, "SIDECARHUB_WEBHOOK_AUTO_REGISTER", True):
-        transaction.on_commit(lambda: register_webhook_task.delay(cluster_id))
+        enqueue.webhook_registration(cluster_id)
 
 
 def check_cluster_health(cluster_id: int) -> HealthResult | None:
@@ -494,31 +485,3 @@ def rotate_encryption_key(*, actor: Any = None, request_id: str = "") -> int:
             _audit(cluster, AuditAction.ENCRYPTION_KEY_ROTATED, actor=actor, request_id=request_id, detail={})
         count += 1
     return count
-
-
-# --- which SidecarSets target a cluster (inverse of clusters.push.resolve_targets) -------------
-
-
-def sidecarset_ids_targeting(cluster: Cluster) -> set[int]:
-    """IDs of the SidecarSets whose targets select ``cluster``: named explicitly, or by a label
-    selector over the cluster's labels (the same rule as ``clusters.push.resolve_targets``,
-    seen from the cluster's side). These are the SidecarSets "active in the cluster" for
-    admission and drift (those with a published revision). One query."""
-    from django.db.models import Q
-
-    from clusters.models import SidecarSetTarget
-    from sidecarhub.sidecarset import LabelSelector
-
-    labels = cluster.labels or {}
-    chosen: set[int] = set()
-    rows = SidecarSetTarget.objects.filter(Q(cluster_id=cluster.pk) | Q(cluster__isnull=True)).values_list(
-        "sidecarset_id", "cluster_id", "cluster_selector"
-    )
-    for sidecarset_id, cluster_id, cluster_selector in rows:
-        if cluster_id is not None:
-            chosen.add(sidecarset_id)
-            continue
-        selector = LabelSelector.from_dict(cluster_selector)
-        if selector is not None and selector.matches(labels):
-            chosen.add(sidecarset_id)
-    return chosen

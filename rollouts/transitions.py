@@ -18,6 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+import sidecarhub.transitions
 from rollouts.choices import ROLLOUT_TRANSITIONS, STEP_TRANSITIONS, RolloutState, StepState
 from rollouts.models import Rollout, RolloutStep, StepTransition
 from sidecarhub.changes import Actor, actor_name
@@ -55,17 +56,9 @@ class RolloutError(Exception):
     """Base of the rollouts app's expected failures; the message is meant for people."""
 
 
-class InvalidTransition(RolloutError):
-    """The row is not in a state the verb accepts (someone else moved it first): HTTP 409."""
-
-    def __init__(self, what: str, object_id: int, current_state: str, to_state: str) -> None:
-        self.what, self.object_id, self.current_state, self.to_state = (
-            what,
-            object_id,
-            current_state,
-            to_state,
-        )
-        super().__init__(f"{what} {object_id} is {current_state}; it cannot become {to_state}")
+class InvalidTransition(RolloutError, sidecarhub.transitions.InvalidTransition):
+    """The shared ``InvalidTransition`` (HTTP 409) for rollouts and steps, and a ``RolloutError``
+    so the rollouts app's handlers keep catching it."""
 
 
 class RolloutNotFound(RolloutError):

@@ -155,9 +155,14 @@ CELERY_BEAT_SCHEDULE["clusters-health"] = {
     "task": "clusters.check_all_clusters",
     "schedule": env_int("SIDECARHUB_CLUSTER_HEALTH_SECONDS", 60, minimum=5),
 }
-CELERY_BEAT_SCHEDULE["clusters-reconcile"] = {
-    "task": "clusters.reconcile_all_clusters",
-    "schedule": env_int("SIDECARHUB_CLUSTER_RECONCILE_SECONDS", 30, minimum=5),
+# SIDECARHUB_CLUSTER_RECONCILE_SECONDS: the status refresh variable's former name, still read.
+CELERY_BEAT_SCHEDULE["clusters-status"] = {
+    "task": "clusters.refresh_all_cluster_statuses",
+    "schedule": env_int(
+        "SIDECARHUB_CLUSTER_STATUS_SECONDS",
+        env_int("SIDECARHUB_CLUSTER_RECONCILE_SECONDS", 30, minimum=5),
+        minimum=5,
+    ),
 }
 # Rollouts: the per-cluster reconciler is woken by events; beat is the safety net (lost wakes,
 # approval expiry, progress deadlines).

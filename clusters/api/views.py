@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -19,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from clusters import enqueue
 from clusters.api.filtersets import AuditEventFilterSet, ClusterFilterSet, PlacementFilterSet, TargetFilterSet
 from clusters.api.serializers import (
     ClusterAuditEventSerializer,
@@ -36,7 +36,6 @@ from clusters.api.serializers import (
 )
 from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
 from clusters.push import (
-    InvalidTransition,
     TargetInvalid,
     create_target,
     delete_target,
@@ -60,6 +59,7 @@ if TYPE_CHECKING:
     from rest_framework.permissions import _PermissionClass
 from sidecarhub.middleware import request_id_of
 from sidecarhub.models import SidecarSet
+from sidecarhub.transitions import InvalidTransition
 
 __all__ = ["ClusterAuditEventViewSet", "ClusterViewSet", "PlacementViewSet", "TargetViewSet"]
 
@@ -208,10 +208,8 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
     @extend_schema(request=None, responses={202: ClusterSerializer})
     @action(detail=True, methods=["post"])
     def check(self, request: Request, name: str | None = None) -> Response:
-        from clusters.tasks import check_cluster_health_task
-
         cluster = self.get_object()
-        transaction.on_commit(lambda: check_cluster_health_task.delay(cluster.pk))
+        enqueue.health_check(cluster.pk)
         return self._show(cluster, status.HTTP_202_ACCEPTED)
 
     # --- drift (clusters.drift) ---

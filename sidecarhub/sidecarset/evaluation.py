@@ -2,7 +2,7 @@
 
 :class:`PreparedFacts` readies a :class:`~sidecarhub.sidecarset.predicates.SidecarSetFacts` for
 evaluating many pods: a flat path for well-formed matched pods, tuned for 10,000 pods a round, and
-``predicates._evaluate_general`` (the reference it must equal) for any other pod.
+``predicates.evaluate_general`` (the reference it must equal) for any other pod.
 :func:`evaluate_pod` and :func:`evaluate_pod_content` are the entry points for one pod. The
 predicates themselves, their words (matched, updated, consistent, ...) and the result type
 :class:`~sidecarhub.sidecarset.predicates.PodEvaluation` are in ``predicates.py``.
@@ -17,23 +17,23 @@ from sidecarhub.sidecarset.annotations import ANNOTATION_HASH, ANNOTATION_INJECT
 from sidecarhub.sidecarset.model import SidecarSet
 from sidecarhub.sidecarset.ordering import order_key_rank
 from sidecarhub.sidecarset.predicates import (
-    _INACTIVE_PHASES,
-    _NOT_READ,
     ANNOTATION_INPLACE_UPDATE_STATE,
+    INACTIVE_PHASES,
+    NOT_READ,
     NamespaceLabels,
     PodEvaluation,
     PodRef,
     SidecarSetFacts,
     Upgradability,
-    _consistent_with,
-    _digest_walk,
-    _entry_hash,
-    _evaluate_general,
-    _needs_recreate_reason,
-    _read_inplace_record,
-    _record_consistent,
+    consistent_with,
+    digest_walk,
+    entry_hash,
+    evaluate_general,
     namespace_failure,
+    needs_recreate_reason_from,
     pod_ref,
+    read_inplace_record,
+    record_consistent,
 )
 from sidecarhub.sidecarset.shapes import as_mapping, as_sequence, is_mapping
 
@@ -78,7 +78,7 @@ def evaluate_pod_content(facts: SidecarSetFacts, pod: Mapping[str, Any]) -> PodE
 class PreparedFacts:
     """A :class:`SidecarSetFacts` readied for evaluating many pods (the planner builds one a round).
 
-    :meth:`evaluate` equals :func:`evaluate_pod_content` (``_evaluate_general``, the reference).
+    :meth:`evaluate` equals :func:`evaluate_pod_content` (``evaluate_general``, the reference).
     A matched, well-formed pod (plain dicts and lists, as JSON decodes) of a SidecarSet without
     HotUpgrade containers takes a flat path that reads each field once and parses annotations
     only when their text could change the answer; any other pod goes the general way. The
@@ -129,7 +129,7 @@ class PreparedFacts:
         spec = pod.get("spec")
         status = pod.get("status")
         if not self._fast or type(metadata) is not dict or type(spec) is not dict or type(status) is not dict:
-            return _evaluate_general(facts, pod), None
+            return evaluate_general(facts, pod), None
         annotations = metadata.get("annotations")
         labels = metadata.get("labels")
         containers = spec.get("containers")
@@ -142,27 +142,27 @@ class PreparedFacts:
             or type(labels) is not dict
             or type(containers) is not list
             or (type(statuses) is not list and statuses != ())
-            or phase in _INACTIVE_PHASES
+            or phase in INACTIVE_PHASES
             or metadata.get("deletionTimestamp")
         ):
-            return _evaluate_general(facts, pod), None
+            return evaluate_general(facts, pod), None
         for key, value in self._match_labels:
             if labels.get(key) != value:
-                return _evaluate_general(facts, pod), None
+                return evaluate_general(facts, pod), None
         if self._match_expressions and not facts.selector.matches(labels):  # type: ignore[union-attr]
-            return _evaluate_general(facts, pod), None
+            return evaluate_general(facts, pod), None
         name = facts.name
         injected = annotations.get(ANNOTATION_INJECTED_LIST)
         if (injected != name or not self._plain_name) and (
             type(injected) is not str or name not in injected.split(",")
         ):
-            return _evaluate_general(facts, pod), None
+            return evaluate_general(facts, pod), None
         sidecar_names = facts.sidecar_names
         present = 0
-        walk_digests = False  # a sidecar image may be a digest: consistent needs _digest_walk
+        walk_digests = False  # a sidecar image may be a digest: consistent needs digest_walk
         for container in containers:
             if type(container) is not dict:
-                return _evaluate_general(facts, pod), None
+                return evaluate_general(facts, pod), None
             if container.get("name") in sidecar_names:
                 present += 1
                 image = container.get("image")
@@ -171,15 +171,15 @@ class PreparedFacts:
         if present < self._sidecar_count or (
             self._sidecar_count > 1 and not sidecar_names <= {c.get("name") for c in containers}
         ):
-            return _evaluate_general(facts, pod), None
+            return evaluate_general(facts, pod), None
 
-        # matched: updated, ready, consistent (only when ready or updated), as _evaluate_general
+        # matched: updated, ready, consistent (only when ready or updated), as evaluate_general
         revision = facts.revision_hash
         raw = annotations.get(ANNOTATION_HASH)
         if type(raw) is str and revision not in raw and "\\" not in raw:
-            updated = False  # no entry can hold the hash (see _entry_hash)
+            updated = False  # no entry can hold the hash (see entry_hash)
         else:
-            updated = _entry_hash(raw, name, revision) == revision
+            updated = entry_hash(raw, name, revision) == revision
         conditions = status.get("conditions")
         ready_condition = None
         for condition in conditions if type(conditions) is list else as_sequence(conditions):
@@ -193,12 +193,12 @@ class PreparedFacts:
                 consistent = False
             else:
                 # Without a digest, the first sidecar in spec order stops the walk at once (None).
-                consistent = _digest_walk(containers, statuses, sidecar_names) if walk_digests else None
+                consistent = digest_walk(containers, statuses, sidecar_names) if walk_digests else None
                 if consistent is None:
                     consistent = annotations.get(
                         ANNOTATION_INPLACE_UPDATE_STATE
-                    ) is None or _record_consistent(
-                        containers, statuses, sidecar_names, _read_inplace_record(annotations, name)
+                    ) is None or record_consistent(
+                        containers, statuses, sidecar_names, read_inplace_record(annotations, name)
                     )  # no record: every container counts as done
         if brief and updated:
             return None, bool(ready and consistent)
@@ -235,7 +235,7 @@ class PreparedFacts:
         metadata = as_mapping(pod.get("metadata"))
         annotations = as_mapping(metadata.get("annotations"))
         spec = as_mapping(pod.get("spec"))
-        reason = _needs_recreate_reason(facts, annotations, spec)
+        reason = needs_recreate_reason_from(facts, annotations, spec)
         if reason is not None:
             upgradability = Upgradability.NEEDS_RECREATE
         else:
@@ -243,7 +243,7 @@ class PreparedFacts:
             containers = as_sequence(spec.get("containers"))
             statuses = as_sequence(as_mapping(pod.get("status")).get("containerStatuses"))
             sidecar_names = facts.sidecar_names
-            record: Any = _NOT_READ
+            record: Any = NOT_READ
             for container_status in statuses:
                 if (
                     not is_mapping(container_status)
@@ -255,7 +255,7 @@ class PreparedFacts:
                 if self._sidecar_count == 1 and evaluation[5] is not None:
                     own = evaluation[5]  # consistent(P, {x}) is consistent(P, all) for one sidecar
                 else:
-                    own, record = _consistent_with(
+                    own, record = consistent_with(
                         containers, statuses, (container_name,), annotations, facts.name, record
                     )
                 if not own:

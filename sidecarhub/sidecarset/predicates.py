@@ -20,7 +20,7 @@ pod. Words as update.md §1.2 defines them:
   still rolling); Kruise skips such a pod for the round.
 
 This module holds the predicates and :class:`PodEvaluation` (every predicate of one pod at once)
-with ``_evaluate_general``, the reference evaluation. The planner's one-pass fast evaluation
+with ``evaluate_general``, the reference evaluation. The planner's one-pass fast evaluation
 (``PreparedFacts``, ``evaluate_pod``) is in ``evaluation.py``, which builds on this module and
 falls back to the reference. The planner (``planning.py``) evaluates each pod once with a
 precomputed :class:`SidecarSetFacts`; the single-purpose functions below are for callers that
@@ -48,11 +48,17 @@ from sidecarhub.sidecarset.shapes import as_mapping, as_sequence, is_mapping
 
 __all__ = [
     "ANNOTATION_INPLACE_UPDATE_STATE",
+    "INACTIVE_PHASES",
+    "NOT_READ",
     "NamespaceLabels",
     "PodEvaluation",
     "PodRef",
     "SidecarSetFacts",
     "Upgradability",
+    "consistent_with",
+    "digest_walk",
+    "entry_hash",
+    "evaluate_general",
     "hot_upgrade_reset_due",
     "is_consistent",
     "is_in_flight",
@@ -63,7 +69,10 @@ __all__ = [
     "match_failure",
     "namespace_failure",
     "needs_recreate_reason",
+    "needs_recreate_reason_from",
     "pod_ref",
+    "read_inplace_record",
+    "record_consistent",
 ]
 
 # JSON object: SidecarSet name -> {"revision", "updateTimestamp",
@@ -77,8 +86,10 @@ ANNOTATION_INPLACE_UPDATE_STATE = f"{PREFIX}/sidecarset-inplace-update-state"
 NamespaceLabels = Mapping[str, Mapping[str, str]]
 
 _EMPTY: Mapping[str, Any] = {}
-_NOT_READ = object()
-_INACTIVE_PHASES = frozenset({"Succeeded", "Failed"})
+# The in-place record of a pod before it is read (``read_inplace_record`` may return None).
+NOT_READ = object()
+# Phases of a pod that has finished running: such a pod is never matched.
+INACTIVE_PHASES = frozenset({"Succeeded", "Failed"})
 
 
 class PodRef(NamedTuple):
@@ -189,7 +200,7 @@ def pod_ref(pod: Mapping[str, Any]) -> PodRef:
     )
 
 
-def _entry_hash(raw: Any, sidecarset_name: str, expected: str) -> str | None:
+def entry_hash(raw: Any, sidecarset_name: str, expected: str) -> str | None:
     """The ``hash`` recorded for the SidecarSet in a hash annotation (either of Kruise's formats).
 
     Shortcut: a JSON text without backslashes holds each string value verbatim, so when the
@@ -272,7 +283,7 @@ def _spec_image(containers: Sequence[Any], name: str) -> str | None:
     return None
 
 
-def _read_inplace_record(annotations: Mapping[str, Any], sidecarset_name: str) -> Mapping[str, Any] | None:
+def read_inplace_record(annotations: Mapping[str, Any], sidecarset_name: str) -> Mapping[str, Any] | None:
     """Last recorded imageIDs per container for the SidecarSet; ``None`` when unparsable.
 
     A missing annotation or a missing entry is an empty record (everything done), as in Kruise.
@@ -294,9 +305,7 @@ def _read_inplace_record(annotations: Mapping[str, Any], sidecarset_name: str) -
     return last if is_mapping(last) else None
 
 
-def _digest_walk(
-    containers: Sequence[Any], statuses: Sequence[Any], selected: Collection[str]
-) -> bool | None:
+def digest_walk(containers: Sequence[Any], statuses: Sequence[Any], selected: Collection[str]) -> bool | None:
     """consistent(P, C) steps 2-3 (§1.2): the verdict while images are digests, ``None`` at the
     first image of ``selected`` that is not (the in-place record then decides)."""
     for container in containers:
@@ -316,7 +325,7 @@ def _digest_walk(
     return True
 
 
-def _record_consistent(
+def record_consistent(
     containers: Sequence[Any],
     statuses: Sequence[Any],
     selected: Collection[str],
@@ -339,11 +348,11 @@ def _record_consistent(
     return True
 
 
-def _needs_recreate_reason(
+def needs_recreate_reason_from(
     facts: SidecarSetFacts, annotations: Mapping[str, Any], spec: Mapping[str, Any]
 ) -> str | None:
     """Why an in-place update is impossible (decision 15), or ``None`` when only images differ."""
-    recorded = _entry_hash(
+    recorded = entry_hash(
         annotations.get(ANNOTATION_HASH_WITHOUT_IMAGE), facts.name, facts.hash_without_images
     )
     if recorded != facts.hash_without_images:
@@ -385,7 +394,7 @@ class _Pod:
         self.containers = as_sequence(self.spec.get("containers"))
         self.statuses = as_sequence(self.status.get("containerStatuses"))
         self._working: dict[str, Any] | None = None
-        self._inplace: Any = _NOT_READ
+        self._inplace: Any = NOT_READ
         self._consistent_all: bool | None = None
 
     @property
@@ -399,7 +408,7 @@ class _Pod:
     def match_failure(self) -> str | None:
         """Why the pod is not matched, namespace aside (see :func:`namespace_failure`)."""
         facts = self.facts
-        if self.status.get("phase") in _INACTIVE_PHASES:
+        if self.status.get("phase") in INACTIVE_PHASES:
             return f"pod phase is {self.status.get('phase')}"
         if self.metadata.get("deletionTimestamp"):
             return "pod is terminating"
@@ -423,12 +432,12 @@ class _Pod:
     def is_updated(self) -> bool:
         facts = self.facts
         return (
-            _entry_hash(self.annotations.get(ANNOTATION_HASH), facts.name, facts.revision_hash)
+            entry_hash(self.annotations.get(ANNOTATION_HASH), facts.name, facts.revision_hash)
             == facts.revision_hash
         )
 
     def needs_recreate_reason(self) -> str | None:
-        return _needs_recreate_reason(self.facts, self.annotations, self.spec)
+        return needs_recreate_reason_from(self.facts, self.annotations, self.spec)
 
     # consistent / ready ------------------------------------------------------------------
 
@@ -443,7 +452,7 @@ class _Pod:
         return self._consistent(names)
 
     def _consistent(self, selected: Collection[str]) -> bool:
-        consistent, self._inplace = _consistent_with(
+        consistent, self._inplace = consistent_with(
             self.containers, self.statuses, selected, self.annotations, self.facts.name, self._inplace
         )
         return consistent
@@ -538,7 +547,7 @@ def namespace_failure(
     return None if selector.matches(labels) else "namespace does not match spec.namespaceSelector"
 
 
-def _consistent_with(
+def consistent_with(
     containers: Sequence[Any],
     statuses: Sequence[Any],
     selected: Collection[str],
@@ -546,18 +555,18 @@ def _consistent_with(
     sidecarset_name: str,
     record: Any,
 ) -> tuple[bool, Any]:
-    """consistent(P, ``selected``) and the in-place record (read now if needed and ``_NOT_READ``)."""
+    """consistent(P, ``selected``) and the in-place record (read now if needed and ``NOT_READ``)."""
     if len(containers) != len(statuses):
         return False, record
-    verdict = _digest_walk(containers, statuses, selected)
+    verdict = digest_walk(containers, statuses, selected)
     if verdict is not None:
         return verdict, record
-    if record is _NOT_READ:
-        record = _read_inplace_record(annotations, sidecarset_name)
-    return _record_consistent(containers, statuses, selected, record), record
+    if record is NOT_READ:
+        record = read_inplace_record(annotations, sidecarset_name)
+    return record_consistent(containers, statuses, selected, record), record
 
 
-def _evaluate_general(facts: SidecarSetFacts, pod: Mapping[str, Any]) -> PodEvaluation:
+def evaluate_general(facts: SidecarSetFacts, pod: Mapping[str, Any]) -> PodEvaluation:
     """``evaluation.evaluate_pod_content`` for any pod and SidecarSet: the reference the fast path follows."""
     view = _Pod(facts, pod)
     metadata = view.metadata

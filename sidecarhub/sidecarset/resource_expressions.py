@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-__all__ = ["ExpressionError", "check_expression"]
+__all__ = ["ExpressionError", "ExpressionParser", "ExpressionValue", "check_expression"]
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)(?P<unit>Ki|Mi|Gi|Ti|Pi|%|[mkMGTP])?"
@@ -39,12 +39,17 @@ class ExpressionError(ValueError):
 
 
 @dataclass(frozen=True)
-class _Value:
+class ExpressionValue:
+    """An evaluated (sub)expression: a number, or a quantity (units, percentages, the variable)."""
+
     amount: Decimal
     is_quantity: bool
 
 
-class _Parser:
+class ExpressionParser:
+    """Recursive-descent parser and evaluator of one expression; ``_primary`` is where the
+    variable is bound (``resources_policy`` binds it to a quantity)."""
+
     def __init__(self, text: str, variable_value: Decimal) -> None:
         self.tokens = self._tokenize(text)
         self.position = 0
@@ -83,7 +88,7 @@ class _Parser:
         if not self._take_symbol(symbol):
             raise ExpressionError(f"expected {symbol!r}")
 
-    def parse(self) -> _Value:
+    def parse(self) -> ExpressionValue:
         if not self.tokens:
             raise ExpressionError("empty expression")
         value = self._sum()
@@ -91,7 +96,7 @@ class _Parser:
             raise ExpressionError(f"unexpected {self._peek()[1]!r}")  # type: ignore[index]
         return value
 
-    def _sum(self) -> _Value:
+    def _sum(self) -> ExpressionValue:
         value = self._product()
         while True:
             if self._take_symbol("+"):
@@ -101,33 +106,33 @@ class _Parser:
             else:
                 return value
 
-    def _product(self) -> _Value:
+    def _product(self) -> ExpressionValue:
         value = self._unary()
         while True:
             if self._take_symbol("*"):
                 right = self._unary()
                 if value.is_quantity and right.is_quantity:
                     raise ExpressionError("cannot multiply two quantities")
-                value = _Value(value.amount * right.amount, value.is_quantity or right.is_quantity)
+                value = ExpressionValue(value.amount * right.amount, value.is_quantity or right.is_quantity)
             elif self._take_symbol("/"):
                 right = self._unary()
                 if right.is_quantity:
                     raise ExpressionError("cannot divide by a quantity")
                 if right.amount == 0:
                     raise ExpressionError("division by zero")
-                value = _Value(value.amount / right.amount, value.is_quantity)
+                value = ExpressionValue(value.amount / right.amount, value.is_quantity)
             else:
                 return value
 
-    def _unary(self) -> _Value:
+    def _unary(self) -> ExpressionValue:
         if self._take_symbol("-"):
             operand = self._unary()
-            return _Value(-operand.amount, operand.is_quantity)
+            return ExpressionValue(-operand.amount, operand.is_quantity)
         if self._take_symbol("+"):
             return self._unary()
         return self._primary()
 
-    def _primary(self) -> _Value:
+    def _primary(self) -> ExpressionValue:
         token = self._peek()
         if token is None:
             raise ExpressionError("unexpected end of expression")
@@ -136,10 +141,10 @@ class _Parser:
         if kind == "number":
             amount = Decimal(text)
             if unit == "%":
-                return _Value(amount / 100, False)
+                return ExpressionValue(amount / 100, False)
             if unit:
-                return _Value(amount * _UNITS[unit], True)
-            return _Value(amount, False)
+                return ExpressionValue(amount * _UNITS[unit], True)
+            return ExpressionValue(amount, False)
         if kind == "name":
             if self._take_symbol("("):
                 if text.lower() not in ("max", "min"):
@@ -150,9 +155,9 @@ class _Parser:
                 self._expect(")")
                 pick = max if text.lower() == "max" else min
                 chosen = pick(first.amount, second.amount)
-                return _Value(chosen, first.is_quantity or second.is_quantity)
+                return ExpressionValue(chosen, first.is_quantity or second.is_quantity)
             if text.lower() in _VARIABLES:
-                return _Value(self.variable_value, False)
+                return ExpressionValue(self.variable_value, False)
             raise ExpressionError(f"undefined variable {text!r}")
         if text == "(":
             value = self._sum()
@@ -161,12 +166,12 @@ class _Parser:
         raise ExpressionError(f"unexpected {text!r}")
 
 
-def _add(left: _Value, right: _Value, sign: int) -> _Value:
-    return _Value(left.amount + sign * right.amount, left.is_quantity or right.is_quantity)
+def _add(left: ExpressionValue, right: ExpressionValue, sign: int) -> ExpressionValue:
+    return ExpressionValue(left.amount + sign * right.amount, left.is_quantity or right.is_quantity)
 
 
 def check_expression(text: str) -> None:
     """Raise :class:`ExpressionError` when Kruise's webhook would reject ``text`` (variable bound to 1)."""
-    value = _Parser(text, Decimal(1)).parse()
+    value = ExpressionParser(text, Decimal(1)).parse()
     if value.amount < 0:
         raise ExpressionError("evaluates to a negative value")

@@ -21,7 +21,7 @@ from sidecarhub.sidecarset.quantity import QuantityFormat, parse_quantity
 
 # The parser of the expression language lives in resource_expressions; evaluation only changes how
 # the variable is bound (a quantity, not validation's plain 1), so it reuses the parser as is.
-from sidecarhub.sidecarset.resource_expressions import ExpressionError, _Parser, _Value
+from sidecarhub.sidecarset.resource_expressions import ExpressionError, ExpressionParser, ExpressionValue
 
 __all__ = ["format_quantity", "resources_from_policy"]
 
@@ -33,16 +33,16 @@ _DECIMAL_SUFFIXES = ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k
 _BINARY_SUFFIXES = ((60, "Ei"), (50, "Pi"), (40, "Ti"), (30, "Gi"), (20, "Mi"), (10, "Ki"))
 
 
-class _QuantityVariableParser(_Parser):
+class _QuantityVariableParser(ExpressionParser):
     """The shared expression parser with ``cpu``/``memory`` bound to a quantity (the aggregate)."""
 
-    def _primary(self) -> _Value:
+    def _primary(self) -> ExpressionValue:
         token = self._peek()
         following = self.tokens[self.position + 1] if self.position + 1 < len(self.tokens) else None
         is_call = following is not None and following[0] == "symbol" and following[1] == "("
         if token is not None and token[0] == "name" and token[1].lower() in _RESOURCES and not is_call:
             self.position += 1
-            return _Value(self.variable_value, True)
+            return ExpressionValue(self.variable_value, True)
         return super()._primary()
 
 

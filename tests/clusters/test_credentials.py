@@ -25,7 +25,7 @@ from clusters.crypto import ClusterCredentials, CredentialsUnreadable, decrypt_c
 from clusters.kube import ClusterApiError, ClusterUnreachable, KubeError, open_kube_client
 from clusters.kubeconfig import KubeconfigError, parse_kubeconfig, read_kubeconfig
 from clusters.models import Cluster, ClusterAuditEvent, SidecarSetPlacement
-from clusters.push import apply_revision, create_target, reconcile_cluster
+from clusters.push import apply_revision, create_target, write_back_status
 from clusters.services import check_cluster_health, register_cluster, rotate_encryption_key
 from sandbox.testing import RunningCluster
 from tests.clusters.conftest import make_user, publish
@@ -274,7 +274,7 @@ def test_credentials_never_leak(
     assert response.status_code == 200
     keep(response.content.decode())
 
-    # Health, push and reconcile against reachable, unreachable and unauthorized clusters.
+    # Health, push and status write-back against reachable, unreachable and unauthorized clusters.
     results = {c.name: check_cluster_health(c.pk) for c in Cluster.objects.all()}
     keep(results)
     health = {name: result for name, result in results.items() if result is not None}
@@ -298,7 +298,7 @@ def test_credentials_never_leak(
     )
     assert states == {"alpha": "applied", "beta": "applied", "gone": "failed", "wrong": "failed"}
     for cluster in Cluster.objects.all():
-        keep(reconcile_cluster(cluster.pk))
+        keep(write_back_status(cluster.pk))
         try:
             with open_kube_client(cluster) as kube:
                 keep(kube)

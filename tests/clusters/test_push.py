@@ -12,7 +12,7 @@ import pytest
 
 from clusters.choices import PlacementState
 from clusters.models import Cluster, SidecarSetPlacement
-from clusters.push import PushOutcome, apply_revision, create_target, delete_target, reconcile_cluster
+from clusters.push import PushOutcome, apply_revision, create_target, delete_target, write_back_status
 from clusters.resources import MANAGED_BY_LABEL
 from rollouts.models import Rollout
 from sandbox.testing import RunningCluster, wait_for
@@ -229,8 +229,8 @@ def test_status_counters_written_to_resource_and_database(
             )
 
         started = time.monotonic()
-        result = reconcile_cluster(cluster.pk)
-        print(f"\nreconcile of one cluster ({len(pods)} pods): {time.monotonic() - started:.2f}s")
+        result = write_back_status(cluster.pk)
+        print(f"\nstatus write-back of one cluster ({len(pods)} pods): {time.monotonic() - started:.2f}s")
         assert result.error == ""
         expected = {"matchedPods": 3, "updatedPods": 2, "readyPods": 2, "updatedReadyPods": 1}
         assert result.counters[name] == expected
@@ -263,7 +263,7 @@ def test_status_counters_written_to_resource_and_database(
         assert "hub" not in status
         second = publish(name, "fluentbit:2.1", callbacks=django_capture_on_commit_callbacks)
         rollout = Rollout.objects.get(cluster=cluster, to_revision=second)
-        assert reconcile_cluster(cluster.pk).error == ""
+        assert write_back_status(cluster.pk).error == ""
         rollout.refresh_from_db()
         resource = read_resource(running, name)
         assert resource is not None

@@ -21,7 +21,7 @@ from clusters.drift import detect_drift
 from clusters.kube import KubeClient
 from clusters.models import DriftedPod
 from clusters.services import import_kubeconfig, update_cluster
-from clusters.tasks import reconcile_cluster_task, register_webhook_task
+from clusters.tasks import refresh_cluster_status_task, register_webhook_task
 from clusters.webhooks import WEBHOOK_CONFIGURATION_NAME, webhook_configuration
 from sandbox.testing import wait_for
 from sidecarhub.sidecarset.annotations import ANNOTATION_HASH, ANNOTATION_INJECTED_LIST
@@ -314,7 +314,7 @@ def test_hub_down_pods_are_created_without_sidecars_and_reported_as_drift(
         return list_pods(kube, **kwargs)
 
     monkeypatch.setattr(KubeClient, "list_pods", counted)  # the real call, counted
-    result = reconcile_cluster_task(hub.cluster.pk)  # the periodic reconcile, run in-process
+    result = refresh_cluster_status_task(hub.cluster.pk)  # the periodic status refresh, run in-process
     # The status write-back and the drift check read one pod list.
     assert result["statuses_written"] >= 1 and lists == ["pods"]
 

@@ -41,7 +41,7 @@ def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     (the cluster is never contacted)."""
     woken: list[int] = []
     monkeypatch.setattr("rollouts.services.wake_cluster", woken.append)
-    monkeypatch.setattr("clusters.push._queue_push", lambda *args, **kwargs: None)
+    monkeypatch.setattr("clusters.enqueue.push", lambda *args, **kwargs: None)
     return woken
 
 

@@ -1,6 +1,6 @@
 """The planner's fast paths give exactly the answers of the reference code (issue 6 benchmark).
 
-- ``PreparedFacts.evaluate`` (flat path for well-formed matched pods) equals ``_evaluate_general``
+- ``PreparedFacts.evaluate`` (flat path for well-formed matched pods) equals ``evaluate_general``
   (the ``_Pod`` code) on pods mutated in every field the predicates read;
 - the planner's default order (key heads, full keys only for ties) equals sorting by
   ``default_order_key``;
@@ -26,7 +26,7 @@ from sidecarhub.sidecarset.annotations import ANNOTATION_HASH, ANNOTATION_INJECT
 from sidecarhub.sidecarset.evaluation import PreparedFacts
 from sidecarhub.sidecarset.ordering import default_order_key
 from sidecarhub.sidecarset.planning import _default_order, _rank_of
-from sidecarhub.sidecarset.predicates import SidecarSetFacts, _evaluate_general
+from sidecarhub.sidecarset.predicates import SidecarSetFacts, evaluate_general
 
 V1 = make_sidecarset("envoy:1")
 V2 = make_sidecarset("envoy:2")
@@ -141,7 +141,7 @@ def test_fast_evaluation_equals_the_general_code(seed: int, which: int) -> None:
     for index in range(8):
         pod = _pod(rng, index, _SIDECARSETS[which])
         try:
-            expected: Any = _evaluate_general(facts, pod)
+            expected: Any = evaluate_general(facts, pod)
         except Exception as error:
             expected = type(error)
         try:

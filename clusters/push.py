@@ -15,8 +15,8 @@
   subresource and to the placement row, and re-queues failed pushes and removals. The periodic
   ``clusters.refresh_cluster_status`` task runs it, then the drift check, from one pod list.
 
-Which clusters a SidecarSet's targets select is ``clusters.targeting`` (``resolve_targets`` is
-re-exported here for ``rollouts.services``); tasks are queued through ``clusters.enqueue``.
+Which clusters a SidecarSet's targets select is ``clusters.targeting``; tasks are queued through
+``clusters.enqueue``.
 
 Placement state changes are conditional UPDATEs guarded by the expected states and revision
 (STYLE P3); a stale or duplicate task finds nothing to do.
@@ -72,7 +72,6 @@ __all__ = [
     "ensure_crd",
     "register_hub_status_provider",
     "remove_placement",
-    "resolve_targets",
     "resync_selector_targets",
     "retry_placement",
     "sidecarset_removed",

@@ -159,7 +159,7 @@ class _Pass:
             for rollout in self.rollouts():
                 try:
                     progressed |= self.advance(rollout)
-                except (RolloutError, LookupError) as exc:
+                except (RolloutError, InvalidTransition, LookupError) as exc:
                     self.fail_or_pause(rollout, str(exc))
                 if time.monotonic() >= self.deadline:
                     self.report.more_work = True
@@ -323,7 +323,7 @@ class _Pass:
     def prepare(self, rollout: Rollout, step: RolloutStep) -> bool:
         try:
             prepared = lifecycle.prepare_step(step.pk, actor=None, request_id="", inputs=self.inputs)
-        except RolloutError as exc:
+        except (RolloutError, InvalidTransition) as exc:
             self.pause(rollout, str(exc))
             return True
         self.report.transitions.append(f"step {step.ordinal} of rollout {rollout.pk} → {prepared.state}")

@@ -35,7 +35,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from clusters.push import resolve_targets
+from clusters.targeting import resolve_targets
 from rollouts import transitions
 from rollouts.choices import (
     ACTIVE_ROLLOUT_STATES,

@@ -18,10 +18,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-import sidecarhub.transitions
 from rollouts.choices import ROLLOUT_TRANSITIONS, STEP_TRANSITIONS, RolloutState, StepState
 from rollouts.models import Rollout, RolloutStep, StepTransition
 from sidecarhub.changes import Actor, actor_name
+from sidecarhub.transitions import InvalidTransition
 
 __all__ = [
     "InvalidTransition",
@@ -54,11 +54,6 @@ __all__ = [
 
 class RolloutError(Exception):
     """Base of the rollouts app's expected failures; the message is meant for people."""
-
-
-class InvalidTransition(RolloutError, sidecarhub.transitions.InvalidTransition):
-    """The shared ``InvalidTransition`` (HTTP 409) for rollouts and steps, and a ``RolloutError``
-    so the rollouts app's handlers keep catching it."""
 
 
 class RolloutNotFound(RolloutError):

@@ -316,24 +316,14 @@ def test_private_uses_are_found() -> None:
 
 # --- the project ----------------------------------------------------------------------------------
 
-ROLLOUTS_CIRCLE = pytest.mark.xfail(
-    strict=True,
-    reason="rollouts circle: services → tasks → reconciler → services; fixed by the executor refactor",
-)
-ROLLOUTS_PRIVATE = pytest.mark.xfail(
-    strict=True,
-    reason="rollouts imports private names (engine ← patching, reconciler → patching._uid); "
-    "fixed by the executor refactor",
-)
 
-
-@pytest.mark.parametrize("app", ["clusters", pytest.param("rollouts", marks=ROLLOUTS_CIRCLE)])
+@pytest.mark.parametrize("app", ["clusters", "rollouts"])
 def test_no_import_circle_within_app(app: str) -> None:
     cycles = find_cycles(import_graph(_sources_of(app)))
     assert not cycles, f"import circles in {app}/: " + "; ".join(" → ".join(c) for c in cycles)
 
 
-@pytest.mark.parametrize("app", ["sidecarhub", "clusters", pytest.param("rollouts", marks=ROLLOUTS_PRIVATE)])
+@pytest.mark.parametrize("app", ["sidecarhub", "clusters", "rollouts"])
 def test_no_private_name_imported_across_modules(app: str) -> None:
     uses = private_uses_in(app)
     assert not uses, f"{len(uses)} private name(s) used across modules in {app}/:\n" + "\n".join(

@@ -21,8 +21,9 @@ reads the body and writes the JSON). Guarantees:
 Active revisions cache (per process, per cluster)
 --------------------------------------------------
 The candidates handed to the core are the SidecarSets targeting the cluster
-(``clusters.targeting.sidecarset_ids_targeting``) that have a published revision: the current
-revision as ``latest``, every retained revision as ``history`` (revision pinning), each an
+(``clusters.targeting.sidecarset_ids_targeting``) with a placement there: the revision the
+cluster SERVES (decision 17, ``SidecarSetPlacement.serving_revision``; not necessarily the
+current one) as ``latest``, every retained revision as ``history`` (revision pinning), each an
 ``InjectionRevision`` with the stored ``revision_hash`` / ``hash_without_images`` so the core
 never re-hashes per request. Revisions are immutable, so a parsed revision is reused across
 rebuilds by its id.
@@ -31,7 +32,8 @@ Several web processes (gunicorn workers) serve the endpoint, so an in-process si
 cannot invalidate every copy. Each process therefore keeps a **definitions generation** per
 cluster: one SQL statement reading ``(count, max id)`` of revisions (insert/delete-only rows, so
 any publish, prune or deletion changes the pair), ``(count, max id, max updated_at)`` of targets,
-and the cluster row's ``(id, updated_at)`` (labels decide selector targets). The generation is
+the cluster row's ``(id, updated_at)`` (labels decide selector targets), and the ``(count, max
+serving_since)`` of the cluster's placements (a gate that opens, or a rollback). The generation is
 read at most once every ``SIDECARHUB_ADMISSION_GENERATION_CHECK_SECONDS`` (default 1 s) per
 cluster per process, and candidates are rebuilt only when it changed. In the publishing process
 the ``revision_published`` / ``sidecarset_deleted`` signals also force the next request to
@@ -68,9 +70,9 @@ from kubernetes import client
 
 from clusters.choices import FailurePolicy
 from clusters.kube import cached_kube_client
-from clusters.models import Cluster, SidecarSetTarget
+from clusters.models import Cluster, SidecarSetPlacement, SidecarSetTarget
 from clusters.targeting import sidecarset_ids_targeting
-from sidecarhub.models import SidecarSet, SidecarSetRevision
+from sidecarhub.models import SidecarSetRevision
 from sidecarhub.sidecarset import InjectionCandidate, InjectionError, InjectionRevision, inject
 from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
 from sidecarhub.signals import revision_published, sidecarset_deleted
@@ -161,14 +163,18 @@ def _definitions_generation(cluster_name: str) -> tuple[Any, ...]:
     revisions = quote(SidecarSetRevision._meta.db_table)
     targets = quote(SidecarSetTarget._meta.db_table)
     clusters = quote(Cluster._meta.db_table)
+    placements = quote(SidecarSetPlacement._meta.db_table)
+    this_cluster = f"cluster_id = (SELECT id FROM {clusters} WHERE name = %s) AND should_exist"
     sql = (
         f"SELECT (SELECT COUNT(*) FROM {revisions}), (SELECT MAX(id) FROM {revisions}),"
         f" (SELECT COUNT(*) FROM {targets}), (SELECT MAX(id) FROM {targets}),"
         f" (SELECT MAX(updated_at) FROM {targets}),"
-        f" (SELECT id FROM {clusters} WHERE name = %s), (SELECT updated_at FROM {clusters} WHERE name = %s)"
+        f" (SELECT id FROM {clusters} WHERE name = %s), (SELECT updated_at FROM {clusters} WHERE name = %s),"
+        f" (SELECT COUNT(*) FROM {placements} WHERE {this_cluster}),"
+        f" (SELECT MAX(serving_since) FROM {placements} WHERE {this_cluster})"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [cluster_name, cluster_name])
+        cursor.execute(sql, [cluster_name] * 4)
         row = cursor.fetchone()
     return tuple(str(value) for value in row)
 
@@ -188,15 +194,15 @@ def load_active_candidates(
 ) -> tuple[tuple[InjectionCandidate, ...], dict[int, InjectionRevision]]:
     """The cluster's active SidecarSets as core candidates (four queries), and the revisions by id.
 
-    Active: targeting the cluster and published. ``known`` revisions (by id) are reused instead
+    Active: targeting the cluster and served there. ``known`` revisions (by id) are reused instead
     of re-parsed: revisions never change.
     """
     known = known or {}
     ids = sidecarset_ids_targeting(cluster)
     current = dict(
-        SidecarSet.objects.filter(pk__in=ids, current_revision__isnull=False).values_list(
-            "pk", "current_revision_id"
-        )
+        SidecarSetPlacement.objects.filter(
+            cluster=cluster, sidecarset_id__in=ids, should_exist=True, serving_revision__isnull=False
+        ).values_list("sidecarset_id", "serving_revision_id")
     )
     by_sidecarset: dict[int, list[int]] = {}
     rows = SidecarSetRevision.objects.filter(sidecarset_id__in=current).order_by("sidecarset_id", "number")

@@ -1,5 +1,5 @@
 """Command-line verbs for clusters: ``cluster add | list | check | rotate-key | register-webhook |
-delete``.
+delete | hold | release-hold``.
 
 ``register(subparsers)`` adds the ``cluster`` command to the project's ``manage.py sidecarhub``
 parser; ``add_cluster_commands(parser)`` adds the verbs to any parser (``manage.py cluster``
@@ -24,11 +24,13 @@ from clusters.services import (
     ClusterInvalid,
     check_cluster_health,
     delete_cluster,
+    hold_cluster,
     import_kubeconfig,
     rotate_encryption_key,
     update_cluster,
 )
 from clusters.webhooks import WebhookNotConfigured, register_webhook
+from sidecarhub.middleware import cli_request_id
 
 __all__ = ["add_cluster_commands", "register"]
 
@@ -158,6 +160,17 @@ def handle_delete(args: argparse.Namespace, stdout: Any = None) -> None:
     _out(stdout).write(f"cluster {removal.cluster_name} deleted; {removal.summary()}\n")
 
 
+def handle_hold(args: argparse.Namespace, stdout: Any = None) -> None:
+    """Hold a cluster at the revisions it serves (releases skip it), or lift the hold."""
+    cluster = Cluster.objects.filter(name=args.name).first()
+    if cluster is None:
+        raise CommandError(f"no cluster named {args.name!r}")
+    held = args.cluster_command == "hold"
+    hold_cluster(cluster.pk, held=held, reason=getattr(args, "reason", "") or "", request_id=cli_request_id())
+    what = "held: releases skip it until `cluster release-hold`" if held else "no longer held"
+    _out(stdout).write(f"cluster {cluster.name} {what}\n")
+
+
 def _verb(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(handler=handler, func=handler)
@@ -165,9 +178,10 @@ def _verb(sub: Any, name: str, handler: Any, help_text: str) -> argparse.Argumen
 
 
 def add_cluster_commands(parser: argparse.ArgumentParser) -> None:
-    """Add the ``add | list | check | rotate-key | register-webhook | delete`` verbs to ``parser``."""
+    """Add the cluster verbs (module docstring) to ``parser``."""
     sub = parser.add_subparsers(
-        dest="cluster_command", metavar="{add,list,check,rotate-key,register-webhook,delete}"
+        dest="cluster_command",
+        metavar="{add,list,check,rotate-key,register-webhook,delete,hold,release-hold}",
     )
     sub.required = True
     add = _verb(sub, "add", handle_add, "register a cluster from a kubeconfig file and context")
@@ -194,6 +208,11 @@ def add_cluster_commands(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave the hub's webhook and SidecarSets in the cluster (it is gone or another hub manages it)",
     )
+    hold = _verb(sub, "hold", handle_hold, "hold a cluster at the revisions it serves (releases skip it)")
+    hold.add_argument("name", help="the cluster")
+    hold.add_argument("--reason", "-m", default="", help="why (e.g. a freeze window)")
+    release = _verb(sub, "release-hold", handle_hold, "lift a cluster's hold (its releases go on)")
+    release.add_argument("name", help="the cluster")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -80,6 +80,12 @@ class Cluster(models.Model):
         default=False, help_text="Approve rollout steps automatically as soon as they are prepared"
     )
 
+    # A hold (decision 17): the cluster keeps serving what it serves; releases skip it visibly.
+    held = models.BooleanField(default=False, help_text="Releases skip this cluster until the hold is lifted")
+    held_reason = models.CharField(max_length=300, blank=True, help_text="Why (e.g. a freeze window)")
+    held_by = models.CharField(max_length=150, blank=True)
+    held_at = models.DateTimeField(null=True, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -87,6 +93,7 @@ class Cluster(models.Model):
 
     class Meta:
         ordering = ("name",)
+        permissions = [("hold_cluster", "Can hold a cluster at the revisions it serves (releases skip it)")]
 
     def __str__(self) -> str:
         return self.name
@@ -183,9 +190,12 @@ class SidecarSetPlacement(models.Model):
     should_exist = models.BooleanField(default=True, help_text="False once the cluster is no longer a target")
     state = models.CharField(max_length=16, choices=PlacementState.choices, default=PlacementState.PENDING)
     state_changed_at = models.DateTimeField(auto_now_add=True)
-    desired_revision = models.ForeignKey(
+    # The revision this cluster serves (decision 17): pushed as its custom resource and injected by
+    # its webhook. Publishing does not move it; a release's gate (or a rollback) does.
+    serving_revision = models.ForeignKey(
         "sidecarhub.SidecarSetRevision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    serving_since = models.DateTimeField(null=True, blank=True, help_text="When it started serving it")
     applied_revision = models.ForeignKey(
         "sidecarhub.SidecarSetRevision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

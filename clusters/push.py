@@ -2,10 +2,12 @@
 
 - ``create_target`` / ``update_target`` / ``delete_target`` edit a SidecarSet's targets and
   re-resolve its placements (``sync_placements``).
-- ``sync_placements(sidecarset_id)`` makes one ``SidecarSetPlacement`` per target cluster want
-  the current revision (state ``pending``, a push task queued after commit) and marks clusters
-  that are no longer targets ``removing`` (a removal task queued after commit). It runs on every
-  publish (``revision_published``), target change, cluster label change and SidecarSet deletion.
+- ``sync_placements(sidecarset_id)`` keeps one ``SidecarSetPlacement`` per target cluster (a
+  new one serves the current revision: state ``pending``, a push task queued after commit) and
+  marks clusters that are no longer targets ``removing`` (a removal task queued after commit).
+  It runs on every publish (``revision_published``), target change, cluster label change and
+  SidecarSet deletion. Publishing does not move what an existing placement serves (decision
+  17): ``serve_revision`` does, when a release's gate opens or a cluster is rolled back.
 - ``apply_revision(revision_id, cluster_id)`` is the push step: install the CRD if needed and
   server-side apply the custom resource (field manager ``sidecarhub``). Idempotent.
 - ``remove_placement(placement_id)`` deletes the custom resource from that one cluster;
@@ -74,6 +76,7 @@ __all__ = [
     "remove_placement",
     "resync_selector_targets",
     "retry_placement",
+    "serve_revision",
     "sidecarset_removed",
     "sync_placements",
     "update_target",
@@ -328,20 +331,24 @@ def _transition(
 
 
 @transaction.atomic
-def sync_placements(sidecarset_id: int) -> None:
-    """Make placements match the SidecarSet's targets and current revision (see module doc).
+def sync_placements(sidecarset_id: int, *, serve_current: bool = False) -> None:
+    """Make placements match the SidecarSet's targets (see the module docstring).
 
-    Idempotent: nothing is queued for a placement that already has (or is pushing) the
-    current revision."""
+    Which revision a placement serves (decision 17): a new placement, or a cluster targeted
+    again, serves the current revision at once (nothing earlier to protect there); an existing
+    one keeps serving what it serves until its release's gate opens (``serve_revision``), unless
+    ``serve_current`` (a publish that changes nothing pods see). Idempotent: nothing is queued
+    for a placement that already has (or is pushing) the revision it serves."""
     sidecarset = SidecarSet.objects.select_for_update().filter(pk=sidecarset_id).first()
     if sidecarset is None:
         return
-    revision_id = sidecarset.current_revision_id
-    desired = resolve_targets(sidecarset_id) if revision_id is not None else {}
+    current_id = sidecarset.current_revision_id
+    desired = resolve_targets(sidecarset_id) if current_id is not None else {}
     existing = {
         p.cluster_id: p
         for p in SidecarSetPlacement.objects.select_for_update().filter(sidecarset_name=sidecarset.name)
     }
+    now = timezone.now()
     for cluster_id, wave in desired.items():
         placement = existing.get(cluster_id)
         if placement is None:
@@ -350,24 +357,50 @@ def sync_placements(sidecarset_id: int) -> None:
                 sidecarset_name=sidecarset.name,
                 cluster_id=cluster_id,
                 wave=wave,
-                desired_revision_id=revision_id,
+                serving_revision_id=current_id,
+                serving_since=now,
             )
-            enqueue.push(revision_id, cluster_id)  # type: ignore[arg-type]
+            enqueue.push(current_id, cluster_id)  # type: ignore[arg-type]
             continue
+        serving_id = placement.serving_revision_id
+        fields: dict[str, Any] = {"sidecarset": sidecarset, "wave": wave, "should_exist": True}
+        if serve_current or not placement.should_exist or serving_id is None:
+            if serving_id != current_id:
+                fields.update(serving_revision_id=current_id, serving_since=now)
+            serving_id = current_id
         unchanged = (
             placement.should_exist
-            and placement.desired_revision_id == revision_id
+            and placement.serving_revision_id == serving_id
             and placement.state in (PlacementState.APPLIED, PlacementState.PENDING)
         )
-        SidecarSetPlacement.objects.filter(pk=placement.pk).update(
-            sidecarset=sidecarset, wave=wave, should_exist=True, desired_revision_id=revision_id
-        )
+        SidecarSetPlacement.objects.filter(pk=placement.pk).update(**fields)
         if not unchanged:
             _transition(placement.pk, from_states=PlacementState.values, to_state=PlacementState.PENDING)
-            enqueue.push(revision_id, cluster_id)  # type: ignore[arg-type]
+            enqueue.push(serving_id, cluster_id)  # type: ignore[arg-type]
     for cluster_id, placement in existing.items():
         if cluster_id not in desired and (placement.should_exist or placement.state == PlacementState.FAILED):
             _mark_removing(placement)
+
+
+@transaction.atomic
+def serve_revision(sidecarset_id: int, cluster_id: int, revision_id: int) -> bool:
+    """Make the cluster serve ``revision_id`` of the SidecarSet (a release's gate opened, or a
+    rollback): its custom resource is pushed again and its webhook injects it within the
+    admission cache's refresh. True when the serving revision moved; False when it already
+    served it or the SidecarSet no longer has a placement there (nothing to serve)."""
+    placement = (
+        SidecarSetPlacement.objects.select_for_update()
+        .filter(sidecarset_id=sidecarset_id, cluster_id=cluster_id, should_exist=True)
+        .first()
+    )
+    if placement is None or placement.serving_revision_id == revision_id:
+        return False
+    SidecarSetPlacement.objects.filter(pk=placement.pk).update(
+        serving_revision_id=revision_id, serving_since=timezone.now()
+    )
+    _transition(placement.pk, from_states=PlacementState.values, to_state=PlacementState.PENDING)
+    enqueue.push(revision_id, cluster_id)
+    return True
 
 
 def _mark_removing(placement: SidecarSetPlacement) -> None:
@@ -402,8 +435,8 @@ def retry_placement(placement_id: int) -> SidecarSetPlacement:
 
 
 def _requeue(placement: SidecarSetPlacement) -> None:
-    if placement.should_exist and placement.desired_revision_id is not None:
-        enqueue.push(placement.desired_revision_id, placement.cluster_id)
+    if placement.should_exist and placement.serving_revision_id is not None:
+        enqueue.push(placement.serving_revision_id, placement.cluster_id)
     elif not placement.should_exist:
         enqueue.removal(placement.pk)
 
@@ -456,14 +489,14 @@ def apply_revision(revision_id: int, cluster_id: int) -> PushOutcome:
     resource, record ``applied`` (or ``failed`` with the error). Idempotent; a task for a
     revision that is no longer wanted there does nothing (``SKIPPED``)."""
     placement = (
-        SidecarSetPlacement.objects.select_related("cluster", "desired_revision")
-        .filter(cluster_id=cluster_id, desired_revision_id=revision_id, should_exist=True)
+        SidecarSetPlacement.objects.select_related("cluster", "serving_revision")
+        .filter(cluster_id=cluster_id, serving_revision_id=revision_id, should_exist=True)
         .first()
     )
     if placement is None or placement.state not in _ACTIVE_STATES:
         return PushOutcome.SKIPPED
-    revision: SidecarSetRevision = placement.desired_revision  # type: ignore[assignment]
-    guard = Q(desired_revision_id=revision_id, should_exist=True)
+    revision: SidecarSetRevision = placement.serving_revision  # type: ignore[assignment]
+    guard = Q(serving_revision_id=revision_id, should_exist=True)
     try:
         kube = cached_kube_client(placement.cluster)
         ensure_crd(kube, placement.cluster)
@@ -589,7 +622,7 @@ def write_back_status(cluster_id: int, listing: PodListing | None = None) -> Sta
     listing = listing or PodListing(cluster)
     result.requeued = _requeue_stuck(cluster_id)
     placements = list(
-        SidecarSetPlacement.objects.select_related("applied_revision").filter(
+        SidecarSetPlacement.objects.select_related("applied_revision", "serving_revision").filter(
             cluster_id=cluster_id, should_exist=True, state=PlacementState.APPLIED
         )
     )
@@ -629,6 +662,7 @@ def write_back_status(cluster_id: int, listing: PodListing | None = None) -> Sta
                 latest_revision=str(
                     (metadata.get("annotations") or {}).get("sidecarhub.io/revision-name") or ""
                 ),
+                serving_revision=placement.serving_revision.name if placement.serving_revision else "",
             )
             hub = _hub_status(cluster_id, placement.sidecarset_name)
             if hub:

@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from clusters.push import sidecarset_removed, sync_placements
+from sidecarhub.sidecarset import ChangeKind
 
 __all__ = ["on_revision_published", "on_sidecarset_deleted"]
 
 
-def on_revision_published(sender: Any, *, sidecarset_id: int, **kwargs: Any) -> None:
-    """Push the new revision to every target cluster."""
-    sync_placements(sidecarset_id)
+def on_revision_published(sender: Any, *, sidecarset_id: int, change_kind: str = "", **kwargs: Any) -> None:
+    """Keep the placements in step with the targets; a new target cluster serves the new
+    revision at once, the others when their release's gate opens (decision 17), except for a
+    change nothing pods see (``none``), which every cluster serves at once."""
+    sync_placements(sidecarset_id, serve_current=change_kind == ChangeKind.NONE)
 
 
 def on_sidecarset_deleted(sender: Any, *, name: str, **kwargs: Any) -> None:

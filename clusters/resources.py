@@ -75,6 +75,8 @@ def crd_manifest() -> dict[str, Any]:
             "updatedReadyPods": _COUNTER,
             "latestRevision": {"type": "string"},
             "collisionCount": {"type": "integer", "format": "int32"},
+            # The revision this cluster serves (decision 17): pushed here and injected by its webhook.
+            "servingRevision": {"type": "string"},
             # The hub's rollout state (filled by the rollouts app).
             "hub": _OPEN_OBJECT,
         },
@@ -114,6 +116,7 @@ def crd_manifest() -> dict[str, Any]:
                         {"name": "MATCHED", "type": "integer", "jsonPath": ".status.matchedPods"},
                         {"name": "UPDATED", "type": "integer", "jsonPath": ".status.updatedPods"},
                         {"name": "READY", "type": "integer", "jsonPath": ".status.readyPods"},
+                        {"name": "SERVING", "type": "string", "jsonPath": ".status.servingRevision"},
                         {"name": "AGE", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                 }
@@ -158,9 +161,15 @@ def custom_resource(
 
 
 def status_body(
-    name: str, counters: Mapping[str, int], *, observed_generation: int, latest_revision: str
+    name: str,
+    counters: Mapping[str, int],
+    *,
+    observed_generation: int,
+    latest_revision: str,
+    serving_revision: str = "",
 ) -> dict[str, Any]:
-    """The status subresource patch (server-side apply) carrying Kruise's counters."""
+    """The status subresource patch (server-side apply) carrying Kruise's counters and the
+    revision the cluster serves."""
     status: dict[str, Any] = {
         "observedGeneration": observed_generation,
         "matchedPods": int(counters.get("matchedPods", 0)),
@@ -169,5 +178,6 @@ def status_body(
         "updatedReadyPods": int(counters.get("updatedReadyPods", 0)),
         "latestRevision": latest_revision,
         "collisionCount": 0,
+        "servingRevision": serving_revision,
     }
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "status": status}

@@ -47,6 +47,7 @@ __all__ = [
     "check_cluster_health",
     "cluster_snapshot",
     "delete_cluster",
+    "hold_cluster",
     "import_kubeconfig",
     "register_cluster",
     "replace_credentials",
@@ -302,6 +303,36 @@ def update_cluster(
     if any(before[field] != after[field] for field in _WEBHOOK_INPUTS):
         _queue_webhook_registration(cluster.pk)
     return cluster
+
+
+@transaction.atomic
+def hold_cluster(
+    cluster_id: int, *, actor: Any = None, request_id: str = "", held: bool, reason: str = ""
+) -> Cluster:
+    """Hold the cluster at what it serves (``held``), or lift the hold (decision 17). Releases
+    skip a held cluster visibly (its rollouts stay pending, saying so; later waves go on); once
+    lifted, its rollouts continue at the next reconcile. Recorded in the change log."""
+    cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+    before = _hold_snapshot(cluster)
+    cluster.held = held
+    cluster.held_reason = reason.strip()[:300] if held else ""
+    cluster.held_by = _actor_name(actor) if held else ""
+    cluster.held_at = timezone.now() if held else None
+    cluster.save(update_fields=["held", "held_reason", "held_by", "held_at", "updated_at"])
+    if before != _hold_snapshot(cluster):
+        record_change(
+            cluster,
+            ChangeAction.UPDATE,
+            actor=actor,
+            request_id=request_id,
+            before=before,
+            after=_hold_snapshot(cluster),
+        )
+    return cluster
+
+
+def _hold_snapshot(cluster: Cluster) -> dict[str, Any]:
+    return {"name": cluster.name, "held": cluster.held, "held_reason": cluster.held_reason}
 
 
 @transaction.atomic

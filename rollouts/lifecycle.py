@@ -17,21 +17,30 @@ from django.db import transaction
 from django.utils import timezone
 
 from clusters.kube import KubeError, cached_kube_client
+from clusters.models import SidecarSetPlacement
+from clusters.push import serve_revision
 from rollouts import pod_updates, transitions
-from rollouts.choices import TERMINAL_STEP_STATES, ApprovalDecision, RolloutState, StepState
+from rollouts.choices import TERMINAL_STEP_STATES, ApprovalDecision, RolloutKind, RolloutState, StepState
 from rollouts.models import Approval, Rollout, RolloutStep
-from rollouts.pass_inputs import PassInputs
+from rollouts.pass_inputs import PassInputs, PodListing
 from rollouts.transitions import InvalidTransition, RolloutError, RolloutNotFound
 from sidecarhub.changes import Actor, actor_name
-from sidecarhub.sidecarset import PodClass, plan_step
+from sidecarhub.sidecarset import PodClass, PodDecision, SidecarSet, plan_round, plan_step
+
+# The step target of a rollout with no in-place steps: only the gate (decision 17).
+SERVE_STEP = "serve"
 
 __all__ = [
+    "SERVE_STEP",
     "expire_step",
     "finish_aborted",
     "get_step",
+    "is_gate",
+    "open_gate",
     "parse_step_target",
     "pause_now",
     "prepare_step",
+    "stale_pods",
 ]
 
 
@@ -83,19 +92,21 @@ def prepare_step(
         listing = inputs.pods(core)
     except KubeError as exc:
         raise RolloutError(f"cannot prepare step {step.ordinal}: {exc}") from None
+    if not rollout.in_place:
+        return _prepare_gate(step, rollout, core, listing, actor=actor, request_id=request_id)
     target: int | str = parse_step_target(step.target)
     plan = plan_step(core, listing.pods, target, namespace_labels=listing.namespace_labels)
     if plan.blocked_reason is not None:
         raise RolloutError(f"step {step.ordinal} cannot be prepared: {plan.blocked_reason}")
-    needs_recreate = [
-        {**_ref_dict(decision.ref), "reason": decision.reason}
-        for decision in plan.round.of_class(PodClass.NEEDS_RECREATE)[:1000]
-    ]
+    recreate = plan.round.of_class(PodClass.NEEDS_RECREATE)
+    needs_recreate = [{**_ref_dict(decision.ref), "reason": decision.reason} for decision in recreate[:1000]]
     now = timezone.now()
     with transaction.atomic():
-        if not plan.pods:
+        # The first step is also the cluster's gate (decision 17): approved even with no pod to
+        # patch, since approving it makes the cluster serve the new revision to new pods.
+        if not plan.pods and not is_gate(step, rollout):
             why = f"no pod to update (goal {plan.target_updated} updated, {plan.updated_before} already are"
-            why += f"; {len(needs_recreate)} need recreating)" if needs_recreate else ")"
+            why += f"; {len(recreate)} need recreating)" if recreate else ")"
             updated = transitions.transition_step(
                 step.pk,
                 from_states=[StepState.PENDING],
@@ -110,6 +121,7 @@ def prepare_step(
                 target_updated=plan.target_updated,
                 shortfall=plan.shortfall,
                 needs_recreate=needs_recreate,
+                needs_recreate_count=len(recreate),
                 explanation=why,
                 preparation=step.preparation + 1,
             )
@@ -124,28 +136,104 @@ def prepare_step(
             target_updated=plan.target_updated,
             shortfall=plan.shortfall,
             needs_recreate=needs_recreate,
+            needs_recreate_count=len(recreate),
             prepared_at=now,
             expires_at=now + timedelta(seconds=rollout.approval_ttl_seconds),
             preparation=step.preparation + 1,
         )
-        if rollout.cluster.rollout_auto_approve:
-            updated = transitions.approve_step_row(
-                step.pk,
-                actor=None,
-                reason=f"cluster {rollout.cluster.name} approves steps automatically",
-                request_id=request_id,
-            )
-            Approval.objects.create(
-                step=updated,
-                preparation=updated.preparation,
-                decision=ApprovalDecision.APPROVE,
-                actor=None,
-                actor_name=actor_name(None),
-                comment=f"auto-approve is on for cluster {rollout.cluster.name}",
-                automatic=True,
-                request_id=request_id[:64],
-            )
-        return updated
+        return _auto_approve(updated, rollout, request_id=request_id)
+
+
+def _auto_approve(step: RolloutStep, rollout: Rollout, *, request_id: str) -> RolloutStep:
+    """On an auto-approve cluster, approve a step as soon as it is prepared (and open the gate)."""
+    if not rollout.cluster.rollout_auto_approve:
+        return step
+    approved = transitions.approve_step_row(
+        step.pk,
+        actor=None,
+        reason=f"cluster {rollout.cluster.name} approves steps automatically",
+        request_id=request_id,
+    )
+    Approval.objects.create(
+        step=approved,
+        preparation=approved.preparation,
+        decision=ApprovalDecision.APPROVE,
+        actor=None,
+        actor_name=actor_name(None),
+        comment=f"auto-approve is on for cluster {rollout.cluster.name}",
+        automatic=True,
+        request_id=request_id[:64],
+    )
+    open_gate(approved, rollout)
+    return approved
+
+
+def is_gate(step: RolloutStep, rollout: Rollout) -> bool:
+    """The step whose approval makes the cluster serve the rollout's revision: the first step of
+    a rollout whose cluster does not serve that revision yet (a rollback serves it at once)."""
+    if step.ordinal != 1 or rollout.kind == RolloutKind.ROLLBACK:
+        return False
+    return not SidecarSetPlacement.objects.filter(
+        sidecarset_id=rollout.sidecarset_id,
+        cluster_id=rollout.cluster_id,
+        serving_revision_id=rollout.to_revision_id,
+    ).exists()
+
+
+def open_gate(step: RolloutStep, rollout: Rollout) -> None:
+    """An approved first step opens the cluster's gate (decision 17): from now on the cluster
+    serves the rollout's revision (its custom resource is pushed, its webhook injects it) while
+    its existing pods follow the approved steps. Part of the approval's transaction."""
+    if step.ordinal == 1 and rollout.to_revision_id is not None:
+        serve_revision(rollout.sidecarset_id, rollout.cluster_id, rollout.to_revision_id)
+
+
+def stale_pods(core: SidecarSet, listing: PodListing) -> list[PodDecision]:
+    """The matched pods that run another definition than ``core``: with no in-place steps, every
+    one of them needs recreate."""
+    plan = plan_round(
+        core, listing.pods, namespace_labels=listing.namespace_labels, apply_canary_selector=False
+    )
+    stale = (PodClass.NEEDS_RECREATE, PodClass.CANDIDATE, PodClass.WAITING, PodClass.NOT_SELECTED)
+    return [decision for pod_class in stale for decision in plan.of_class(pod_class)]
+
+
+def _prepare_gate(
+    step: RolloutStep,
+    rollout: Rollout,
+    core: SidecarSet,
+    listing: PodListing,
+    *,
+    actor: Actor,
+    request_id: str,
+) -> RolloutStep:
+    """The one step of a rollout that cannot update pods in place (not images only, or
+    ``NotUpdate``): nothing to patch; approving it makes the cluster serve the new revision to new
+    pods; the existing pods that run another definition are listed as needing recreate."""
+    stale = stale_pods(core, listing)
+    needs_recreate = [
+        {**_ref_dict(decision.ref), "reason": decision.reason or "runs an earlier definition"}
+        for decision in stale[:1000]
+    ]
+    now = timezone.now()
+    what = f"{len(stale)} pods need recreate" if stale else "no pod runs an earlier definition"
+    with transaction.atomic():
+        updated = transitions.mark_step_awaiting_approval(
+            step.pk,
+            actor=actor,
+            reason=f"step {step.ordinal} prepared: serve revision {rollout.to_revision_number}; {what}",
+            request_id=request_id,
+            pods=[],
+            pod_count=0,
+            target_updated=0,
+            shortfall=0,
+            needs_recreate=needs_recreate,
+            needs_recreate_count=len(stale),
+            prepared_at=now,
+            expires_at=now + timedelta(seconds=rollout.approval_ttl_seconds),
+            preparation=step.preparation + 1,
+        )
+        return _auto_approve(updated, rollout, request_id=request_id)
 
 
 def expire_step(step_id: int, *, actor: Actor, request_id: str = "") -> RolloutStep:

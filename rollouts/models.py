@@ -78,6 +78,11 @@ class Rollout(models.Model):
     intent_reason = models.CharField(max_length=300, blank=True, help_text="Why (their words)")
 
     # Settings snapshot (see rollouts.services.RolloutSettings).
+    in_place = models.BooleanField(
+        default=True,
+        help_text="False: the revision cannot be applied in place (not images only, or NotUpdate): "
+        "one gate step, no pod patched, existing pods need recreate",
+    )
     steps = models.JSONField(help_text='Step targets, e.g. ["canary", "50%", "100%"] or [1, "10%", "100%"]')
     max_unavailable = models.CharField(max_length=16, help_text="maxUnavailable: an int or 'N%'")
     failure_threshold = models.PositiveIntegerField(
@@ -136,7 +141,12 @@ class RolloutStep(models.Model):
     target_updated = models.PositiveIntegerField(null=True, blank=True, help_text="Cumulative goal")
     shortfall = models.PositiveIntegerField(default=0, help_text="Pods missing to reach the goal")
     needs_recreate = models.JSONField(
-        default=list, blank=True, help_text="[{namespace, name, uid, reason}] seen when prepared"
+        default=list,
+        blank=True,
+        help_text="[{namespace, name, uid, reason}] seen when prepared (first 1,000)",
+    )
+    needs_recreate_count = models.PositiveIntegerField(
+        default=0, help_text="Pods seen when prepared that cannot be updated in place (all of them)"
     )
     prepared_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)

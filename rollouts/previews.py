@@ -14,7 +14,7 @@ from typing import Any
 from clusters.kube import cached_kube_client
 from clusters.models import Cluster
 from rollouts.choices import TERMINAL_STEP_STATES, PodUpdateOutcome, StepState
-from rollouts.lifecycle import parse_step_target
+from rollouts.lifecycle import parse_step_target, stale_pods
 from rollouts.models import PodUpdate
 from rollouts.pass_inputs import PassInputs, fetch_pods
 from rollouts.services import RolloutNotFound, get_rollout
@@ -115,6 +115,11 @@ def preview_next_step(rollout_id: int, *, actor: Actor, kube: Any = None) -> Ste
     inputs = PassInputs(kube or cached_kube_client(rollout.cluster))
     core = inputs.planning_sidecarset(rollout)
     listing = inputs.pods(core)
+    if not rollout.in_place:  # only the gate: nothing patched, every stale pod needs recreate
+        stale = tuple(_preview(d, False) for d in stale_pods(core, listing))
+        return StepPreview(
+            rollout.pk, step.pk, step.ordinal, step.target, step.state, False, (), stale, 0, 0,
+        )  # fmt: skip
     plan = plan_step(
         core, listing.pods, parse_step_target(step.target), namespace_labels=listing.namespace_labels
     )

@@ -225,7 +225,7 @@ class _Pass:
             return True
         step = rollout.rollout_steps.exclude(state__in=TERMINAL_STEP_STATES).order_by("ordinal").first()
         if step is None:
-            transitions.complete_rollout_row(rollout.pk, actor=None, reason="every step succeeded")
+            transitions.complete_rollout_row(rollout.pk, actor=None, reason=completion_reason(rollout))
             self.report.transitions.append(f"rollout {rollout.pk} completed")
             self.wake_next_waves(rollout)
             return True
@@ -287,13 +287,24 @@ class _Pass:
         )
         if earlier is not None:
             return f"waiting for rollout {earlier.pk} of this SidecarSet in this cluster to stop"
+        if self.cluster.held:
+            by = f" by {self.cluster.held_by}" if self.cluster.held_by else ""
+            return f"held: cluster {self.cluster.name} is held{by}" + (
+                f": {self.cluster.held_reason}" if self.cluster.held_reason else ""
+            )
         current = rollout.sidecarset.current_revision
-        if current is not None and self.inputs.revision_core(current).update_strategy.paused:
+        # updateStrategy.paused holds in-place updates only (decision 17)
+        if (
+            rollout.in_place
+            and current is not None
+            and self.inputs.revision_core(current).update_strategy.paused
+        ):
             return "held: the SidecarSet's updateStrategy.paused is true"
         if rollout.kind == RolloutKind.UPDATE and rollout.wave > 0:
-            blocking = (
+            blocking = (  # a held cluster is skipped: the release goes on without it
                 Rollout.objects.filter(to_revision_id=rollout.to_revision_id, wave__lt=rollout.wave)
                 .exclude(state=RolloutState.COMPLETED)
+                .exclude(cluster__held=True)
                 .select_related("cluster")
                 .first()
             )
@@ -420,3 +431,15 @@ class _Pass:
         counts = PodUpdate.objects.filter(step=step).counts_by_outcome()
         text = ", ".join(f"{count} {key}" for key, count in sorted(counts.items()))
         return f"step {step.ordinal} finished: {text or 'no pods'}"
+
+
+def completion_reason(rollout: Rollout) -> str:
+    """Why a rollout with no step left is completed: never "every step succeeded" while pods
+    still run the definition it replaced (decision 18)."""
+    stale = max(rollout.rollout_steps.values_list("needs_recreate_count", flat=True), default=0)
+    if stale:
+        return (
+            f"completed; {stale} pods need recreate: they still run revision "
+            f"{rollout.from_revision_number or 'earlier'}, not {rollout.to_revision_number}"
+        )
+    return "every step succeeded"

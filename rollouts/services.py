@@ -35,6 +35,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from clusters.models import SidecarSetPlacement
+from clusters.push import serve_revision
 from clusters.targeting import resolve_targets
 from rollouts import transitions
 from rollouts.choices import (
@@ -45,7 +47,15 @@ from rollouts.choices import (
     RolloutState,
     StepState,
 )
-from rollouts.lifecycle import expire_step, finish_aborted, get_step, parse_step_target, pause_now
+from rollouts.lifecycle import (
+    SERVE_STEP,
+    expire_step,
+    finish_aborted,
+    get_step,
+    open_gate,
+    parse_step_target,
+    pause_now,
+)
 from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
 from rollouts.permissions import approval_refusal, can_operate
 from rollouts.tasks import reconcile_rollouts_task
@@ -217,6 +227,7 @@ def _create_rollout(
     actor: Actor,
     request_id: str,
     kind: str = RolloutKind.UPDATE,
+    in_place: bool = True,
     rollback_of: Rollout | None = None,
     reason: str,
 ) -> Rollout:
@@ -234,6 +245,7 @@ def _create_rollout(
         to_revision_number=to_revision.number,
         to_revision_hash=to_revision.revision_hash,
         wave=wave,
+        in_place=in_place,
         author=user,
         author_name=actor_name(actor),
         reason=reason[:300],
@@ -309,14 +321,24 @@ def create_rollouts_for_revision(
     change_kind: str | None = None,
     settings: RolloutSettings | None = None,
 ) -> list[Rollout]:
-    """Create the rollouts a newly published revision needs (one per target cluster, in waves).
+    """Start the release of a newly published revision (decision 17): one rollout per target
+    cluster that serves an earlier revision, in waves. Returns the created rows.
 
-    Guarantees: nothing for ``updateStrategy.type: NotUpdate`` or for a change kind other than
-    ``images_only``; active rollouts of the SidecarSet to other revisions are aborted
-    ("superseded") — except for ``none``, which changes nothing pods see; rollouts start in
-    wave order (the reconciler starts a wave when every rollout of the previous waves of the same
-    revision has completed). ``change_kind`` ``None``: classified here from the previous
-    revision (the receiver passes the one publish computed). Returns the created rows.
+    Guarantees:
+    - a change nothing pods see (``none``) creates no rollout (every cluster serves it at once,
+      ``clusters.push.sync_placements``) and wakes the target clusters' reconcilers;
+    - a cluster with no placement yet, or one that already serves this revision, gets no rollout:
+      a new target serves the current revision at once (nothing earlier to protect there);
+    - each rollout goes from what ITS cluster serves (which may lag behind the previous revision)
+      and is in place only when that change is images only and the strategy is not
+      ``NotUpdate``; otherwise it has one gate step and patches nothing (``in_place`` false: its
+      pods need recreate);
+    - active rollouts of the SidecarSet to other revisions are aborted ("superseded");
+    - rollouts start in wave order (the reconciler starts a wave when every rollout of the
+      previous waves of the same revision has completed or is held).
+
+    ``change_kind`` ``None``: classified here from the previous revision (the receiver passes
+    the one publish computed); it decides only whether this is a ``none`` change.
     """
     revision = SidecarSetRevision.objects.select_related("sidecarset").filter(pk=revision_id).first()
     if revision is None:
@@ -328,43 +350,59 @@ def create_rollouts_for_revision(
         if previous_revision_id is not None
         else None
     )
+    core = revision.to_core()
     if change_kind is None:  # not given: classify it here, as publish does
-        change_kind = (
-            classify_change(previous.to_core(), revision.to_core())
-            if previous is not None
-            else ChangeKind.OTHER
-        )
+        change_kind = classify_change(previous.to_core(), core) if previous is not None else ChangeKind.OTHER
     with transaction.atomic():
         if change_kind == ChangeKind.NONE:
             for cluster_id in targets:
                 wake_cluster(cluster_id)
             return []
         _supersede(sidecarset.pk, revision, actor=actor, request_id=request_id)
-        core = revision.to_core()
-        if change_kind != ChangeKind.IMAGES_ONLY:
-            log.info(
-                "revision %s changes more than images: no rollout; existing pods need recreating",
-                revision.name,
+        serving = {
+            placement.cluster_id: placement.serving_revision
+            for placement in SidecarSetPlacement.objects.select_related("serving_revision").filter(
+                sidecarset=sidecarset, cluster_id__in=list(targets), should_exist=True
             )
-            return []
-        if core.update_strategy.type == "NotUpdate":
-            log.info("revision %s: updateStrategy.type is NotUpdate; no rollout", revision.name)
-            return []
-        effective = resolve_settings(revision, settings)
-        return [
-            _create_rollout(
-                sidecarset=sidecarset,
-                cluster_id=cluster_id,
-                wave=wave,
-                from_revision=previous,
-                to_revision=revision,
-                effective=effective,
-                actor=actor,
-                request_id=request_id,
-                reason=f"revision {revision.number} changes only sidecar images",
+        }
+        effective: RolloutSettings | None = None
+        rollouts = []
+        for cluster_id, wave in sorted(targets.items(), key=lambda item: (item[1], item[0])):
+            source = serving.get(cluster_id)
+            if source is None or source.pk == revision.pk:
+                continue  # a new target, or it serves this revision already
+            kind = classify_change(source.to_core(), core)
+            if kind == ChangeKind.NONE:
+                continue  # what this cluster serves differs in nothing pods see: no gate needed
+            in_place = kind == ChangeKind.IMAGES_ONLY and core.update_strategy.type != "NotUpdate"
+            if in_place:
+                effective = effective or resolve_settings(revision, settings)
+                rollout_settings = effective
+                why = f"revision {revision.number} changes only sidecar images"
+            else:
+                rollout_settings = dataclasses.replace(
+                    resolve_settings(revision, settings), steps=(SERVE_STEP,)
+                )
+                why = (
+                    f"revision {revision.number}: updateStrategy.type is NotUpdate"
+                    if kind == ChangeKind.IMAGES_ONLY
+                    else f"revision {revision.number} changes more than sidecar images"
+                ) + "; pods are not updated in place (they need recreate)"
+            rollouts.append(
+                _create_rollout(
+                    sidecarset=sidecarset,
+                    cluster_id=cluster_id,
+                    wave=wave,
+                    from_revision=source,
+                    to_revision=revision,
+                    effective=rollout_settings,
+                    actor=actor,
+                    request_id=request_id,
+                    reason=why,
+                    in_place=in_place,
+                )
             )
-            for cluster_id, wave in sorted(targets.items(), key=lambda item: (item[1], item[0]))
-        ]
+        return rollouts
 
 
 # --- steps: prepare, approve, deny, expire -----------------------------------------------------
@@ -405,6 +443,7 @@ def approve_step(step_id: int, *, actor: Actor, request_id: str = "", comment: s
             comment=comment,
             request_id=request_id[:64],
         )
+        open_gate(approved, step.rollout)
         wake_cluster(step.rollout.cluster_id)
     return approval
 
@@ -514,26 +553,34 @@ def abort_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", reason
 
 
 def rollback_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", reason: str = "") -> Rollout:
-    """Roll a rollout back (decision 16): a new rollout in the same cluster from its target
-    revision back to its source revision, through the same steps and approvals. Only pods that
-    were updated are patched (the others already run the source revision).
+    """Roll a rollout back (decision 16): at once, the cluster serves the rollout's source
+    revision again (its custom resource is pushed, its webhook injects it to new pods within the
+    admission cache's refresh); then a new rollout in the same cluster returns the pods that were
+    updated, through the same steps and approvals (the others already run the source revision).
 
-    The rollout must be paused (it is aborted first) or finished. ``RolloutError`` when it has
+    A running or paused rollout is aborted first (between pods). ``RolloutError`` when it has
     no source revision (a first publish) or the source was pruned. The SidecarSet's definition
-    is not changed: new pods are injected with its current revision until someone publishes
-    the old definition again.
+    (its current revision) is not changed: the release shows the cluster rolled back.
     """
     _require_operator(actor)
     rollout = get_rollout(rollout_id)
     if rollout.from_revision_id is None or rollout.to_revision_id is None:
         raise RolloutError(f"rollout {rollout.pk} has no earlier revision to roll back to")
-    if rollout.state in (RolloutState.PENDING, RolloutState.RUNNING):
-        raise InvalidTransition("rollout", rollout.pk, rollout.state, "rolled back (pause it first)")
+    if rollout.state == RolloutState.PENDING:
+        raise InvalidTransition(
+            "rollout", rollout.pk, rollout.state, "rolled back (it never started: abort it)"
+        )
     text = f"rollback of rollout {rollout.pk} by {actor_name(actor)}" + (f": {reason}" if reason else "")
     with transaction.atomic():
-        if rollout.state == RolloutState.PAUSED:
-            finish_aborted(rollout.pk, actor=actor, request_id=request_id, reason=text)
-        source = SidecarSetRevision.objects.get(pk=rollout.from_revision_id)
+        if rollout.state in (RolloutState.RUNNING, RolloutState.PAUSED):
+            # stopped between pods; the rollback rollout starts once it has stopped
+            _abort(rollout, actor=actor, request_id=request_id, reason=text)
+        source = SidecarSetRevision.objects.filter(pk=rollout.from_revision_id).first()
+        if source is None:
+            raise RolloutError(
+                f"revision {rollout.from_revision_number} was pruned; it cannot be served again"
+            )
+        serve_revision(rollout.sidecarset_id, rollout.cluster_id, source.pk)
         effective = RolloutSettings(
             steps=tuple(parse_step_target(step) for step in rollout.steps),
             max_unavailable=parse_step_target(rollout.max_unavailable),
@@ -552,6 +599,7 @@ def rollback_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", rea
             actor=actor,
             request_id=request_id,
             kind=RolloutKind.ROLLBACK,
+            in_place=rollout.in_place,
             rollback_of=rollout,
             reason=text,
         )

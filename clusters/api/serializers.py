@@ -54,6 +54,12 @@ class ClusterSerializer(serializers.ModelSerializer):
             "webhook_url",
             "webhook_failure_policy",
             "webhook_timeout_seconds",
+            "rollout_requires_second_person",
+            "rollout_auto_approve",
+            "held",
+            "held_reason",
+            "held_by",
+            "held_at",
             "created_at",
             "updated_at",
         )
@@ -121,6 +127,12 @@ class ClusterUpdateSerializer(serializers.Serializer):
     webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
     webhook_failure_policy = serializers.ChoiceField(FailurePolicy.choices, required=False)
     webhook_timeout_seconds = serializers.IntegerField(required=False, min_value=1, max_value=30)
+
+
+class HoldSerializer(serializers.Serializer):
+    """Input of ``POST /api/v1/clusters/{name}/hold/``: why the cluster is held (a freeze window)."""
+
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
 
 
 class CredentialsSerializer(_CredentialFields):
@@ -209,8 +221,8 @@ class PlacementSerializer(serializers.ModelSerializer):
     cluster: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="name", read_only=True
     )
-    desired_revision_number = serializers.IntegerField(
-        source="desired_revision.number", read_only=True, allow_null=True, default=None
+    serving_revision_number = serializers.IntegerField(
+        source="serving_revision.number", read_only=True, allow_null=True, default=None
     )
 
     class Meta:
@@ -225,8 +237,9 @@ class PlacementSerializer(serializers.ModelSerializer):
             "should_exist",
             "state",
             "state_changed_at",
-            "desired_revision_id",
-            "desired_revision_number",
+            "serving_revision_id",
+            "serving_revision_number",
+            "serving_since",
             "applied_revision_number",
             "applied_revision_hash",
             "applied_at",

@@ -29,6 +29,7 @@ from clusters.api.serializers import (
     ClusterUpdateSerializer,
     CredentialsSerializer,
     DriftedPodSerializer,
+    HoldSerializer,
     KubeconfigImportSerializer,
     PlacementSerializer,
     TargetInputSerializer,
@@ -47,6 +48,7 @@ from clusters.services import (
     ClusterExists,
     ClusterInvalid,
     delete_cluster,
+    hold_cluster,
     import_kubeconfig,
     register_cluster,
     replace_credentials,
@@ -126,6 +128,8 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         "destroy": ["clusters.delete_cluster"],
         "credentials": ["clusters.change_cluster"],
         "check": ["clusters.view_cluster"],
+        "hold": ["clusters.hold_cluster"],
+        "release_hold": ["clusters.hold_cluster"],
         "drift": ["clusters.view_cluster", "clusters.view_driftedpod"],
     }
 
@@ -203,6 +207,30 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         replace_credentials(
             cluster.pk, credentials=data.credentials(), actor=request.user, request_id=request_id_of(request)
         )
+        return self._show(cluster)
+
+    @extend_schema(request=HoldSerializer, responses={200: ClusterSerializer})
+    @action(detail=True, methods=["post"])
+    def hold(self, request: Request, name: str | None = None) -> Response:
+        """Hold the cluster at the revisions it serves: releases skip it until the hold is lifted."""
+        cluster = self.get_object()
+        data = HoldSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        hold_cluster(
+            cluster.pk,
+            held=True,
+            reason=data.validated_data["reason"],
+            actor=request.user,
+            request_id=request_id_of(request),
+        )
+        return self._show(cluster)
+
+    @extend_schema(request=None, responses={200: ClusterSerializer})
+    @action(detail=True, methods=["post"], url_path="release-hold")
+    def release_hold(self, request: Request, name: str | None = None) -> Response:
+        """Lift the cluster's hold: its releases go on."""
+        cluster = self.get_object()
+        hold_cluster(cluster.pk, held=False, actor=request.user, request_id=request_id_of(request))
         return self._show(cluster)
 
     @extend_schema(request=None, responses={202: ClusterSerializer})
@@ -313,7 +341,7 @@ class PlacementViewSet(
     POST /api/v1/sidecarset-placements/{id}/retry/ (202: the push or removal is queued again)
     """
 
-    queryset = SidecarSetPlacement.objects.select_related("cluster", "desired_revision")
+    queryset = SidecarSetPlacement.objects.select_related("cluster", "serving_revision")
     serializer_class = PlacementSerializer
     filterset_class = PlacementFilterSet
     required_permissions = {

@@ -487,7 +487,8 @@ def _prune_history(
 ) -> list[int]:
     """Apply ``revisionHistoryLimit`` (``max(1, limit)``, update.md §4.3); return pruned numbers.
 
-    The oldest go first; never pruned: the current revision, the one pinned by
+    The oldest go first; never pruned: the current revision, the revisions clusters serve, the
+    revisions of unfinished rollouts, the one pinned by
     ``injectionStrategy.revision.revisionName``, and the newest carrying the pinned
     ``customVersion``. When protection makes the limit unreachable, the excess stays.
     """
@@ -497,9 +498,17 @@ def _prune_history(
     if excess <= 0:
         return []
     protected = {sidecarset.current_revision_id}
-    # A revision an unfinished rollout moves pods from or to stays (rollouts app, decision 16).
+    # A revision an unfinished rollout moves pods from or to stays (rollouts app, decision 16),
+    # and so does every revision a cluster serves (decision 17: its webhook injects it).
+    from clusters.models import SidecarSetPlacement
     from rollouts.choices import ACTIVE_ROLLOUT_STATES
     from rollouts.models import Rollout
+
+    protected.update(
+        SidecarSetPlacement.objects.filter(sidecarset=sidecarset, serving_revision__isnull=False).values_list(
+            "serving_revision_id", flat=True
+        )
+    )
 
     for pair in Rollout.objects.filter(sidecarset=sidecarset, state__in=ACTIVE_ROLLOUT_STATES).values_list(
         "from_revision_id", "to_revision_id"

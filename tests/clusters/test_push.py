@@ -12,7 +12,14 @@ import pytest
 
 from clusters.choices import PlacementState
 from clusters.models import Cluster, SidecarSetPlacement
-from clusters.push import PushOutcome, apply_revision, create_target, delete_target, write_back_status
+from clusters.push import (
+    PushOutcome,
+    apply_revision,
+    create_target,
+    delete_target,
+    serve_revision,
+    write_back_status,
+)
 from clusters.resources import MANAGED_BY_LABEL
 from rollouts.models import Rollout
 from sandbox.testing import RunningCluster, wait_for
@@ -65,13 +72,23 @@ def test_publish_pushes_to_both_clusters_then_update_then_remove_one(
         managers = {entry["manager"] for entry in resource["metadata"]["managedFields"]}
         assert managers == {"sidecarhub"}
         header = kubectl(running, "get", "sidecarsets.sidecarhub.io").splitlines()[0].split()
-        assert header == ["NAME", "MATCHED", "UPDATED", "READY", "AGE"]
+        assert header == ["NAME", "MATCHED", "UPDATED", "READY", "SERVING", "AGE"]
     print(f"\npush of one revision to two clusters (incl. CRD install): {push_seconds:.2f}s")
 
-    # Edit + publish: both clusters get revision 2.
-    started = time.monotonic()
+    # Edit + publish: no cluster serves revision 2 yet (decision 17: its release's gates decide).
     second = publish(name, "fluentbit:2.1", callbacks=django_capture_on_commit_callbacks)
-    print(f"re-publish to two clusters: {time.monotonic() - started:.2f}s")
+    for running, cluster in ((alpha_k8s, alpha), (beta_k8s, beta)):
+        assert _placement(name, cluster).serving_revision_id == revision.pk
+        assert _placement(name, cluster).applied_revision_number == 1
+        resource = read_resource(running, name)
+        assert resource is not None and resource["spec"]["containers"][0]["image"] == "fluentbit:2.0"
+    # The gates open (what an approved first step does): both clusters get revision 2.
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        for cluster in (alpha, beta):
+            assert serve_revision(second.sidecarset_id, cluster.pk, second.pk)
+            assert not serve_revision(second.sidecarset_id, cluster.pk, second.pk)  # already serves it
+    print(f"serving a new revision in two clusters: {time.monotonic() - started:.2f}s")
     for running, cluster in ((alpha_k8s, alpha), (beta_k8s, beta)):
         assert _placement(name, cluster).applied_revision_number == 2
         resource = read_resource(running, name)

@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from kubernetes import watch
 
 from clusters.models import Cluster
-from clusters.push import create_target
+from clusters.push import create_target, sync_placements
 from rollouts.models import Rollout, StepTransition
 from rollouts.reconciler import ReconcileReport, reconcile_cluster
 from sandbox.testing import RunningCluster, wait_for
@@ -161,6 +161,9 @@ def make_fleet(
     sidecarset = create_sidecarset(document(name, strategy=strategy, annotations=annotations), actor=author)
     create_target(sidecarset_id=sidecarset.pk, cluster_id=cluster.pk, wave=0)
     revision = publish_sidecarset(name, actor=author)
+    # What the publish's on-commit receiver does (a placement serving revision 1), when the test's
+    # transaction never commits; idempotent when it did.
+    sync_placements(sidecarset.pk)
     base = {"strategy": strategy, "annotations": annotations}
     return Fleet(running, cluster, namespace, name, revision, author, base)
 

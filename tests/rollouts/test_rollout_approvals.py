@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from clusters.choices import CredentialKind
 from clusters.models import Cluster
-from clusters.push import create_target
+from clusters.push import create_target, sync_placements
 from rollouts.choices import ROLLOUT_TRANSITIONS, STEP_TRANSITIONS, RolloutState, StepState
 from rollouts.models import Approval, Rollout, RolloutStep, StepTransition
 from rollouts.permissions import can_approve
@@ -69,6 +69,7 @@ def _rollouts(
     for cluster, wave in clusters:
         create_target(sidecarset_id=sidecarset.pk, cluster_id=cluster.pk, wave=wave)
     first = publish_sidecarset(name, actor=actor)
+    sync_placements(sidecarset.pk)  # the publish's on-commit receiver: the clusters serve revision 1
     update_sidecarset(
         name, source=_doc(name, image, **{**doc, **(second or {})}), actor=actor, expected_version=None
     )
@@ -205,11 +206,29 @@ def test_waves_start_in_order_and_new_revision_supersedes() -> None:
 
 
 @pytest.mark.django_db
-def test_not_update_and_non_image_changes_create_no_rollout() -> None:
-    assert _rollouts(None, [(_cluster(), 0)], strategy={"type": "NotUpdate"}) == []
+def test_not_update_and_non_image_changes_have_a_gate_and_no_in_place_step() -> None:
+    """Decision 17: every change is a release; one that cannot be applied in place (NotUpdate, or
+    more than images) has one gate step per cluster and patches nothing."""
+    [not_update] = _rollouts(None, [(_cluster(), 0)], strategy={"type": "NotUpdate"})
     env_change = {"env": [{"name": "A", "value": "1"}]}
-    assert _rollouts(None, [(_cluster("c2"), 0)], image="log-agent:1", second=env_change) == []
-    assert not Rollout.objects.exists()
+    [env] = _rollouts(None, [(_cluster("c2"), 0)], image="log-agent:1", second=env_change)
+    for rollout in (not_update, env):
+        assert (rollout.in_place, rollout.steps, rollout.state) == (False, ["serve"], RolloutState.PENDING)
+        assert list(rollout.rollout_steps.values_list("target", flat=True)) == ["serve"]
+    assert "NotUpdate" in not_update.reason and "more than sidecar images" in env.reason
+
+
+@pytest.mark.django_db
+def test_a_change_pods_do_not_see_and_a_new_target_need_no_release() -> None:
+    """A change nothing pods see is served at once; a cluster targeted for the first time
+    serves the current revision at once (nothing earlier to protect there)."""
+    assert _rollouts(None, [(_cluster(), 0)], image="log-agent:1", second={"annotations": {"a": "b"}}) == []
+    fresh = _cluster("c3")
+    rollouts = _rollouts(None, [(_cluster("c4"), 0)])
+    create_target(sidecarset_id=rollouts[0].sidecarset_id, cluster_id=fresh.pk, wave=0)
+    assert [r.cluster_id for r in Rollout.objects.filter(sidecarset_id=rollouts[0].sidecarset_id)] == [
+        rollouts[0].cluster_id
+    ]
 
 
 @pytest.mark.django_db
@@ -228,9 +247,10 @@ def test_pruning_keeps_revisions_of_unfinished_rollouts() -> None:
         expected_version=None,
     )
     publish_sidecarset(name, actor=None)
-    # Revision 1 is pruned; revisions 2 and 3 stay: the active rollout 2→3 references them.
+    # Revision 1 stays: the cluster still serves it (no gate opened); revisions 2 and 3 stay too:
+    # the active rollout 1→3 references 3, and 4 is current. Only 2 could go.
     numbers = set(SidecarSetRevision.objects.filter(sidecarset__name=name).values_list("number", flat=True))
-    assert numbers == {2, 3, 4}
+    assert numbers == {1, 3, 4}
 
 
 @pytest.mark.django_db(transaction=True)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from clusters.choices import CredentialKind
 from clusters.models import Cluster
-from clusters.push import create_target
+from clusters.push import create_target, sync_placements
 from rollouts.choices import PodUpdateOutcome, PodUpdateState
 from rollouts.models import PodUpdate, Rollout, RolloutStep
 from rollouts.services import create_rollouts_for_revision
@@ -79,6 +79,7 @@ def make_rollout(
     sidecarset = create_sidecarset(document(name, "log-agent:1", steps), actor=author)
     create_target(sidecarset_id=sidecarset.pk, cluster_id=cluster.pk, wave=wave)
     first = publish_sidecarset(name, actor=author)
+    sync_placements(sidecarset.pk)  # the publish's on-commit receiver: the cluster serves revision 1
     update_sidecarset(name, source=document(name, "log-agent:2", steps), actor=author, expected_version=None)
     revision = publish_sidecarset(name, actor=author)
     # With real commits (transaction=True) the publish signal already created it.

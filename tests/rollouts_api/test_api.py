@@ -275,10 +275,10 @@ def test_abort_twice_is_409_and_writes_history(world: World, users: dict[str, Us
 
 
 def test_rollback_creates_a_new_rollout_through_the_same_steps(world: World, users: dict[str, User]) -> None:
+    """A running rollout is rolled back at once (decision 16): it is aborted (between pods) and
+    a rollback rollout returns its pods through the same steps; a rollout that never started
+    cannot be rolled back (abort it)."""
     client = client_for(users["operator"])
-    running = client.post(f"/api/v1/rollouts/{world.rollout.pk}/rollback/")
-    assert (running.status_code, running.json()["state"]) == (409, "running")
-    _pause(world)
     response = client.post(f"/api/v1/rollouts/{world.rollout.pk}/rollback/", {"reason": "errors up"})
     assert response.status_code == 202, response.data
     body = response.json()
@@ -288,6 +288,8 @@ def test_rollback_creates_a_new_rollout_through_the_same_steps(world: World, use
     )  # fmt: skip
     assert (body["state"], body["step_targets"], body["author"]) == ("pending", [1, "100%"], "operator")
     assert Rollout.objects.get(pk=world.rollout.pk).state == RolloutState.ABORTED
+    pending = client.post(f"/api/v1/rollouts/{body['id']}/rollback/")
+    assert (pending.status_code, pending.json()["state"]) == (409, "pending")
 
 
 def test_validation_error_names_the_field(world: World, users: dict[str, User]) -> None:

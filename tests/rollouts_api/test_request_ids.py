@@ -116,7 +116,8 @@ def test_rollouts_created_by_a_publish_carry_its_request_id(
     name = f"rid-{uuid.uuid4().hex[:6]}"
     sidecarset = create_sidecarset(document(name, "log-agent:1"), actor=author)
     create_target(sidecarset.pk, cluster_id=cluster.pk)
-    publish_sidecarset(name, actor=author)
+    with django_capture_on_commit_callbacks(execute=True):  # the cluster serves revision 1
+        publish_sidecarset(name, actor=author)
     update_sidecarset(name, actor=author, source=document(name, "log-agent:2"), expected_version=None)
     with django_capture_on_commit_callbacks(execute=True):
         revision = publish_sidecarset(name, actor=author, request_id="publish-7")

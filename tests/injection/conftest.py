@@ -26,7 +26,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from clusters.models import Cluster
-from clusters.push import create_target
+from clusters.push import create_target, serve_revision
 from clusters.services import import_kubeconfig, update_cluster
 from clusters.webhooks import WEBHOOK_CONFIGURATION_NAME, register_webhook
 from sandbox.pki import ServingCertificate, make_serving_certificate
@@ -189,8 +189,10 @@ class Hub:
     def core(self) -> client.CoreV1Api:
         return self.k8s.core
 
-    def publish(self, document: Mapping[str, Any]) -> None:
-        """Create or update, target ``alpha`` explicitly (once) and publish."""
+    def publish(self, document: Mapping[str, Any], *, serve: bool = True) -> None:
+        """Create or update, target ``alpha`` explicitly (once) and publish. A first revision is
+        served at once; a later one only once its release's gate opens (decision 17), which
+        ``serve`` does here directly (these tests are about injection, not about releases)."""
         name = document["metadata"]["name"]
         existing = SidecarSetRow.objects.filter(name=name).first()
         if existing is None:
@@ -198,7 +200,9 @@ class Hub:
             create_target(sidecarset_id=row.pk, cluster_id=self.cluster.pk)
         else:
             update_sidecarset(name, source=dict(document), actor=None, expected_version=existing.version)
-        publish_sidecarset(name, actor=None)
+        revision = publish_sidecarset(name, actor=None)
+        if serve:
+            serve_revision(revision.sidecarset_id, self.cluster.pk, revision.pk)
 
     def create_pod(self, namespace: str, pod: Mapping[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}

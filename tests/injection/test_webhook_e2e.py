@@ -20,10 +20,12 @@ from clusters.admission import invalidate_active_revisions
 from clusters.drift import detect_drift
 from clusters.kube import KubeClient
 from clusters.models import DriftedPod
+from clusters.push import serve_revision
 from clusters.services import import_kubeconfig, update_cluster
 from clusters.tasks import refresh_cluster_status_task, register_webhook_task
 from clusters.webhooks import WEBHOOK_CONFIGURATION_NAME, webhook_configuration
 from sandbox.testing import wait_for
+from sidecarhub.models import SidecarSetRevision
 from sidecarhub.sidecarset.annotations import ANNOTATION_HASH, ANNOTATION_INJECTED_LIST
 from sidecarhub.signals import revision_published, sidecarset_deleted
 from tests.injection.conftest import (
@@ -358,7 +360,12 @@ def test_a_publish_takes_effect_within_two_seconds_in_another_process(hub: Hub, 
     try:
         document = sidecarset("fast")
         document["spec"]["containers"][0]["image"] = "fast-agent:2.0"
-        hub.publish(document)
+        hub.publish(document, serve=False)
+        # Published, not served: the cluster keeps injecting revision 1 (decision 17).
+        pod = hub.create_pod(k8s_namespace, make_pod(f"p-{uuid.uuid4().hex[:6]}"), dry_run=True)
+        assert pod["spec"]["containers"][0]["image"] == "fast-agent:1.0"
+        revision = SidecarSetRevision.objects.get(sidecarset__name="fast", number=2)
+        serve_revision(revision.sidecarset_id, hub.cluster.pk, revision.pk)  # the release's gate opens
         published = time.monotonic()
 
         def new_image() -> bool:
@@ -370,5 +377,5 @@ def test_a_publish_takes_effect_within_two_seconds_in_another_process(hub: Hub, 
     finally:
         revision_published.connect(invalidate_active_revisions, dispatch_uid="clusters.admission.published")
         sidecarset_deleted.connect(invalidate_active_revisions, dispatch_uid="clusters.admission.deleted")
-    print(f"\npublish → admission (generation check only): {elapsed:.3f}s")
+    print(f"\ngate opened → admission (generation check only): {elapsed:.3f}s")
     assert elapsed < 2.0

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from clusters.models import SidecarSetPlacement
 from rollouts.choices import PodUpdateOutcome, PodUpdateState, RolloutKind, RolloutState, StepState
 from rollouts.models import PodUpdate, Rollout, RolloutStep
 from rollouts.previews import preview_revision
@@ -178,8 +179,11 @@ def test_bad_image_pauses_then_rollback_restores(
 
 
 def test_env_change_patches_nothing_and_reports_needs_recreate(
-    k8s: RunningCluster, k8s_namespace: str, celery_worker_process: subprocess.Popen[bytes]
+    k8s: RunningCluster, k8s_namespace: str, celery_worker_process: subprocess.Popen[bytes], approver: Any
 ) -> None:
+    """A non-image change is a release too (decision 17): one gate step, approved like any
+    other, no pod patched; the rollout completes saying how many pods need recreate, never
+    "every step succeeded"; the cluster serves the new revision only after the approval."""
     fleet = make_fleet(k8s, k8s_namespace)
     fleet.create_pods(5)
     fleet.wait_ready(5)
@@ -187,14 +191,37 @@ def test_env_change_patches_nothing_and_reports_needs_recreate(
         name: pod["metadata"]["resourceVersion"] for name, pod in pods_by_name(fleet.live_pods()).items()
     }
     revision = fleet.publish(NEW_IMAGE, env=[{"name": "LOG_LEVEL", "value": "debug"}])
-    time.sleep(3)  # publish hooks ran (push, rollouts receiver); give the worker time to do anything
-    assert not Rollout.objects.filter(sidecarset_name=fleet.name).exists()
-    assert not PodUpdate.objects.exists()
-    after = {
-        name: pod["metadata"]["resourceVersion"] for name, pod in pods_by_name(fleet.live_pods()).items()
-    }
-    assert after == before
+    rollout: Any = wait_for(
+        lambda: Rollout.objects.filter(sidecarset_name=fleet.name, to_revision=revision).first(),
+        timeout_seconds=30,
+        what="the release's rollout",
+    )
+    assert not rollout.in_place and rollout.steps == ["serve"]
+    step: Any = wait_for(
+        lambda: RolloutStep.objects.filter(rollout=rollout, state=StepState.AWAITING_APPROVAL).first(),
+        timeout_seconds=30,
+        what="the gate awaiting approval",
+    )
+    assert (step.pod_count, step.needs_recreate_count, len(step.needs_recreate)) == (0, 5, 5)
+    placement = SidecarSetPlacement.objects.get(sidecarset_name=fleet.name, cluster=fleet.cluster)
+    assert placement.serving_revision_id == fleet.revision.pk  # not served before the approval
     preview: Any = preview_revision(revision.pk, actor=None, cluster_id=fleet.cluster.pk)
     assert len(preview.needs_recreate) == 5 and not preview.in_place
     assert all("other than the image" in pod.reason for pod in preview.needs_recreate)
     assert preview.counts["needs_recreate"] == 5
+
+    approve_step(step.pk, actor=approver, comment="new pods get debug logging")
+    placement.refresh_from_db()
+    assert placement.serving_revision_id == revision.pk  # the gate opened with the approval
+    wait_for(
+        lambda: Rollout.objects.get(pk=rollout.pk).state == RolloutState.COMPLETED,
+        timeout_seconds=30,
+        what="the rollout completed",
+    )
+    rollout.refresh_from_db()
+    assert rollout.reason.startswith("completed; 5 pods need recreate") and "every step" not in rollout.reason
+    assert not PodUpdate.objects.filter(rollout=rollout).exists()
+    after = {
+        name: pod["metadata"]["resourceVersion"] for name, pod in pods_by_name(fleet.live_pods()).items()
+    }
+    assert after == before

@@ -235,11 +235,11 @@ def _revision(number: int | None) -> str:
 
 
 def _rollout_cells(rollout: fleet.RolloutSummary | None) -> tuple[str, str, str]:
-    """(ROLLOUT, STATE, STEP) cells: ``7 #1->#2``, ``running``, ``1/2 awaiting_approval``."""
+    """(ROLLOUT, STATE, STEP) cells: ``7: #1->#2`` (id: revisions), ``running``, ``1/2 awaiting_approval``."""
     if rollout is None:
         return "-", "-", "-"
     arrow = " undo " if rollout.kind == RolloutKind.ROLLBACK else "->"
-    what = f"{rollout.id} {_revision(rollout.from_revision)}{arrow}{_revision(rollout.to_revision)}"
+    what = f"{rollout.id}: {_revision(rollout.from_revision)}{arrow}{_revision(rollout.to_revision)}"
     state = str(rollout.state) + ("" if rollout.in_place else " (gate only)")
     step = (
         f"{rollout.step_ordinal}/{rollout.steps_total} {rollout.step_state}"

@@ -264,8 +264,9 @@ def fleet_of(sidecarset_id: int) -> Fleet:
     """Every target cluster of the SidecarSet with where it stands (see ``FleetCluster``).
 
     Target clusters: the placements the hub wants (``should_exist``) plus the clusters its
-    targets select that have no placement yet. Seven queries at most, whatever the number of
-    clusters. ``RolloutNotFound`` when the SidecarSet does not exist.
+    targets select that have no placement yet. Eight queries at most (seven when no target is a
+    label selector), whatever the number of clusters. ``RolloutNotFound`` when the SidecarSet
+    does not exist.
     """
     sidecarset = _load_sidecarset(sidecarset_id)
     current = _current_number(sidecarset)

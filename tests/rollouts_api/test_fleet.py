@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from clusters.models import SidecarSetPlacement
+from clusters.models import SidecarSetPlacement, SidecarSetTarget
 from rollouts.choices import ReleaseStage, RolloutKind, RolloutState, StepState
 from rollouts.fleet import (
     ReleaseCluster,
@@ -126,6 +126,20 @@ def test_fleet_columns_of_a_new_target_without_placement(web: SidecarSet) -> Non
     assert staging.behind and staging.latest_rollout is None
     assert (staging.matched_pods, staging.updated_pods, staging.ready_pods) == (None, None, None)
     assert (staging.needs_recreate, staging.drift) == (0, 0)
+
+
+def test_clusters_selected_by_labels_are_targets_in_the_lowest_wave() -> None:
+    api = make_sidecarset("api", 1)
+    place(api, "prod-eu", wave=2, serving=1, target=False, labels={"env": "prod"})
+    place(api, "prod-us", placed=False, target=False, labels={"env": "prod"})
+    place(api, "dev", placed=False, target=False, labels={"env": "dev"})
+    SidecarSetTarget.objects.create(sidecarset=api, cluster_selector={"matchLabels": {"env": "prod"}}, wave=1)
+    fleet = fleet_of(api.pk)
+    assert [(row.cluster, row.wave, row.placed, row.behind) for row in fleet.clusters] == [
+        ("prod-eu", 1, True, False),
+        ("prod-us", 1, False, True),
+    ]
+    assert count_queries(lambda: fleet_of(api.pk)) <= 8
 
 
 def test_a_finished_rollout_shows_its_last_step() -> None:

@@ -1,6 +1,7 @@
 """The rollouts console: rollouts with a progress bar, a detail page with every step (its exact
 pods, its approvals, approve / deny), pause / resume / abort / rollback, the next step's preview,
-and the per-pod history with CSV export.
+the per-pod history with CSV export, and the fleet view on each SidecarSet's page (``Fleet`` and
+``Releases`` tables, added through ``SidecarSetAdmin.add_change_page_panel``).
 
 Nothing here changes a row itself: every button and action calls the same service as the API
 and the CLI (``rollouts.services``) with the signed-in user as actor, so the permission and
@@ -23,14 +24,22 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from clusters.kube import KubeError
-from rollouts import previews, services
-from rollouts.choices import APPROVABLE_STEP_STATES, PodUpdateOutcome, RolloutState, StepState
+from rollouts import fleet, previews, services
+from rollouts.choices import (
+    APPROVABLE_STEP_STATES,
+    PodUpdateOutcome,
+    ReleaseStage,
+    RolloutKind,
+    RolloutState,
+    StepState,
+)
 from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep, StepTransition
 from rollouts.permissions import APPROVE_PERMISSION, approval_refusal, can_operate
 from rollouts.queries import (
@@ -42,10 +51,11 @@ from rollouts.queries import (
 )
 from rollouts.services import NotPermitted
 from rollouts.transitions import InvalidTransition, RolloutError
-from sidecarhub.admin import ReadOnlyAdmin
+from sidecarhub.admin import ReadOnlyAdmin, SidecarSetAdmin
 from sidecarhub.middleware import request_id_of
+from sidecarhub.models import SidecarSet
 
-__all__ = ["PodUpdateAdmin", "RolloutAdmin", "progress_bar_html", "state_badge"]
+__all__ = ["PodUpdateAdmin", "RolloutAdmin", "fleet_panel", "progress_bar_html", "state_badge"]
 
 # Colours of states (GitHub-like palette, readable in light and dark admin themes).
 _GREEN, _RED, _AMBER, _BLUE, _GREY, _DARK = "#1a7f37", "#cf222e", "#9a6700", "#0969da", "#6e7781", "#424a53"
@@ -65,6 +75,10 @@ _STATE_COLOURS = {
     PodUpdateOutcome.SKIPPED: _GREY,
     PodUpdateOutcome.POD_GONE: _DARK,
     PodUpdateOutcome.TIMED_OUT: _RED,
+    ReleaseStage.HELD: _AMBER,
+    ReleaseStage.NEEDS_RECREATE: _AMBER,
+    ReleaseStage.ROLLED_BACK: _RED,
+    ReleaseStage.SUPERSEDED: _DARK,
 }
 
 # What each verb means for a person, shown next to its button.
@@ -447,6 +461,71 @@ class RolloutAdmin(ReadOnlyAdmin):
             "detail_url": self._detail_url(rollout.pk),
         }
         return TemplateResponse(request, "admin/rollouts/rollout/preview.html", context)
+
+
+# --- the fleet view on the SidecarSet's page ------------------------------------------------------
+
+FLEET_PERMISSIONS = ("rollouts.view_rollout", "clusters.view_cluster")
+
+
+def _rollout_cell(rollout: fleet.RolloutSummary | None) -> dict[str, Any] | None:
+    if rollout is None:
+        return None
+    source = f"#{rollout.from_revision}" if rollout.from_revision is not None else "none"
+    arrow = " ↩ " if rollout.kind == RolloutKind.ROLLBACK else " → "
+    return {
+        "summary": rollout,
+        "url": reverse("admin:rollouts_rollout_change", args=[rollout.id]),
+        "badge": state_badge(rollout.state),
+        "step_badge": state_badge(rollout.step_state) if rollout.step_state else "",
+        "revisions": f"{source}{arrow}#{rollout.to_revision}",
+    }
+
+
+def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
+    """The ``Fleet`` and ``Releases`` tables of a SidecarSet's change page (``rollouts.fleet``);
+    nothing for users who may not see rollouts and clusters."""
+    if not request.user.has_perms(FLEET_PERMISSIONS):
+        return ""
+    found = fleet.fleet_of(sidecarset.pk)
+    clusters = []
+    for row in found.clusters:
+        pods = None
+        if row.matched_pods is not None:
+            updated = min(row.updated_pods or 0, row.matched_pods)
+            pods = progress_bar_html(Progress(row.matched_pods, updated, 0, 0, 0, 0), 120)
+        clusters.append(
+            {
+                "row": row,
+                "cluster_url": reverse("admin:clusters_cluster_change", args=[row.cluster_id]),
+                "drift_url": reverse("admin:clusters_driftedpod_changelist")
+                + f"?cluster__id__exact={row.cluster_id}",
+                "rollout": _rollout_cell(row.latest_rollout),
+                "pods": pods,
+            }
+        )
+    releases = [
+        {
+            "release": release,
+            "badge": state_badge(release.stage, release.stage_text),
+            "clusters": [
+                {
+                    "wave": wave.wave,
+                    "member": member,
+                    "rollout": _rollout_cell(member.rollout),
+                    "rollback": _rollout_cell(member.rollback),
+                }
+                for wave in release.waves
+                for member in wave.clusters
+            ],
+        }
+        for release in fleet.releases_of(sidecarset.pk).releases
+    ]
+    context = {"fleet": found, "clusters": clusters, "releases": releases}
+    return render_to_string("admin/rollouts/sidecarset/fleet.html", context, request=request)
+
+
+SidecarSetAdmin.add_change_page_panel(fleet_panel)
 
 
 @admin.register(PodUpdate)

@@ -23,6 +23,7 @@ __all__ = [
     "ApprovalDecision",
     "PodUpdateOutcome",
     "PodUpdateState",
+    "ReleaseStage",
     "RolloutKind",
     "RolloutState",
     "StepState",
@@ -171,3 +172,23 @@ class RolloutKind(models.TextChoices):
 
     UPDATE = "update", "Update"  # a published revision that changes only sidecar images
     ROLLBACK = "rollback", "Rollback"  # back to an earlier revision (decision 16), same steps and approvals
+
+
+class ReleaseStage(models.TextChoices):
+    """Where a release (one published revision across its target clusters) stands, as the fleet
+    view reports it (``rollouts.fleet.releases_of``); derived from its rollouts, never stored."""
+
+    WAITING = "waiting", "Waiting"  # the first unfinished wave has not started (its turn, a hold, paused)
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"  # a step of that wave awaits approval
+    RUNNING = "running", "Running"  # that wave's steps are running
+    PAUSED = "paused", "Paused"  # a rollout of that wave is paused (a person, failures or a deadline)
+    HELD = "held", "Held"  # only rollouts in held clusters are left
+    COMPLETED = "completed", "Completed"  # every cluster serves it and every step succeeded
+    NEEDS_RECREATE = (
+        "needs_recreate",
+        "Completed, pods need recreate",
+    )  # completed; pods still run the old one
+    ROLLED_BACK = "rolled_back", "Rolled back"  # at least one cluster was rolled back (decision 16)
+    SUPERSEDED = "superseded", "Superseded"  # a newer revision was published before it finished
+    ABORTED = "aborted", "Aborted"  # stopped for good by a person in at least one cluster
+    FAILED = "failed", "Failed"  # could not go on in at least one cluster

@@ -1,4 +1,7 @@
-"""``manage.py sidecarhub rollout status | approve | deny | pause | resume | abort | undo``.
+"""``manage.py sidecarhub rollout status | approve | deny | pause | resume | abort | undo``, and
+the fleet view: ``manage.py sidecarhub fleet NAME [--json]`` (every target cluster of a
+SidecarSet) and ``manage.py sidecarhub releases NAME [--limit N] [--json]`` (its newest releases
+by wave). ``--json`` prints exactly the API's body (``GET /api/v1/sidecarsets/{name}/fleet/``).
 
 Every verb calls the same service as the API and the admin, as the user named by ``--actor``
 (required, so the permission and four-eyes checks apply and the history names a person), with
@@ -12,6 +15,7 @@ accepts: the message says which state it is in and what to do). argparse errors 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,13 +25,15 @@ from django.core.management.base import CommandError
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from rollouts import services
-from rollouts.choices import ACTIVE_ROLLOUT_STATES, StepState
+from rollouts import fleet, services
+from rollouts.api.serializers import FleetSerializer, ReleasesSerializer
+from rollouts.choices import ACTIVE_ROLLOUT_STATES, RolloutKind, StepState
 from rollouts.models import Rollout, RolloutStep
 from rollouts.queries import progress_of, rollouts_with_progress, steps_with_progress, text_progress_bar
 from rollouts.services import NotPermitted, RolloutNotFound
 from rollouts.transitions import InvalidTransition, RolloutError
 from sidecarhub.middleware import cli_request_id
+from sidecarhub.models import SidecarSet
 
 __all__ = ["EXIT_CONFLICT", "EXIT_NOT_FOUND", "EXIT_NOT_PERMITTED", "register"]
 
@@ -214,6 +220,109 @@ def _status_one(rollout_id: int, out: Any) -> None:
         )
 
 
+# --- fleet view ----------------------------------------------------------------------------------
+
+
+def _sidecarset_id(name: str) -> int:
+    found = SidecarSet.objects.filter(name=name).values_list("pk", flat=True).first()
+    if found is None:
+        raise CommandError(f"SidecarSet {name!r} not found", returncode=EXIT_NOT_FOUND)
+    return int(found)
+
+
+def _revision(number: int | None) -> str:
+    return f"#{number}" if number is not None else "-"
+
+
+def _rollout_cells(rollout: fleet.RolloutSummary | None) -> tuple[str, str, str]:
+    """(ROLLOUT, STATE, STEP) cells: ``7: #1->#2`` (id: revisions), ``running``, ``1/2 awaiting_approval``."""
+    if rollout is None:
+        return "-", "-", "-"
+    arrow = " undo " if rollout.kind == RolloutKind.ROLLBACK else "->"
+    what = f"{rollout.id}: {_revision(rollout.from_revision)}{arrow}{_revision(rollout.to_revision)}"
+    state = str(rollout.state) + ("" if rollout.in_place else " (gate only)")
+    step = (
+        f"{rollout.step_ordinal}/{rollout.steps_total} {rollout.step_state}"
+        if rollout.step_ordinal is not None
+        else "-"
+    )
+    return what, state, step
+
+
+def _pods(row: fleet.FleetCluster) -> str:
+    if row.matched_pods is None:
+        return "not observed"
+    return f"{row.updated_pods or 0}/{row.matched_pods} updated, {row.ready_pods or 0} ready"
+
+
+def _held(held: bool, reason: str) -> str:
+    return ("held: " + reason if reason else "held") if held else "-"
+
+
+def handle_fleet(args: argparse.Namespace, stdout: Any = None) -> None:
+    """Every target cluster of a SidecarSet: what it serves against the current revision, its
+    hold, its latest rollout, its pods, needs recreate and drift (``--json``: the API's body)."""
+    out = _out(stdout)
+    found = fleet.fleet_of(_sidecarset_id(args.name))
+    if args.json:
+        out.write(json.dumps(FleetSerializer(found).data, indent=2) + "\n")
+        return
+    out.write(f"SidecarSet {found.sidecarset}: current revision {_revision(found.current_revision)}\n")
+    if not found.clusters:
+        out.write("no target cluster\n")
+        return
+    table = [("CLUSTER", "WAVE", "SERVING", "HELD", "ROLLOUT", "STATE", "STEP", "PODS", "RECREATE", "DRIFT")]
+    for row in found.clusters:
+        serving = _revision(row.serving_revision) + (" (behind)" if row.behind else "")
+        table.append(
+            (
+                row.cluster,
+                str(row.wave),
+                serving,
+                _held(row.held, row.held_reason),
+                *_rollout_cells(row.latest_rollout),
+                _pods(row),
+                str(row.needs_recreate),
+                str(row.drift),
+            )
+        )
+    _table(table, out)
+
+
+def handle_releases(args: argparse.Namespace, stdout: Any = None) -> None:
+    """The newest releases of a SidecarSet, each with its stage and its rollouts by wave."""
+    out = _out(stdout)
+    found = fleet.releases_of(_sidecarset_id(args.name), limit=args.limit)
+    if args.json:
+        out.write(json.dumps(ReleasesSerializer(found).data, indent=2) + "\n")
+        return
+    if not found.releases:
+        out.write(f"SidecarSet {found.sidecarset} has no release yet (a first publish serves at once)\n")
+        return
+    for position, release in enumerate(found.releases):
+        if position:
+            out.write("\n")
+        current = " (current)" if release.current else ""
+        out.write(f"revision {release.revision}{current}: {release.stage_text}\n")
+        table = [("WAVE", "CLUSTER", "HELD", "ROLLOUT", "STATE", "STEP", "RECREATE", "NOTE")]
+        for wave in release.waves:
+            for member in wave.clusters:
+                note = member.rollout.reason or "-"
+                if member.rollback is not None:
+                    note = f"rolled back: rollout {member.rollback.id} is {member.rollback.state}"
+                table.append(
+                    (
+                        str(wave.wave),
+                        member.cluster,
+                        _held(member.held, member.held_reason),
+                        *_rollout_cells(member.rollout),
+                        str(member.rollout.needs_recreate),
+                        note,
+                    )
+                )
+        _table(table, out)
+
+
 # --- verbs ---------------------------------------------------------------------------------------
 
 
@@ -277,7 +386,8 @@ handle_undo = _operate("undo", services.rollback_rollout)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``rollout`` command (with its verbs) to ``manage.py sidecarhub``."""
+    """Add the ``rollout`` command (with its verbs), ``fleet`` and ``releases`` to
+    ``manage.py sidecarhub``."""
     parser = subparsers.add_parser(
         "rollout",
         help="rollouts of new sidecar images: status, approvals, pause / resume / abort / undo",
@@ -320,3 +430,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         verb.add_argument("--actor", required=True, help="username of the person acting")
         verb.add_argument("--reason", default="", help="why (recorded in the history)")
         verb.set_defaults(handler=handler)
+
+    fleet_parser = subparsers.add_parser(
+        "fleet", help="every target cluster of a SidecarSet: serving revision, hold, rollout, pods, drift"
+    )
+    fleet_parser.add_argument("name", help="the SidecarSet's name")
+    fleet_parser.add_argument("--json", action="store_true", help="print the API's JSON body")
+    fleet_parser.set_defaults(handler=handle_fleet)
+
+    releases_parser = subparsers.add_parser(
+        "releases", help="the newest releases of a SidecarSet, by wave, each with where it stands"
+    )
+    releases_parser.add_argument("name", help="the SidecarSet's name")
+    releases_parser.add_argument(
+        "--limit",
+        type=int,
+        default=fleet.DEFAULT_RELEASES,
+        choices=range(1, fleet.MAX_RELEASES + 1),
+        metavar=f"1..{fleet.MAX_RELEASES}",
+        help=f"newest releases to show (default {fleet.DEFAULT_RELEASES})",
+    )
+    releases_parser.add_argument("--json", action="store_true", help="print the API's JSON body")
+    releases_parser.set_defaults(handler=handle_releases)

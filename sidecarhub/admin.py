@@ -1,10 +1,15 @@
 """The web console for SidecarSet definitions: author as YAML (errors inline with their field
 paths), publish, browse revisions and diff any two. Every write goes through
-``sidecarhub.services``, exactly like the API and the CLI."""
+``sidecarhub.services``, exactly like the API and the CLI.
+
+Other apps add read-only panels to the SidecarSet's change page (the rollouts app adds the fleet
+view) through ``SidecarSetAdmin.add_change_page_panel``: this app never imports them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -21,7 +26,17 @@ from sidecarhub.middleware import request_id_of
 from sidecarhub.models import ChangeRecord, SidecarSet, SidecarSetRevision
 from sidecarhub.services import DefinitionError, SidecarSetInvalid
 
-__all__ = ["ChangeRecordAdmin", "SidecarSetAdmin", "SidecarSetAdminForm", "SidecarSetRevisionAdmin"]
+__all__ = [
+    "ChangePagePanel",
+    "ChangeRecordAdmin",
+    "SidecarSetAdmin",
+    "SidecarSetAdminForm",
+    "SidecarSetRevisionAdmin",
+]
+
+# A panel of the SidecarSet change page: the request and the SidecarSet in, HTML out ("" to show
+# nothing, e.g. when the user may not see it). Rendered below the revisions, in the order added.
+ChangePagePanel = Callable[[HttpRequest, "SidecarSet"], str]
 
 NEW_SIDECARSET_YAML = """\
 apiVersion: apps.kruise.io/v1beta1
@@ -146,6 +161,28 @@ class SidecarSetAdmin(admin.ModelAdmin):
     search_fields = ("name", "owner_team")
     actions = ["publish_selected"]
     change_form_template = "admin/sidecarhub/sidecarset/change_form.html"
+    change_page_panels: ClassVar[list[ChangePagePanel]] = []
+
+    @classmethod
+    def add_change_page_panel(cls, panel: ChangePagePanel) -> None:
+        """Show ``panel`` on every SidecarSet's change page (idempotent: added once)."""
+        if panel not in cls.change_page_panels:
+            cls.change_page_panels.append(panel)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: SidecarSet | None = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.pk:
+            context["sidecarset_panels"] = [
+                html for html in (panel(request, obj) for panel in self.change_page_panels) if html
+            ]
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SidecarSet]:
         return super().get_queryset(request).select_related("current_revision")

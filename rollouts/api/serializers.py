@@ -8,15 +8,19 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from rollouts.choices import ReleaseStage
 from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
 from rollouts.previews import PodPreview, StepPreview
 
 __all__ = [
     "ApprovalSerializer",
     "CommentSerializer",
+    "FleetSerializer",
     "PodUpdateSerializer",
     "ProgressSerializer",
     "ReasonSerializer",
+    "ReleasesQuerySerializer",
+    "ReleasesSerializer",
     "RolloutDetailSerializer",
     "RolloutPreviewSerializer",
     "RolloutSerializer",
@@ -44,6 +48,14 @@ class CommentSerializer(serializers.Serializer):
 
     comment = serializers.CharField(
         required=False, allow_blank=True, max_length=2000, default="", help_text="Recorded with the decision"
+    )
+
+
+class ReleasesQuerySerializer(serializers.Serializer):
+    """Query of ``GET /api/v1/sidecarsets/{name}/releases/``."""
+
+    limit = serializers.IntegerField(
+        required=False, default=10, min_value=1, max_value=50, help_text="Newest releases to show (1-50)"
     )
 
 
@@ -279,3 +291,114 @@ class RolloutPreviewSerializer(serializers.Serializer):
     rollout_id = serializers.IntegerField()
     rollout_state = serializers.CharField()
     next_step = StepPreviewSerializer(allow_null=True)
+
+
+# --- fleet view (rollouts.fleet) -----------------------------------------------------------------
+# Rollout and placement states are plain strings here: their enums are documented once, on
+# Rollout and SidecarSetPlacement (a second component with the same choices makes
+# drf-spectacular's enum names collide, a schema warning).
+
+
+class FleetRolloutSerializer(serializers.Serializer):
+    """A rollout as the fleet view shows it (``rollouts.fleet.RolloutSummary``)."""
+
+    id = serializers.IntegerField()
+    kind = serializers.CharField(help_text="`update` or `rollback`")
+    from_revision = serializers.IntegerField(allow_null=True)
+    to_revision = serializers.IntegerField()
+    wave = serializers.IntegerField()
+    state = serializers.CharField(help_text="One of RolloutStateEnum")
+    reason = serializers.CharField(help_text="Why it is in its state (e.g. why it waits)")
+    in_place = serializers.BooleanField(help_text="False: a gate only; its pods need recreate")
+    step_ordinal = serializers.IntegerField(
+        allow_null=True, help_text="The first step not finished, else the last step"
+    )
+    step_state = serializers.CharField(allow_null=True, help_text="The state of that step")
+    steps_total = serializers.IntegerField()
+    awaiting_approval = serializers.BooleanField(help_text="That step awaits approval")
+    needs_recreate = serializers.IntegerField(help_text="Pods that cannot be updated in place (latest count)")
+    state_changed_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+
+
+class FleetPodsSerializer(serializers.Serializer):
+    """The placement's status counters (null until the cluster's status refresh observed them)."""
+
+    matched = serializers.IntegerField(source="matched_pods", allow_null=True)
+    updated = serializers.IntegerField(source="updated_pods", allow_null=True)
+    ready = serializers.IntegerField(source="ready_pods", allow_null=True)
+    updated_ready = serializers.IntegerField(source="updated_ready_pods", allow_null=True)
+    observed_at = serializers.DateTimeField(source="status_observed_at", allow_null=True)
+
+
+class FleetClusterSerializer(serializers.Serializer):
+    """One target cluster of a SidecarSet (``rollouts.fleet.FleetCluster``)."""
+
+    cluster = serializers.CharField()
+    cluster_id = serializers.IntegerField()
+    wave = serializers.IntegerField()
+    targeted = serializers.BooleanField(help_text="A target selects it now")
+    placed = serializers.BooleanField(help_text="The hub has a placement there")
+    placement_state = serializers.CharField(allow_null=True, help_text="Push state of the placement")
+    placement_error = serializers.CharField(help_text="The last push error, if any")
+    held = serializers.BooleanField(help_text="Releases skip it until the hold is lifted")
+    held_reason = serializers.CharField()
+    held_by = serializers.CharField()
+    held_at = serializers.DateTimeField(allow_null=True)
+    serving_revision = serializers.IntegerField(
+        allow_null=True, help_text="What its custom resource carries and its webhook injects"
+    )
+    serving_since = serializers.DateTimeField(allow_null=True)
+    current_revision = serializers.IntegerField(allow_null=True, help_text="The current revision")
+    behind = serializers.BooleanField(help_text="It serves an older revision than the current one")
+    latest_rollout = FleetRolloutSerializer(allow_null=True)
+    pods = FleetPodsSerializer(source="*")
+    needs_recreate = serializers.IntegerField(help_text="From the latest rollout's steps")
+    drift = serializers.IntegerField(help_text="Pods in the cluster that lack this SidecarSet's injection")
+
+
+class FleetSerializer(serializers.Serializer):
+    """``GET /api/v1/sidecarsets/{name}/fleet/``: every target cluster, by wave then name."""
+
+    sidecarset = serializers.CharField()
+    sidecarset_id = serializers.IntegerField()
+    current_revision = serializers.IntegerField(allow_null=True)
+    clusters = FleetClusterSerializer(many=True)
+
+
+class ReleaseClusterSerializer(serializers.Serializer):
+    """One cluster of a release: its rollout and, if it was rolled back, the rollback."""
+
+    cluster = serializers.CharField()
+    cluster_id = serializers.IntegerField()
+    held = serializers.BooleanField()
+    held_reason = serializers.CharField()
+    rolled_back = serializers.BooleanField()
+    rollout = FleetRolloutSerializer()
+    rollback = FleetRolloutSerializer(allow_null=True, help_text="The newest rollback of this rollout")
+
+
+class ReleaseWaveSerializer(serializers.Serializer):
+    wave = serializers.IntegerField()
+    clusters = ReleaseClusterSerializer(many=True)
+
+
+class ReleaseSerializer(serializers.Serializer):
+    """One published revision across its target clusters, and where it stands."""
+
+    revision = serializers.IntegerField()
+    current = serializers.BooleanField(help_text="It is the SidecarSet's current revision")
+    stage = serializers.ChoiceField(choices=ReleaseStage.choices)
+    stage_text = serializers.CharField(help_text='e.g. "wave 1 awaiting approval in cluster prod-eu"')
+    needs_recreate = serializers.IntegerField(help_text="Pods that cannot be updated in place, all clusters")
+    started_at = serializers.DateTimeField(help_text="When its rollouts were created")
+    waves = ReleaseWaveSerializer(many=True)
+
+
+class ReleasesSerializer(serializers.Serializer):
+    """``GET /api/v1/sidecarsets/{name}/releases/``: the newest releases, newest first."""
+
+    sidecarset = serializers.CharField()
+    sidecarset_id = serializers.IntegerField()
+    current_revision = serializers.IntegerField(allow_null=True)
+    releases = ReleaseSerializer(many=True)

@@ -9,7 +9,11 @@ Permissions (``ActionPermissions``: anything unlisted is denied; anonymous → 4
   ``rollouts.view_podupdate``;
 - approve / deny: ``rollouts.approve_rolloutstep`` — the service also applies the four-eyes
   rule (``rollouts.permissions``), refused with 403 and the reason;
-- pause / resume / abort / rollback: ``rollouts.operate_rollout``.
+- pause / resume / abort / rollback: ``rollouts.operate_rollout``;
+- the fleet view of a SidecarSet (``/api/v1/sidecarsets/{name}/fleet/`` and ``.../releases/``):
+  ``sidecarhub.view_sidecarset``, ``clusters.view_cluster`` and ``rollouts.view_rollout``. It is
+  served from here, not by the SidecarSet viewset, because ``sidecarhub`` never imports
+  ``rollouts`` (the router in ``sidecarhub.api.urls`` composes both).
 """
 
 from __future__ import annotations
@@ -31,13 +35,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from rollouts import previews, services
+from rollouts import fleet, previews, services
 from rollouts.api.errors import ConflictSerializer, rollouts_exception_handler
 from rollouts.api.filtersets import PodUpdateFilterSet, RolloutFilterSet, StepFilterSet
 from rollouts.api.serializers import (
     CommentSerializer,
+    FleetSerializer,
     PodUpdateSerializer,
     ReasonSerializer,
+    ReleasesQuerySerializer,
+    ReleasesSerializer,
     RolloutDetailSerializer,
     RolloutPreviewSerializer,
     RolloutSerializer,
@@ -48,17 +55,26 @@ from rollouts.permissions import APPROVE_PERMISSION, OPERATE_PERMISSION
 from rollouts.queries import pod_update_csv, rollouts_with_progress, steps_with_progress
 from sidecarhub.api.permissions import ActionPermissions
 from sidecarhub.middleware import request_id_of
+from sidecarhub.models import SidecarSet
+from sidecarhub.services import SidecarSetNotFound
 
 if TYPE_CHECKING:
     from rest_framework.permissions import _PermissionClass
 from sidecarhub.api.serializers import ErrorListSerializer
 
-__all__ = ["PodUpdateCSVRenderer", "PodUpdateViewSet", "RolloutStepViewSet", "RolloutViewSet"]
+__all__ = [
+    "PodUpdateCSVRenderer",
+    "PodUpdateViewSet",
+    "RolloutStepViewSet",
+    "RolloutViewSet",
+    "SidecarSetFleetViewSet",
+]
 
 _VIEW = ["rollouts.view_rollout"]
 _VIEW_PODS = ["rollouts.view_rollout", "rollouts.view_podupdate"]
 _APPROVE = ["rollouts.view_rollout", APPROVE_PERMISSION]
 _OPERATE = ["rollouts.view_rollout", OPERATE_PERMISSION]
+_FLEET = ["sidecarhub.view_sidecarset", "clusters.view_cluster", "rollouts.view_rollout"]
 
 _ERRORS = OpenApiResponse(ErrorListSerializer, description="Errors, each naming its field (or null)")
 _CONFLICT = OpenApiResponse(ConflictSerializer, description="Not in a state the verb accepts")
@@ -356,3 +372,54 @@ class PodUpdateViewSet(
     @action(detail=False, methods=["get"], url_path="export.csv")
     def export(self, request: Request) -> StreamingHttpResponse:
         return self._csv()
+
+
+_SIDECARSET_NAME = OpenApiParameter(
+    "name", OpenApiTypes.STR, OpenApiParameter.PATH, description="The SidecarSet's name"
+)
+
+
+class SidecarSetFleetViewSet(_RolloutsViewMixin, viewsets.ViewSet):
+    """The fleet view of one SidecarSet (``rollouts.fleet``), read-only.
+
+    GET /api/v1/sidecarsets/{name}/fleet/ · GET /api/v1/sidecarsets/{name}/releases/?limit=
+    """
+
+    required_permissions = {"fleet": _FLEET, "releases": _FLEET}
+
+    def _sidecarset_id(self, name: str) -> int:
+        found = SidecarSet.objects.filter(name=name).values_list("pk", flat=True).first()
+        if found is None:
+            raise SidecarSetNotFound(name)
+        return int(found)
+
+    @extend_schema(
+        operation_id="sidecarsets_fleet",
+        summary="Every target cluster of a SidecarSet: serving revision, hold, rollout, pods, drift",
+        description="One row per target cluster, by wave then name: the revision it serves (its "
+        "custom resource and webhook) against the SidecarSet's current one, its hold, its latest "
+        "rollout (state, reason, current step), its pod counters from the last status refresh, "
+        "the pods that need recreate and its drift.",
+        parameters=[_SIDECARSET_NAME],
+        responses={200: FleetSerializer, **_READ_RESPONSES},
+    )
+    @action(detail=False, methods=["get"])
+    def fleet(self, request: Request, name: str) -> Response:
+        return Response(FleetSerializer(fleet.fleet_of(self._sidecarset_id(name))).data)
+
+    @extend_schema(
+        operation_id="sidecarsets_releases",
+        summary="The newest releases of a SidecarSet, by wave, each with where it stands",
+        description="A release is a published revision with one rollout per target cluster that "
+        "served an earlier one. Newest first; `stage` says where it stands (waiting for a wave, "
+        "awaiting approval, completed with pods that need recreate, rolled back, superseded...).",
+        parameters=[_SIDECARSET_NAME, ReleasesQuerySerializer],
+        responses={200: ReleasesSerializer, 400: _ERRORS, **_READ_RESPONSES},
+    )
+    @action(detail=False, methods=["get"])
+    def releases(self, request: Request, name: str) -> Response:
+        query = ReleasesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        sidecarset_id = self._sidecarset_id(name)
+        releases = fleet.releases_of(sidecarset_id, limit=int(query.validated_data["limit"]))
+        return Response(ReleasesSerializer(releases).data)

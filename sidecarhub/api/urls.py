@@ -59,8 +59,18 @@ router.register("cluster-audit-events", ClusterAuditEventViewSet, basename="clus
 #              ?sidecarset= ?outcome= ?state= (repeatable) ?since= ?until= (ISO 8601, claimed_at)
 # /api/v1/pod-updates/{id}/                              GET
 # /api/v1/pod-updates/export.csv/                        GET streaming CSV (same filters)
-from rollouts.api.views import PodUpdateViewSet, RolloutStepViewSet, RolloutViewSet  # noqa: E402
+# /api/v1/sidecarsets/{name}/fleet/                      GET every target cluster: serving revision,
+#                                                        hold, latest rollout, pods, needs recreate, drift
+# /api/v1/sidecarsets/{name}/releases/?limit=            GET newest releases by wave, each with its stage
+#     (served by rollouts.api.views: the SidecarSet viewset never imports rollouts)
+from rollouts.api.views import (  # noqa: E402
+    PodUpdateViewSet,
+    RolloutStepViewSet,
+    RolloutViewSet,
+    SidecarSetFleetViewSet,
+)
 
 router.register("rollouts", RolloutViewSet, basename="rollout")
 router.register("rollout-steps", RolloutStepViewSet, basename="rollout-step")
 router.register("pod-updates", PodUpdateViewSet, basename="pod-update")
+router.register(r"sidecarsets/(?P<name>[A-Za-z0-9-]+)", SidecarSetFleetViewSet, basename="sidecarset-fleet")

@@ -230,9 +230,19 @@ REST_FRAMEWORK = {
     # Deny by default: every viewset opts in to what it allows (STYLE P4).
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Number filters bounded to 64 bits; ?limit= bounded by ApiPagination.max_limit.
+    "DEFAULT_FILTER_BACKENDS": ["sidecarhub.api.filtersets.ApiFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "sidecarhub.api.pagination.ApiPagination",
     "PAGE_SIZE": 50,
+    # JSON bodies are read with a size cap and refused (400) when nested too deeply; forms are
+    # capped by DATA_UPLOAD_MAX_MEMORY_SIZE (413). No multipart: the API takes no file uploads.
+    # Views that take Kruise YAML or larger imports declare their own parsers.
+    "DEFAULT_PARSER_CLASSES": [
+        "sidecarhub.api.parsers.DocumentJSONParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    # One error body, {"errors": [{"path", "message"}]}, for every view of the API.
+    "EXCEPTION_HANDLER": "sidecarhub.api.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "sidecarhub API",

@@ -454,10 +454,18 @@ def inject(
     Raises:
         InjectionError: when Kruise would refuse the pod (unparsable selector or partition,
             resourcesPolicy matching no container, invalid JSON in MergePatchJson or hash
-            annotations). A missing pinned revision is a warning instead (decision 7).
+            annotations), or the pod is not shaped like one (``metadata`` or ``spec`` not an
+            object; nesting too deep to copy). A missing pinned revision is a warning instead
+            (decision 7).
         ValueError: two candidates share a name.
     """
-    original = copy.deepcopy(dict(pod))
+    try:
+        original = copy.deepcopy(dict(pod))
+    except RecursionError:
+        raise InjectionError("the pod is nested too deeply to be read") from None
+    for part in ("metadata", "spec"):
+        if not isinstance(original.get(part, {}), dict):
+            raise InjectionError(f"the pod's {part} must be an object")
     names = [candidate.name for candidate in candidates]
     if len(set(names)) != len(names):
         raise ValueError("each SidecarSet may be a candidate only once")

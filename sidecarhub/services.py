@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import yaml
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 
@@ -264,6 +265,8 @@ def _check(core: CoreSidecarSet, existing: SidecarSet | None) -> None:
         old=existing.to_core() if existing is not None else None,
         find_sidecarset=_find_core,
         revision_exists=_revision_exists,
+        patch_metadata_allowlist=settings.SIDECARHUB_PATCH_POD_METADATA_ALLOWLIST,
+        patch_metadata_defaults_allowed=settings.SIDECARHUB_PATCH_POD_METADATA_DEFAULTS_ALLOWED,
     )
     if not errors:
         others = [other.to_core() for other in SidecarSet.objects.exclude(name=core.name)]

@@ -54,7 +54,12 @@ from sidecarhub.sidecarset.predicates import (
     Upgradability,
 )
 from sidecarhub.sidecarset.steps import CANARY_STEP, StepPlan, plan_step
-from sidecarhub.sidecarset.validation import PatchMetadataAllowRule, check_sidecarset, validate_sidecarset
+from sidecarhub.sidecarset.validation import (
+    PatchMetadataAllowRule,
+    check_sidecarset,
+    parse_patch_metadata_allowlist,
+    validate_sidecarset,
+)
 
 __all__ = [
     "ANNOTATION_INPLACE_UPDATE_STATE",
@@ -101,6 +106,7 @@ __all__ = [
     "load_document",
     "matching_sidecarsets",
     "missing_injections",
+    "parse_patch_metadata_allowlist",
     "parse_sidecarset",
     "plan_round",
     "plan_step",

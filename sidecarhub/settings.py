@@ -263,12 +263,13 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["sidecarhub.api.filtersets.ApiFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "sidecarhub.api.pagination.ApiPagination",
     "PAGE_SIZE": 50,
-    # JSON bodies are read with a size cap and refused (400) when nested too deeply; forms are
-    # capped by DATA_UPLOAD_MAX_MEMORY_SIZE (413). No multipart: the API takes no file uploads.
-    # Views that take Kruise YAML or larger imports declare their own parsers.
+    # JSON bodies are read with a size cap and refused (400) when nested too deeply; form fields
+    # are capped by DATA_UPLOAD_MAX_MEMORY_SIZE (413). Views that take Kruise YAML or larger
+    # imports declare their own parsers.
     "DEFAULT_PARSER_CLASSES": [
         "sidecarhub.api.parsers.DocumentJSONParser",
         "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
     ],
     # One error body, {"errors": [{"path", "message"}]}, for every view of the API.
     "EXCEPTION_HANDLER": "sidecarhub.api.errors.api_exception_handler",

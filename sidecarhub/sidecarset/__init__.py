@@ -10,7 +10,7 @@ No Django, no network, no Kubernetes client. Typical use::
 """
 
 from sidecarhub.sidecarset.caches import PlanningCaches
-from sidecarhub.sidecarset.conflicts import find_conflicts, selectors_may_overlap
+from sidecarhub.sidecarset.conflicts import ConflictIndex, find_conflicts, selectors_may_overlap
 from sidecarhub.sidecarset.conversion import parse_sidecarset, read_sidecarset, to_kruise
 from sidecarhub.sidecarset.documents import MAX_DOCUMENT_BYTES, Document, load_document, split_documents
 from sidecarhub.sidecarset.errors import FieldError, SidecarSetInvalid
@@ -66,6 +66,7 @@ __all__ = [
     "CANARY_STEP",
     "MAX_DOCUMENT_BYTES",
     "ChangeKind",
+    "ConflictIndex",
     "Document",
     "FieldError",
     "InjectRevision",

@@ -335,6 +335,8 @@ def _parse(body: bytes) -> dict[str, Any]:
         review = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _BadReview(None, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _BadReview(None, "the body is not valid JSON: nested too deeply") from None
     if not isinstance(review, dict):
         raise _BadReview(None, "the body must be a JSON object (an AdmissionReview)")
     if review.get("apiVersion") != ADMISSION_API_VERSION:
@@ -402,6 +404,9 @@ def _answer(cluster_name: str, body: bytes) -> AdmissionAnswer:
     pod = request.get("object")
     if not isinstance(pod, dict):
         return _error(400, "required for a pod CREATE: the pod object", "request.object")
+    for part in ("metadata", "spec"):
+        if not isinstance(pod.get(part, {}), dict):
+            return _error(400, "must be an object", f"request.object.{part}")
     try:
         return _inject(cluster, snapshot.candidates, request, pod, uid)
     except Exception:  # the endpoint never answers 500; the failurePolicy decides

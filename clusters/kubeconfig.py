@@ -42,6 +42,8 @@ class ImportedCluster:
 
 
 def _by_name(items: Any, name: str, what: str) -> dict[str, Any]:
+    if items is not None and not isinstance(items, list):
+        raise KubeconfigError(f"{what} must be a list", field=what)
     for item in items or []:
         if isinstance(item, dict) and item.get("name") == name:
             body = item.get(what.rstrip("s"))
@@ -73,6 +75,8 @@ def _read_bytes(section: dict[str, Any], key: str, base_dir: Path | None, where:
         return path.read_bytes()
     except OSError as exc:
         raise KubeconfigError(f"{where}.{key}: cannot read {path} ({exc.strerror})", field=key) from None
+    except ValueError:  # a NUL character in the path (YAML's "\0" escape)
+        raise KubeconfigError(f"{where}.{key} is not a usable path", field=key) from None
 
 
 def _pem(raw: bytes | None, where: str, key: str) -> str:
@@ -93,7 +97,7 @@ def parse_kubeconfig(
     """Parse kubeconfig ``text`` and extract ``context`` (default: ``current-context``)."""
     try:
         document = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: e.g. a 5,000-digit integer
         raise KubeconfigError("the kubeconfig is not valid YAML") from None
     if not isinstance(document, dict):
         raise KubeconfigError("the kubeconfig must be a mapping with clusters, users and contexts")

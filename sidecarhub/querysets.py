@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import models
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 __all__ = ["ImmutableRevisionError", "RevisionQuerySet", "SidecarSetQuerySet", "parse_label_selector"]
 
@@ -44,7 +45,10 @@ class SidecarSetQuerySet(models.QuerySet):
             queryset = queryset.filter(labels__has_key=key)
             if value is not None:
                 alias = f"_label_{position}"
-                queryset = queryset.alias(**{alias: KeyTextTransform(key, "labels")}).filter(**{alias: value})
+                # Cast: compared as text. A bare KeyTextTransform inherits the JSON key lookups,
+                # whose SQLite form parses the value as JSON ("malformed JSON" for ``mesh``).
+                text = Cast(KeyTextTransform(key, "labels"), models.TextField())
+                queryset = queryset.alias(**{alias: text}).filter(**{alias: value})
         return queryset
 
     def for_display(self) -> SidecarSetQuerySet:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import yaml
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 
@@ -36,11 +37,11 @@ from sidecarhub.choices import ApplyOutcome, ChangeAction, KruiseVersion
 from sidecarhub.models import SidecarSet, SidecarSetRevision
 from sidecarhub.sidecarset import (
     ChangeKind,
+    ConflictIndex,
     FieldError,
     InjectRevision,
     SidecarSetInvalid,
     classify_change,
-    find_conflicts,
     hash_without_images,
     read_sidecarset,
     revision_hash,
@@ -254,20 +255,29 @@ def _user_or_none(actor: Actor) -> Any:
     return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
 
 
-def _check(core: CoreSidecarSet, existing: SidecarSet | None) -> None:
+def _check(core: CoreSidecarSet, existing: SidecarSet | None, stored: ConflictIndex | None = None) -> None:
     """Raise ``SidecarSetInvalid`` unless ``core`` may be stored (as an update of ``existing``).
 
     As in Kruise, cross-SidecarSet conflicts are looked for only when everything else is valid.
+    ``stored``: every stored SidecarSet, already parsed (an import checks many documents against
+    one parse of the store); without it they are read and parsed here.
     """
+    old = None
+    if existing is not None:
+        old = stored.get(existing.name) if stored is not None else None
+        old = old if old is not None else existing.to_core()
     errors = validate_sidecarset(
         core,
-        old=existing.to_core() if existing is not None else None,
-        find_sidecarset=_find_core,
+        old=old,
+        find_sidecarset=stored.get if stored is not None else _find_core,
         revision_exists=_revision_exists,
+        patch_metadata_allowlist=settings.SIDECARHUB_PATCH_POD_METADATA_ALLOWLIST,
+        patch_metadata_defaults_allowed=settings.SIDECARHUB_PATCH_POD_METADATA_DEFAULTS_ALLOWED,
     )
     if not errors:
-        others = [other.to_core() for other in SidecarSet.objects.exclude(name=core.name)]
-        errors = find_conflicts(core, others)
+        if stored is None:
+            stored = ConflictIndex(other.to_core() for other in SidecarSet.objects.exclude(name=core.name))
+        errors = stored.find_conflicts(core)
     if errors:
         raise SidecarSetInvalid(errors)
 
@@ -633,6 +643,10 @@ def import_documents(
     seen: dict[str, int] = {}
     with transaction.atomic():
         _lock_definitions()
+        # Read and parse the store once (not once per document: that was quadratic); each
+        # document written joins it, so later documents are checked against it.
+        rows = {row.name: row for row in SidecarSet.objects.select_for_update()}
+        stored = ConflictIndex(row.to_core() for row in rows.values())
         for document in documents:
 
             def fail(problems: Sequence[FieldError], document: Any = document) -> None:
@@ -654,12 +668,13 @@ def import_documents(
                 fail([duplicate, *validate_sidecarset(core)])
                 continue
             seen[core.name] = document.index
-            existing = SidecarSet.objects.select_for_update().filter(name=core.name).first()
+            existing = rows.get(core.name)
             try:
-                _check(core, existing)
+                _check(core, existing, stored)
             except SidecarSetInvalid as exc:
                 fail(exc.errors)
                 continue
+            stored.put(core)
             if existing is None:
                 created = _create(
                     core, actor=actor, owner_team=owner_team, request_id=request_id, message=message

@@ -15,6 +15,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from sidecarhub.envconfig import env_bool, env_float, env_int, env_list, env_str, parse_database_url
+from sidecarhub.sidecarset.validation import PatchMetadataAllowRule, parse_patch_metadata_allowlist
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("SIDECARHUB_VAR_DIR", str(BASE_DIR / "var")))
@@ -41,6 +42,16 @@ def _dev_secret(filename: str, make: str) -> str:
         path.write_text(value)
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _patch_metadata_allowlist(name: str, text: str) -> tuple[PatchMetadataAllowRule, ...] | None:
+    """The allow-list variable parsed (``None`` when unset); a bad value stops the process."""
+    if not text.strip():
+        return None
+    try:
+        return parse_patch_metadata_allowlist(text)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -226,6 +237,24 @@ SIDECARHUB_ADMISSION_MAX_BODY_BYTES = env_int(
     "SIDECARHUB_ADMISSION_MAX_BODY_BYTES", 3 * 1024 * 1024, minimum=64 * 1024
 )
 
+# --- SidecarSet validation (sidecarhub.services) ---------------------------------------------------
+# Kruise's patchPodMetadata allow-list (injection.md §5.7), in the JSON of Kruise's ConfigMap key
+# SidecarSet_PatchPodMetadata_WhiteList: {"rules": [{"selector": <label selector, optional>,
+# "allowedAnnotationKeyExprs": ["<regex>", ...]}]}. A rule applies to SidecarSets whose labels
+# its selector matches (no selector: all); every key a SidecarSet's patchPodMetadata sets must
+# then match one of the applicable rules' expressions (unanchored search, as in Kruise). Unset:
+# no allow-list. Checked when a SidecarSet is created, updated or imported.
+SIDECARHUB_PATCH_POD_METADATA_ALLOWLIST = _patch_metadata_allowlist(
+    "SIDECARHUB_PATCH_POD_METADATA_ALLOWLIST", env_str("SIDECARHUB_PATCH_POD_METADATA_ALLOWLIST", "")
+)
+# Kruise's feature gate SidecarSetPatchPodMetadataDefaultsAllowed: when no rule applies to a
+# SidecarSet (or there is no allow-list), true allows every key, false allows none. Default
+# true, so a hub without an allow-list accepts every patchPodMetadata (docs/compatibility.md);
+# Kruise's own default is false.
+SIDECARHUB_PATCH_POD_METADATA_DEFAULTS_ALLOWED = env_bool(
+    "SIDECARHUB_PATCH_POD_METADATA_DEFAULTS_ALLOWED", True
+)
+
 # --- REST framework -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -235,9 +264,20 @@ REST_FRAMEWORK = {
     # Deny by default: every viewset opts in to what it allows (STYLE P4).
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Number filters bounded to 64 bits; ?limit= bounded by ApiPagination.max_limit.
+    "DEFAULT_FILTER_BACKENDS": ["sidecarhub.api.filtersets.ApiFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "sidecarhub.api.pagination.ApiPagination",
     "PAGE_SIZE": 50,
+    # JSON bodies are read with a size cap and refused (400) when nested too deeply; form fields
+    # are capped by DATA_UPLOAD_MAX_MEMORY_SIZE (413). Views that take Kruise YAML or larger
+    # imports declare their own parsers.
+    "DEFAULT_PARSER_CLASSES": [
+        "sidecarhub.api.parsers.DocumentJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # One error body, {"errors": [{"path", "message"}]}, for every view of the API.
+    "EXCEPTION_HANDLER": "sidecarhub.api.errors.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "sidecarhub API",

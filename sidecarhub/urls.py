@@ -5,14 +5,21 @@
 /api/v1/                 the REST API (token or session authentication)
 /api/v1/schema/          OpenAPI 3 schema; /api/v1/docs/ renders it
 /admission/v1/           the pod admission webhook (clusters.admission_urls; called by apiservers)
+
+Errors Django answers itself (an unknown URL, a body over its limits, a crash) use the API's error
+body under /api/ and /admission/ (sidecarhub.api.errors); a body over the limit is 413 everywhere.
 """
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from sidecarhub.api.urls import router
-from sidecarhub.views import healthz
+from sidecarhub.views import ApiDocsView, healthz
+
+handler400 = "sidecarhub.api.errors.error_page_400"
+handler404 = "sidecarhub.api.errors.error_page_404"
+handler500 = "sidecarhub.api.errors.error_page_500"
 
 admin.site.site_header = "sidecarhub"
 admin.site.site_title = "sidecarhub"
@@ -23,6 +30,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(router.urls)),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
     path("", include("clusters.admission_urls")),
 ]

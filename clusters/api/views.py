@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING, Any
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 from clusters import enqueue
 from clusters.api.filtersets import AuditEventFilterSet, ClusterFilterSet, PlacementFilterSet, TargetFilterSet
@@ -54,6 +52,7 @@ from clusters.services import (
     replace_credentials,
     update_cluster,
 )
+from sidecarhub.api.errors import api_exception_handler
 from sidecarhub.api.permissions import ActionPermissions
 from sidecarhub.api.serializers import ErrorListSerializer
 
@@ -91,10 +90,7 @@ def clusters_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
             {"errors": [{"path": "state", "message": str(exc)}], "state": exc.current_state},
             status=status.HTTP_409_CONFLICT,
         )
-    response = exception_handler(exc, context)
-    if response is not None and isinstance(exc, ValidationError):
-        response.data = {"errors": _flatten(exc.detail, None)}
-    return response
+    return api_exception_handler(exc, context)
 
 
 class _ClustersViewMixin:

@@ -10,8 +10,8 @@ Domain exceptions of ``rollouts.services`` map to statuses here, so the views st
   revision) → 409;
 - ``KubeError`` (the live preview could not read the cluster) → 503.
 
-Everything else (validation, authentication) goes through the SidecarSet API's handler, which
-gives the same body.
+Everything else (validation, authentication) goes through the API's handler
+(``sidecarhub.api.errors.api_exception_handler``), which gives the same body.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from clusters.kube import KubeError
 from rollouts.services import NotPermitted, RolloutNotFound
 from rollouts.transitions import InvalidTransition, RolloutError
-from sidecarhub.api.errors import sidecarset_exception_handler
+from sidecarhub.api.errors import api_exception_handler
 from sidecarhub.api.serializers import ErrorSerializer
 
 __all__ = ["ConflictSerializer", "rollouts_exception_handler"]
@@ -64,4 +64,4 @@ def rollouts_exception_handler(exc: Exception, context: dict[str, Any]) -> Respo
         return _single(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"cannot read the pods of {cluster} now: {exc}; try again"
         )
-    return sidecarset_exception_handler(exc, context)
+    return api_exception_handler(exc, context)

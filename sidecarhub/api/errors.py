@@ -1,9 +1,16 @@
-"""One error body for the SidecarSet API: ``{"errors": [{"path": ..., "message": ...}, ...]}``.
+"""One error body for the whole API: ``{"errors": [{"path": ..., "message": ...}, ...]}``.
 
 ``path`` names the field (core notation, ``spec.containers[0].image``; a request field such as
 ``version``; ``If-Match`` for the header) or is ``null`` for errors about the request as a whole.
-Import errors add ``document`` (0-based index in the stream) and ``line``. Domain exceptions
-from ``sidecarhub.services`` map to statuses here, so views stay thin.
+Import errors add ``document`` (0-based index in the stream) and ``line``.
+
+:func:`api_exception_handler` is DRF's ``EXCEPTION_HANDLER`` (settings): every DRF error
+(validation, parse, authentication, CSRF, permission, 404, 405, 413...) leaves the API in this
+shape, and domain exceptions of ``sidecarhub.services`` map to statuses here, so views stay thin.
+The clusters and rollouts views map their own domain exceptions first and hand everything else
+to this handler. Errors raised before a view runs (an unknown URL, a body Django refuses) get
+the same body from :func:`error_page_400` / :func:`error_page_404` / :func:`error_page_500`,
+the project's ``handler400`` / ``handler404`` / ``handler500``.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
@@ -28,7 +37,19 @@ from sidecarhub.services import (
 )
 from sidecarhub.sidecarset import FieldError
 
-__all__ = ["PreconditionFailed", "PreconditionRequired", "error_body", "sidecarset_exception_handler"]
+__all__ = [
+    "API_PATH_PREFIXES",
+    "PreconditionFailed",
+    "PreconditionRequired",
+    "api_exception_handler",
+    "error_body",
+    "error_page_400",
+    "error_page_404",
+    "error_page_500",
+]
+
+# Paths whose errors are JSON even when Django (not DRF) answers: the API and the webhook.
+API_PATH_PREFIXES = ("/api/", "/admission/")
 
 
 class PreconditionRequired(APIException):
@@ -66,8 +87,11 @@ def _single(status_code: int, message: str, path: str | None = None, **headers: 
     return Response({"errors": [{"path": path, "message": message}]}, status=status_code, headers=headers)
 
 
-def sidecarset_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF exception handler of the SidecarSet views (see the module docstring)."""
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF exception handler of the whole API (see the module docstring).
+
+    Returns ``None`` (Django's 500) only for exceptions that are not a client's fault.
+    """
     if isinstance(exc, SidecarSetInvalid):
         return Response(error_body(exc.errors), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ImportInvalid):
@@ -95,5 +119,43 @@ def sidecarset_exception_handler(exc: Exception, context: dict[str, Any]) -> Res
         response.data = {"errors": _flatten(exc.detail, None)}
     elif isinstance(exc, APIException):
         path = "If-Match" if isinstance(exc, PreconditionRequired | PreconditionFailed) else None
-        response.data = {"errors": [{"path": path, "message": str(exc.detail)}]}
+        response.data = {"errors": _flatten(exc.detail, path)}
+    else:  # Http404 and Django's PermissionDenied, which DRF turns into its own exceptions
+        response.data = {"errors": _flatten(response.data, None)}
     return response
+
+
+# --- errors Django answers before (or instead of) a DRF view ----------------------------------
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PATH_PREFIXES)
+
+
+def _json_error(status_code: int, message: str) -> JsonResponse:
+    return JsonResponse({"errors": [{"path": None, "message": message}]}, status=status_code)
+
+
+def error_page_400(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler400``: a body over Django's limits is 413 in the API's shape on every path (the
+    admin's forms included); other bad requests are JSON under the API, Django's page elsewhere."""
+    if isinstance(exception, RequestDataTooBig):
+        return _json_error(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"request body too large: {exception}")
+    if _is_api(request):
+        return _json_error(status.HTTP_400_BAD_REQUEST, "bad request")
+    return defaults.bad_request(request, exception)
+
+
+def error_page_404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler404``: an unknown URL under the API (``.../validate.json/`` too: format-suffix
+    routes are off) is a JSON 404."""
+    if _is_api(request):
+        return _json_error(status.HTTP_404_NOT_FOUND, f"no such endpoint: {request.path}")
+    return defaults.page_not_found(request, exception)
+
+
+def error_page_500(request: HttpRequest) -> HttpResponse:
+    """``handler500``: the API's shape under the API (details only in the server's log)."""
+    if _is_api(request):
+        return _json_error(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error; see the server log")
+    return defaults.server_error(request)

@@ -1,13 +1,49 @@
-"""Filters of the SidecarSet list: ``?name=``, ``?name_contains=``, ``?owner_team=``, ``?label=``."""
+"""Filters of the SidecarSet list (``?name=``, ``?name_contains=``, ``?owner_team=``, ``?label=``),
+and the API's filter backend, which keeps every number filter within what a database column holds.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework.request import Request
 
 from sidecarhub.models import SidecarSet
 from sidecarhub.querysets import SidecarSetQuerySet
 
-__all__ = ["SidecarSetFilterSet"]
+__all__ = ["ApiFilterBackend", "SidecarSetFilterSet"]
+
+# A 64-bit signed integer: the widest integer column (BigAutoField ids) on every database.
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
+class ApiFilterBackend(DjangoFilterBackend):
+    """``DjangoFilterBackend`` whose number filters refuse values no integer column can hold.
+
+    ``?cluster_id=99999999999999999999`` would otherwise reach the database (SQLite raises
+    ``OverflowError``; PostgreSQL compares a numeric with a bigint): here it is a 400 naming the
+    filter, on every database and for every number filter of every app, declared or not.
+    """
+
+    def get_filterset(self, request: Request, queryset: QuerySet[Any], view: Any) -> Any:
+        filterset = super().get_filterset(request, queryset, view)
+        if filterset is None:
+            return None
+        for name, declared in filterset.filters.items():
+            if isinstance(declared, django_filters.NumberFilter):
+                # The form is built per request from this filterset's own copies of the filters.
+                field = filterset.form.fields[name]
+                field.validators = [
+                    *field.validators,
+                    MinValueValidator(_INT64_MIN),
+                    MaxValueValidator(_INT64_MAX),
+                ]
+        return filterset
 
 
 class SidecarSetFilterSet(django_filters.FilterSet):

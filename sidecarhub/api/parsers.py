@@ -2,6 +2,10 @@
 
 DRF parsers read the raw request stream, so Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` does not
 protect them; every parser here reads at most its ``max_body_bytes`` and refuses more with 413.
+JSON nested too deeply for the decoder (``[[[[...``) is a 400, not a ``RecursionError``, and a
+string holding U+0000 is a 400 naming its field: PostgreSQL can store it in no text or jsonb
+column, so the API refuses it the same way on every database.
+``DocumentJSONParser`` is the API's default JSON parser (settings ``DEFAULT_PARSER_CLASSES``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 
 import yaml
 from rest_framework import status
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
@@ -56,6 +60,38 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _nul_character_path(data: Any) -> str | None:
+    """The dotted path of the first key or string holding U+0000 (``""`` for the body itself)."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                child = f"{path}.{key}" if path else str(key)
+                if "\x00" in key:
+                    return child
+                stack.append((item, child))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{position}]") for position, item in enumerate(value))
+    return None
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ParseError(f"JSON parse error: {exc}") from exc
+    except RecursionError:
+        raise ParseError("JSON parse error: the body is nested too deeply") from None
+    path = _nul_character_path(data)
+    if path is not None:
+        raise ValidationError({path or "non_field_errors": ["must not contain the NUL character (U+0000)"]})
+    return data
+
+
 class DocumentJSONParser(BaseParser):
     """JSON bodies up to :data:`DOCUMENT_BODY_LIMIT_BYTES`.
 
@@ -67,11 +103,7 @@ class DocumentJSONParser(BaseParser):
     max_body_bytes = DOCUMENT_BODY_LIMIT_BYTES
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        body = _read_bounded(stream, parser_context, self.max_body_bytes)
-        try:
-            return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ParseError(f"JSON parse error: {exc}") from exc
+        return _loads(_read_bounded(stream, parser_context, self.max_body_bytes))
 
 
 class DocumentYAMLParser(BaseParser):

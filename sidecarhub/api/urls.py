@@ -1,8 +1,20 @@
-"""The one API router; each app registers its viewsets here (URLs in comments beside them)."""
+"""The one API router; each app registers its viewsets here (URLs in comments beside them).
+
+No format-suffix routes (``.../validate.json/``): one way to choose a format, the ``Accept``
+header (or ``?format=`` where a view documents it, e.g. CSV export), so custom actions never
+receive a ``format`` argument they do not take. Such URLs are a 404 in the API's error body.
+"""
 
 from rest_framework.routers import DefaultRouter
 
-router = DefaultRouter()
+
+class ApiRouter(DefaultRouter):
+    """``DefaultRouter`` (with the API root view) without format-suffix routes."""
+
+    include_format_suffixes = False
+
+
+router = ApiRouter()
 
 # --- SidecarSet definitions (sidecarhub.api.views) ----------------------------------------------
 # /api/v1/sidecarsets/                                   GET list, POST create

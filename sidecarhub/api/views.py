@@ -1,5 +1,5 @@
 """The SidecarSet API (``/api/v1/sidecarsets/``). Views parse requests and call services; the
-error bodies and statuses come from ``sidecarhub.api.errors``.
+error bodies and statuses come from ``sidecarhub.api.errors`` (the API's exception handler).
 
 Lost updates: ``GET .../{name}/`` returns ``ETag: "<version>"``. ``PUT``, ``PATCH`` and
 ``DELETE`` REQUIRE the version being changed, as ``If-Match: "<version>"`` (the ETag) or as a
@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from sidecarhub import services
-from sidecarhub.api.errors import PreconditionFailed, PreconditionRequired, sidecarset_exception_handler
+from sidecarhub.api.errors import PreconditionFailed, PreconditionRequired
 from sidecarhub.api.filtersets import SidecarSetFilterSet
 from sidecarhub.api.parsers import (
     DocumentJSONParser,
@@ -128,9 +128,6 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     def get_queryset(self) -> QuerySet[SidecarSet]:
         return SidecarSet.objects.for_display()
-
-    def get_exception_handler(self) -> Any:
-        return sidecarset_exception_handler
 
     def _reload(self, name: str) -> SidecarSet:
         found = self.get_queryset().filter(name=name).first()

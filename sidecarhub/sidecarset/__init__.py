@@ -10,7 +10,7 @@ No Django, no network, no Kubernetes client. Typical use::
 """
 
 from sidecarhub.sidecarset.caches import PlanningCaches
-from sidecarhub.sidecarset.conflicts import find_conflicts, selectors_may_overlap
+from sidecarhub.sidecarset.conflicts import ConflictIndex, find_conflicts, selectors_may_overlap
 from sidecarhub.sidecarset.conversion import parse_sidecarset, read_sidecarset, to_kruise
 from sidecarhub.sidecarset.documents import MAX_DOCUMENT_BYTES, Document, load_document, split_documents
 from sidecarhub.sidecarset.errors import FieldError, SidecarSetInvalid
@@ -54,13 +54,19 @@ from sidecarhub.sidecarset.predicates import (
     Upgradability,
 )
 from sidecarhub.sidecarset.steps import CANARY_STEP, StepPlan, plan_step
-from sidecarhub.sidecarset.validation import PatchMetadataAllowRule, check_sidecarset, validate_sidecarset
+from sidecarhub.sidecarset.validation import (
+    PatchMetadataAllowRule,
+    check_sidecarset,
+    parse_patch_metadata_allowlist,
+    validate_sidecarset,
+)
 
 __all__ = [
     "ANNOTATION_INPLACE_UPDATE_STATE",
     "CANARY_STEP",
     "MAX_DOCUMENT_BYTES",
     "ChangeKind",
+    "ConflictIndex",
     "Document",
     "FieldError",
     "InjectRevision",
@@ -101,6 +107,7 @@ __all__ = [
     "load_document",
     "matching_sidecarsets",
     "missing_injections",
+    "parse_patch_metadata_allowlist",
     "parse_sidecarset",
     "plan_round",
     "plan_step",

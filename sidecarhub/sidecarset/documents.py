@@ -1,8 +1,9 @@
 """Reading SidecarSet documents: YAML or JSON text, bounded in size, one or many per stream.
 
 Guarantees: nothing here raises on bad input. Every problem (malformed YAML, oversized input,
-duplicate keys, values JSON cannot carry) comes back as :class:`FieldError` values, so an
-importer can report a broken document and carry on with the next one.
+duplicate keys, values JSON cannot carry, integers longer than Python converts, NUL characters)
+comes back as :class:`FieldError` values, so an importer can report a broken document and carry
+on with the next one.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +41,8 @@ MAX_EXPANDED_NODES = 200_000
 
 # Path used for errors that concern the document as a whole rather than one field.
 DOCUMENT_PATH = "<document>"
+# PostgreSQL cannot store U+0000 in text or jsonb; refused here so every database agrees.
+_NUL_MESSAGE = "must not contain the NUL character (U+0000)"
 
 _DOCUMENT_SEPARATOR = re.compile(r"^---(?:[ \t].*)?$|^\.\.\.[ \t]*$")
 
@@ -102,12 +106,17 @@ def _json_compatibility_errors(data: Any) -> list[FieldError]:
                 if not isinstance(key, str):
                     errors.append(FieldError(path or DOCUMENT_PATH, f"key {key!r} is not a string"))
                     continue
+                if "\x00" in key:
+                    errors.append(FieldError(path or DOCUMENT_PATH, _NUL_MESSAGE))
+                    continue
                 stack.append((item, f"{path}.{key}" if path else key, depth + 1))
         elif isinstance(value, list | tuple):
             for position, item in enumerate(value):
                 stack.append((item, f"{path}[{position}]", depth + 1))
         elif isinstance(value, float) and not math.isfinite(value):
             errors.append(FieldError(path or DOCUMENT_PATH, "not a finite number"))
+        elif isinstance(value, str) and "\x00" in value:
+            errors.append(FieldError(path or DOCUMENT_PATH, _NUL_MESSAGE))
         elif not (value is None or isinstance(value, str | int | float | bool)):
             errors.append(
                 FieldError(path or DOCUMENT_PATH, f"unsupported value of type {type(value).__name__}")
@@ -144,6 +153,8 @@ def _parse_text(text: str) -> tuple[Any, list[FieldError]]:
         return None, [_document_error(f"malformed YAML{where}: {problem}")]
     except RecursionError:
         return None, [_document_error(f"document nests deeper than {MAX_NESTING_DEPTH} levels")]
+    except ValueError as exc:  # after its subclasses above: e.g. an integer of over 4,300 digits
+        return None, [_document_error(_value_problem(exc))]
     documents = [document for document in documents if document is not None]
     if len(documents) > 1:
         return None, [
@@ -152,6 +163,12 @@ def _parse_text(text: str) -> tuple[Any, list[FieldError]]:
             )
         ]
     return (documents[0] if documents else None), []
+
+
+def _value_problem(exc: ValueError) -> str:
+    if "integer string conversion" in str(exc):
+        return f"an integer has more than {sys.get_int_max_str_digits()} digits"
+    return f"unreadable value: {exc}"
 
 
 class _DuplicateJsonKey(ValueError):

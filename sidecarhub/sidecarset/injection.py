@@ -8,7 +8,8 @@ and the input pod is never mutated. Steps, in Kruise's order:
 1. matching (``matching.py``): decision 6 exclusions, ``injectionStrategy.paused``, both
    selectors; the version to inject (latest, or the pinned revision of §7.4 — decision 7:
    a pinned revision that no longer exists falls back to the latest with a warning); the
-   canary/base rule; SidecarSets are then applied in name order (decision 5);
+   canary/base rule; SidecarSets are then applied in decision 5's order (namespace-scoped ones
+   first, then cluster-wide ones, each group by name: ``matching.application_order``);
 2. ``patchPodMetadata`` (Retain, Overwrite, MergePatchJson), before the sidecars are built so
    ``transferEnv`` can read patched annotations;
 3. each sidecar (``sidecar_building.py``, ``resources_policy.py``): resourcesPolicy, shared
@@ -43,6 +44,7 @@ from sidecarhub.sidecarset.annotations import (
 from sidecarhub.sidecarset.hashing import hash_without_images, revision_hash
 from sidecarhub.sidecarset.matching import (
     InjectionError,
+    application_order,
     drop_canary_bases,
     excluded_reason,
     namespace_labels_for,
@@ -251,12 +253,12 @@ def _select(
     candidates: Sequence[InjectionCandidate],
     seed: str,
 ) -> tuple[list[_Chosen], list[str]]:
-    """§7.2-§7.3 over candidates in name order: the versions to inject, and pinning warnings."""
+    """§7.2-§7.3 over candidates in decision 5's order: the versions to inject, and pinning warnings."""
     labels = pod_labels(pod)
     effective_namespace_labels = namespace_labels_for(pod, namespace_labels)
     chosen: list[_Chosen] = []
     warnings: list[str] = []
-    for candidate in sorted(candidates, key=lambda item: item.name):
+    for candidate in sorted(candidates, key=lambda item: application_order(item.latest.sidecarset)):
         sidecarset = candidate.latest.sidecarset
         if sidecarset.injection_strategy.paused or not namespace_matches(
             sidecarset, effective_namespace_labels
@@ -294,6 +296,19 @@ def _json_merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
+# Go's encoding/json (which writes Kruise's merge result) escapes these inside strings.
+_GO_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _canonical_json(value: Any) -> str:
+    """``json.Marshal``'s form: compact, keys sorted, UTF-8, with Go's HTML-safe escapes (those
+    characters can only occur inside strings, so replacing them in the text is exact)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for character, escaped in _GO_JSON_ESCAPES.items():
+        text = text.replace(character, escaped)
+    return text
+
+
 def _patch_metadata(annotations: dict[str, str], chosen: Sequence[_Chosen]) -> None:
     for item in chosen:
         for patch in item.sidecarset.patch_pod_metadata:
@@ -314,11 +329,9 @@ def _patch_metadata(annotations: dict[str, str], chosen: Sequence[_Chosen]) -> N
                             f"SidecarSet {item.sidecarset.name}: patchPodMetadata MergePatchJson on "
                             f"annotation {key}: not valid JSON ({error})"
                         ) from error
-                    merged = _json_merge_patch(current, update)
-                    if merged != current:
-                        annotations[key] = json.dumps(
-                            merged, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-                        )
+                    # Always the merge result in canonical form, even when the patch changes
+                    # nothing (Kruise re-serializes it: §7.6).
+                    annotations[key] = _canonical_json(_json_merge_patch(current, update))
                 # Any other policy is a no-op, as in Kruise (the hub's validation rejects it).
 
 
@@ -353,17 +366,17 @@ def _merge_containers(
     return before + merged + after, warnings
 
 
-def _merge_secrets(pod_secrets: Any, chosen: Sequence[_Chosen]) -> list[dict[str, Any]] | None:
-    """§7.9 step 4: the pod's secrets deduplicated by name, then the SidecarSets' new ones."""
+def _merge_secrets(pod_secrets: Any, chosen: Sequence[_Chosen]) -> list[dict[str, Any]]:
+    """§7.9 step 4: the pod's secrets deduplicated by name (also when the SidecarSets add none),
+    then the SidecarSets' new ones."""
     wanted = [name for item in chosen for name in item.sidecarset.image_pull_secrets]
-    if not wanted:
-        return None
     merged: list[dict[str, Any]] = []
     seen: set[str] = set()
     for secret in list_of_dicts(pod_secrets):
-        if secret.get("name") not in seen:
+        name = str(secret.get("name") or "")
+        if name not in seen:
             merged.append(secret)
-            seen.add(str(secret.get("name")))
+            seen.add(name)
     for name in wanted:
         if name not in seen:
             merged.append({"name": name})
@@ -454,10 +467,18 @@ def inject(
     Raises:
         InjectionError: when Kruise would refuse the pod (unparsable selector or partition,
             resourcesPolicy matching no container, invalid JSON in MergePatchJson or hash
-            annotations). A missing pinned revision is a warning instead (decision 7).
+            annotations), or the pod is not shaped like one (``metadata`` or ``spec`` not an
+            object; nesting too deep to copy). A missing pinned revision is a warning instead
+            (decision 7).
         ValueError: two candidates share a name.
     """
-    original = copy.deepcopy(dict(pod))
+    try:
+        original = copy.deepcopy(dict(pod))
+    except RecursionError:
+        raise InjectionError("the pod is nested too deeply to be read") from None
+    for part in ("metadata", "spec"):
+        if not isinstance(original.get(part, {}), dict):
+            raise InjectionError(f"the pod's {part} must be an object")
     names = [candidate.name for candidate in candidates]
     if len(set(names)) != len(names):
         raise ValueError("each SidecarSet may be a candidate only once")
@@ -527,7 +548,7 @@ def inject(
     if added_volumes:
         spec["volumes"] = volumes
     secrets = _merge_secrets(spec.get("imagePullSecrets"), chosen)
-    if secrets is not None:
+    if secrets or "imagePullSecrets" in spec:
         spec["imagePullSecrets"] = secrets
 
     annotations[ANNOTATION_HASH] = _compact(dict(sorted(hash_records.items())))

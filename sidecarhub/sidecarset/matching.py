@@ -6,7 +6,8 @@ pod opt-out annotation, namespaces labelled ``sidecarhub.io/inject=disabled``) o
 would skip it (not active: phase Succeeded/Failed or being deleted). Otherwise a SidecarSet
 matches when it is not paused, its ``namespaceSelector`` (absent: all namespaces) matches the
 namespace's labels and its ``selector`` (absent or empty: nothing) matches the pod's labels;
-a canary that matches replaces its base (§7.3). Results are in SidecarSet name order.
+a canary that matches replaces its base (§7.3). Results are in decision 5's order:
+namespace-scoped SidecarSets first, then cluster-wide ones, each group by name.
 
 Drift detection uses :func:`matching_sidecarsets` and :func:`missing_injections`.
 """
@@ -29,6 +30,7 @@ from sidecarhub.sidecarset.model import NAMESPACE_NAME_LABEL, LabelSelector, Sid
 __all__ = [
     "MIRROR_POD_ANNOTATION",
     "InjectionError",
+    "application_order",
     "excluded_reason",
     "matching_sidecarsets",
     "missing_injections",
@@ -168,6 +170,16 @@ def pod_selector_matches(selector: LabelSelector | None, labels: Mapping[str, st
     return selector.matches(labels)
 
 
+def application_order(sidecarset: SidecarSet) -> tuple[bool, str]:
+    """Sort key of decision 5: SidecarSets scoped to namespaces (a ``namespaceSelector``, which a
+    v1alpha1 ``namespace`` becomes) first, then cluster-wide ones, each group in name order.
+
+    Kruise lists the namespace-scoped ones first too (its informer index), in random order within
+    each group; this is one of Kruise's possible orders, made deterministic.
+    """
+    return (sidecarset.namespace_selector is None, sidecarset.name)
+
+
 def drop_canary_bases(sidecarsets: Iterable[SidecarSet]) -> list[SidecarSet]:
     """§7.3: a matched canary replaces its base for this pod; a base without a matched canary stays."""
     matched = list(sidecarsets)
@@ -180,7 +192,8 @@ def matching_sidecarsets(
     namespace_labels: Mapping[str, str] | None,
     sidecarsets: Iterable[SidecarSet],
 ) -> list[SidecarSet]:
-    """The SidecarSets that injection would apply to ``pod`` now, in name order (decision 5).
+    """The SidecarSets that injection would apply to ``pod`` now, in decision 5's order
+    (:func:`application_order`).
 
     Applies the decision 6 exclusions, ``injectionStrategy.paused``, both selectors and the
     canary/base rule. A SidecarSet whose pod selector Kubernetes could not parse is left out
@@ -192,7 +205,7 @@ def matching_sidecarsets(
     effective_namespace_labels = namespace_labels_for(pod, namespace_labels)
     matched = [
         sidecarset
-        for sidecarset in sorted(sidecarsets, key=lambda item: item.name)
+        for sidecarset in sorted(sidecarsets, key=application_order)
         if not sidecarset.injection_strategy.paused
         and namespace_matches(sidecarset, effective_namespace_labels)
         and (sidecarset.selector is None or selector_error(sidecarset.selector) is None)

@@ -14,6 +14,7 @@ A check whose argument is not given is skipped.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ __all__ = [
     "UPGRADE_TYPES",
     "PatchMetadataAllowRule",
     "check_sidecarset",
+    "parse_patch_metadata_allowlist",
     "validate_sidecarset",
 ]
 
@@ -49,7 +51,9 @@ PATCH_POLICIES = ("Retain", "Overwrite", "MergePatchJson")
 INJECT_REVISION_POLICIES = ("Always", "Partial")
 SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
-_NAME = re.compile(r"^[a-zA-Z0-9\-]+$")
+# The name of the hub's custom resource (apiserver: lowercase RFC 1123 subdomain) that Kruise's
+# webhook also accepts (no dots): a lowercase RFC 1123 label, at most 63 characters.
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PERCENT = re.compile(r"^[0-9]+%$")
 _FIELD_PATH_SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.*)'\]$")
 # Kubernetes' limit on the total size of an object's annotations.
@@ -71,6 +75,51 @@ class PatchMetadataAllowRule:
     selector: LabelSelector | None = None
 
 
+def parse_patch_metadata_allowlist(text: str) -> tuple[PatchMetadataAllowRule, ...]:
+    """Kruise's ``SidecarSet_PatchPodMetadata_WhiteList`` value (injection.md §5.7) as rules.
+
+    ``{"rules": [{"selector": <LabelSelector, optional>, "allowedAnnotationKeyExprs": [<regex>]}]}``.
+    Raises ``ValueError`` naming the problem for invalid JSON, a wrong shape, an invalid
+    selector or an invalid regular expression (Kruise refuses the SidecarSet then; the hub
+    refuses the configuration at start-up).
+    """
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    rules = data.get("rules") if isinstance(data, dict) else None
+    if not isinstance(rules, list):
+        raise ValueError('must be a JSON object {"rules": [...]}')
+    parsed: list[PatchMetadataAllowRule] = []
+    for position, rule in enumerate(rules):
+        where = f"rules[{position}]"
+        if not isinstance(rule, dict):
+            raise ValueError(f"{where} must be an object")
+        patterns = rule.get("allowedAnnotationKeyExprs") or []
+        if not isinstance(patterns, list) or not all(isinstance(item, str) for item in patterns):
+            raise ValueError(f"{where}.allowedAnnotationKeyExprs must be a list of strings")
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"{where}.allowedAnnotationKeyExprs: {pattern!r} is not a regular expression ({exc})"
+                ) from None
+        raw_selector = rule.get("selector")
+        if raw_selector is not None and not isinstance(raw_selector, dict):
+            raise ValueError(f"{where}.selector must be a label selector object")
+        selector = LabelSelector.from_dict(raw_selector)
+        if selector is not None and selector.is_empty:
+            selector = None  # as in Kubernetes, an empty selector matches every SidecarSet
+        if selector is not None:
+            problems = _selector_errors(selector, FieldPath().child("selector"), required=False)
+            if problems:
+                detail = "; ".join(f"{error.path}: {error.message}" for error in problems)
+                raise ValueError(f"{where}.selector is not a valid label selector ({detail})")
+        parsed.append(PatchMetadataAllowRule(tuple(patterns), selector))
+    return tuple(parsed)
+
+
 def _errors(path: FieldPath, message: str) -> list[FieldError]:
     return [FieldError.at(path, message)]
 
@@ -85,7 +134,11 @@ def _metadata_errors(sidecarset: SidecarSet) -> list[FieldError]:
         errors.append(FieldError.at(path.child("name"), "required"))
     elif len(sidecarset.name) > 63 or not _NAME.match(sidecarset.name):
         errors.append(
-            FieldError.at(path.child("name"), "must be at most 63 characters of letters, digits and '-'")
+            FieldError.at(
+                path.child("name"),
+                "must be a lowercase RFC 1123 label: at most 63 characters of a-z, 0-9 and '-', "
+                "starting and ending with a letter or digit",
+            )
         )
     for key, value in sidecarset.labels.items():
         key_error = qualified_name_error(key)
@@ -451,17 +504,35 @@ def _update_strategy_errors(sidecarset: SidecarSet) -> list[FieldError]:
 # --- §5.7 patchPodMetadata ------------------------------------------------------------------
 
 
+def _allowed_key_patterns(
+    sidecarset: SidecarSet, allowlist: Sequence[PatchMetadataAllowRule] | None, defaults_allowed: bool
+) -> list[re.Pattern[str]] | None:
+    """Kruise's §5.7 decision: the patterns every patched key must match, or ``None`` (any key).
+
+    The patterns of the rules whose selector is absent or matches the SidecarSet's labels. When
+    there is no allow-list, or no rule (with patterns) applies, any key is allowed if
+    ``defaults_allowed`` (Kruise's gate ``SidecarSetPatchPodMetadataDefaultsAllowed``) and no key
+    otherwise (an empty list).
+    """
+    if not sidecarset.patch_pod_metadata:
+        return None
+    patterns = [
+        re.compile(pattern)
+        for rule in allowlist or ()
+        if rule.selector is None or rule.selector.matches(sidecarset.labels)
+        for pattern in rule.allowed_key_patterns
+    ]
+    if not patterns and defaults_allowed:
+        return None
+    return patterns
+
+
 def _patch_metadata_errors(
-    sidecarset: SidecarSet, allowlist: Sequence[PatchMetadataAllowRule] | None
+    sidecarset: SidecarSet, allowlist: Sequence[PatchMetadataAllowRule] | None, defaults_allowed: bool
 ) -> list[FieldError]:
     path = FieldPath().child("spec").child("patchPodMetadata")
     errors: list[FieldError] = []
-    patterns: list[re.Pattern[str]] | None = None
-    if allowlist is not None and sidecarset.patch_pod_metadata:
-        patterns = []
-        for rule in allowlist:
-            if rule.selector is None or rule.selector.matches(sidecarset.labels):
-                patterns.extend(re.compile(pattern) for pattern in rule.allowed_key_patterns)
+    patterns = _allowed_key_patterns(sidecarset, allowlist, defaults_allowed)
     key_owner: dict[str, int] = {}
     for position, patch in enumerate(sidecarset.patch_pod_metadata):
         patch_path = path.index(position)
@@ -558,6 +629,7 @@ def _sidecarset_errors(
     find_sidecarset: FindSidecarSet | None,
     revision_exists: RevisionExists | None,
     patch_metadata_allowlist: Sequence[PatchMetadataAllowRule] | None,
+    patch_metadata_defaults_allowed: bool,
 ) -> list[FieldError]:
     spec_path = FieldPath().child("spec")
     errors = _metadata_errors(sidecarset)
@@ -575,7 +647,9 @@ def _sidecarset_errors(
     errors.extend(_container_extra_errors(sidecarset))
     errors.extend(_hot_upgrade_name_errors(sidecarset))
     errors.extend(_update_strategy_errors(sidecarset))
-    errors.extend(_patch_metadata_errors(sidecarset, patch_metadata_allowlist))
+    errors.extend(
+        _patch_metadata_errors(sidecarset, patch_metadata_allowlist, patch_metadata_defaults_allowed)
+    )
     if old is not None:
         errors.extend(_update_errors(sidecarset, old))
     return errors
@@ -588,6 +662,7 @@ def validate_sidecarset(
     find_sidecarset: FindSidecarSet | None = None,
     revision_exists: RevisionExists | None = None,
     patch_metadata_allowlist: Sequence[PatchMetadataAllowRule] | None = None,
+    patch_metadata_defaults_allowed: bool = True,
 ) -> list[FieldError]:
     """Every problem with a SidecarSet, as field errors; an empty list means it is valid.
 
@@ -598,8 +673,11 @@ def validate_sidecarset(
         find_sidecarset: looks up another SidecarSet by name (canary base must exist and not be
             a canary itself).
         revision_exists: whether ``injectionStrategy.revision`` resolves to a stored revision.
-        patch_metadata_allowlist: allowed patchPodMetadata annotation keys; ``None`` means no
-            allow-list is configured and every key is allowed.
+        patch_metadata_allowlist: the patchPodMetadata allow-list (§5.7); ``None``: none configured.
+        patch_metadata_defaults_allowed: Kruise's gate ``SidecarSetPatchPodMetadataDefaultsAllowed``:
+            when no allow-list rule applies to the SidecarSet (or there is no allow-list), every
+            key is allowed if true, none if false (Kruise's default). Where a rule applies, its
+            patterns decide either way.
     """
     sidecarset = source if isinstance(source, SidecarSet) else None
     if sidecarset is None:
@@ -612,6 +690,7 @@ def validate_sidecarset(
         find_sidecarset=find_sidecarset,
         revision_exists=revision_exists,
         patch_metadata_allowlist=patch_metadata_allowlist,
+        patch_metadata_defaults_allowed=patch_metadata_defaults_allowed,
     )
 
 
@@ -622,6 +701,7 @@ def check_sidecarset(
     find_sidecarset: FindSidecarSet | None = None,
     revision_exists: RevisionExists | None = None,
     patch_metadata_allowlist: Sequence[PatchMetadataAllowRule] | None = None,
+    patch_metadata_defaults_allowed: bool = True,
 ) -> SidecarSet:
     """Parse and validate; return the SidecarSet or raise :class:`SidecarSetInvalid` with all errors."""
     sidecarset = source if isinstance(source, SidecarSet) else None
@@ -635,6 +715,7 @@ def check_sidecarset(
         find_sidecarset=find_sidecarset,
         revision_exists=revision_exists,
         patch_metadata_allowlist=patch_metadata_allowlist,
+        patch_metadata_defaults_allowed=patch_metadata_defaults_allowed,
     )
     if errors:
         raise SidecarSetInvalid(errors)

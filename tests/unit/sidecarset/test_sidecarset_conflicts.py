@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecarhub.sidecarset import (
+    ConflictIndex,
     LabelSelector,
     SidecarSet,
     find_conflicts,
@@ -184,3 +187,43 @@ def test_cross_list_names_and_hot_upgrade_twins_are_not_checked_like_kruise() ->
         "b", containers=[{"name": "x-1", "image": "y:1"}], initContainers=[{"name": "x", "image": "i:1"}]
     )
     assert find_conflicts(candidate, [other]) == []
+
+
+# --- ConflictIndex: the same answers as find_conflicts over everything (issue 15, linear import) ---
+
+_NAMES = st.sampled_from(["envoy", "log", "dns", "x"])
+_APPS = st.sampled_from(["web", "db", "api"])
+
+
+@st.composite
+def _generated(draw: st.DrawFn, name: str) -> SidecarSet:
+    return sidecarset(
+        name,
+        selector={"matchLabels": {"app": draw(_APPS)}},
+        containers=[
+            {"name": n, "image": "i:1"} for n in draw(st.lists(_NAMES, min_size=1, max_size=2, unique=True))
+        ],
+        initContainers=[{"name": n, "image": "i:1"} for n in draw(st.lists(_NAMES, max_size=1))],
+        volumes=[
+            {"name": n, "emptyDir": {"medium": draw(st.sampled_from(["", "Memory"]))}}
+            for n in draw(st.lists(_NAMES, max_size=2, unique=True))
+        ],
+        patchPodMetadata=[
+            {"annotations": {key: "{}"}, "patchPolicy": draw(st.sampled_from(["Overwrite", "Retain"]))}
+            for key in draw(st.lists(_NAMES, max_size=1))
+        ],
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_the_index_finds_exactly_what_find_conflicts_finds(data: st.DataObject) -> None:
+    stored = [data.draw(_generated(f"s{position}")) for position in range(data.draw(st.integers(0, 6)))]
+    index = ConflictIndex(stored)
+    replacement_position = data.draw(st.integers(0, max(0, len(stored) - 1)))
+    if stored:  # put replaces the SidecarSet of the same name
+        stored[replacement_position] = data.draw(_generated(f"s{replacement_position}"))
+        index.put(stored[replacement_position])
+    candidate = data.draw(_generated(data.draw(st.sampled_from(["s0", "new"]))))
+    assert index.find_conflicts(candidate) == find_conflicts(candidate, stored)
+    assert len(index) == len(stored) and sorted(item.name for item in index) == sorted(s.name for s in stored)

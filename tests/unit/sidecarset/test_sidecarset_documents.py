@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+
+import pytest
 
 from sidecarhub.sidecarset import MAX_DOCUMENT_BYTES, load_document, read_sidecarset, split_documents
 from sidecarhub.sidecarset.documents import DOCUMENT_PATH, MAX_STREAM_BYTES
@@ -111,3 +114,30 @@ def test_more_than_one_document_needs_split_documents() -> None:
 def test_empty_and_invalid_utf8_input() -> None:
     assert load_document("")[1][0].message == "empty document"
     assert "UTF-8" in load_document(b"a: \xff\n")[1][0].message
+
+
+@pytest.mark.parametrize("text", ["a: " + "1" * 5000, '{"a": ' + "1" * 5000 + "}"])
+def test_an_integer_of_more_than_4300_digits_is_an_error_not_an_exception(text: str) -> None:
+    # Issue 15 item 4: Python refuses to convert such an integer (ValueError, not a YAML error).
+    data, errors = load_document(text)
+    assert data is None
+    assert [(error.path, error.message) for error in errors] == [
+        (DOCUMENT_PATH, "an integer has more than 4300 digits")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("source", "path"),
+    [
+        ({"metadata": {"annotations": {"example.com/a": "x\x00y"}}}, "metadata.annotations.example.com/a"),
+        ({"metadata": {"labels": {"a\x00": "x"}}}, "metadata.labels"),
+        ('metadata: {annotations: {example.com/a: "x\\0y"}}', "metadata.annotations.example.com/a"),
+    ],
+)
+def test_a_nul_character_is_a_field_error(source: Any, path: str) -> None:
+    # Issue 15 item 6: PostgreSQL cannot store U+0000; every database gets the same error.
+    data, errors = load_document(source)
+    assert data is None
+    assert [(error.path, error.message) for error in errors] == [
+        (path, "must not contain the NUL character (U+0000)")
+    ]

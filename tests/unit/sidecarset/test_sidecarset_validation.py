@@ -73,8 +73,8 @@ RULES = [
         "5.1 name pattern",
         metadata_set(name="mesh_1"),
         ["metadata.name"],
-        metadata_set(name="Mesh-1"),
-        "letters",
+        metadata_set(name="mesh-1"),
+        "RFC 1123 label",
     ),
     Rule("5.1 name length", metadata_set(name="a" * 64), ["metadata.name"], metadata_set(name="a" * 63)),
     Rule(
@@ -513,6 +513,22 @@ RULES = [
         ["spec.patchPodMetadata[0].annotations[a b]"],
     ),
     # Decision 2 (Kruise leaves these unchecked)
+    # The apiserver refuses these names for the hub's custom resource; Kruise's webhook regex
+    # (^[a-zA-Z0-9\-]+$) lets them through (issue 15).
+    Rule(
+        "D2 name lowercase",
+        metadata_set(name="Mesh-1"),
+        ["metadata.name"],
+        metadata_set(name="mesh-1"),
+        "lowercase RFC 1123 label",
+    ),
+    Rule(
+        "D2 name starts and ends with a letter or digit",
+        metadata_set(name="-mesh-"),
+        ["metadata.name"],
+        metadata_set(name="0mesh9"),
+        "starting and ending with a letter or digit",
+    ),
     Rule(
         "D2 patchPolicy enum",
         spec_set(patchPodMetadata=[{"annotations": {"a": "1"}, "patchPolicy": "Replace"}]),
@@ -603,12 +619,25 @@ def test_5_7_allow_list(make_document: Callable[..., dict[str, Any]]) -> None:
         )
     ]
 
-    assert validate_sidecarset(sidecarset) == []  # no allow-list configured
-    assert validate_sidecarset(sidecarset, patch_metadata_allowlist=allowed) == []
-    assert validate_sidecarset(sidecarset, patch_metadata_allowlist=same_team) == []
-    for rules in (other_key, other_team, []):
-        errors = validate_sidecarset(sidecarset, patch_metadata_allowlist=rules)
-        assert paths(errors) == ["spec.patchPodMetadata[0].annotations[key1]"]
+    key1 = ["spec.patchPodMetadata[0].annotations[key1]"]
+    # Kruise's default (gate SidecarSetPatchPodMetadataDefaultsAllowed off): without an
+    # applicable rule nothing may be patched.
+    for rules in (None, other_key, other_team, []):
+        errors = validate_sidecarset(
+            sidecarset, patch_metadata_allowlist=rules, patch_metadata_defaults_allowed=False
+        )
+        assert paths(errors) == key1
+    # The hub's default (the gate on): without an applicable rule every key is allowed; a rule
+    # that applies still decides.
+    for rules in (None, other_team, []):
+        assert validate_sidecarset(sidecarset, patch_metadata_allowlist=rules) == []
+    assert paths(validate_sidecarset(sidecarset, patch_metadata_allowlist=other_key)) == key1
+    for defaults_allowed in (True, False):
+        for rules in (allowed, same_team):
+            errors = validate_sidecarset(
+                sidecarset, patch_metadata_allowlist=rules, patch_metadata_defaults_allowed=defaults_allowed
+            )
+            assert errors == []
 
 
 def test_5_8_update_rules(make_document: Callable[..., dict[str, Any]]) -> None:

@@ -77,6 +77,30 @@ def k8s_namespace(k8s: RunningCluster) -> Iterator[str]:
 
 
 _WORKERS: list[subprocess.Popen[bytes]] = []  # every worker start_worker started (for suspend_workers)
+# Every process a worker starts inherits this marker in its environment: stopping a worker (and
+# the session's end) kills whatever still carries it, even a child that left the worker's process
+# group or outlived its parent (an embedded beat, a pool process), so nothing keeps consuming
+# the test queue after the tests.
+_MARKER = "SIDECARHUB_TEST_PROCESS"
+_SESSION = uuid.uuid4().hex[:12]
+_MARKERS: dict[int, str] = {}  # worker pid → its marker
+
+
+def _kill_marked(prefix: str) -> int:
+    """SIGKILL every process whose environment has ``_MARKER`` starting with ``prefix``."""
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone, or not ours to read
+        if any(item.startswith(f"{_MARKER}={prefix}".encode()) for item in environ):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 @contextlib.contextmanager
@@ -113,6 +137,8 @@ def start_worker(
     url = urlsplit(os.environ["DATABASE_URL"])
     env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
     env.update(extra_env or {})
+    marker = f"{_SESSION}:{uuid.uuid4().hex[:8]}"
+    env[_MARKER] = marker
     log_path = ROOT / "var" / log_name
     log_path.parent.mkdir(exist_ok=True)
     with open(log_path, "ab") as log:
@@ -139,6 +165,7 @@ def start_worker(
             start_new_session=True,
         )
     _WORKERS.append(proc)
+    _MARKERS[proc.pid] = marker
     if wait_ready:
         try:
             # Ready when it answers a task; a dead worker fails here with its log path.
@@ -153,16 +180,21 @@ def start_worker(
 
 
 def stop_worker(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM) -> None:
-    """Signal the worker's whole process group (SIGKILL: no clean-up at all) and reap it."""
+    """Signal the worker's whole process group (SIGKILL: no clean-up at all) and reap it; then
+    kill anything it started that is still alive (marked through its environment)."""
     try:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=20)
+        pass
+    else:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+    marker = _MARKERS.get(proc.pid)
+    if marker is not None:
+        _kill_marked(marker)
 
 
 @pytest.fixture(scope="session")
@@ -218,6 +250,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for proc in _WORKERS:
         if proc.poll() is None:
             stop_worker(proc, sig=signal.SIGKILL)
+    _kill_marked(_SESSION)  # and whatever they started that outlived them (an embedded beat...)
 
 
 @pytest.fixture

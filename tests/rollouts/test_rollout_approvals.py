@@ -16,6 +16,7 @@ from django.utils import timezone
 from clusters.choices import CredentialKind
 from clusters.models import Cluster
 from clusters.push import create_target, sync_placements
+from clusters.services import hold_cluster
 from rollouts.choices import ROLLOUT_TRANSITIONS, STEP_TRANSITIONS, RolloutState, StepState
 from rollouts.models import Approval, Rollout, RolloutStep, StepTransition
 from rollouts.permissions import can_approve
@@ -203,6 +204,30 @@ def test_waves_start_in_order_and_new_revision_supersedes() -> None:
     assert blocker.startswith("waiting for wave 0: the rollout in cluster c1 is pending")
     Rollout.objects.filter(pk=by_cluster[first.pk].pk).update(state=RolloutState.COMPLETED)
     assert _Pass(second, None, ReconcileReport(second.pk), 0, 1).start_blocker(later) == ""  # type: ignore[arg-type]  # no KubeClient: start_blocker only reads the database
+
+
+@pytest.mark.django_db
+def test_a_held_cluster_is_skipped_visibly_and_its_release_goes_on_once_lifted() -> None:
+    """Decision 17: a held cluster's rollout stays pending saying why; later waves do not wait
+    for it; once the hold is lifted the rollout may start."""
+    first, second = _cluster("c1"), _cluster("c2")
+    rollouts = _rollouts(None, [(first, 0), (second, 1)])
+    by_cluster = {r.cluster_id: r for r in rollouts}
+
+    def blocker(cluster: Cluster) -> str:
+        cluster.refresh_from_db()
+        reconcile = _Pass(cluster, None, ReconcileReport(cluster.pk), 0, 1)  # type: ignore[arg-type]  # no KubeClient: start_blocker only reads the database
+        return reconcile.start_blocker(by_cluster[cluster.pk])
+
+    assert blocker(second).startswith("waiting for wave 0")
+    operator = make_user("holder", "clusters.hold_cluster")
+    hold_cluster(first.pk, held=True, reason="freeze until Monday", actor=operator)
+    assert blocker(first) == "held: cluster c1 is held by holder: freeze until Monday"
+    assert blocker(second) == ""  # the held cluster is skipped: wave 1 goes on
+    hold_cluster(first.pk, held=False, actor=operator)
+    assert blocker(first) == ""
+    first.refresh_from_db()
+    assert (first.held, first.held_reason, first.held_by) == (False, "", "")
 
 
 @pytest.mark.django_db

@@ -27,13 +27,16 @@ from clusters.services import (
     ClusterCleanupFailed,
     ClusterInvalid,
     delete_cluster,
+    hold_cluster,
     register_cluster,
     replace_credentials,
     update_cluster,
     validate_credentials,
 )
+from sidecarhub.middleware import request_id_of
 from sidecarhub.transitions import InvalidTransition
 
+_HOLD_FIELDS = ("held", "held_reason", "held_by", "held_at")
 _HEALTH_FIELDS = (
     "credential_kind",
     "credentials_updated_at",
@@ -105,11 +108,18 @@ class ClusterAdmin(admin.ModelAdmin):
         "reachable",
         "kubernetes_version",
         "last_checked_at",
+        "held",
     )
-    list_filter = ("reachable", "credential_kind", "webhook_failure_policy")
+    list_filter = ("reachable", "held", "credential_kind", "webhook_failure_policy")
     search_fields = ("name", "api_server_url")
     readonly_fields = _HEALTH_FIELDS
-    actions = ("check_health", "delete_clusters", "delete_clusters_keeping_their_objects")
+    actions = (
+        "check_health",
+        "hold_clusters",
+        "release_holds",
+        "delete_clusters",
+        "delete_clusters_keeping_their_objects",
+    )
     fieldsets = (
         (
             None,
@@ -133,10 +143,13 @@ class ClusterAdmin(admin.ModelAdmin):
             {"fields": ("webhook_url", "webhook_failure_policy", "webhook_timeout_seconds")},
         ),
         ("Health", {"fields": _HEALTH_FIELDS}),
+        ("Release hold (set with the list's actions)", {"fields": _HOLD_FIELDS}),
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Cluster | None = None) -> tuple[str, ...]:
-        return (*_HEALTH_FIELDS, "name") if obj is not None else _HEALTH_FIELDS
+        return (
+            (*_HEALTH_FIELDS, *_HOLD_FIELDS, "name") if obj is not None else (*_HEALTH_FIELDS, *_HOLD_FIELDS)
+        )
 
     def save_model(self, request: HttpRequest, obj: Cluster, form: ClusterAdminForm, change: bool) -> None:
         fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS if name in form.cleaned_data}
@@ -205,6 +218,29 @@ class ClusterAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"cluster {cluster.name} deleted; {removal.summary()}", messages.SUCCESS
             )
+
+    def has_hold_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("clusters.hold_cluster")
+
+    @admin.action(description="Hold selected clusters (releases skip them)", permissions=("hold",))
+    def hold_clusters(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
+        for cluster in queryset.order_by("name"):
+            hold_cluster(
+                cluster.pk,
+                held=True,
+                reason=f"held from the admin by {request.user.get_username()}",
+                actor=request.user,
+                request_id=request_id_of(request),
+            )
+        self.message_user(
+            request, f"{queryset.count()} cluster(s) held: releases skip them.", messages.SUCCESS
+        )
+
+    @admin.action(description="Release the hold of selected clusters", permissions=("hold",))
+    def release_holds(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
+        for cluster in queryset.order_by("name"):
+            hold_cluster(cluster.pk, held=False, actor=request.user, request_id=request_id_of(request))
+        self.message_user(request, f"{queryset.count()} cluster(s) no longer held.", messages.SUCCESS)
 
     @admin.action(description="Check health now")
     def check_health(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:

@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from kubernetes import client
 
 from clusters import enqueue
 from clusters.choices import PLACEMENT_TRANSITIONS, PlacementState
@@ -60,7 +61,8 @@ from sidecarhub.choices import ChangeAction
 from sidecarhub.models import SidecarSet, SidecarSetRevision
 from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
 from sidecarhub.sidecarset.caches import PlanningCaches
-from sidecarhub.sidecarset.planning import compute_status
+from sidecarhub.sidecarset.conditions import CONDITION_TYPE, recorded, upgradable_condition
+from sidecarhub.sidecarset.planning import PodClass, compute_status, plan_round
 from sidecarhub.transitions import InvalidTransition
 
 __all__ = [
@@ -133,6 +135,7 @@ class StatusWriteBack:
 
     cluster_id: int
     statuses_written: int = 0
+    conditions_written: int = 0  # pods whose SidecarSetUpgradable condition changed
     requeued: int = 0
     error: str = ""
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -592,6 +595,55 @@ def _status_of(
         return compute_status(sidecarset, pods, namespace_labels=namespace_labels, cache=cache).as_status()
 
 
+# Pod condition writes per SidecarSet and status round (the rest waits for the next round).
+MAX_CONDITION_WRITES = 500
+
+
+def _write_upgradable_conditions(
+    kube: KubeClient,
+    placement_id: int,
+    sidecarset: CoreSidecarSet,
+    pods: list[dict[str, Any]],
+    namespace_labels: Mapping[str, Mapping[str, str]],
+) -> int:
+    """Kruise's ``SidecarSetUpgradable`` pod condition (``sidecarhub.sidecarset.conditions``), as
+    its controller writes it: ``False`` on each pod that needs recreate for this SidecarSet,
+    ``True`` again once such a pod runs the revision (a pod never marked is left alone).
+    Returns the pods written; a pod gone meanwhile is skipped."""
+    with _status_caches.borrow(placement_id) as cache:
+        plan = plan_round(
+            sidecarset, pods, namespace_labels=namespace_labels, cache=cache, apply_canary_selector=False
+        )
+    now = timezone.now()
+    wanted: list[tuple[Mapping[str, Any], dict[str, Any]]] = []
+    for pod_class, upgradable in ((PodClass.NEEDS_RECREATE, False), (PodClass.UPDATED, True)):
+        for decision in plan.of_class(pod_class):
+            if upgradable and sidecarset.name not in recorded(decision.pod):
+                continue
+            condition = upgradable_condition(decision.pod, sidecarset.name, upgradable, now=now)
+            if condition is not None:
+                wanted.append((decision.pod, condition))
+    written = 0
+    api = client.CoreV1Api(kube.api_client)
+    for pod, condition in wanted[:MAX_CONDITION_WRITES]:
+        metadata = pod.get("metadata") or {}
+        namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+        try:
+            kube.call(
+                api.patch_namespaced_pod_status,
+                name,
+                namespace,
+                {"status": {"conditions": [condition]}},
+                what=f"mark pod {namespace}/{name} {CONDITION_TYPE}={condition['status']}",
+            )
+        except ClusterApiError as exc:
+            if not exc.not_found:
+                raise
+            continue
+        written += 1
+    return written
+
+
 def _requeue_stuck(cluster_id: int) -> int:
     """Re-queue failed placements whose Celery retries may be exhausted, and pending ones that
     waited too long (a lost message). Returns how many were queued."""
@@ -651,9 +703,8 @@ def write_back_status(cluster_id: int, listing: PodListing | None = None) -> Sta
                 if placement.applied_revision is not None
                 else {"metadata": {"name": placement.sidecarset_name}, "spec": resource.get("spec") or {}}
             )
-            counters = _status_of(
-                placement.pk, CoreSidecarSet.from_document(document), pods, namespace_labels
-            )
+            core = CoreSidecarSet.from_document(document)
+            counters = _status_of(placement.pk, core, pods, namespace_labels)
             metadata = resource.get("metadata") or {}
             body = status_body(
                 placement.sidecarset_name,
@@ -677,6 +728,9 @@ def write_back_status(cluster_id: int, listing: PodListing | None = None) -> Sta
             )
             result.counters[placement.sidecarset_name] = counters
             result.statuses_written += 1
+            result.conditions_written += _write_upgradable_conditions(
+                kube, placement.pk, core, pods, namespace_labels
+            )
     except KubeError as exc:
         result.error = str(exc)
         log.warning("status write-back: %s", exc)

@@ -37,6 +37,7 @@ from rollouts.choices import (
     PodUpdateOutcome,
     ReleaseStage,
     RolloutKind,
+    RolloutOutcome,
     RolloutState,
     StepState,
 )
@@ -77,6 +78,7 @@ _STATE_COLOURS = {
     PodUpdateOutcome.TIMED_OUT: _RED,
     ReleaseStage.HELD: _AMBER,
     ReleaseStage.NEEDS_RECREATE: _AMBER,
+    RolloutOutcome.NEEDS_RECREATE: _AMBER,
     ReleaseStage.ROLLED_BACK: _RED,
     ReleaseStage.SUPERSEDED: _DARK,
 }
@@ -87,8 +89,9 @@ VERB_HELP = {
     "resume": "Runs the paused step again; failures seen so far no longer count. "
     "A denied or expired step is prepared again with a fresh pod list.",
     "abort": "Stops for good. Pods already updated keep the new image (roll back to undo).",
-    "rollback": "Creates a new rollout back to the previous revision, through the same steps "
-    "and approvals. A paused rollout is aborted first.",
+    "rollback": "At once, new pods of this cluster get the previous revision again; then a new "
+    "rollout returns the updated pods through the same steps and approvals. A running or paused "
+    "rollout is aborted first (between pods).",
 }
 
 
@@ -197,6 +200,8 @@ class RolloutAdmin(ReadOnlyAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_display(self, rollout: Rollout) -> str:
+        if rollout.outcome == RolloutOutcome.NEEDS_RECREATE:  # never the plain green "completed"
+            return state_badge(rollout.outcome, f"completed, {rollout.needs_recreate} need recreate")
         badge = state_badge(rollout.state, rollout.get_state_display())
         if rollout.abort_requested:
             return format_html("{} <small>abort requested</small>", badge)

@@ -25,6 +25,7 @@ __all__ = [
     "PodUpdateState",
     "ReleaseStage",
     "RolloutKind",
+    "RolloutOutcome",
     "RolloutState",
     "StepState",
 ]
@@ -59,6 +60,14 @@ ROLLOUT_TRANSITIONS: Mapping[str, frozenset[str]] = {
     RolloutState.ABORTED: frozenset(),
     RolloutState.FAILED: frozenset(),
 }
+
+
+class RolloutOutcome(models.TextChoices):
+    """How a completed rollout ended (decision 18): never "succeeded" while pods still run the
+    definition it replaced."""
+
+    SUCCEEDED = "succeeded", "Succeeded"  # every pod runs the revision
+    NEEDS_RECREATE = "needs_recreate", "Completed, pods need recreate"  # some cannot take it in place
 
 
 class StepState(models.TextChoices):

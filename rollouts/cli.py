@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from rollouts import fleet, services
 from rollouts.api.serializers import FleetSerializer, ReleasesSerializer
-from rollouts.choices import ACTIVE_ROLLOUT_STATES, RolloutKind, StepState
+from rollouts.choices import ACTIVE_ROLLOUT_STATES, RolloutKind, RolloutOutcome, StepState
 from rollouts.models import Rollout, RolloutStep
 from rollouts.queries import progress_of, rollouts_with_progress, steps_with_progress, text_progress_bar
 from rollouts.services import NotPermitted, RolloutNotFound
@@ -112,6 +112,8 @@ def _revisions(rollout: Rollout) -> str:
 
 
 def _state(rollout: Rollout) -> str:
+    if rollout.outcome == RolloutOutcome.NEEDS_RECREATE:
+        return f"{rollout.state} ({rollout.needs_recreate} pods need recreate)"
     if rollout.abort_requested:
         return f"{rollout.state} (abort requested)"
     if rollout.pause_requested:

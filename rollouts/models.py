@@ -24,6 +24,7 @@ from rollouts.choices import (
     PodUpdateOutcome,
     PodUpdateState,
     RolloutKind,
+    RolloutOutcome,
     RolloutState,
     StepState,
 )
@@ -83,6 +84,9 @@ class Rollout(models.Model):
         help_text="False: the revision cannot be applied in place (not images only, or NotUpdate): "
         "one gate step, no pod patched, existing pods need recreate",
     )
+    needs_recreate = models.PositiveIntegerField(
+        default=0, help_text="Pods still running the definition it replaced when it completed (decision 18)"
+    )
     steps = models.JSONField(help_text='Step targets, e.g. ["canary", "50%", "100%"] or [1, "10%", "100%"]')
     max_unavailable = models.CharField(max_length=16, help_text="maxUnavailable: an int or 'N%'")
     failure_threshold = models.PositiveIntegerField(
@@ -117,6 +121,14 @@ class Rollout(models.Model):
         return (
             f"{self.sidecarset_name} {source}→#{self.to_revision_number} in {self.cluster_id}: {self.state}"
         )
+
+    @property
+    def outcome(self) -> str:
+        """How a completed rollout ended: ``succeeded`` only when no pod still runs the definition
+        it replaced, else ``needs_recreate`` (decision 18); '' until it has completed."""
+        if self.state != RolloutState.COMPLETED:
+            return ""
+        return RolloutOutcome.NEEDS_RECREATE if self.needs_recreate else RolloutOutcome.SUCCEEDED
 
 
 class RolloutStep(models.Model):

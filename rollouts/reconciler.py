@@ -225,7 +225,10 @@ class _Pass:
             return True
         step = rollout.rollout_steps.exclude(state__in=TERMINAL_STEP_STATES).order_by("ordinal").first()
         if step is None:
-            transitions.complete_rollout_row(rollout.pk, actor=None, reason=completion_reason(rollout))
+            stale = pods_needing_recreate(rollout)
+            transitions.complete_rollout_row(
+                rollout.pk, actor=None, reason=completion_reason(rollout, stale), needs_recreate=stale
+            )
             self.report.transitions.append(f"rollout {rollout.pk} completed")
             self.wake_next_waves(rollout)
             return True
@@ -433,10 +436,14 @@ class _Pass:
         return f"step {step.ordinal} finished: {text or 'no pods'}"
 
 
-def completion_reason(rollout: Rollout) -> str:
+def pods_needing_recreate(rollout: Rollout) -> int:
+    """Pods of the rollout's cluster that its steps found unable to take the revision in place."""
+    return max(rollout.rollout_steps.values_list("needs_recreate_count", flat=True), default=0)
+
+
+def completion_reason(rollout: Rollout, stale: int) -> str:
     """Why a rollout with no step left is completed: never "every step succeeded" while pods
     still run the definition it replaced (decision 18)."""
-    stale = max(rollout.rollout_steps.values_list("needs_recreate_count", flat=True), default=0)
     if stale:
         return (
             f"completed; {stale} pods need recreate: they still run revision "

@@ -32,6 +32,8 @@ def hub_status(cluster_id: int, sidecarset_name: str) -> dict[str, Any]:
             "id": rollout.pk,
             "kind": rollout.kind,
             "state": rollout.state,
+            "outcome": rollout.outcome,
+            "needsRecreate": rollout.needs_recreate,
             "reason": rollout.reason,
             "fromRevision": rollout.from_revision_number or 0,
             "toRevision": rollout.to_revision_number,

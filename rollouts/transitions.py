@@ -203,8 +203,10 @@ def resume_rollout_row(
     )
 
 
-def complete_rollout_row(rollout_id: int, *, actor: Actor, reason: str, request_id: str = "") -> Rollout:
-    """running → completed."""
+def complete_rollout_row(
+    rollout_id: int, *, actor: Actor, reason: str, request_id: str = "", needs_recreate: int = 0
+) -> Rollout:
+    """running → completed; ``needs_recreate``: pods still running the definition it replaced."""
     return transition_rollout(
         rollout_id,
         from_states=[RolloutState.RUNNING],
@@ -213,6 +215,7 @@ def complete_rollout_row(rollout_id: int, *, actor: Actor, reason: str, request_
         reason=reason,
         request_id=request_id,
         finished_at=timezone.now(),
+        needs_recreate=needs_recreate,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from rollouts.choices import ReleaseStage
+from rollouts.choices import ReleaseStage, RolloutOutcome
 from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
 from rollouts.previews import PodPreview, StepPreview
 
@@ -150,6 +150,12 @@ class RolloutSerializer(serializers.ModelSerializer):
         read_only=True, allow_null=True, help_text="Ordinal of the first unfinished step"
     )
     progress = ProgressSerializer(source="*", read_only=True)
+    outcome = serializers.ChoiceField(
+        RolloutOutcome.choices,
+        read_only=True,
+        allow_blank=True,
+        help_text="once completed: succeeded, or needs_recreate (pods still run the replaced definition)",
+    )
 
     class Meta:
         model = Rollout
@@ -167,6 +173,8 @@ class RolloutSerializer(serializers.ModelSerializer):
             "to_revision_hash",
             "wave",
             "state",
+            "outcome",
+            "needs_recreate",
             "state_changed_at",
             "reason",
             "explanation",

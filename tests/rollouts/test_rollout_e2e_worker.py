@@ -4,6 +4,7 @@ pauses the rollout and a rollback restores the old image; an env change patches 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from typing import Any
@@ -11,7 +12,15 @@ from typing import Any
 import pytest
 
 from clusters.models import SidecarSetPlacement
-from rollouts.choices import PodUpdateOutcome, PodUpdateState, RolloutKind, RolloutState, StepState
+from clusters.push import write_back_status
+from rollouts.choices import (
+    PodUpdateOutcome,
+    PodUpdateState,
+    RolloutKind,
+    RolloutOutcome,
+    RolloutState,
+    StepState,
+)
 from rollouts.models import PodUpdate, Rollout, RolloutStep
 from rollouts.previews import preview_revision
 from rollouts.services import approve_step, rollback_rollout
@@ -187,9 +196,7 @@ def test_env_change_patches_nothing_and_reports_needs_recreate(
     fleet = make_fleet(k8s, k8s_namespace)
     fleet.create_pods(5)
     fleet.wait_ready(5)
-    before = {
-        name: pod["metadata"]["resourceVersion"] for name, pod in pods_by_name(fleet.live_pods()).items()
-    }
+    before = {name: pod["metadata"]["generation"] for name, pod in pods_by_name(fleet.live_pods()).items()}
     revision = fleet.publish(NEW_IMAGE, env=[{"name": "LOG_LEVEL", "value": "debug"}])
     rollout: Any = wait_for(
         lambda: Rollout.objects.filter(sidecarset_name=fleet.name, to_revision=revision).first(),
@@ -220,8 +227,19 @@ def test_env_change_patches_nothing_and_reports_needs_recreate(
     )
     rollout.refresh_from_db()
     assert rollout.reason.startswith("completed; 5 pods need recreate") and "every step" not in rollout.reason
+    assert (rollout.outcome, rollout.needs_recreate) == (RolloutOutcome.NEEDS_RECREATE, 5)
     assert not PodUpdate.objects.filter(rollout=rollout).exists()
-    after = {
-        name: pod["metadata"]["resourceVersion"] for name, pod in pods_by_name(fleet.live_pods()).items()
-    }
-    assert after == before
+    # Kruise's pod condition, written by the status round once the cluster runs revision 2.
+    wait_for(
+        lambda: SidecarSetPlacement.objects.get(pk=placement.pk).applied_revision_id == revision.pk,
+        timeout_seconds=30,
+        what="revision 2 pushed",
+    )
+    assert write_back_status(fleet.cluster.pk).conditions_written == 5
+    for pod in fleet.live_pods():
+        [condition] = [c for c in pod["status"]["conditions"] if c["type"] == "SidecarSetUpgradable"]
+        assert (condition["status"], condition["reason"]) == ("False", "UpdateImmutableField")
+        assert json.loads(condition["message"]) == {fleet.name: False}
+    assert write_back_status(fleet.cluster.pk).conditions_written == 0  # written once, not every round
+    after = {name: pod["metadata"]["generation"] for name, pod in pods_by_name(fleet.live_pods()).items()}
+    assert after == before  # no pod's spec was touched (the condition is status)

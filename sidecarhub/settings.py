@@ -284,6 +284,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "SidecarSets, clusters and approved rollouts across many Kubernetes clusters.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Two choice sets share the field name "outcome": a pod update's and a completed rollout's.
+    "ENUM_NAME_OVERRIDES": {
+        "PodUpdateOutcomeEnum": "rollouts.choices.PodUpdateOutcome",
+        "RolloutOutcomeEnum": "rollouts.choices.RolloutOutcome",
+    },
 }
 
 # --- Security -----------------------------------------------------------------------

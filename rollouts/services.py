@@ -16,9 +16,10 @@ exceptions whose message is written for people:
 Rollout settings (``RolloutSettings``) come, in this order, from an explicit argument, from the
 SidecarSet's annotations (``rollouts.sidecarhub.io/steps: "canary,50%,100%"``,
 ``.../max-unavailable``, ``.../failure-threshold``, ``.../progress-deadline-seconds``,
-``.../pod-timeout-seconds``, ``.../approval-ttl-seconds``; annotations are not hashed, so
-changing them never makes pods "needs recreate"), then from the revision
-(``updateStrategy.maxUnavailable``) and the ``SIDECARHUB_ROLLOUT_*`` settings.
+``.../pod-timeout-seconds``, ``.../approval-ttl-seconds``; parsed by the pure core,
+``sidecarhub.sidecarset.rollout_settings``, which also validates them when a definition is saved
+or published), then from the revision (``updateStrategy.maxUnavailable``) and the
+``SIDECARHUB_ROLLOUT_*`` settings.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -53,7 +52,6 @@ from rollouts.lifecycle import (
     finish_aborted,
     get_step,
     open_gate,
-    parse_step_target,
     pause_now,
 )
 from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
@@ -63,7 +61,13 @@ from rollouts.transitions import InvalidTransition, NotPermitted, RolloutError, 
 from sidecarhub.changes import Actor, actor_name
 from sidecarhub.models import SidecarSet, SidecarSetRevision
 from sidecarhub.sidecarset import CANARY_STEP, ChangeKind, classify_change
-from sidecarhub.sidecarset.planning import resolve_step_target
+from sidecarhub.sidecarset.rollout_settings import (
+    RolloutSettings,
+    check_steps,
+    default_steps,
+    parse_step_target,
+    read_rollout_settings,
+)
 
 __all__ = [
     "InvalidTransition",
@@ -84,30 +88,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-ANNOTATION_PREFIX = "rollouts.sidecarhub.io/"
-
-
-# --- errors and results ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RolloutSettings:
-    """How a rollout proceeds; snapshotted into the ``Rollout`` row at creation.
-
-    ``steps``: targets in order — ``"canary"`` (the pods of ``updateStrategy.selector``; first
-    only), a cumulative count (``1``) or percent of matched pods (``"50%"``). ``None``: the
-    default of decision 13 (``["canary", "100%"]`` with a canary selector, else ``["100%"]``).
-    ``max_unavailable``: ``None`` keeps the revision's ``updateStrategy.maxUnavailable``.
-    """
-
-    steps: tuple[int | str, ...] | None = None
-    max_unavailable: int | str | None = None
-    failure_threshold: int = 0
-    progress_deadline_seconds: int = 600
-    pod_timeout_seconds: int = 300
-    approval_ttl_seconds: int = 86400
-
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -140,63 +120,24 @@ def _setting(name: str, default: int) -> int:
     return int(getattr(django_settings, name, default))
 
 
-def _validate_steps(steps: Sequence[int | str], has_canary_selector: bool) -> tuple[int | str, ...]:
-    if not steps:
-        raise RolloutError("a rollout needs at least one step")
-    checked: list[int | str] = []
-    for position, step in enumerate(steps):
-        step = parse_step_target(step)
-        if step == CANARY_STEP:
-            if position != 0:
-                raise RolloutError("the canary step can only be the first step")
-            if not has_canary_selector:
-                raise RolloutError("a canary step needs spec.updateStrategy.selector")
-        else:
-            try:
-                resolve_step_target(step, 100)
-            except ValueError as exc:
-                raise RolloutError(
-                    f"step {position + 1}: {exc} (use a count like 1 or a percent like 50%)"
-                ) from None
-        checked.append(step)
-    return tuple(checked)
-
-
 def resolve_settings(
     revision: SidecarSetRevision, explicit: RolloutSettings | None = None
 ) -> RolloutSettings:
-    """The effective settings for a rollout to ``revision`` (see the module docstring)."""
+    """The effective settings for a rollout to ``revision`` (see the module docstring).
+
+    ``RolloutError`` when the revision's annotations are invalid (only a revision published
+    before they were validated can have such) or the explicit steps are.
+    """
     core = revision.to_core()
-    annotations: Mapping[str, str] = core.annotations or {}
-
-    def annotated(key: str) -> str | None:
-        value = annotations.get(ANNOTATION_PREFIX + key)
-        return str(value).strip() if value not in (None, "") else None
-
     base = RolloutSettings(
         failure_threshold=_setting("SIDECARHUB_ROLLOUT_FAILURE_THRESHOLD", 0),
         progress_deadline_seconds=_setting("SIDECARHUB_ROLLOUT_PROGRESS_DEADLINE_SECONDS", 600),
         pod_timeout_seconds=_setting("SIDECARHUB_ROLLOUT_POD_TIMEOUT_SECONDS", 300),
         approval_ttl_seconds=_setting("SIDECARHUB_ROLLOUT_APPROVAL_TTL_SECONDS", 86400),
     )
-    values: dict[str, Any] = {}
-    steps_text = annotated("steps")
-    if steps_text:
-        values["steps"] = tuple(part for part in (p.strip() for p in steps_text.split(",")) if part)
-    if annotated("max-unavailable"):
-        values["max_unavailable"] = parse_step_target(annotated("max-unavailable"))
-    for key, field_name in (
-        ("failure-threshold", "failure_threshold"),
-        ("progress-deadline-seconds", "progress_deadline_seconds"),
-        ("pod-timeout-seconds", "pod_timeout_seconds"),
-        ("approval-ttl-seconds", "approval_ttl_seconds"),
-    ):
-        text = annotated(key)
-        if text is not None:
-            if not text.isdigit():
-                raise RolloutError(f"annotation {ANNOTATION_PREFIX}{key}: {text!r} is not a whole number")
-            values[field_name] = int(text)
-    merged = dataclasses.replace(base, **values)
+    merged, errors = read_rollout_settings(core, base)
+    if errors:
+        raise RolloutError("; ".join(str(error) for error in errors))
     if explicit is not None:
         merged = dataclasses.replace(
             merged,
@@ -207,13 +148,14 @@ def resolve_settings(
             },
         )
     has_selector = core.update_strategy.selector is not None
-    steps = merged.steps or ((CANARY_STEP, "100%") if has_selector else ("100%",))
+    try:
+        steps = check_steps(merged.steps or default_steps(has_selector), has_canary_selector=has_selector)
+    except ValueError as exc:
+        raise RolloutError(str(exc)) from None
     max_unavailable = (
         merged.max_unavailable if merged.max_unavailable is not None else core.update_strategy.max_unavailable
     )
-    return dataclasses.replace(
-        merged, steps=_validate_steps(steps, has_selector), max_unavailable=max_unavailable
-    )
+    return dataclasses.replace(merged, steps=steps, max_unavailable=max_unavailable)
 
 
 def _create_rollout(

@@ -20,6 +20,11 @@ SidecarSet's annotations (``rollouts.sidecarhub.io/steps: "canary,50%,100%"``,
 ``sidecarhub.sidecarset.rollout_settings``, which also validates them when a definition is saved
 or published), then from the revision (``updateStrategy.maxUnavailable``) and the
 ``SIDECARHUB_ROLLOUT_*`` settings.
+
+Releases are durable: the publish's post-commit signal starts one at once
+(``on_revision_published``), and the periodic reconcile creates any the signal lost
+(``create_missing_releases``); both go through ``create_rollouts_for_revision``, which never
+creates a second update rollout for the same (revision, cluster).
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import DatabaseError, transaction
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from clusters.models import SidecarSetPlacement
 from clusters.push import serve_revision
 from clusters.targeting import resolve_targets
-from rollouts import transitions
+from rollouts import enqueue, transitions
 from rollouts.choices import (
     ACTIVE_ROLLOUT_STATES,
     FAILED_OUTCOMES,
@@ -56,7 +62,6 @@ from rollouts.lifecycle import (
 )
 from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
 from rollouts.permissions import approval_refusal, can_operate
-from rollouts.tasks import reconcile_rollouts_task
 from rollouts.transitions import InvalidTransition, NotPermitted, RolloutError, RolloutNotFound
 from sidecarhub.changes import Actor, actor_name
 from sidecarhub.models import SidecarSet, SidecarSetRevision
@@ -77,6 +82,7 @@ __all__ = [
     "RolloutSettings",
     "abort_rollout",
     "approve_step",
+    "create_missing_releases",
     "create_rollouts_for_revision",
     "deny_step",
     "get_rollout",
@@ -89,6 +95,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# SidecarSets whose missing releases one periodic repair creates at most (the rest: next tick).
+MISSING_RELEASES_PER_PASS = 50
+
+
 # --- helpers -----------------------------------------------------------------------------------
 
 
@@ -98,7 +108,7 @@ def _user(actor: Actor) -> Any:
 
 def wake_cluster(cluster_id: int) -> None:
     """Queue the cluster's reconciler after the current transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: reconcile_rollouts_task.delay(cluster_id, True))
+    enqueue.wake_cluster(cluster_id)
 
 
 def get_rollout(rollout_id: int) -> Rollout:
@@ -215,10 +225,15 @@ def _create_rollout(
 
 
 def _supersede(sidecarset_id: int, revision: SidecarSetRevision, *, actor: Actor, request_id: str) -> None:
-    """Stop active rollouts of the SidecarSet that go to another revision (a newer one wins)."""
+    """Stop active rollouts of the SidecarSet that go to another revision (a newer one wins).
+
+    Only those created before ``revision`` was published: what a publish supersedes is what
+    existed when it was made. A release created late (the periodic repair) must not abort what
+    people started since, e.g. the rollback of another cluster of this very release.
+    """
     reason = f"superseded by revision {revision.number}"
     for rollout in Rollout.objects.filter(
-        sidecarset_id=sidecarset_id, state__in=ACTIVE_ROLLOUT_STATES
+        sidecarset_id=sidecarset_id, state__in=ACTIVE_ROLLOUT_STATES, created_at__lt=revision.created_at
     ).exclude(to_revision=revision):
         _abort(rollout, actor=actor, request_id=request_id, reason=reason)
 
@@ -267,6 +282,12 @@ def create_rollouts_for_revision(
     cluster that serves an earlier revision, in waves. Returns the created rows.
 
     Guarantees:
+    - idempotent: a cluster that already has a rollout (any kind, any state) to this revision
+      gets none, so the publish's receiver and the periodic repair (``create_missing_releases``)
+      may both run, in any order, concurrently too (one at a time per SidecarSet: its row is
+      locked; and a unique constraint on (revision, cluster) for update rollouts backs it);
+    - only for the SidecarSet's current revision: a revision superseded by a newer publish
+      before its release was created gets none (the newer release covers its clusters);
     - a change nothing pods see (``none``) creates no rollout (every cluster serves it at once,
       ``clusters.push.sync_placements``) and wakes the target clusters' reconcilers;
     - a cluster with no placement yet, or one that already serves this revision, gets no rollout:
@@ -275,27 +296,33 @@ def create_rollouts_for_revision(
       and is in place only when that change is images only and the strategy is not
       ``NotUpdate``; otherwise it has one gate step and patches nothing (``in_place`` false: its
       pods need recreate);
-    - active rollouts of the SidecarSet to other revisions are aborted ("superseded");
+    - active rollouts of the SidecarSet to other revisions created before this revision are
+      aborted ("superseded"), also when this runs late (see ``_supersede``);
     - rollouts start in wave order (the reconciler starts a wave when every rollout of the
       previous waves of the same revision has completed or is held).
+    ``RolloutError`` (nothing written) when the settings are invalid.
 
     ``change_kind`` ``None``: classified here from the previous revision (the receiver passes
-    the one publish computed); it decides only whether this is a ``none`` change.
+    the one publish computed; the repair passes none, and every cluster is then judged by what
+    it serves); it decides only whether this is a ``none`` change.
     """
-    revision = SidecarSetRevision.objects.select_related("sidecarset").filter(pk=revision_id).first()
+    revision = SidecarSetRevision.objects.filter(pk=revision_id).first()
     if revision is None:
         return []
-    sidecarset = revision.sidecarset
-    targets = resolve_targets(sidecarset.pk)
     previous = (
         SidecarSetRevision.objects.filter(pk=previous_revision_id).first()
         if previous_revision_id is not None
         else None
     )
     core = revision.to_core()
-    if change_kind is None:  # not given: classify it here, as publish does
+    if change_kind is None:  # not given: classified here, as publish does
         change_kind = classify_change(previous.to_core(), core) if previous is not None else ChangeKind.OTHER
     with transaction.atomic():
+        # One release creation at a time per SidecarSet, and none racing a publish of it.
+        sidecarset = SidecarSet.objects.select_for_update().filter(pk=revision.sidecarset_id).first()
+        if sidecarset is None or sidecarset.current_revision_id != revision.pk:
+            return []
+        targets = resolve_targets(sidecarset.pk)
         if change_kind == ChangeKind.NONE:
             for cluster_id in targets:
                 wake_cluster(cluster_id)
@@ -307,12 +334,13 @@ def create_rollouts_for_revision(
                 sidecarset=sidecarset, cluster_id__in=list(targets), should_exist=True
             )
         }
+        released = set(Rollout.objects.filter(to_revision=revision).values_list("cluster_id", flat=True))
         effective: RolloutSettings | None = None
         rollouts = []
         for cluster_id, wave in sorted(targets.items(), key=lambda item: (item[1], item[0])):
             source = serving.get(cluster_id)
-            if source is None or source.pk == revision.pk:
-                continue  # a new target, or it serves this revision already
+            if source is None or source.pk == revision.pk or cluster_id in released:
+                continue  # a new target, it serves this revision already, or its release exists
             kind = classify_change(source.to_core(), core)
             if kind == ChangeKind.NONE:
                 continue  # what this cluster serves differs in nothing pods see: no gate needed
@@ -345,6 +373,57 @@ def create_rollouts_for_revision(
                 )
             )
         return rollouts
+
+
+def create_missing_releases(*, limit: int = MISSING_RELEASES_PER_PASS) -> list[Rollout]:
+    """Create the releases the publish signal lost (the periodic reconcile runs this first).
+
+    The signal's receiver is only the fast path: it runs after commit and its failures are
+    logged, not retried (an invalid setting of a revision published before validation, a
+    database error, a web process that died between commit and receiver). This finds, for each
+    SidecarSet, the target clusters whose placement serves an earlier revision (set, different,
+    not the same revision hash: a change nothing pods see needs no release) and that have no
+    rollout at all to the current revision, and creates their release through
+    ``create_rollouts_for_revision`` (idempotent, so racing the receiver is harmless). At most
+    ``limit`` SidecarSets per call; each in its own transaction, so one failing (logged) does
+    not stop the others. Returns the created rollouts.
+    """
+    current = OuterRef("sidecarset__current_revision_id")
+    candidates = (
+        SidecarSetPlacement.objects.filter(
+            should_exist=True,
+            sidecarset__current_revision__isnull=False,
+            serving_revision__isnull=False,
+        )
+        .exclude(serving_revision_id=F("sidecarset__current_revision_id"))
+        .exclude(serving_revision__revision_hash=F("sidecarset__current_revision__revision_hash"))
+        .exclude(Exists(Rollout.objects.filter(to_revision_id=current, cluster_id=OuterRef("cluster_id"))))
+        .values_list("sidecarset_id", "sidecarset__current_revision_id", "cluster_id")
+        .order_by("sidecarset_id")
+    )
+    missing: dict[tuple[int, int], set[int]] = {}
+    for sidecarset_id, revision_id, cluster_id in candidates:
+        missing.setdefault((sidecarset_id, revision_id), set()).add(cluster_id)
+    created: list[Rollout] = []
+    for (sidecarset_id, revision_id), cluster_ids in list(missing.items())[:limit]:
+        if not cluster_ids & set(resolve_targets(sidecarset_id)):
+            continue  # placements not yet in step with the targets: nothing to release there
+        try:
+            rollouts = create_rollouts_for_revision(revision_id, actor=None)
+        except RolloutError as exc:
+            log.warning("release of revision %s cannot be created: %s", revision_id, exc)
+            continue
+        except DatabaseError:  # e.g. lost a race to the receiver on a database without row locks
+            log.exception("release of revision %s: creation failed; next pass retries", revision_id)
+            continue
+        if rollouts:
+            log.warning(
+                "release of revision %s was missing in clusters %s; created by the periodic repair",
+                revision_id,
+                sorted(rollout.cluster_id for rollout in rollouts),
+            )
+        created.extend(rollouts)
+    return created
 
 
 # --- steps: prepare, approve, deny, expire -----------------------------------------------------

@@ -135,7 +135,8 @@ def test_each_cluster_serves_what_its_wave_and_approvals_allow_and_rollback_is_i
     alpha, beta = two_clusters
     author: User = make_user("author", "rollouts.operate_rollout")
     approver: User = make_user("approver", "rollouts.approve_rolloutstep", "rollouts.operate_rollout")
-    document = sidecarset(NAME, annotations={"rollouts.sidecarhub.io/steps": "1,100%"})
+    document = sidecarset(NAME)
+    document["metadata"]["annotations"] = {"rollouts.sidecarhub.io/steps": "1,100%"}
     row = create_sidecarset(document, actor=author)
     create_target(row.pk, cluster_id=alpha.pk, wave=0)
     create_target(row.pk, cluster_id=beta.pk, wave=1)
@@ -149,7 +150,8 @@ def test_each_cluster_serves_what_its_wave_and_approvals_allow_and_rollback_is_i
         wait_for(lambda r=running: _served(r) == first.name, timeout_seconds=30, what="revision 1 pushed")  # type: ignore[misc]  # a lambda with a default argument
 
     # Publish revision 2: no cluster serves it before its gate opens.
-    new_document = sidecarset(NAME, annotations={"rollouts.sidecarhub.io/steps": "1,100%"})
+    new_document = sidecarset(NAME)
+    new_document["metadata"]["annotations"] = {"rollouts.sidecarhub.io/steps": "1,100%"}
     new_document["spec"]["containers"][0]["image"] = NEW
     update_sidecarset(NAME, source=new_document, actor=author, expected_version=None)
     second = publish_sidecarset(NAME, actor=author)

@@ -7,7 +7,10 @@ class RolloutsConfig(AppConfig):
     name = "rollouts"
 
     def ready(self) -> None:
+        # The tasks: registered in every process (not only workers), so that
+        # ``rollouts.enqueue`` sends through the task itself (eager mode in tests).
         from clusters import push
+        from rollouts import tasks  # noqa: F401
         from rollouts.services import on_revision_published
         from rollouts.status import hub_status
         from sidecarhub.signals import revision_published

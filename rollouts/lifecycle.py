@@ -26,6 +26,7 @@ from rollouts.pass_inputs import PassInputs, PodListing
 from rollouts.transitions import InvalidTransition, RolloutError, RolloutNotFound
 from sidecarhub.changes import Actor, actor_name
 from sidecarhub.sidecarset import PodClass, PodDecision, SidecarSet, plan_round, plan_step
+from sidecarhub.sidecarset.rollout_settings import parse_step_target
 
 # The step target of a rollout with no in-place steps: only the gate (decision 17).
 SERVE_STEP = "serve"
@@ -37,7 +38,6 @@ __all__ = [
     "get_step",
     "is_gate",
     "open_gate",
-    "parse_step_target",
     "pause_now",
     "prepare_step",
     "stale_pods",
@@ -50,12 +50,6 @@ def get_step(step_id: int) -> RolloutStep:
     if step is None:
         raise RolloutNotFound("step", step_id)
     return step
-
-
-def parse_step_target(value: Any) -> int | str:
-    """A stored step target as ``plan_step`` takes it: a pod count, ``"N%"`` or ``"canary"``."""
-    text = str(value).strip()
-    return int(text) if text.isdigit() else text
 
 
 def _ref_dict(ref: Any) -> dict[str, str]:

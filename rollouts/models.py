@@ -39,10 +39,11 @@ class Rollout(models.Model):
     Guarantees: ``state`` follows ``ROLLOUT_TRANSITIONS`` and every change has a
     ``StepTransition`` row (``step`` empty). A newer revision supersedes an active rollout
     (abort requested); the newer one starts once no other rollout of the same SidecarSet and
-    cluster is active. The settings (steps, maxUnavailable, thresholds,
-    timeouts) are a snapshot taken at creation: later edits of defaults do not change a running
-    rollout. ``pause_requested`` / ``abort_requested`` are intents a person sets at any time;
-    the engine honours them between pods (never in the middle of one pod's patch).
+    cluster is active. At most one update rollout per (revision, cluster): a release is created
+    once. The settings (steps, maxUnavailable, thresholds, timeouts) are a snapshot taken at
+    creation: later edits of defaults do not change a running rollout. ``pause_requested`` /
+    ``abort_requested`` are intents a person sets at any time; the engine honours them between
+    pods (never in the middle of one pod's patch).
     """
 
     sidecarset = models.ForeignKey("sidecarhub.SidecarSet", on_delete=models.CASCADE, related_name="rollouts")
@@ -115,6 +116,15 @@ class Rollout(models.Model):
             ("operate_rollout", "Can pause, resume, abort and roll back rollouts"),
         ]
         indexes = [models.Index(fields=("cluster", "state"), name="rollout_cluster_state_idx")]
+        constraints = [
+            # One release per revision: the publish's receiver and the periodic repair both
+            # create it (``rollouts.services.create_rollouts_for_revision``), never twice.
+            models.UniqueConstraint(
+                fields=("to_revision", "cluster"),
+                condition=models.Q(kind=RolloutKind.UPDATE),
+                name="rollout_one_update_per_revision_cluster",
+            )
+        ]
 
     def __str__(self) -> str:
         source = f"#{self.from_revision_number}" if self.from_revision_number else "-"

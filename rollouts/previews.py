@@ -14,13 +14,14 @@ from typing import Any
 from clusters.kube import cached_kube_client
 from clusters.models import Cluster
 from rollouts.choices import TERMINAL_STEP_STATES, PodUpdateOutcome, StepState
-from rollouts.lifecycle import parse_step_target, stale_pods
+from rollouts.lifecycle import stale_pods
 from rollouts.models import PodUpdate
 from rollouts.pass_inputs import PassInputs, fetch_pods
 from rollouts.services import RolloutNotFound, get_rollout
 from sidecarhub.changes import Actor
 from sidecarhub.models import SidecarSetRevision
 from sidecarhub.sidecarset import PodClass, plan_round, plan_step
+from sidecarhub.sidecarset.rollout_settings import parse_step_target
 
 __all__ = [
     "PodPreview",

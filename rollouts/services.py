@@ -16,9 +16,15 @@ exceptions whose message is written for people:
 Rollout settings (``RolloutSettings``) come, in this order, from an explicit argument, from the
 SidecarSet's annotations (``rollouts.sidecarhub.io/steps: "canary,50%,100%"``,
 ``.../max-unavailable``, ``.../failure-threshold``, ``.../progress-deadline-seconds``,
-``.../pod-timeout-seconds``, ``.../approval-ttl-seconds``; annotations are not hashed, so
-changing them never makes pods "needs recreate"), then from the revision
-(``updateStrategy.maxUnavailable``) and the ``SIDECARHUB_ROLLOUT_*`` settings.
+``.../pod-timeout-seconds``, ``.../approval-ttl-seconds``; parsed by the pure core,
+``sidecarhub.sidecarset.rollout_settings``, which also validates them when a definition is saved
+or published), then from the revision (``updateStrategy.maxUnavailable``) and the
+``SIDECARHUB_ROLLOUT_*`` settings.
+
+Releases are durable: the publish's post-commit signal starts one at once
+(``on_revision_published``), and the periodic reconcile creates any the signal lost
+(``create_missing_releases``); both go through ``create_rollouts_for_revision``, which never
+creates a second update rollout for the same (revision, cluster).
 """
 
 from __future__ import annotations
@@ -26,19 +32,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import DatabaseError, transaction
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from clusters.models import SidecarSetPlacement
 from clusters.push import serve_revision
 from clusters.targeting import resolve_targets
-from rollouts import transitions
+from rollouts import enqueue, transitions
 from rollouts.choices import (
     ACTIVE_ROLLOUT_STATES,
     FAILED_OUTCOMES,
@@ -53,17 +58,21 @@ from rollouts.lifecycle import (
     finish_aborted,
     get_step,
     open_gate,
-    parse_step_target,
     pause_now,
 )
 from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
 from rollouts.permissions import approval_refusal, can_operate
-from rollouts.tasks import reconcile_rollouts_task
 from rollouts.transitions import InvalidTransition, NotPermitted, RolloutError, RolloutNotFound
 from sidecarhub.changes import Actor, actor_name
 from sidecarhub.models import SidecarSet, SidecarSetRevision
 from sidecarhub.sidecarset import CANARY_STEP, ChangeKind, classify_change
-from sidecarhub.sidecarset.planning import resolve_step_target
+from sidecarhub.sidecarset.rollout_settings import (
+    RolloutSettings,
+    check_steps,
+    default_steps,
+    parse_step_target,
+    read_rollout_settings,
+)
 
 __all__ = [
     "InvalidTransition",
@@ -73,6 +82,7 @@ __all__ = [
     "RolloutSettings",
     "abort_rollout",
     "approve_step",
+    "create_missing_releases",
     "create_rollouts_for_revision",
     "deny_step",
     "get_rollout",
@@ -85,28 +95,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ANNOTATION_PREFIX = "rollouts.sidecarhub.io/"
-
-
-# --- errors and results ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RolloutSettings:
-    """How a rollout proceeds; snapshotted into the ``Rollout`` row at creation.
-
-    ``steps``: targets in order — ``"canary"`` (the pods of ``updateStrategy.selector``; first
-    only), a cumulative count (``1``) or percent of matched pods (``"50%"``). ``None``: the
-    default of decision 13 (``["canary", "100%"]`` with a canary selector, else ``["100%"]``).
-    ``max_unavailable``: ``None`` keeps the revision's ``updateStrategy.maxUnavailable``.
-    """
-
-    steps: tuple[int | str, ...] | None = None
-    max_unavailable: int | str | None = None
-    failure_threshold: int = 0
-    progress_deadline_seconds: int = 600
-    pod_timeout_seconds: int = 300
-    approval_ttl_seconds: int = 86400
+# SidecarSets whose missing releases one periodic repair creates at most (the rest: next tick).
+MISSING_RELEASES_PER_PASS = 50
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -118,7 +108,7 @@ def _user(actor: Actor) -> Any:
 
 def wake_cluster(cluster_id: int) -> None:
     """Queue the cluster's reconciler after the current transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: reconcile_rollouts_task.delay(cluster_id, True))
+    enqueue.wake_cluster(cluster_id)
 
 
 def get_rollout(rollout_id: int) -> Rollout:
@@ -140,63 +130,24 @@ def _setting(name: str, default: int) -> int:
     return int(getattr(django_settings, name, default))
 
 
-def _validate_steps(steps: Sequence[int | str], has_canary_selector: bool) -> tuple[int | str, ...]:
-    if not steps:
-        raise RolloutError("a rollout needs at least one step")
-    checked: list[int | str] = []
-    for position, step in enumerate(steps):
-        step = parse_step_target(step)
-        if step == CANARY_STEP:
-            if position != 0:
-                raise RolloutError("the canary step can only be the first step")
-            if not has_canary_selector:
-                raise RolloutError("a canary step needs spec.updateStrategy.selector")
-        else:
-            try:
-                resolve_step_target(step, 100)
-            except ValueError as exc:
-                raise RolloutError(
-                    f"step {position + 1}: {exc} (use a count like 1 or a percent like 50%)"
-                ) from None
-        checked.append(step)
-    return tuple(checked)
-
-
 def resolve_settings(
     revision: SidecarSetRevision, explicit: RolloutSettings | None = None
 ) -> RolloutSettings:
-    """The effective settings for a rollout to ``revision`` (see the module docstring)."""
+    """The effective settings for a rollout to ``revision`` (see the module docstring).
+
+    ``RolloutError`` when the revision's annotations are invalid (only a revision published
+    before they were validated can have such) or the explicit steps are.
+    """
     core = revision.to_core()
-    annotations: Mapping[str, str] = core.annotations or {}
-
-    def annotated(key: str) -> str | None:
-        value = annotations.get(ANNOTATION_PREFIX + key)
-        return str(value).strip() if value not in (None, "") else None
-
     base = RolloutSettings(
         failure_threshold=_setting("SIDECARHUB_ROLLOUT_FAILURE_THRESHOLD", 0),
         progress_deadline_seconds=_setting("SIDECARHUB_ROLLOUT_PROGRESS_DEADLINE_SECONDS", 600),
         pod_timeout_seconds=_setting("SIDECARHUB_ROLLOUT_POD_TIMEOUT_SECONDS", 300),
         approval_ttl_seconds=_setting("SIDECARHUB_ROLLOUT_APPROVAL_TTL_SECONDS", 86400),
     )
-    values: dict[str, Any] = {}
-    steps_text = annotated("steps")
-    if steps_text:
-        values["steps"] = tuple(part for part in (p.strip() for p in steps_text.split(",")) if part)
-    if annotated("max-unavailable"):
-        values["max_unavailable"] = parse_step_target(annotated("max-unavailable"))
-    for key, field_name in (
-        ("failure-threshold", "failure_threshold"),
-        ("progress-deadline-seconds", "progress_deadline_seconds"),
-        ("pod-timeout-seconds", "pod_timeout_seconds"),
-        ("approval-ttl-seconds", "approval_ttl_seconds"),
-    ):
-        text = annotated(key)
-        if text is not None:
-            if not text.isdigit():
-                raise RolloutError(f"annotation {ANNOTATION_PREFIX}{key}: {text!r} is not a whole number")
-            values[field_name] = int(text)
-    merged = dataclasses.replace(base, **values)
+    merged, errors = read_rollout_settings(core, base)
+    if errors:
+        raise RolloutError("; ".join(str(error) for error in errors))
     if explicit is not None:
         merged = dataclasses.replace(
             merged,
@@ -207,13 +158,14 @@ def resolve_settings(
             },
         )
     has_selector = core.update_strategy.selector is not None
-    steps = merged.steps or ((CANARY_STEP, "100%") if has_selector else ("100%",))
+    try:
+        steps = check_steps(merged.steps or default_steps(has_selector), has_canary_selector=has_selector)
+    except ValueError as exc:
+        raise RolloutError(str(exc)) from None
     max_unavailable = (
         merged.max_unavailable if merged.max_unavailable is not None else core.update_strategy.max_unavailable
     )
-    return dataclasses.replace(
-        merged, steps=_validate_steps(steps, has_selector), max_unavailable=max_unavailable
-    )
+    return dataclasses.replace(merged, steps=steps, max_unavailable=max_unavailable)
 
 
 def _create_rollout(
@@ -273,10 +225,15 @@ def _create_rollout(
 
 
 def _supersede(sidecarset_id: int, revision: SidecarSetRevision, *, actor: Actor, request_id: str) -> None:
-    """Stop active rollouts of the SidecarSet that go to another revision (a newer one wins)."""
+    """Stop active rollouts of the SidecarSet that go to another revision (a newer one wins).
+
+    Only those created before ``revision`` was published: what a publish supersedes is what
+    existed when it was made. A release created late (the periodic repair) must not abort what
+    people started since, e.g. the rollback of another cluster of this very release.
+    """
     reason = f"superseded by revision {revision.number}"
     for rollout in Rollout.objects.filter(
-        sidecarset_id=sidecarset_id, state__in=ACTIVE_ROLLOUT_STATES
+        sidecarset_id=sidecarset_id, state__in=ACTIVE_ROLLOUT_STATES, created_at__lt=revision.created_at
     ).exclude(to_revision=revision):
         _abort(rollout, actor=actor, request_id=request_id, reason=reason)
 
@@ -325,6 +282,12 @@ def create_rollouts_for_revision(
     cluster that serves an earlier revision, in waves. Returns the created rows.
 
     Guarantees:
+    - idempotent: a cluster that already has a rollout (any kind, any state) to this revision
+      gets none, so the publish's receiver and the periodic repair (``create_missing_releases``)
+      may both run, in any order, concurrently too (one at a time per SidecarSet: its row is
+      locked; and a unique constraint on (revision, cluster) for update rollouts backs it);
+    - only for the SidecarSet's current revision: a revision superseded by a newer publish
+      before its release was created gets none (the newer release covers its clusters);
     - a change nothing pods see (``none``) creates no rollout (every cluster serves it at once,
       ``clusters.push.sync_placements``) and wakes the target clusters' reconcilers;
     - a cluster with no placement yet, or one that already serves this revision, gets no rollout:
@@ -333,27 +296,33 @@ def create_rollouts_for_revision(
       and is in place only when that change is images only and the strategy is not
       ``NotUpdate``; otherwise it has one gate step and patches nothing (``in_place`` false: its
       pods need recreate);
-    - active rollouts of the SidecarSet to other revisions are aborted ("superseded");
+    - active rollouts of the SidecarSet to other revisions created before this revision are
+      aborted ("superseded"), also when this runs late (see ``_supersede``);
     - rollouts start in wave order (the reconciler starts a wave when every rollout of the
       previous waves of the same revision has completed or is held).
+    ``RolloutError`` (nothing written) when the settings are invalid.
 
     ``change_kind`` ``None``: classified here from the previous revision (the receiver passes
-    the one publish computed); it decides only whether this is a ``none`` change.
+    the one publish computed; the repair passes none, and every cluster is then judged by what
+    it serves); it decides only whether this is a ``none`` change.
     """
-    revision = SidecarSetRevision.objects.select_related("sidecarset").filter(pk=revision_id).first()
+    revision = SidecarSetRevision.objects.filter(pk=revision_id).first()
     if revision is None:
         return []
-    sidecarset = revision.sidecarset
-    targets = resolve_targets(sidecarset.pk)
     previous = (
         SidecarSetRevision.objects.filter(pk=previous_revision_id).first()
         if previous_revision_id is not None
         else None
     )
     core = revision.to_core()
-    if change_kind is None:  # not given: classify it here, as publish does
+    if change_kind is None:  # not given: classified here, as publish does
         change_kind = classify_change(previous.to_core(), core) if previous is not None else ChangeKind.OTHER
     with transaction.atomic():
+        # One release creation at a time per SidecarSet, and none racing a publish of it.
+        sidecarset = SidecarSet.objects.select_for_update().filter(pk=revision.sidecarset_id).first()
+        if sidecarset is None or sidecarset.current_revision_id != revision.pk:
+            return []
+        targets = resolve_targets(sidecarset.pk)
         if change_kind == ChangeKind.NONE:
             for cluster_id in targets:
                 wake_cluster(cluster_id)
@@ -365,12 +334,13 @@ def create_rollouts_for_revision(
                 sidecarset=sidecarset, cluster_id__in=list(targets), should_exist=True
             )
         }
+        released = set(Rollout.objects.filter(to_revision=revision).values_list("cluster_id", flat=True))
         effective: RolloutSettings | None = None
         rollouts = []
         for cluster_id, wave in sorted(targets.items(), key=lambda item: (item[1], item[0])):
             source = serving.get(cluster_id)
-            if source is None or source.pk == revision.pk:
-                continue  # a new target, or it serves this revision already
+            if source is None or source.pk == revision.pk or cluster_id in released:
+                continue  # a new target, it serves this revision already, or its release exists
             kind = classify_change(source.to_core(), core)
             if kind == ChangeKind.NONE:
                 continue  # what this cluster serves differs in nothing pods see: no gate needed
@@ -403,6 +373,57 @@ def create_rollouts_for_revision(
                 )
             )
         return rollouts
+
+
+def create_missing_releases(*, limit: int = MISSING_RELEASES_PER_PASS) -> list[Rollout]:
+    """Create the releases the publish signal lost (the periodic reconcile runs this first).
+
+    The signal's receiver is only the fast path: it runs after commit and its failures are
+    logged, not retried (an invalid setting of a revision published before validation, a
+    database error, a web process that died between commit and receiver). This finds, for each
+    SidecarSet, the target clusters whose placement serves an earlier revision (set, different,
+    not the same revision hash: a change nothing pods see needs no release) and that have no
+    rollout at all to the current revision, and creates their release through
+    ``create_rollouts_for_revision`` (idempotent, so racing the receiver is harmless). At most
+    ``limit`` SidecarSets per call; each in its own transaction, so one failing (logged) does
+    not stop the others. Returns the created rollouts.
+    """
+    current = OuterRef("sidecarset__current_revision_id")
+    candidates = (
+        SidecarSetPlacement.objects.filter(
+            should_exist=True,
+            sidecarset__current_revision__isnull=False,
+            serving_revision__isnull=False,
+        )
+        .exclude(serving_revision_id=F("sidecarset__current_revision_id"))
+        .exclude(serving_revision__revision_hash=F("sidecarset__current_revision__revision_hash"))
+        .exclude(Exists(Rollout.objects.filter(to_revision_id=current, cluster_id=OuterRef("cluster_id"))))
+        .values_list("sidecarset_id", "sidecarset__current_revision_id", "cluster_id")
+        .order_by("sidecarset_id")
+    )
+    missing: dict[tuple[int, int], set[int]] = {}
+    for sidecarset_id, revision_id, cluster_id in candidates:
+        missing.setdefault((sidecarset_id, revision_id), set()).add(cluster_id)
+    created: list[Rollout] = []
+    for (sidecarset_id, revision_id), cluster_ids in list(missing.items())[:limit]:
+        if not cluster_ids & set(resolve_targets(sidecarset_id)):
+            continue  # placements not yet in step with the targets: nothing to release there
+        try:
+            rollouts = create_rollouts_for_revision(revision_id, actor=None)
+        except RolloutError as exc:
+            log.warning("release of revision %s cannot be created: %s", revision_id, exc)
+            continue
+        except DatabaseError:  # e.g. lost a race to the receiver on a database without row locks
+            log.exception("release of revision %s: creation failed; next pass retries", revision_id)
+            continue
+        if rollouts:
+            log.warning(
+                "release of revision %s was missing in clusters %s; created by the periodic repair",
+                revision_id,
+                sorted(rollout.cluster_id for rollout in rollouts),
+            )
+        created.extend(rollouts)
+    return created
 
 
 # --- steps: prepare, approve, deny, expire -----------------------------------------------------

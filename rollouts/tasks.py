@@ -1,5 +1,7 @@
 """Celery tasks of the rollouts app. Thin: each takes IDs and runs one bounded reconcile
-(STYLE P7, P8, P9); the reconciler is single-flight per cluster, so duplicates are harmless."""
+(STYLE P7, P8, P9); the reconciler is single-flight per cluster, so duplicates are harmless.
+
+Registered under the names in ``rollouts.enqueue``, through which the services queue them."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 
+from rollouts import enqueue
 from rollouts.choices import ACTIVE_ROLLOUT_STATES, OPEN_POD_UPDATE_STATES
 from rollouts.models import Rollout
 from rollouts.reconciler import reconcile_cluster
+from rollouts.services import create_missing_releases
 from sidecarhub.tasks import hub_task
 
 __all__ = ["reconcile_all_rollouts_task", "reconcile_rollouts_task"]
@@ -19,7 +23,7 @@ __all__ = ["reconcile_all_rollouts_task", "reconcile_rollouts_task"]
 log = logging.getLogger(__name__)
 
 
-@hub_task("rollouts.reconcile_cluster")
+@hub_task(enqueue.RECONCILE_CLUSTER)
 def reconcile_rollouts_task(cluster_id: int, woken: bool = False) -> dict[str, Any]:
     """One bounded reconcile of a cluster's rollouts, then re-enqueue while work is due.
 
@@ -47,9 +51,15 @@ def reconcile_rollouts_task(cluster_id: int, woken: bool = False) -> dict[str, A
     }
 
 
-@hub_task("rollouts.reconcile_all")
+@hub_task(enqueue.RECONCILE_ALL)
 def reconcile_all_rollouts_task() -> None:
-    """Beat entry: one reconcile per cluster with an unfinished rollout or an open pod update."""
+    """Beat entry: first create the releases the publish signal lost (``create_missing_releases``:
+    this is what guarantees every publish its release; the signal is only the fast path), then
+    one reconcile per cluster with an unfinished rollout or an open pod update."""
+    try:
+        create_missing_releases()
+    except Exception:  # the reconciles below must still run; the next tick repairs again
+        log.exception("the periodic release repair failed")
     cluster_ids = (
         Rollout.objects.filter(
             Q(state__in=ACTIVE_ROLLOUT_STATES) | Q(pod_updates__state__in=OPEN_POD_UPDATE_STATES)

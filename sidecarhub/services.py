@@ -45,6 +45,7 @@ from sidecarhub.sidecarset import (
     hash_without_images,
     read_sidecarset,
     revision_hash,
+    rollout_settings_errors,
     split_documents,
     to_kruise,
     validate_sidecarset,
@@ -258,6 +259,9 @@ def _user_or_none(actor: Actor) -> Any:
 def _check(core: CoreSidecarSet, existing: SidecarSet | None, stored: ConflictIndex | None = None) -> None:
     """Raise ``SidecarSetInvalid`` unless ``core`` may be stored (as an update of ``existing``).
 
+    Besides Kruise's rules, the hub's ``rollouts.sidecarhub.io/*`` annotations must parse
+    (``sidecarhub.sidecarset.rollout_settings``, the rules a release is created with): a bad one
+    would otherwise pass publish and fail the release after commit, where nobody sees it.
     As in Kruise, cross-SidecarSet conflicts are looked for only when everything else is valid.
     ``stored``: every stored SidecarSet, already parsed (an import checks many documents against
     one parse of the store); without it they are read and parsed here.
@@ -274,6 +278,7 @@ def _check(core: CoreSidecarSet, existing: SidecarSet | None, stored: ConflictIn
         patch_metadata_allowlist=settings.SIDECARHUB_PATCH_POD_METADATA_ALLOWLIST,
         patch_metadata_defaults_allowed=settings.SIDECARHUB_PATCH_POD_METADATA_DEFAULTS_ALLOWED,
     )
+    errors = [*errors, *rollout_settings_errors(core)]
     if not errors:
         if stored is None:
             stored = ConflictIndex(other.to_core() for other in SidecarSet.objects.exclude(name=core.name))
@@ -563,11 +568,13 @@ def publish_sidecarset(
     """Freeze the current definition of ``name`` into a new immutable revision and make it current.
 
     Guarantees: the definition is re-validated (canary base, pinned revision and conflicts may
-    have changed since it was saved); ``NothingToPublish`` when it equals the current revision;
-    the new number is one more than the highest ever stored for this SidecarSet; history beyond
-    ``revisionHistoryLimit`` is pruned (never the current revision); change-log rows for the
-    publish and each pruned revision; ``revision_published`` is sent after commit (see
-    ``sidecarhub.signals`` for its arguments).
+    have changed since it was saved; rollout annotations too, so a release never fails on them);
+    ``NothingToPublish`` when it equals the current revision; the new number is one more than
+    the highest ever stored for this SidecarSet; history beyond ``revisionHistoryLimit`` is
+    pruned (never the current revision); change-log rows for the publish and each pruned
+    revision; ``revision_published`` is sent after commit (see ``sidecarhub.signals`` for its
+    arguments: the release starts from it at once, and the periodic rollouts reconcile creates
+    it if that fails, ``rollouts.services.create_missing_releases``).
     """
     with transaction.atomic():
         _lock_definitions()
@@ -665,7 +672,7 @@ def import_documents(
                 # Still report the document's own problems, so one round of fixes suffices.
                 first = seen[core.name]
                 duplicate = FieldError("metadata.name", f"{core.name!r} is also defined by document {first}")
-                fail([duplicate, *validate_sidecarset(core)])
+                fail([duplicate, *validate_sidecarset(core), *rollout_settings_errors(core)])
                 continue
             seen[core.name] = document.index
             existing = rows.get(core.name)

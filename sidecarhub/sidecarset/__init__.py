@@ -53,6 +53,11 @@ from sidecarhub.sidecarset.predicates import (
     SidecarSetFacts,
     Upgradability,
 )
+from sidecarhub.sidecarset.rollout_settings import (
+    RolloutSettings,
+    read_rollout_settings,
+    rollout_settings_errors,
+)
 from sidecarhub.sidecarset.steps import CANARY_STEP, StepPlan, plan_step
 from sidecarhub.sidecarset.validation import (
     PatchMetadataAllowRule,
@@ -86,6 +91,7 @@ __all__ = [
     "PodEvaluation",
     "PodRef",
     "PriorityStrategy",
+    "RolloutSettings",
     "RoundPlan",
     "ScatterTerm",
     "SidecarContainer",
@@ -111,8 +117,10 @@ __all__ = [
     "parse_sidecarset",
     "plan_round",
     "plan_step",
+    "read_rollout_settings",
     "read_sidecarset",
     "revision_hash",
+    "rollout_settings_errors",
     "selectors_may_overlap",
     "split_documents",
     "to_kruise",

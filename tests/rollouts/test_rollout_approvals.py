@@ -75,7 +75,10 @@ def _rollouts(
         name, source=_doc(name, image, **{**doc, **(second or {})}), actor=actor, expected_version=None
     )
     revision = publish_sidecarset(name, actor=actor)
-    return create_rollouts_for_revision(revision.pk, actor=actor, previous_revision_id=first.pk)
+    created = create_rollouts_for_revision(revision.pk, actor=actor, previous_revision_id=first.pk)
+    # With real commits (transaction=True) the publish's receiver already made them (and a
+    # release is made once: the call above then creates none).
+    return created or list(Rollout.objects.filter(to_revision=revision).order_by("wave", "cluster_id"))
 
 
 def _awaiting(rollout: Rollout, *, ttl_seconds: int = 3600) -> RolloutStep:

@@ -334,14 +334,16 @@ def _transition(
 
 
 @transaction.atomic
-def sync_placements(sidecarset_id: int, *, serve_current: bool = False) -> None:
+def sync_placements(sidecarset_id: int, *, serve_from: int | None = None) -> None:
     """Make placements match the SidecarSet's targets (see the module docstring).
 
     Which revision a placement serves (decision 17): a new placement, or a cluster targeted
     again, serves the current revision at once (nothing earlier to protect there); an existing
-    one keeps serving what it serves until its release's gate opens (``serve_revision``), unless
-    ``serve_current`` (a publish that changes nothing pods see). Idempotent: nothing is queued
-    for a placement that already has (or is pushing) the revision it serves."""
+    one keeps serving what it serves until its release's gate opens (``serve_revision``). A
+    publish that changes nothing pods see passes ``serve_from`` (the revision it replaced): the
+    placements serving THAT revision move to the current one at once; a cluster serving another
+    one (held back, rolled back) keeps it. Idempotent: nothing is queued for a placement that
+    already has (or is pushing) the revision it serves."""
     sidecarset = SidecarSet.objects.select_for_update().filter(pk=sidecarset_id).first()
     if sidecarset is None:
         return
@@ -367,7 +369,8 @@ def sync_placements(sidecarset_id: int, *, serve_current: bool = False) -> None:
             continue
         serving_id = placement.serving_revision_id
         fields: dict[str, Any] = {"sidecarset": sidecarset, "wave": wave, "should_exist": True}
-        if serve_current or not placement.should_exist or serving_id is None:
+        follows = serve_from is not None and serving_id == serve_from
+        if follows or not placement.should_exist or serving_id is None:
             if serving_id != current_id:
                 fields.update(serving_revision_id=current_id, serving_since=now)
             serving_id = current_id

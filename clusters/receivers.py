@@ -11,11 +11,20 @@ from sidecarhub.sidecarset import ChangeKind
 __all__ = ["on_revision_published", "on_sidecarset_deleted"]
 
 
-def on_revision_published(sender: Any, *, sidecarset_id: int, change_kind: str = "", **kwargs: Any) -> None:
+def on_revision_published(
+    sender: Any,
+    *,
+    sidecarset_id: int,
+    change_kind: str = "",
+    previous_revision_id: int | None = None,
+    **kwargs: Any,
+) -> None:
     """Keep the placements in step with the targets; a new target cluster serves the new
     revision at once, the others when their release's gate opens (decision 17), except for a
-    change nothing pods see (``none``), which every cluster serves at once."""
-    sync_placements(sidecarset_id, serve_current=change_kind == ChangeKind.NONE)
+    change nothing pods see (``none``), which the clusters serving the replaced revision serve
+    at once (a cluster held back or rolled back keeps what it serves)."""
+    unseen = change_kind == ChangeKind.NONE
+    sync_placements(sidecarset_id, serve_from=previous_revision_id if unseen else None)
 
 
 def on_sidecarset_deleted(sender: Any, *, name: str, **kwargs: Any) -> None:

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('clusters', '0005_serving_revision_and_hold'),
-        ('rollouts', '0004_release_gate'),
+        ('rollouts', '0005_rollout_needs_recreate'),
         ('sidecarhub', '0001_sidecarsets_revisions_changelog'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -14,8 +14,8 @@ from django.db import connection
 from django.utils import timezone
 
 from clusters.choices import CredentialKind
-from clusters.models import Cluster
-from clusters.push import create_target, sync_placements
+from clusters.models import Cluster, SidecarSetPlacement
+from clusters.push import create_target, serve_revision, sync_placements
 from clusters.services import hold_cluster
 from rollouts.choices import ROLLOUT_TRANSITIONS, STEP_TRANSITIONS, RolloutState, StepState
 from rollouts.models import Approval, Rollout, RolloutStep, StepTransition
@@ -307,3 +307,28 @@ def test_two_concurrent_approvals_exactly_one_wins() -> None:
     assert sorted(outcomes) == ["409", "won"]
     assert Approval.objects.filter(step=step, decision="approve").count() == 1
     assert StepTransition.objects.filter(step=step, to_state=StepState.APPROVED).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_change_pods_do_not_see_follows_only_clusters_serving_the_replaced_revision() -> None:
+    """A cluster rolled back (or held back) keeps its revision when a later publish changes
+    nothing pods see; the clusters serving the replaced revision take the new one at once."""
+    rolled_back, following = _cluster("c1"), _cluster("c2")
+    [rollout, _other] = _rollouts(None, [(rolled_back, 0), (following, 0)])
+    first_id, second_id = rollout.from_revision_id, rollout.to_revision_id
+    assert first_id is not None and second_id is not None
+    for cluster in (rolled_back, following):
+        serve_revision(rollout.sidecarset_id, cluster.pk, second_id)  # both gates opened
+    serve_revision(rollout.sidecarset_id, rolled_back.pk, first_id)  # c1 rolled back
+    name = rollout.sidecarset_name
+    document = _doc(name, "log-agent:2")
+    document["spec"]["selector"] = {"matchLabels": {"app": name, "tier": "web"}}  # nothing pods see
+    update_sidecarset(name, source=document, actor=None, expected_version=None)
+    third = publish_sidecarset(name, actor=None)
+    sync_placements(rollout.sidecarset_id, serve_from=second_id)  # the publish's receiver
+    serving = dict(
+        SidecarSetPlacement.objects.filter(sidecarset_id=rollout.sidecarset_id).values_list(
+            "cluster_id", "serving_revision_id"
+        )
+    )
+    assert serving == {rolled_back.pk: first_id, following.pk: third.pk}

@@ -25,6 +25,7 @@ from rollouts.models import PodUpdate, Rollout, RolloutStep
 from rollouts.previews import preview_revision
 from rollouts.services import approve_step, rollback_rollout
 from sandbox.testing import RunningCluster, wait_for
+from tests.clusters.conftest import read_resource
 from tests.rollouts.helpers import (
     NEW_IMAGE,
     OLD_IMAGE,
@@ -241,5 +242,13 @@ def test_env_change_patches_nothing_and_reports_needs_recreate(
         assert (condition["status"], condition["reason"]) == ("False", "UpdateImmutableField")
         assert json.loads(condition["message"]) == {fleet.name: False}
     assert write_back_status(fleet.cluster.pk).conditions_written == 0  # written once, not every round
+    resource = read_resource(k8s, fleet.name)
+    assert resource is not None
+    status = resource["status"]
+    assert status["servingRevision"] == revision.name  # the custom resource says what is served
+    assert (status["hub"]["rollout"]["outcome"], status["hub"]["rollout"]["needsRecreate"]) == (
+        "needs_recreate",
+        5,
+    )
     after = {name: pod["metadata"]["generation"] for name, pod in pods_by_name(fleet.live_pods()).items()}
     assert after == before  # no pod's spec was touched (the condition is status)

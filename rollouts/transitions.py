@@ -7,7 +7,9 @@ fields, and writes a ``StepTransition`` history row (with the ``actor``, the ``r
 in one transaction. When the row is not in an accepted state, nothing changes and
 ``InvalidTransition`` is raised (the API maps it to 409 with ``current_state``). Two concurrent
 callers of the same verb: the second waits for the first's lock, then sees the new state and gets
-``InvalidTransition``.
+``InvalidTransition``. SQLite ignores ``FOR UPDATE``; there the same holds because every
+transaction begins by taking the database's write lock (``BEGIN IMMEDIATE``, see
+``sidecarhub.envconfig.parse_database_url``).
 """
 
 from __future__ import annotations

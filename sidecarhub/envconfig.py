@@ -15,6 +15,7 @@ __all__ = ["env_bool", "env_float", "env_int", "env_list", "env_str", "parse_dat
 
 _TRUE = {"1", "true"}
 _FALSE = {"0", "false"}
+_SQLITE_BUSY_TIMEOUT_SECONDS = 20
 
 
 def env_str(name: str, default: str | None = None) -> str:
@@ -82,7 +83,28 @@ def parse_database_url(url: str, *, variable: str = "DATABASE_URL") -> dict[str,
         path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
         if not path:
             raise ImproperlyConfigured(f"{variable}: a sqlite URL needs a file path")
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+        if path == ":memory:":  # one connection's private database: nothing to share or wait for
+            return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": path,
+            "OPTIONS": {
+                # SQLite has one writer at a time. A connection that finds the database locked
+                # waits up to this long instead of failing at once with "database is locked".
+                "timeout": _SQLITE_BUSY_TIMEOUT_SECONDS,
+                # Every transaction takes the write lock when it begins (BEGIN IMMEDIATE), so a
+                # transaction that reads and then writes (a state transition: SQLite ignores
+                # SELECT ... FOR UPDATE) runs after any other writer, sees its commit, and can
+                # never fail half-way because another writer came first.
+                "transaction_mode": "IMMEDIATE",
+                # Write-ahead log: readers never wait for the writer, nor the writer for readers.
+                "init_command": "PRAGMA journal_mode=WAL",
+            },
+            # Tests use a file next to the database (Django's default is a shared in-memory
+            # database, whose table locks the busy timeout does not wait on), so concurrent
+            # connections in tests behave as in the quick start.
+            "TEST": {"NAME": f"{path}.test"},
+        }
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
         name = unquote(parsed.path.lstrip("/"))
         if not name:

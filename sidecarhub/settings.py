@@ -182,6 +182,12 @@ CELERY_BEAT_SCHEDULE["rollouts-reconcile"] = {
     "schedule": env_int("SIDECARHUB_ROLLOUT_RECONCILE_SECONDS", 10, minimum=1),
 }
 
+# --- Single-flight locks (sidecarhub.locks) -------------------------------------------------------
+# On databases without advisory locks (SQLite), a lock is a lease in Redis that its holder renews
+# every third of this time; a holder that dies blocks its key (e.g. one cluster's reconciler) for
+# at most this long. PostgreSQL's advisory locks do not use it.
+SIDECARHUB_LOCK_LEASE_SECONDS = env_float("SIDECARHUB_LOCK_LEASE_SECONDS", 30.0, minimum=0.5)
+
 # --- Rollouts (rollouts.reconciler, rollouts.services) --------------------------------------------
 # One reconcile pass per cluster: its time budget, the most pods it patches from one plan, and
 # how long it sleeps between looks while only observing; then it re-enqueues itself.

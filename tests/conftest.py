@@ -134,8 +134,11 @@ def start_worker(
 
     env = dict(os.environ)
     # The worker must see the rows the tests commit: point it at pytest-django's test database.
-    url = urlsplit(os.environ["DATABASE_URL"])
-    env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
+    if connection.vendor == "sqlite":  # the test database is a file (sidecarhub.envconfig)
+        env["DATABASE_URL"] = f"sqlite:///{os.path.abspath(connection.settings_dict['NAME'])}"
+    else:
+        url = urlsplit(os.environ["DATABASE_URL"])
+        env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
     env.update(extra_env or {})
     marker = f"{_SESSION}:{uuid.uuid4().hex[:8]}"
     env[_MARKER] = marker

@@ -7,6 +7,8 @@ Import errors add ``document`` (0-based index in the stream) and ``line``.
 :func:`api_exception_handler` is DRF's ``EXCEPTION_HANDLER`` (settings): every DRF error
 (validation, parse, authentication, CSRF, permission, 404, 405, 413...) leaves the API in this
 shape, and domain exceptions of ``sidecarhub.services`` map to statuses here, so views stay thin.
+SQLite's "database is locked" (a write waited longer than the busy timeout) is a 503 with
+``Retry-After``: the caller may retry; it is never a 500.
 The clusters and rollouts views map their own domain exceptions first and hand everything else
 to this handler. Errors raised before a view runs (an unknown URL, a body Django refuses) get
 the same body from :func:`error_page_400` / :func:`error_page_404` / :func:`error_page_500`,
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import status
@@ -46,6 +49,7 @@ __all__ = [
     "error_page_400",
     "error_page_404",
     "error_page_500",
+    "is_database_busy",
 ]
 
 # Paths whose errors are JSON even when Django (not DRF) answers: the API and the webhook.
@@ -66,6 +70,15 @@ class PreconditionFailed(APIException):
 
 def error_body(errors: Sequence[FieldError]) -> dict[str, Any]:
     return {"errors": [{"path": error.path, "message": error.message} for error in errors]}
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked" (or "busy"): another writer held the database for longer
+    than the busy timeout. Nothing is wrong with the request; it can be sent again."""
+    message = str(exc).lower()
+    return isinstance(exc, OperationalError) and (
+        "database is locked" in message or "database is busy" in message
+    )
 
 
 def _flatten(detail: Any, path: str | None) -> list[dict[str, Any]]:
@@ -112,6 +125,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         )
     if isinstance(exc, RequestDataTooBig):
         return _single(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"request body too large: {exc}")
+    if is_database_busy(exc):
+        return _single(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the database was busy with another write for too long (SQLite allows one writer "
+            "at a time) and the request could not finish; send it again",
+            **{"Retry-After": "1"},
+        )
     response = exception_handler(exc, context)
     if response is None:
         return None

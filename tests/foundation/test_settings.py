@@ -59,7 +59,16 @@ def test_parse_database_url() -> None:
         "5433",
     )
     assert pg["OPTIONS"] == {"sslmode": "require"}
-    assert parse_database_url("sqlite:////var/lib/hub.db")["NAME"] == "/var/lib/hub.db"
+    sqlite = parse_database_url("sqlite:////var/lib/hub.db")
+    assert sqlite["NAME"] == "/var/lib/hub.db"
+    # Concurrent writers wait for each other and transitions take the write lock first, so a
+    # lost race is a clean InvalidTransition (409), never "database is locked".
+    assert sqlite["OPTIONS"] == {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL",
+    }
+    assert sqlite["TEST"] == {"NAME": "/var/lib/hub.db.test"}
     with pytest.raises(ImproperlyConfigured, match="DATABASE_URL must start with"):
         parse_database_url("mysql://x/y")
 

@@ -1,6 +1,7 @@
 """Approval rules and state transitions on PostgreSQL (no cluster needed): the permission, the
 four-eyes rule and its per-cluster switch, auto-approve, expiry, two concurrent approvals (exactly
-one wins), guarded transitions with their history rows, intents, waves, and the pruning guard."""
+one wins, on SQLite too), guarded transitions with their history rows, intents, waves, and the
+pruning guard."""
 
 from __future__ import annotations
 
@@ -281,6 +282,7 @@ def test_pruning_keeps_revisions_of_unfinished_rollouts() -> None:
     assert numbers == {1, 3, 4}
 
 
+@pytest.mark.sqlite
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_approvals_exactly_one_wins() -> None:
     approvers = [make_user(f"approver{i}", "rollouts.approve_rolloutstep") for i in range(2)]

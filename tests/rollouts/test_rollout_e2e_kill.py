@@ -7,7 +7,8 @@ group, beat included) after a random delay, starts a fresh worker with embedded 
 periodic reconcile is what resumes the work: a killed worker's unacknowledged message is only
 redelivered after the broker's visibility timeout), and waits for the rollout to complete.
 An independent watch counts, per pod, how often its sidecar image and the hub's hash
-annotation changed: exactly once per trial.
+annotation changed: exactly once per trial. Also runs on SQLite (a few trials), where the killed
+worker's reconcile lock is a Redis lease that must expire before the new worker takes over.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from sandbox.testing import RunningCluster, wait_for
 from tests.conftest import ROOT, start_worker, stop_worker, suspend_workers
 from tests.rollouts.helpers import PodWatcher, make_fleet, pods_by_name, sidecar_image
 
-pytestmark = [pytest.mark.k8s, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.k8s, pytest.mark.e2e, pytest.mark.sqlite, pytest.mark.django_db(transaction=True)]
 
-TRIALS = 50
+# tests/locks/test_on_sqlite.py runs a few trials on SQLite.
+TRIALS = int(os.environ.get("SIDECARHUB_KILL_TRIALS", "50"))
 PODS = 4
 
 

@@ -24,7 +24,7 @@ from django.conf import settings as django_settings
 from django.db import transaction
 from kubernetes import client
 
-from clusters.kube import KubeClient, KubeError, cached_kube_client
+from clusters.kube import KubeClient, cached_kube_client
 from clusters.models import SidecarSetPlacement
 from rollouts.choices import ACTIVE_ROLLOUT_STATES, RolloutKind, RolloutState
 from rollouts.lifecycle import parse_step_target, stale_pods
@@ -114,22 +114,18 @@ def _check_source(source: Rollout) -> None:
 
 
 def _grouping(source: Rollout, kube: KubeClient) -> Grouping:
-    """The source's cluster's pods that run another definition than its revision, by workload."""
+    """The source's cluster's pods that run another definition than its revision, by workload
+    (``KubeError`` when the cluster cannot be read: the API answers 503)."""
     inputs = PassInputs(kube)
-    try:
-        core = inputs.planning_sidecarset(source)
-        listing = inputs.pods(core)
-        stale = [decision.pod for decision in stale_pods(core, listing)]
-        namespaces = sorted({str((pod.get("metadata") or {}).get("namespace")) for pod in stale})
-        apps = client.AppsV1Api(kube.api_client)
-        replicasets: list[dict[str, Any]] = []
-        for namespace in namespaces:
-            page = kube.call(
-                apps.list_namespaced_replica_set, namespace, what=f"list replicasets in {namespace}"
-            )
-            replicasets.extend(page.get("items") or [])
-    except KubeError as exc:
-        raise RolloutError(f"cannot read cluster {source.cluster.name}: {exc}") from None
+    core = inputs.planning_sidecarset(source)
+    listing = inputs.pods(core)
+    stale = [decision.pod for decision in stale_pods(core, listing)]
+    namespaces = sorted({str((pod.get("metadata") or {}).get("namespace")) for pod in stale})
+    apps = client.AppsV1Api(kube.api_client)
+    replicasets: list[dict[str, Any]] = []
+    for namespace in namespaces:
+        page = kube.call(apps.list_namespaced_replica_set, namespace, what=f"list replicasets in {namespace}")
+        replicasets.extend(page.get("items") or [])
     return group_by_workload(stale, replicaset_owners(replicasets))
 
 

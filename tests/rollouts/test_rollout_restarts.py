@@ -9,11 +9,16 @@ changes the sidecar's environment (not in place: the pods need recreate).
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client
+from rest_framework.test import APIClient
 
 from rollouts.choices import PodUpdateOutcome, PodUpdateState, RolloutKind, RolloutState, StepState
 from rollouts.models import PodUpdate, Rollout, RolloutStep
@@ -24,7 +29,7 @@ from rollouts.transitions import RolloutError
 from rollouts.workloads import RESTARTED_AT_ANNOTATION
 from sandbox.testing import RunningCluster, wait_for
 from sidecarhub.sidecarset import InjectionCandidate, inject
-from tests.rollouts.helpers import OLD_IMAGE, Fleet, make_fleet, reconcile_until
+from tests.rollouts.helpers import OLD_IMAGE, Fleet, make_fleet, make_user, reconcile_until
 
 pytestmark = [pytest.mark.k8s, pytest.mark.django_db]
 
@@ -227,3 +232,60 @@ def test_a_workload_that_does_not_complete_pauses_the_restart_until_resumed(
     assert rows.count() == 4 and {row.outcome for row in rows} == {PodUpdateOutcome.RECREATED}
     assert _restarted_at(k8s, k8s_namespace, "Deployment", "b-fine") is not None
     wait_for(lambda: len(fleet.live_pods()) == 4, timeout_seconds=30, what="4 pods")
+
+
+def test_api_and_cli_preview_and_start_a_restart_and_refuse_bare_pods_only(
+    k8s: RunningCluster, k8s_namespace: str, author: Any, approver: Any
+) -> None:
+    fleet = make_fleet(k8s, k8s_namespace, author=author)
+    _create_workload(fleet, "Deployment", "web", 2)
+    [bare] = fleet.create_pods(1, prefix="bare")
+    fleet.wait_ready(3)
+    source = _needs_recreate_release(fleet, author, approver)
+    api = APIClient()
+    api.force_authenticate(
+        make_user(
+            "operator", "rollouts.view_rollout", "rollouts.operate_rollout", "rollouts.approve_rolloutstep"
+        )
+    )
+
+    preview = api.get(f"/api/v1/rollouts/{source.pk}/restart-preview/", {"steps": "1,100%"})
+    assert preview.status_code == 200, preview.content
+    body = preview.json()
+    assert body["pods_needing_recreate"] == 3 and [s["pod_count"] for s in body["steps"]] == [2]
+    assert body["steps"][0]["workloads"] == [
+        {"kind": "Deployment", "namespace": k8s_namespace, "name": "web", "pod_count": 2}
+    ]
+    assert [item["name"] for item in body["not_restartable"]] == [bare]
+    out = io.StringIO()
+    call_command("sidecarhub", "rollout", "restart-preview", str(source.pk), stdout=out)
+    assert f"Deployment {k8s_namespace}/web" in out.getvalue() and "not restartable" in out.getvalue()
+
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("restart-admin", password="x"))
+    page = admin.get(f"/admin/rollouts/rollout/{source.pk}/change/")
+    assert (
+        page.status_code == 200
+        and b"/operate/restart/" in page.content
+        and b"restart-preview" in page.content
+    )
+    page = admin.get(f"/admin/rollouts/rollout/{source.pk}/restart-preview/?steps=1,100%25")
+    assert page.status_code == 200 and f"Deployment {k8s_namespace}/web".encode() in page.content
+    assert bare.encode() in page.content
+
+    started = api.post(f"/api/v1/rollouts/{source.pk}/restart/", {"steps": ["100%"]}, format="json")
+    assert started.status_code == 202, started.content
+    restart = started.json()
+    assert restart["kind"] == "restart" and restart["restart_of"] == source.pk
+    assert restart["steps"][0]["workloads"][0]["name"] == "web" and restart["steps"][0]["pod_count"] == 2
+    assert restart["steps"][0]["needs_recreate_count"] == 1
+    again = api.post(f"/api/v1/rollouts/{source.pk}/restart/", {}, format="json")
+    assert again.status_code == 409 and "still pending" in again.content.decode()
+
+    # Once the restart is aborted, only the bare pod is left: nothing restartable, never deleted.
+    api.post(f"/api/v1/rollouts/{restart['id']}/abort/", {}, format="json")
+    k8s.apps.delete_namespaced_deployment("web", k8s_namespace, _preload_content=False)
+    wait_for(lambda: len(fleet.live_pods()) == 1, timeout_seconds=30, what="only the bare pod")
+    refused = api.post(f"/api/v1/rollouts/{source.pk}/restart/", {}, format="json")
+    assert refused.status_code == 409 and "nothing to restart" in refused.content.decode()
+    assert [pod["metadata"]["name"] for pod in fleet.live_pods()] == [bare]

@@ -10,6 +10,7 @@ four-eyes checks are the services' own. Refusals are shown as messages a person 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from clusters.kube import KubeError
-from rollouts import fleet, previews, services
+from rollouts import fleet, previews, restarts, services
 from rollouts.choices import (
     APPROVABLE_STEP_STATES,
     PodUpdateOutcome,
@@ -92,6 +93,9 @@ VERB_HELP = {
     "rollback": "At once, new pods of this cluster get the previous revision again; then a new "
     "rollout returns the updated pods through the same steps and approvals. A running or paused "
     "rollout is aborted first (between pods).",
+    "restart": "Creates a restart rollout: the workloads owning the pods that need recreate are "
+    "restarted (kubectl rollout restart), in steps (targets of workloads, e.g. 1,100%) that each need "
+    "an approval. Bare and ReplicaSet-only pods are listed, never touched. Preview it first.",
 }
 
 
@@ -255,20 +259,28 @@ class RolloutAdmin(ReadOnlyAdmin):
             self.message_user(request, f"{what}: {exc}", messages.ERROR)
         return None
 
-    def _operate(self, request: HttpRequest, verb: str, rollout_id: int, reason: str) -> Rollout | None:
-        call = {
+    def _operate(
+        self, request: HttpRequest, verb: str, rollout_id: int, reason: str, steps: list[str] | None = None
+    ) -> Rollout | None:
+        calls: dict[str, Callable[..., Rollout]] = {
             "pause": services.pause_rollout,
             "resume": services.resume_rollout,
             "abort": services.abort_rollout,
             "rollback": services.rollback_rollout,
-        }[verb]
+            "restart": functools.partial(restarts.start_restart, steps=steps or None),
+        }
+        call = calls[verb]
         result = self._call(
             request,
             f"{verb} rollout {rollout_id}",
             lambda: call(rollout_id, actor=request.user, request_id=request_id_of(request), reason=reason),
         )
         if result is not None:
-            if verb == "rollback":
+            if verb == "restart":
+                text = (
+                    f"rollout {rollout_id}: restart rollout {result.pk} created; approve its steps to run it"
+                )
+            elif verb == "rollback":
                 text = (
                     f"rollout {rollout_id}: rollback rollout {result.pk} created; approve its steps to run it"
                 )
@@ -343,6 +355,11 @@ class RolloutAdmin(ReadOnlyAdmin):
                 name="rollouts_rollout_decide",
             ),
             path("<int:object_id>/preview/", view(self.preview_view), name="rollouts_rollout_preview"),
+            path(
+                "<int:object_id>/restart-preview/",
+                view(self.restart_preview_view),
+                name="rollouts_rollout_restart_preview",
+            ),
         ]
         return own + super().get_urls()
 
@@ -388,8 +405,10 @@ class RolloutAdmin(ReadOnlyAdmin):
                     "rollback",
                     {RolloutState.PAUSED, RolloutState.COMPLETED, RolloutState.ABORTED, RolloutState.FAILED},
                 ),
+                ("restart", {RolloutState.RUNNING, RolloutState.PAUSED, RolloutState.COMPLETED}),
             )
             if rollout.state in allowed_states
+            and not (verb == "restart" and rollout.kind == RolloutKind.RESTART)
         ]
         history = (
             StepTransition.objects.filter(rollout=rollout).select_related("step").order_by("-at", "-id")[:100]
@@ -412,6 +431,10 @@ class RolloutAdmin(ReadOnlyAdmin):
             + f"?rollout__id__exact={rollout.pk}",
             "export_url": reverse("admin:rollouts_podupdate_export") + f"?rollout__id__exact={rollout.pk}",
             "preview_url": reverse("admin:rollouts_rollout_preview", args=[rollout.pk]),
+            "restart_preview_url": ""
+            if rollout.kind == RolloutKind.RESTART
+            else reverse("admin:rollouts_rollout_restart_preview", args=[rollout.pk]),
+            "restart_of_url": self._detail_url(rollout.restart_of_id) if rollout.restart_of_id else "",
             "rollback_of_url": self._detail_url(rollout.rollback_of_id) if rollout.rollback_of_id else "",
         }
         return TemplateResponse(request, "admin/rollouts/rollout/detail.html", context)
@@ -425,8 +448,9 @@ class RolloutAdmin(ReadOnlyAdmin):
         rollout = get_object_or_404(Rollout, pk=object_id)
         if not self.has_view_permission(request, rollout):
             raise PermissionDenied
-        result = self._operate(request, verb, rollout.pk, request.POST.get("reason", "")[:300])
-        if verb == "rollback" and result is not None:
+        steps = [part.strip() for part in request.POST.get("steps", "").split(",") if part.strip()]
+        result = self._operate(request, verb, rollout.pk, request.POST.get("reason", "")[:300], steps)
+        if verb in ("rollback", "restart") and result is not None:
             return HttpResponseRedirect(self._detail_url(result.pk))
         return HttpResponseRedirect(self._detail_url(rollout.pk))
 
@@ -466,6 +490,33 @@ class RolloutAdmin(ReadOnlyAdmin):
             "detail_url": self._detail_url(rollout.pk),
         }
         return TemplateResponse(request, "admin/rollouts/rollout/preview.html", context)
+
+    def restart_preview_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """What a restart of the rollout's pods that need recreate would do now (decision 18)."""
+        rollout = get_object_or_404(Rollout.objects.select_related("cluster"), pk=object_id)
+        if not self.has_view_permission(request, rollout):
+            raise PermissionDenied
+        steps = [part.strip() for part in request.GET.get("steps", "").split(",") if part.strip()]
+        preview = None
+        error = ""
+        try:
+            preview = restarts.preview_restart(rollout.pk, actor=request.user, steps=steps or None)
+        except KubeError as exc:
+            error = f"cannot read cluster {rollout.cluster.name} now: {exc}"
+        except RolloutError as exc:
+            error = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Restart preview of rollout {rollout.pk}",
+            "opts": self.model._meta,
+            "original": rollout,
+            "rollout": rollout,
+            "preview": preview,
+            "steps": ",".join(steps),
+            "error": error,
+            "detail_url": self._detail_url(rollout.pk),
+        }
+        return TemplateResponse(request, "admin/rollouts/rollout/restart_preview.html", context)
 
 
 # --- the fleet view on the SidecarSet's page ------------------------------------------------------
@@ -551,8 +602,16 @@ class PodUpdateAdmin(ReadOnlyAdmin):
         "duration",
         "error_display",
     )
-    list_filter = ("outcome", "state", "cluster", "claimed_at")
-    search_fields = ("pod_name", "namespace", "pod_uid", "to_image", "error", "rollout__sidecarset_name")
+    list_filter = ("outcome", "state", "workload_kind", "cluster", "claimed_at")
+    search_fields = (
+        "pod_name",
+        "namespace",
+        "pod_uid",
+        "workload_name",
+        "to_image",
+        "error",
+        "rollout__sidecarset_name",
+    )
     date_hierarchy = "claimed_at"
     list_select_related = ("cluster", "rollout", "step")
     list_per_page = 100

@@ -164,6 +164,9 @@ class PodUpdateOutcome(models.TextChoices):
     TIMED_OUT = "timed_out", "Timed out"  # not running-and-ready within the per-pod timeout
     POD_GONE = "pod_gone", "Pod gone"  # deleted (or recreated under a new uid) before it finished
     SKIPPED = "skipped", "Skipped"  # not patched: no longer needs it, needs recreate, or the rollout ended
+    # restart rollouts only: the pod was replaced by its workload's restart (it is gone, and the
+    # workload's own rollout completed); the row keeps the old pod's name and uid
+    RECREATED = "recreated", "Recreated"
 
 
 FAILED_OUTCOMES = frozenset({PodUpdateOutcome.FAILED, PodUpdateOutcome.TIMED_OUT})
@@ -181,6 +184,9 @@ class RolloutKind(models.TextChoices):
 
     UPDATE = "update", "Update"  # a published revision that changes only sidecar images
     ROLLBACK = "rollback", "Rollback"  # back to an earlier revision (decision 16), same steps and approvals
+    # restart of the workloads owning pods that need recreate (decision 18): its steps list
+    # workloads (``RolloutStep.workloads``), approved as any step; nothing is patched in place
+    RESTART = "restart", "Restart"
 
 
 class ReleaseStage(models.TextChoices):

@@ -25,7 +25,8 @@ from django.core.management.base import CommandError
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from rollouts import fleet, services
+from clusters.kube import KubeError
+from rollouts import fleet, restarts, services
 from rollouts.api.serializers import FleetSerializer, ReleasesSerializer
 from rollouts.choices import ACTIVE_ROLLOUT_STATES, RolloutKind, RolloutOutcome, StepState
 from rollouts.models import Rollout, RolloutStep
@@ -48,6 +49,7 @@ _HINTS = {
     "undo": "pause the rollout first (`rollout pause ID`), then undo it",
     "approve": "see `rollout status ROLLOUT_ID` for the step awaiting approval",
     "deny": "see `rollout status ROLLOUT_ID` for the step awaiting approval",
+    "restart": "see `rollout restart-preview ID`",
 }
 
 
@@ -86,6 +88,8 @@ def _run(verb: str, call: Callable[[], Any]) -> Any:
         ) from None
     except RolloutError as exc:
         raise CommandError(str(exc), returncode=EXIT_CONFLICT) from None
+    except KubeError as exc:
+        raise CommandError(f"cannot read the cluster now: {exc}", returncode=EXIT_CONFLICT) from None
 
 
 def _table(rows: Sequence[Sequence[str]], out: Any) -> None:
@@ -387,6 +391,51 @@ handle_abort = _operate("abort", services.abort_rollout)
 handle_undo = _operate("undo", services.rollback_rollout)
 
 
+def _targets(text: str) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] or None
+
+
+def handle_restart_preview(args: argparse.Namespace, stdout: Any = None) -> None:
+    """What a restart of the rollout's pods that need recreate would do now (decision 18)."""
+    preview = _run(
+        "restart", lambda: restarts.preview_restart(args.id, actor=None, steps=_targets(args.steps))
+    )
+    out = _out(stdout)
+    out.write(
+        f"rollout {preview.rollout_id}: {preview.pods_needing_recreate} pods of {preview.sidecarset} in "
+        f"{preview.cluster} need recreate (revision {preview.revision_number}); "
+        f"{preview.workloads_at_once} workload(s) at a time, {preview.workload_deadline_seconds}s each\n"
+    )
+    rows = [["STEP", "TARGET", "WORKLOAD", "PODS"]]
+    for step in preview.steps:
+        for workload in step.workloads:
+            name = f"{workload.kind} {workload.namespace}/{workload.name}"
+            rows.append([str(step.ordinal), step.target, name, str(workload.pod_count)])
+    if len(rows) > 1:
+        _table(rows, out)
+    for item in preview.not_restartable:
+        out.write(f"not restartable: {item['namespace']}/{item['name']}: {item['reason']}\n")
+
+
+def handle_restart(args: argparse.Namespace, stdout: Any = None) -> None:
+    """Start an approved, stepped restart of the rollout's workloads as ``--actor``."""
+    actor = _actor(args.actor)
+    restart = _run(
+        "restart",
+        lambda: restarts.start_restart(
+            args.id, actor=actor, request_id=cli_request_id(), steps=_targets(args.steps), reason=args.reason
+        ),
+    )
+    steps = list(restart.rollout_steps.order_by("ordinal"))
+    _out(stdout).write(
+        f"restart rollout {restart.pk} created for rollout {args.id}: "
+        + ", ".join(
+            f"step {step.ordinal}: {len(step.workloads)} workloads, {step.pod_count} pods" for step in steps
+        )
+        + f"; each step needs an approval (`rollout status {restart.pk}`)\n"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``rollout`` command (with its verbs), ``fleet`` and ``releases`` to
     ``manage.py sidecarhub``."""
@@ -397,7 +446,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(
-        dest="rollout_command", metavar="{status,approve,deny,pause,resume,abort,undo}"
+        dest="rollout_command",
+        metavar="{status,approve,deny,pause,resume,abort,undo,restart,restart-preview}",
     )
     sub.required = True
 
@@ -432,6 +482,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         verb.add_argument("--actor", required=True, help="username of the person acting")
         verb.add_argument("--reason", default="", help="why (recorded in the history)")
         verb.set_defaults(handler=handler)
+
+    preview = sub.add_parser(
+        "restart-preview",
+        help="the workloads a restart of the rollout's pods that need recreate would restart",
+    )
+    preview.add_argument("id", type=int, help="the rollout whose pods need recreate")
+    preview.add_argument("--steps", default="", help='targets of workloads, e.g. "1,100%%" (default: 100%%)')
+    preview.set_defaults(handler=handle_restart_preview)
+    restart = sub.add_parser(
+        "restart",
+        help="restart the workloads owning the rollout's pods that need recreate, in approved steps",
+    )
+    restart.add_argument("id", type=int, help="the rollout whose pods need recreate")
+    restart.add_argument("--actor", required=True, help="username of the person acting")
+    restart.add_argument("--steps", default="", help='targets of workloads, e.g. "1,100%%" (default: 100%%)')
+    restart.add_argument("--reason", default="", help="why (recorded in the history)")
+    restart.set_defaults(handler=handle_restart)
 
     fleet_parser = subparsers.add_parser(
         "fleet", help="every target cluster of a SidecarSet: serving revision, hold, rollout, pods, drift"

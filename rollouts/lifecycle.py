@@ -39,6 +39,7 @@ __all__ = [
     "is_gate",
     "open_gate",
     "pause_now",
+    "prepare_restart_step",
     "prepare_step",
     "stale_pods",
 ]
@@ -162,6 +163,30 @@ def _auto_approve(step: RolloutStep, rollout: Rollout, *, request_id: str) -> Ro
     return approved
 
 
+def prepare_restart_step(step_id: int, *, actor: Actor, request_id: str = "") -> RolloutStep:
+    """Put a restart step up for approval (or approve it at once on an auto-approve cluster).
+    Its workloads and their pods were fixed when the restart was started (and previewed); a
+    denied or expired step is put up again with the same list. Raises ``InvalidTransition``
+    unless the step is pending and its rollout running."""
+    step = get_step(step_id)
+    rollout = step.rollout
+    if rollout.state != RolloutState.RUNNING:
+        raise InvalidTransition("rollout", rollout.pk, rollout.state, "preparing a step")
+    now = timezone.now()
+    with transaction.atomic():
+        updated = transitions.mark_step_awaiting_approval(
+            step.pk,
+            actor=actor,
+            reason=f"step {step.ordinal} prepared: restart {len(step.workloads)} workloads "
+            f"({step.pod_count} pods need recreate)",
+            request_id=request_id,
+            prepared_at=now,
+            expires_at=now + timedelta(seconds=rollout.approval_ttl_seconds),
+            preparation=step.preparation + 1,
+        )
+        return _auto_approve(updated, rollout, request_id=request_id)
+
+
 def is_gate(step: RolloutStep, rollout: Rollout) -> bool:
     """The step whose approval makes the cluster serve the rollout's revision: the first step of
     a rollout whose cluster does not serve that revision yet (a rollback serves it at once)."""
@@ -177,8 +202,9 @@ def is_gate(step: RolloutStep, rollout: Rollout) -> bool:
 def open_gate(step: RolloutStep, rollout: Rollout) -> None:
     """An approved first step opens the cluster's gate (decision 17): from now on the cluster
     serves the rollout's revision (its custom resource is pushed, its webhook injects it) while
-    its existing pods follow the approved steps. Part of the approval's transaction."""
-    if step.ordinal == 1 and rollout.to_revision_id is not None:
+    its existing pods follow the approved steps. Part of the approval's transaction. A restart
+    changes nothing its cluster serves (it starts only where the revision is served already)."""
+    if step.ordinal == 1 and rollout.to_revision_id is not None and rollout.kind != RolloutKind.RESTART:
         serve_revision(rollout.sidecarset_id, rollout.cluster_id, rollout.to_revision_id)
 
 

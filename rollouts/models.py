@@ -53,6 +53,14 @@ class Rollout(models.Model):
     rollback_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rollbacks"
     )
+    restart_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="restarts",
+        help_text="Restart rollouts: the rollout whose pods need recreate",
+    )
     from_revision = models.ForeignKey(
         "sidecarhub.SidecarSetRevision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -101,6 +109,14 @@ class Rollout(models.Model):
     )
     approval_ttl_seconds = models.PositiveIntegerField(
         default=86400, help_text="Seconds a prepared step waits for approval before it expires"
+    )
+    workloads_at_once = models.PositiveSmallIntegerField(
+        default=1, help_text="Restart rollouts: workloads restarting at the same time"
+    )
+    workload_deadline_seconds = models.PositiveIntegerField(
+        default=600,
+        help_text="Restart rollouts: seconds a restarted workload has to complete its own rollout "
+        "(counted again from a resume) before the restart pauses",
     )
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -159,6 +175,12 @@ class RolloutStep(models.Model):
     preparation = models.PositiveIntegerField(default=0)
 
     pods = models.JSONField(default=list, blank=True, help_text="[{namespace, name, uid}] once prepared")
+    workloads = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Restart steps: [{kind, namespace, name, uid, pods: [{namespace, name, uid}]}], fixed "
+        "when the restart is started; ``pods`` then lists their pods that need recreate",
+    )
     pod_count = models.PositiveIntegerField(default=0)
     target_updated = models.PositiveIntegerField(null=True, blank=True, help_text="Cumulative goal")
     shortfall = models.PositiveIntegerField(default=0, help_text="Pods missing to reach the goal")
@@ -233,7 +255,8 @@ class Approval(models.Model):
 
 
 class PodUpdate(models.Model):
-    """One pod's in-place update within one rollout (it outlives the pod).
+    """One pod's in-place update within one rollout, or its replacement by a workload restart
+    (``workload_kind`` set, outcome ``recreated``); it outlives the pod.
 
     Guarantees: one row per (rollout, pod uid); written in ``claimed`` when its step starts,
     moved to ``patching`` and committed BEFORE the patch is sent, so a worker killed at any
@@ -249,6 +272,11 @@ class PodUpdate(models.Model):
     namespace = models.CharField(max_length=253)
     pod_name = models.CharField(max_length=253)
     pod_uid = models.CharField(max_length=64)
+    # Restart rollouts: the workload whose restart replaces the pod, and the ``restartedAt``
+    # value written BEFORE its patch (after a crash, the workload is read: carries it → landed).
+    workload_kind = models.CharField(max_length=16, blank=True)
+    workload_name = models.CharField(max_length=253, blank=True)
+    restart_marker = models.CharField(max_length=64, blank=True)
     container = models.CharField(max_length=500)
     from_image = models.TextField(blank=True)
     to_image = models.TextField()

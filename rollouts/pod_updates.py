@@ -30,14 +30,18 @@ from sidecarhub.sidecarset.inplace import UpdateTargets, resource_version, updat
 __all__ = [
     "Closings",
     "PodUpdateStateError",
+    "claim_restart_pods",
     "claim_step_pods",
     "close",
     "count_conflict",
+    "count_restart_resend",
     "move",
     "record_patched",
+    "record_restarted",
     "requeue_after_conflict",
     "skip_unpatched",
     "start_patching",
+    "start_restarting",
     "targets_of",
 ]
 
@@ -103,6 +107,99 @@ def claim_step_pods(
         rows.append(row)
     PodUpdate.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
+
+
+def _sidecar_images(sidecarset: SidecarSet, pod: Mapping[str, Any] | None) -> UpdateTargets:
+    """Every sidecar of ``sidecarset`` (init containers first) with the old pod's image and the
+    definition's: what a recreated pod leaves and (once injected again) gets."""
+    sidecars = [*sidecarset.init_containers, *sidecarset.containers]
+    spec = (pod or {}).get("spec") or {}
+    present = {
+        str(c.get("name")): str(c.get("image") or "")
+        for key in ("initContainers", "containers")
+        for c in spec.get(key) or []
+    }
+    return UpdateTargets(
+        ",".join(c.name for c in sidecars),
+        ",".join(present.get(c.name, "") for c in sidecars),
+        ",".join(c.image for c in sidecars),
+    )
+
+
+def claim_restart_pods(
+    rollout: Rollout,
+    step: RolloutStep,
+    sidecarset: SidecarSet,
+    pods_by_uid: Mapping[str, Mapping[str, Any]],
+) -> int:
+    """Write one ``claimed`` row per pod of the restart step's workloads (idempotent, as
+    ``claim_step_pods``); each row names its workload. Pods already gone are recorded
+    ``done``/``pod_gone`` at once (replaced or deleted before the step started)."""
+    existing = set(PodUpdate.objects.filter(rollout=rollout).values_list("pod_uid", flat=True))
+    rows = []
+    now = timezone.now()
+    for workload in step.workloads:
+        for ref in workload["pods"]:
+            if ref["uid"] in existing:
+                continue
+            pod = pods_by_uid.get(ref["uid"])
+            targets = _sidecar_images(sidecarset, pod)
+            row = PodUpdate(
+                rollout=rollout,
+                step=step,
+                cluster_id=rollout.cluster_id,
+                namespace=ref["namespace"],
+                pod_name=ref["name"],
+                pod_uid=ref["uid"],
+                workload_kind=workload["kind"],
+                workload_name=workload["name"],
+                container=targets.container,
+                from_image=targets.from_image,
+                to_image=targets.to_image,
+                from_revision_number=rollout.from_revision_number,
+                to_revision_number=rollout.to_revision_number,
+                state=PodUpdateState.CLAIMED,
+            )
+            if pod is None:
+                row.state, row.outcome, row.done_at = PodUpdateState.DONE, PodUpdateOutcome.POD_GONE, now
+                row.error = "the pod was gone before its workload was restarted"
+            rows.append(row)
+    PodUpdate.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def start_restarting(rows: Sequence[PodUpdate], marker: str, now: datetime) -> list[PodUpdate]:
+    """Move the claimed rows of ONE workload ``claimed → patching`` with the ``restartedAt``
+    value its patch will write, in one committed UPDATE BEFORE the patch is sent; return the rows
+    that moved (another pass may have moved some)."""
+    _allowed(PodUpdateState.CLAIMED, PodUpdateState.PATCHING)
+    with transaction.atomic():
+        movable = set(
+            PodUpdate.objects.select_for_update()
+            .filter(pk__in=[row.pk for row in rows], state=PodUpdateState.CLAIMED)
+            .values_list("pk", flat=True)
+        )
+        PodUpdate.objects.filter(pk__in=list(movable), state=PodUpdateState.CLAIMED).update(
+            state=PodUpdateState.PATCHING,
+            patching_at=now,
+            restart_marker=marker,
+            patch_attempts=F("patch_attempts") + 1,
+        )
+    moved = [row for row in rows if row.pk in movable]
+    for row in moved:
+        row.state, row.patching_at, row.restart_marker = PodUpdateState.PATCHING, now, marker
+        row.patch_attempts += 1
+    return moved
+
+
+def count_restart_resend(rows: Sequence[PodUpdate]) -> None:
+    """A ``patching`` workload's patch is sent again (its marker was not on the workload when
+    read after a crash): count the attempt on its rows, which stay ``patching``."""
+    PodUpdate.objects.filter(pk__in=[row.pk for row in rows], state=PodUpdateState.PATCHING).update(
+        patch_attempts=F("patch_attempts") + 1
+    )
+    for row in rows:
+        row.patch_attempts += 1
 
 
 # --- move ----------------------------------------------------------------------------------------
@@ -176,6 +273,15 @@ def record_patched(landed: Mapping[int, datetime]) -> int:
     return PodUpdate.objects.filter(pk__in=list(landed), state=PodUpdateState.PATCHING).update(
         state=PodUpdateState.OBSERVING, patched_at=_per_row(landed, DateTimeField())
     )
+
+
+def record_restarted(rows: Sequence[PodUpdate], at: datetime) -> int:
+    """``patching → observing`` for the rows of one workload whose restart landed (or was read
+    back on the workload); the in-memory rows follow. Returns how many moved."""
+    moved = record_patched({row.pk: at for row in rows})
+    for row in rows:
+        row.state, row.patched_at = PodUpdateState.OBSERVING, at
+    return moved
 
 
 def requeue_after_conflict(row: PodUpdate) -> bool:

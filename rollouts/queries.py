@@ -6,7 +6,8 @@ number of queries). The numbers mean the same as ``previews.rollout_progress``:
 
 - ``total``: pods in the steps prepared so far (a step's pod list is fixed when it is prepared,
   so the total grows as later steps are prepared);
-- ``updated``: PodUpdates whose outcome is ``succeeded``; ``failed``: ``failed`` or
+- ``updated``: PodUpdates whose outcome is ``succeeded`` (or ``recreated``: a restart replaced
+  the pod); ``failed``: ``failed`` or
   ``timed_out``; ``skipped`` and ``pod_gone``: the other final outcomes;
 - ``in_flight``: PodUpdates not finished yet (claimed, patching, observing).
 """
@@ -41,6 +42,10 @@ __all__ = [
 ]
 
 
+# A pod updated in place, or replaced by its workload's restart (decision 18).
+UPDATED_OUTCOMES = (PodUpdateOutcome.SUCCEEDED, PodUpdateOutcome.RECREATED)
+
+
 def _count_pod_updates(condition: Q) -> Coalesce:
     rows = (
         PodUpdate.objects.filter(condition, rollout=OuterRef("pk"))
@@ -66,7 +71,7 @@ def rollouts_with_progress(queryset: QuerySet[Rollout]) -> QuerySet[Rollout]:
     )
     return queryset.annotate(
         progress_total=Coalesce(Subquery(total, output_field=IntegerField()), Value(0)),
-        progress_updated=_count_pod_updates(Q(outcome=PodUpdateOutcome.SUCCEEDED)),
+        progress_updated=_count_pod_updates(Q(outcome__in=UPDATED_OUTCOMES)),
         progress_failed=_count_pod_updates(Q(outcome__in=FAILED_OUTCOMES)),
         progress_skipped=_count_pod_updates(Q(outcome=PodUpdateOutcome.SKIPPED)),
         progress_pod_gone=_count_pod_updates(Q(outcome=PodUpdateOutcome.POD_GONE)),
@@ -79,7 +84,7 @@ def rollouts_with_progress(queryset: QuerySet[Rollout]) -> QuerySet[Rollout]:
 def steps_with_progress(queryset: QuerySet[RolloutStep]) -> QuerySet[RolloutStep]:
     """``queryset`` annotated with the same ``progress_*`` counts, per step (one join)."""
     return queryset.annotate(
-        progress_updated=Count("pod_updates", filter=Q(pod_updates__outcome=PodUpdateOutcome.SUCCEEDED)),
+        progress_updated=Count("pod_updates", filter=Q(pod_updates__outcome__in=UPDATED_OUTCOMES)),
         progress_failed=Count("pod_updates", filter=Q(pod_updates__outcome__in=FAILED_OUTCOMES)),
         progress_skipped=Count("pod_updates", filter=Q(pod_updates__outcome=PodUpdateOutcome.SKIPPED)),
         progress_pod_gone=Count("pod_updates", filter=Q(pod_updates__outcome=PodUpdateOutcome.POD_GONE)),
@@ -174,6 +179,8 @@ POD_UPDATE_CSV_COLUMNS = (
     "patching_at",
     "patched_at",
     "done_at",
+    "workload_kind",
+    "workload_name",
 )
 
 
@@ -206,6 +213,8 @@ def _csv_row(update: PodUpdate) -> list[Any]:
         _iso(update.patching_at),
         _iso(update.patched_at),
         _iso(update.done_at),
+        update.workload_kind,
+        update.workload_name,
     ]
 
 

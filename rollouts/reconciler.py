@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from clusters.kube import KubeClient, KubeError, cached_kube_client
 from clusters.models import Cluster
-from rollouts import engine, lifecycle, pod_updates, transitions
+from rollouts import engine, lifecycle, pod_updates, restart_engine, transitions
 from rollouts.choices import (
     ACTIVE_ROLLOUT_STATES,
     OPEN_POD_UPDATE_STATES,
@@ -235,6 +235,8 @@ class _Pass:
         if rollout.pause_requested and step.state != StepState.RUNNING:
             self.pause(rollout, self.intent_reason(rollout), step)
             return True
+        if rollout.kind == RolloutKind.RESTART:
+            return self.advance_restart(rollout, step) or started
         # One stage leads to the next within the turn, on the same pod list: an auto-approved
         # step is prepared, started and patched from one LIST.
         progressed = started
@@ -258,6 +260,12 @@ class _Pass:
         if not PodUpdate.objects.filter(rollout=rollout, state__in=PATCHED_POD_UPDATE_STATES).exists():
             return False
         core, listing = self.pods(rollout)
+        if rollout.kind == RolloutKind.RESTART:
+            restarts = restart_engine.observe_restart_rows(self.kube, rollout, listing.by_uid)
+            self.report.finished += restarts.finished
+            self.report.error = restarts.unreachable or self.report.error
+            self.report.more_work = True
+            return restarts.progressed
         ended = "" if rollout.state == RolloutState.PAUSED else f"not patched: rollout {rollout.state}"
         # kube: a hot-upgrade pod already patched finishes its switch and reset (between pods).
         result = engine.observe_open_rows(core, rollout, listing.by_uid, ended_reason=ended, kube=self.kube)
@@ -427,6 +435,113 @@ class _Pass:
             )
             self.pause(rollout, reason, step, explanation)
             return True
+        self.report.more_work = True
+        return result.progressed
+
+    # --- restarts (decision 18) ---------------------------------------------------------------
+
+    def advance_restart(self, rollout: Rollout, step: RolloutStep) -> bool:
+        """A restart rollout's step: put up for approval, started once approved (unless held or
+        an in-place step of the SidecarSet runs in this cluster), then run
+        (``rollouts.restart_engine``)."""
+        progressed = False
+        if step.state == StepState.PENDING:
+            prepared = lifecycle.prepare_restart_step(step.pk, actor=None)
+            self.report.transitions.append(f"step {step.ordinal} of rollout {rollout.pk} → {prepared.state}")
+            self.report.more_work = prepared.state == StepState.APPROVED
+            progressed = True
+            step.refresh_from_db()
+        if step.state == StepState.APPROVED:
+            blocker = self.restart_blocker(rollout)
+            if blocker:
+                Rollout.objects.filter(pk=rollout.pk).update(
+                    reason=f"step {step.ordinal} waits: {blocker}"[:300]
+                )
+                return progressed
+            core, listing = self.pods(rollout)
+            with transaction.atomic():
+                started = transitions.start_step_row(
+                    step.pk, actor=None, reason=f"step {step.ordinal} started"
+                )
+                pod_updates.claim_restart_pods(rollout, started, core, listing.by_uid)
+            self.report.transitions.append(f"step {step.ordinal} of rollout {rollout.pk} running")
+            self.report.more_work = True
+            progressed = True
+            step.refresh_from_db()
+        if step.state == StepState.RUNNING:
+            progressed |= self.run_restart(rollout, step)
+        return progressed
+
+    def restart_blocker(self, rollout: Rollout) -> str:
+        """Why no workload of a restart may be restarted now ('' when it may)."""
+        if self.cluster.held:
+            by = f" by {self.cluster.held_by}" if self.cluster.held_by else ""
+            return f"held: cluster {self.cluster.name} is held{by}"
+        running = (
+            RolloutStep.objects.filter(
+                rollout__sidecarset_id=rollout.sidecarset_id,
+                rollout__cluster_id=rollout.cluster_id,
+                rollout__in_place=True,
+                state=StepState.RUNNING,
+            )
+            .exclude(rollout__kind=RolloutKind.RESTART)
+            .first()
+        )
+        if running is not None:
+            return f"step {running.ordinal} of in-place rollout {running.rollout_id} is running"
+        return ""
+
+    def run_restart(self, rollout: Rollout, step: RolloutStep) -> bool:
+        now = timezone.now()
+        RolloutStep.objects.filter(pk=step.pk).update(heartbeat_at=now)
+        _core, listing = self.pods(rollout)
+        blocker = self.restart_blocker(rollout)
+        result = restart_engine.run_restart_pass(
+            self.kube, rollout, step, listing.by_uid, blocked=blocker, now=now
+        )
+        if result.restarted:
+            self.inputs.forget_pods()
+        self.report.finished += result.finished
+        if result.progressed:
+            RolloutStep.objects.filter(pk=step.pk).update(last_progress_at=timezone.now())
+        if result.unreachable:
+            self.report.error = result.unreachable
+            self.report.more_work = True
+            return result.progressed
+        failures = engine.step_failures(step)
+        counted = len(failures) - step.failures_acknowledged
+        if counted > rollout.failure_threshold:
+            details = "; ".join(f"{row.namespace}/{row.pod_name}: {row.error}" for row in failures[-5:])
+            reason = (
+                f"step {step.ordinal}: {counted} pods were not replaced "
+                f"(threshold {rollout.failure_threshold})"
+            )
+            self.pause(
+                rollout, reason, step, f"{reason}. Last failures: {details}. Fix, then resume, or abort."
+            )
+            return True
+        if result.intent == "abort":
+            self.report.more_work = True
+            return True
+        if result.intent == "pause" or rollout.pause_requested:
+            self.pause(rollout, self.intent_reason(Rollout.objects.get(pk=rollout.pk)), step)
+            return True
+        if result.stalled:
+            reason = f"step {step.ordinal}: {result.stalled}"
+            explanation = (
+                f"{reason}. Check the workload's new pods (kubectl rollout status); once they can become "
+                "ready, resume (its deadline starts again; no other workload is restarted meanwhile), "
+                "or abort (a workload already restarted goes on by its own rules)."
+            )
+            self.pause(rollout, reason, step, explanation)
+            return True
+        if result.open_rows == 0:
+            transitions.succeed_step_row(step.pk, actor=None, reason=self.summary(step))
+            self.report.transitions.append(f"step {step.ordinal} of rollout {rollout.pk} succeeded")
+            self.report.more_work = True
+            return True
+        if blocker and rollout.reason != blocker[:300]:
+            Rollout.objects.filter(pk=rollout.pk).update(reason=f"waits: {blocker}"[:300])
         self.report.more_work = True
         return result.progressed
 

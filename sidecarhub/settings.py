@@ -212,6 +212,13 @@ SIDECARHUB_ROLLOUT_POD_TIMEOUT_SECONDS = env_int("SIDECARHUB_ROLLOUT_POD_TIMEOUT
 SIDECARHUB_ROLLOUT_APPROVAL_TTL_SECONDS = env_int(
     "SIDECARHUB_ROLLOUT_APPROVAL_TTL_SECONDS", 86400, minimum=60
 )
+# Defaults of a new workload restart (decision 18; each restart keeps its own values): workloads
+# restarting at the same time, and seconds one has to complete its own rollout before the
+# restart pauses.
+SIDECARHUB_RESTART_WORKLOADS_AT_ONCE = env_int("SIDECARHUB_RESTART_WORKLOADS_AT_ONCE", 1, minimum=1)
+SIDECARHUB_RESTART_WORKLOAD_DEADLINE_SECONDS = env_int(
+    "SIDECARHUB_RESTART_WORKLOAD_DEADLINE_SECONDS", 600, minimum=1
+)
 
 # --- Admission webhook (clusters.admission, clusters.webhooks) ------------------------------------
 # TLS of the admission endpoint: the web server that serves it (gunicorn --certfile/--keyfile)

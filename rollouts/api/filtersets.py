@@ -67,6 +67,8 @@ class PodUpdateFilterSet(django_filters.FilterSet):
         choices=PodUpdateOutcome.choices, help_text="Repeat for several: ?outcome=failed&outcome=timed_out"
     )
     state = django_filters.MultipleChoiceFilter(choices=PodUpdateState.choices)
+    workload_kind = django_filters.CharFilter(help_text="Restart rows: Deployment, StatefulSet or DaemonSet")
+    workload = django_filters.CharFilter(field_name="workload_name", help_text="Restart rows: workload name")
     since = django_filters.IsoDateTimeFilter(
         field_name="claimed_at", lookup_expr="gte", help_text="Claimed at or after (ISO 8601)"
     )
@@ -88,6 +90,8 @@ class PodUpdateFilterSet(django_filters.FilterSet):
             "sidecarset",
             "outcome",
             "state",
+            "workload_kind",
+            "workload",
             "since",
             "until",
         )

@@ -51,6 +51,25 @@ class CommentSerializer(serializers.Serializer):
     )
 
 
+class RestartSerializer(ReasonSerializer):
+    """Input of ``POST /api/v1/rollouts/{id}/restart/``."""
+
+    steps = serializers.ListField(
+        child=serializers.CharField(max_length=16),
+        required=False,
+        allow_empty=False,
+        help_text='Cumulative targets of workloads, e.g. ["1", "100%"] (default: one step, "100%")',
+    )
+
+
+class RestartPreviewQuerySerializer(serializers.Serializer):
+    """Query of ``GET /api/v1/rollouts/{id}/restart-preview/``."""
+
+    steps = serializers.CharField(
+        required=False, default="", help_text='Comma-separated targets of workloads, e.g. "1,100%"'
+    )
+
+
 class ReleasesQuerySerializer(serializers.Serializer):
     """Query of ``GET /api/v1/sidecarsets/{name}/releases/``."""
 
@@ -98,10 +117,20 @@ class RecreatePodSerializer(PodRefSerializer):
     reason = serializers.CharField(required=False, help_text="Why it cannot be updated in place")
 
 
+class WorkloadSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="Deployment, StatefulSet or DaemonSet")
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+    uid = serializers.CharField()
+    pods = PodRefSerializer(many=True, help_text="Its pods that need recreate")
+
+
 class StepSerializer(serializers.ModelSerializer):
-    """A step: its state, its exact pod list once prepared, its approvals and pod counts."""
+    """A step: its state, its exact pod list once prepared (a restart step: its workloads and
+    their pods), its approvals and pod counts."""
 
     pods = PodRefSerializer(many=True, read_only=True)
+    workloads = WorkloadSerializer(many=True, read_only=True)
     needs_recreate = RecreatePodSerializer(many=True, read_only=True)
     approvals = ApprovalSerializer(many=True, read_only=True)
     progress = StepProgressSerializer(source="*", read_only=True)
@@ -121,6 +150,7 @@ class StepSerializer(serializers.ModelSerializer):
             "target_updated",
             "shortfall",
             "pods",
+            "workloads",
             "needs_recreate",
             "needs_recreate_count",
             "prepared_at",
@@ -168,6 +198,7 @@ class RolloutSerializer(serializers.ModelSerializer):
             "kind",
             "in_place",
             "rollback_of",
+            "restart_of",
             "from_revision",
             "to_revision",
             "to_revision_hash",
@@ -189,6 +220,8 @@ class RolloutSerializer(serializers.ModelSerializer):
             "progress_deadline_seconds",
             "pod_timeout_seconds",
             "approval_ttl_seconds",
+            "workloads_at_once",
+            "workload_deadline_seconds",
             "created_at",
             "started_at",
             "finished_at",
@@ -214,7 +247,8 @@ class RolloutDetailSerializer(RolloutSerializer):
 
 
 class PodUpdateSerializer(serializers.ModelSerializer):
-    """One pod's in-place update (it outlives the pod)."""
+    """One pod's in-place update, or its replacement by a workload restart (outcome
+    ``recreated``, with its workload); it outlives the pod."""
 
     cluster = serializers.CharField(source="cluster.name")
     sidecarset = serializers.CharField(source="rollout.sidecarset_name")
@@ -229,6 +263,9 @@ class PodUpdateSerializer(serializers.ModelSerializer):
             "namespace",
             "pod_name",
             "pod_uid",
+            "workload_kind",
+            "workload_name",
+            "restart_marker",
             "sidecarset",
             "rollout",
             "step",
@@ -299,6 +336,34 @@ class RolloutPreviewSerializer(serializers.Serializer):
     rollout_id = serializers.IntegerField()
     rollout_state = serializers.CharField()
     next_step = StepPreviewSerializer(allow_null=True)
+
+
+class RestartWorkloadPreviewSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+    pod_count = serializers.IntegerField(help_text="Its pods that need recreate")
+
+
+class RestartStepPreviewSerializer(serializers.Serializer):
+    ordinal = serializers.IntegerField()
+    target = serializers.CharField()
+    pod_count = serializers.IntegerField()
+    workloads = RestartWorkloadPreviewSerializer(many=True)
+
+
+class RestartPreviewSerializer(serializers.Serializer):
+    """``GET /api/v1/rollouts/{id}/restart-preview/``: what a restart would do now."""
+
+    rollout_id = serializers.IntegerField()
+    cluster = serializers.CharField()
+    sidecarset = serializers.CharField()
+    revision_number = serializers.IntegerField()
+    pods_needing_recreate = serializers.IntegerField(help_text="All of them, restartable or not")
+    workloads_at_once = serializers.IntegerField()
+    workload_deadline_seconds = serializers.IntegerField()
+    steps = RestartStepPreviewSerializer(many=True)
+    not_restartable = RecreatePodSerializer(many=True, help_text="Listed, never touched")
 
 
 # --- fleet view (rollouts.fleet) -----------------------------------------------------------------

@@ -35,7 +35,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from rollouts import fleet, previews, services
+from rollouts import fleet, previews, restarts, services
 from rollouts.api.errors import ConflictSerializer, rollouts_exception_handler
 from rollouts.api.filtersets import PodUpdateFilterSet, RolloutFilterSet, StepFilterSet
 from rollouts.api.serializers import (
@@ -45,6 +45,9 @@ from rollouts.api.serializers import (
     ReasonSerializer,
     ReleasesQuerySerializer,
     ReleasesSerializer,
+    RestartPreviewQuerySerializer,
+    RestartPreviewSerializer,
+    RestartSerializer,
     RolloutDetailSerializer,
     RolloutPreviewSerializer,
     RolloutSerializer,
@@ -112,7 +115,8 @@ class RolloutViewSet(
     """Rollouts of new sidecar images, one per (SidecarSet revision, cluster).
 
     GET /api/v1/rollouts/ · GET /api/v1/rollouts/{id}/ · GET /api/v1/rollouts/{id}/steps/ ·
-    GET /api/v1/rollouts/{id}/preview/ · POST /api/v1/rollouts/{id}/pause|resume|abort|rollback/
+    GET /api/v1/rollouts/{id}/preview/ · POST /api/v1/rollouts/{id}/pause|resume|abort|rollback/ ·
+    GET /api/v1/rollouts/{id}/restart-preview/ · POST /api/v1/rollouts/{id}/restart/
     """
 
     serializer_class = RolloutSerializer
@@ -126,6 +130,8 @@ class RolloutViewSet(
         "resume": _OPERATE,
         "abort": _OPERATE,
         "rollback": _OPERATE,
+        "restart": _OPERATE,
+        "restart_preview": _VIEW,
     }
 
     def get_queryset(self) -> QuerySet[Rollout]:
@@ -219,6 +225,47 @@ class RolloutViewSet(
         rollout = self.get_object()
         created = services.rollback_rollout(
             rollout.pk, actor=request.user, request_id=request_id_of(request), reason=self._reason(request)
+        )
+        response = self._accepted(created.pk)
+        response["Location"] = f"/api/v1/rollouts/{created.pk}/"
+        return response
+
+    @extend_schema(
+        summary="Preview a restart of the workloads owning the pods that need recreate",
+        description="Computed now from the cluster (nothing is stored): the workloads and their pod "
+        "counts per step, and the pods no workload restart replaces (bare or ReplicaSet-only "
+        "pods: listed, never touched). 503 when the cluster cannot be read.",
+        parameters=[RestartPreviewQuerySerializer],
+        responses={200: RestartPreviewSerializer, 400: _ERRORS, 503: _ERRORS, **_READ_RESPONSES},
+    )
+    @action(detail=True, methods=["get"], url_path="restart-preview")
+    def restart_preview(self, request: Request, pk: str | None = None) -> Response:
+        rollout = self.get_object()
+        query = RestartPreviewQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        steps = [part.strip() for part in str(query.validated_data["steps"]).split(",") if part.strip()]
+        preview = restarts.preview_restart(rollout.pk, actor=request.user, steps=steps or None)
+        return Response(RestartPreviewSerializer(preview).data)
+
+    @extend_schema(
+        summary="Restart the workloads owning the pods that need recreate: a NEW restart rollout",
+        description="Decision 18: the workloads previewed by restart-preview, in steps that each need "
+        "an approval (four eyes), restarted as `kubectl rollout restart` does. Answers with the "
+        "new restart rollout (its URL in Location).",
+        request=RestartSerializer,
+        responses={202: RolloutDetailSerializer, 503: _ERRORS, **_VERB_RESPONSES},
+    )
+    @action(detail=True, methods=["post"])
+    def restart(self, request: Request, pk: str | None = None) -> Response:
+        rollout = self.get_object()
+        data = RestartSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = restarts.start_restart(
+            rollout.pk,
+            actor=request.user,
+            request_id=request_id_of(request),
+            steps=data.validated_data.get("steps"),
+            reason=str(data.validated_data["reason"]),
         )
         response = self._accepted(created.pk)
         response["Location"] = f"/api/v1/rollouts/{created.pk}/"

@@ -28,6 +28,8 @@ def test_schema_documents_rollouts_without_warnings(tmp_path: Path) -> None:
         "/api/v1/rollouts/{id}/resume/": "post",
         "/api/v1/rollouts/{id}/abort/": "post",
         "/api/v1/rollouts/{id}/rollback/": "post",
+        "/api/v1/rollouts/{id}/restart/": "post",
+        "/api/v1/rollouts/{id}/restart-preview/": "get",
         "/api/v1/rollout-steps/": "get",
         "/api/v1/rollout-steps/{id}/": "get",
         "/api/v1/rollout-steps/{id}/approve/": "post",

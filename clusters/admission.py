@@ -285,6 +285,9 @@ def _close_broken_connection() -> None:
 # --- namespace labels ---------------------------------------------------------------------------
 
 _namespace_cache: dict[tuple[int, str], tuple[dict[str, str], float]] = {}
+# When a read last failed: a cluster whose namespaces cannot be read (permissions, an apiserver
+# down) must not cost every admission a full read timeout; it is tried again after a while.
+_namespace_failures: dict[tuple[int, str], float] = {}
 _namespace_lock = threading.Lock()
 
 
@@ -298,6 +301,11 @@ def namespace_labels(cluster: Cluster, namespace: str) -> dict[str, str] | None:
         cached = _namespace_cache.get(key)
     if cached is not None and time.monotonic() - cached[1] < ttl:
         return cached[0]
+    retry = _setting("SIDECARHUB_ADMISSION_NAMESPACE_RETRY_SECONDS", 5.0)
+    with _namespace_lock:
+        failed_at = _namespace_failures.get(key)
+    if failed_at is not None and time.monotonic() - failed_at < retry:
+        return cached[0] if cached is not None else None
     timeout = _setting("SIDECARHUB_ADMISSION_NAMESPACE_TIMEOUT_SECONDS", 1.0)
     try:
         kube = cached_kube_client(cluster)
@@ -311,11 +319,14 @@ def namespace_labels(cluster: Cluster, namespace: str) -> dict[str, str] | None:
         )
     except Exception as exc:  # ApiException, KubeError, timeouts, bad JSON: never fail admission
         log.info("admission: cannot read namespace %s of cluster %s: %s", namespace, cluster.name, exc)
+        with _namespace_lock:
+            _namespace_failures[key] = time.monotonic()
         return cached[0] if cached is not None else None
     metadata = body.get("metadata") if isinstance(body, dict) else None
     labels = {str(k): str(v) for k, v in ((metadata or {}).get("labels") or {}).items()}
     with _namespace_lock:
         _namespace_cache[key] = (labels, time.monotonic())
+        _namespace_failures.pop(key, None)
     return labels
 
 

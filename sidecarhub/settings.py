@@ -245,6 +245,11 @@ SIDECARHUB_ADMISSION_NAMESPACE_TTL_SECONDS = float(
 SIDECARHUB_ADMISSION_NAMESPACE_TIMEOUT_SECONDS = float(
     env_str("SIDECARHUB_ADMISSION_NAMESPACE_TIMEOUT_SECONDS", "1.0")
 )
+# After a failed read, that namespace is not read again for this long (its last labels, or none,
+# are used): an unreadable cluster must not cost every pod creation the read timeout.
+SIDECARHUB_ADMISSION_NAMESPACE_RETRY_SECONDS = float(
+    env_str("SIDECARHUB_ADMISSION_NAMESPACE_RETRY_SECONDS", "5")
+)
 # Largest AdmissionReview accepted (413 above); the apiserver's own request limit is 3 MiB.
 SIDECARHUB_ADMISSION_MAX_BODY_BYTES = env_int(
     "SIDECARHUB_ADMISSION_MAX_BODY_BYTES", 3 * 1024 * 1024, minimum=64 * 1024

@@ -34,7 +34,7 @@ from rollouts.choices import (
     RolloutState,
     StepState,
 )
-from rollouts.fleet import releases_of
+from rollouts.fleet import fleet_of, releases_of
 from rollouts.models import PodUpdate, Rollout, RolloutStep
 from rollouts.restarts import start_restart
 from rollouts.services import approve_step
@@ -238,3 +238,11 @@ def test_an_approved_restart_replaces_every_pod_with_the_webhooks_new_revision(
         sorted((row.workload_kind, row.workload_name) for row in rows)
         == [("Deployment", "web")] * 3 + [("StatefulSet", "db")] * 2
     )
+
+    # The release no longer says pods need recreate: in the rollout, the fleet view, the releases.
+    source = _reload(source)
+    assert source.needs_recreate == 0 and source.outcome == RolloutOutcome.SUCCEEDED, source.reason
+    [cluster_row] = fleet_of(row.pk).clusters
+    assert cluster_row.needs_recreate == 0
+    [release] = [item for item in releases_of(row.pk).releases if item.revision == second.number]
+    assert release.needs_recreate == 0 and release.stage == ReleaseStage.COMPLETED, release.stage_text

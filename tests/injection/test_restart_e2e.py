@@ -48,11 +48,27 @@ pytestmark = [pytest.mark.k8s, pytest.mark.e2e, pytest.mark.django_db(transactio
 NAME = "rst"
 AGENT = f"{NAME}-agent"
 ENV = {"name": "LOG_LEVEL", "value": "debug"}
+OLD_IMAGE, NEW_IMAGE = f"{AGENT}:1.0", f"{AGENT}:2.0"
 
 
-def _document(*, env: bool) -> dict[str, Any]:
-    document = sidecarset(NAME)
-    if env:
+def _labels(namespace: str) -> dict[str, str]:
+    """app=web, and this test's namespace: pods of an earlier test still terminating elsewhere
+    are not selected."""
+    return {"app": "web", "run": namespace}
+
+
+def _document(variant: str, namespace: str, *, new: bool) -> dict[str, Any]:
+    """``env``: revision 2 adds an env var to the sidecar container; ``native``: the sidecar is a
+    native sidecar (an init container with ``restartPolicy: Always``, which requires the
+    ``NotUpdate`` strategy) whose image revision 2 changes. Neither is applied in place: the pods
+    need recreate."""
+    document = sidecarset(NAME, selector=_labels(namespace))
+    if variant == "native":
+        agent = document["spec"].pop("containers")[0]
+        agent.update(image=NEW_IMAGE if new else OLD_IMAGE, restartPolicy="Always")
+        document["spec"]["initContainers"] = [agent]
+        document["spec"]["updateStrategy"] = {"type": "NotUpdate"}  # required for native sidecars
+    elif new:
         document["spec"]["containers"][0]["env"] = [dict(ENV)]
     return document
 
@@ -75,19 +91,26 @@ def alpha(k8s: RunningCluster, hub_server: HubServer, settings: Any) -> Iterator
 
 
 def _agent(pod: dict[str, Any]) -> dict[str, Any] | None:
-    return next((c for c in (pod.get("spec") or {}).get("containers") or [] if c["name"] == AGENT), None)
+    spec = pod.get("spec") or {}
+    containers = [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return next((c for c in containers if c["name"] == AGENT), None)
 
 
-def _has_env(pod: dict[str, Any]) -> bool:
+def _is_new(variant: str, pod: dict[str, Any]) -> bool:
+    """The pod carries revision 2's sidecar."""
     agent = _agent(pod)
-    return agent is not None and ENV in (agent.get("env") or [])
+    if agent is None:
+        return False
+    if variant == "native":
+        return bool(agent.get("image") == NEW_IMAGE and agent.get("restartPolicy") == "Always")
+    return ENV in (agent.get("env") or [])
 
 
 def _dry_run_pod(running: RunningCluster, namespace: str) -> dict[str, Any]:
     """What the cluster's webhook does to a pod created now."""
     created: Any = running.core.create_namespaced_pod(
         namespace,
-        make_pod(f"probe-{time.monotonic_ns() % 10**8}"),  # type: ignore[arg-type]  # a dict is sent as is
+        make_pod(f"probe-{time.monotonic_ns() % 10**8}", _labels(namespace)),  # type: ignore[arg-type]  # a dict is sent as is
         _preload_content=False,
         dry_run="All",
     )
@@ -95,7 +118,7 @@ def _dry_run_pod(running: RunningCluster, namespace: str) -> dict[str, Any]:
 
 
 def _create_workload(running: RunningCluster, namespace: str, kind: str, name: str, replicas: int) -> None:
-    labels = {"app": "web", "workload": name}
+    labels = {**_labels(namespace), "workload": name}
     spec: dict[str, Any] = {
         "replicas": replicas,
         "selector": {"matchLabels": labels},
@@ -126,14 +149,16 @@ def _ready(pod: dict[str, Any]) -> bool:
     return conditions.get("Ready") == "True"
 
 
-def _wait_pods(running: RunningCluster, namespace: str, count: int, *, env: bool, what: str) -> float:
-    """Seconds until exactly ``count`` ready pods run, each with (or without) revision 2's env."""
+def _wait_pods(
+    running: RunningCluster, namespace: str, count: int, variant: str, *, new: bool, what: str
+) -> float:
+    """Seconds until exactly ``count`` ready pods run, each with (or without) revision 2's sidecar."""
     started = time.monotonic()
 
     def done() -> bool:
         pods = _pods(running, namespace)
         return len(pods) == count and all(
-            _ready(pod) and _agent(pod) is not None and _has_env(pod) == env for pod in pods
+            _ready(pod) and _agent(pod) is not None and _is_new(variant, pod) == new for pod in pods
         )
 
     wait_for(done, timeout_seconds=120, interval_seconds=0.25, what=what)
@@ -144,7 +169,9 @@ def _reload(rollout: Rollout) -> Rollout:
     return Rollout.objects.get(pk=rollout.pk)
 
 
+@pytest.mark.parametrize("variant", ["env", "native"])
 def test_an_approved_restart_replaces_every_pod_with_the_webhooks_new_revision(
+    variant: str,
     k8s: RunningCluster,
     k8s_namespace: str,
     alpha: Cluster,
@@ -155,7 +182,7 @@ def test_an_approved_restart_replaces_every_pod_with_the_webhooks_new_revision(
     approver: User = make_user("approver", "rollouts.approve_rolloutstep", "rollouts.operate_rollout")
 
     # Revision 1 (no env) is served at once; the workloads' pods get it from the webhook.
-    row = create_sidecarset(_document(env=False), actor=author)
+    row = create_sidecarset(_document(variant, namespace, new=False), actor=author)
     create_target(row.pk, cluster_id=alpha.pk)
     first = publish_sidecarset(NAME, actor=author)
     wait_for(
@@ -166,12 +193,15 @@ def test_an_approved_restart_replaces_every_pod_with_the_webhooks_new_revision(
     )
     _create_workload(k8s, namespace, "Deployment", "web", 3)
     _create_workload(k8s, namespace, "StatefulSet", "db", 2)
-    seconds = _wait_pods(k8s, namespace, 5, env=False, what="5 ready pods on revision 1")
-    print(f"\nworkloads created → 5 ready pods injected with revision 1: {seconds:.2f}s")
+    seconds = _wait_pods(k8s, namespace, 5, variant, new=False, what="5 ready pods on revision 1")
+    print(f"\n[{variant}] workloads created → 5 ready pods injected with revision 1: {seconds:.2f}s")
     before = {pod["metadata"]["uid"]: pod["metadata"]["name"] for pod in _pods(k8s, namespace)}
 
-    # Revision 2 changes the sidecar's env: not in place; its gate opens on approval.
-    update_sidecarset(NAME, source=_document(env=True), actor=author, expected_version=None)
+    # Revision 2 changes the sidecar's env (or the native sidecar's image): not in place; its
+    # gate opens on approval.
+    update_sidecarset(
+        NAME, source=_document(variant, namespace, new=True), actor=author, expected_version=None
+    )
     second = publish_sidecarset(NAME, actor=author)
     source: Any = wait_for(
         lambda: Rollout.objects.filter(cluster=alpha, to_revision=second, kind=RolloutKind.UPDATE).first(),
@@ -184,7 +214,7 @@ def test_an_approved_restart_replaces_every_pod_with_the_webhooks_new_revision(
         timeout_seconds=60,
         what="the release's gate awaiting approval",
     )
-    assert not _has_env(_dry_run_pod(k8s, namespace))  # revision 1 until the gate opens
+    assert not _is_new(variant, _dry_run_pod(k8s, namespace))  # revision 1 until the gate opens
     approve_step(gate.pk, actor=approver, comment="env change")
     started = time.monotonic()
     wait_for(
@@ -198,14 +228,14 @@ def test_an_approved_restart_replaces_every_pod_with_the_webhooks_new_revision(
     placement = SidecarSetPlacement.objects.get(sidecarset_name=NAME, cluster=alpha)
     assert placement.serving_revision_id == second.pk != first.pk
     wait_for(
-        lambda: _has_env(_dry_run_pod(k8s, namespace)),
+        lambda: _is_new(variant, _dry_run_pod(k8s, namespace)),
         timeout_seconds=10,
         interval_seconds=0.1,
         what="the webhook injecting revision 2",
     )
     [release] = [item for item in releases_of(row.pk).releases if item.revision == second.number]
     assert release.stage == ReleaseStage.NEEDS_RECREATE and release.needs_recreate == 5
-    assert all(not _has_env(pod) for pod in _pods(k8s, namespace))  # nothing recreated by itself
+    assert all(not _is_new(variant, pod) for pod in _pods(k8s, namespace))  # nothing recreated by itself
 
     # The restart: two steps, each approved by someone other than its author.
     started = time.monotonic()
@@ -226,8 +256,8 @@ def test_an_approved_restart_replaces_every_pod_with_the_webhooks_new_revision(
     assert len(approvals) == 2
     assert _reload(restart).outcome == RolloutOutcome.SUCCEEDED
 
-    # Every new pod carries revision 2's env, injected by the webhook (the templates have none).
-    seconds = _wait_pods(k8s, namespace, 5, env=True, what="5 ready pods on revision 2")
+    # Every new pod carries revision 2's sidecar, injected by the webhook (the templates have none).
+    seconds = _wait_pods(k8s, namespace, 5, variant, new=True, what="5 ready pods on revision 2")
     print(f"restart completed → 5 ready pods on revision 2: {seconds:.2f}s")
     after = _pods(k8s, namespace)
     assert not ({pod["metadata"]["uid"] for pod in after} & set(before))

@@ -61,7 +61,8 @@ class RolloutSummary:
     """One rollout as the fleet view shows it.
 
     ``step_ordinal`` / ``step_state``: the first step not finished, else the last step (``None``
-    when the rollout has no step). ``needs_recreate``: the most pods any of its steps saw that
+    when the rollout has no step). ``needs_recreate``: a completed rollout's own count (lowered
+    when a restart of its workloads completes); else the most pods any of its steps saw that
     cannot be updated in place (each preparation counts them all, so the largest is the latest
     full count).
     """
@@ -233,7 +234,11 @@ def _summaries(rollouts: Sequence[Rollout]) -> dict[int, RolloutSummary]:
             step_ordinal=shown[0] if shown else None,
             step_state=shown[1] if shown else None,
             steps_total=len(own),
-            needs_recreate=max((step[2] for step in own), default=0),
+            needs_recreate=(
+                rollout.needs_recreate
+                if rollout.state == RolloutState.COMPLETED
+                else max((step[2] for step in own), default=0)
+            ),
             state_changed_at=rollout.state_changed_at,
             created_at=rollout.created_at,
         )

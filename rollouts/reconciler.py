@@ -226,9 +226,12 @@ class _Pass:
         step = rollout.rollout_steps.exclude(state__in=TERMINAL_STEP_STATES).order_by("ordinal").first()
         if step is None:
             stale = pods_needing_recreate(rollout)
-            transitions.complete_rollout_row(
-                rollout.pk, actor=None, reason=completion_reason(rollout, stale), needs_recreate=stale
-            )
+            with transaction.atomic():
+                transitions.complete_rollout_row(
+                    rollout.pk, actor=None, reason=completion_reason(rollout, stale), needs_recreate=stale
+                )
+                if rollout.kind == RolloutKind.RESTART and rollout.restart_of_id is not None:
+                    settle_restarted_source(rollout, stale)
             self.report.transitions.append(f"rollout {rollout.pk} completed")
             self.wake_next_waves(rollout)
             return True
@@ -565,3 +568,26 @@ def completion_reason(rollout: Rollout, stale: int) -> str:
             f"{rollout.from_revision_number or 'earlier'}, not {rollout.to_revision_number}"
         )
     return "every step succeeded"
+
+
+def settle_restarted_source(restart: Rollout, left: int) -> None:
+    """A restart completed: the rollout it came from (``restart_of``) now counts only the pods
+    still left needing recreate (the ReplicaSet-only and bare pods no restart replaces; 0 when
+    every pod was replaced), so the release no longer says its pods need recreate (decision 18).
+    Only a completed source that counted more is changed; called in the completion's transaction."""
+    if restart.restart_of_id is None:
+        return
+    source = Rollout.objects.select_for_update().filter(pk=restart.restart_of_id).first()
+    if source is None or source.state != RolloutState.COMPLETED or source.needs_recreate <= left:
+        return
+    if left:
+        reason = f"{completion_reason(source, left)} (after restart {restart.pk})"
+    else:
+        reason = f"completed; restart {restart.pk} recreated every pod that needed it"
+    note = f"restart {restart.pk} completed: {source.needs_recreate} pods needed recreate, {left} left" + (
+        " (not owned by a Deployment, StatefulSet or DaemonSet)" if left else ""
+    )
+    source.needs_recreate = left
+    source.reason = reason[:300]
+    source.explanation = f"{source.explanation}\n{note}" if source.explanation else note
+    source.save(update_fields=["needs_recreate", "reason", "explanation"])

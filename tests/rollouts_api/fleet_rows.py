@@ -111,6 +111,10 @@ def add_rollout(
         reason=reason,
         steps=["1", "100%"][: len(steps)],
         max_unavailable="1",
+        # As the reconciler completes it: the pods its steps left needing recreate.
+        needs_recreate=max((count for _, count in steps), default=0)
+        if state == RolloutState.COMPLETED
+        else 0,
     )
     if minutes_ago:
         created = timezone.now() - timedelta(minutes=minutes_ago)

@@ -4,6 +4,7 @@ outlives the clusters and SidecarSets it is about, and shows them as deleted."""
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 
 import pytest
@@ -117,3 +118,14 @@ def test_admin_pages_render_the_deleted_cluster(world: World) -> None:
         response = client.get(url)
         assert response.status_code == 200, url
         assert "prod-eu" in response.content.decode() and "deleted" in response.content.decode(), url
+
+
+def test_the_data_migration_copies_the_names_of_existing_rows(world: World) -> None:
+    from django.apps import apps
+
+    migration = importlib.import_module("rollouts.migrations.0008_ledger_outlives_clusters")
+    Rollout.objects.update(cluster_name="")
+    PodUpdate.objects.update(cluster_name="")
+    migration.copy_cluster_names(apps, None)
+    assert set(Rollout.objects.values_list("cluster_name", flat=True)) == {"prod-eu"}
+    assert set(PodUpdate.objects.values_list("cluster_name", flat=True)) == {"prod-eu"}

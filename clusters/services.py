@@ -434,7 +434,8 @@ def _sweep_after_delete(cluster: Cluster) -> None:
 def delete_cluster(
     cluster_id: int, *, keep_in_cluster: bool = False, actor: Any = None, request_id: str = ""
 ) -> ClusterRemoval:
-    """Unregister a cluster; its targets, placements and rollouts go with it.
+    """Unregister a cluster; its targets and placements go with it; its rollouts stay as history
+    (the rollouts app fails the active ones on ``pre_delete``).
 
     First the hub's objects are removed from the cluster itself: its admission webhook
     configuration (left behind, it would keep calling a hub that no longer knows the cluster,

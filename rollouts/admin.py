@@ -162,6 +162,13 @@ def _span(seconds: int) -> str:
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
 
 
+def deleted_label(name: str, deleted: bool) -> str:
+    """A cluster's (or SidecarSet's) copied name, marked when it was deleted from the hub."""
+    if deleted:
+        return format_html('{} <span class="sh-quiet">(deleted)</span>', name)
+    return name
+
+
 @admin.register(Rollout)
 class RolloutAdmin(ReadOnlyAdmin):
     """Rollouts with state, cluster, wave and progress; the detail page drives them."""
@@ -170,7 +177,7 @@ class RolloutAdmin(ReadOnlyAdmin):
         "id",
         "sidecarset_name",
         "revisions",
-        "cluster",
+        "cluster_display",
         "wave",
         "state_display",
         "progress_display",
@@ -180,7 +187,7 @@ class RolloutAdmin(ReadOnlyAdmin):
         "changed",
     )
     list_display_links = ("id", "sidecarset_name")
-    list_filter = ("state", "kind", "cluster", "wave")
+    list_filter = ("state", "kind", "cluster_name", "wave")  # the copied name: deleted clusters too
     search_fields = ("sidecarset_name", "author_name", "reason")
     list_per_page = 50
     actions = (
@@ -195,6 +202,10 @@ class RolloutAdmin(ReadOnlyAdmin):
         return rollouts_with_progress(super().get_queryset(request).select_related("cluster"))
 
     # --- columns --------------------------------------------------------------------------------
+
+    @admin.display(description="cluster", ordering="cluster_name")
+    def cluster_display(self, rollout: Rollout) -> str:
+        return deleted_label(rollout.cluster_name, rollout.cluster_id is None)
 
     @admin.display(description="revision")
     def revisions(self, rollout: Rollout) -> str:
@@ -415,7 +426,7 @@ class RolloutAdmin(ReadOnlyAdmin):
         )
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Rollout {rollout.pk}: {rollout.sidecarset_name} in {rollout.cluster.name}",
+            "title": f"Rollout {rollout.pk}: {rollout.sidecarset_name} in {rollout.cluster_name}",
             "opts": self.model._meta,
             "original": rollout,
             "rollout": rollout,
@@ -476,7 +487,7 @@ class RolloutAdmin(ReadOnlyAdmin):
         try:
             preview = previews.preview_next_step(rollout.pk, actor=request.user)
         except KubeError as exc:
-            error = f"cannot read the pods of cluster {rollout.cluster.name} now: {exc}"
+            error = f"cannot read the pods of cluster {rollout.cluster_name} now: {exc}"
         except RolloutError as exc:
             error = str(exc)
         context = {
@@ -502,7 +513,7 @@ class RolloutAdmin(ReadOnlyAdmin):
         try:
             preview = restarts.preview_restart(rollout.pk, actor=request.user, steps=steps or None)
         except KubeError as exc:
-            error = f"cannot read cluster {rollout.cluster.name} now: {exc}"
+            error = f"cannot read cluster {rollout.cluster_name} now: {exc}"
         except RolloutError as exc:
             error = str(exc)
         context = {
@@ -590,7 +601,7 @@ class PodUpdateAdmin(ReadOnlyAdmin):
 
     list_display = (
         "claimed_at",
-        "cluster",
+        "cluster_display",
         "namespace",
         "pod_name",
         "rollout_link",
@@ -602,7 +613,7 @@ class PodUpdateAdmin(ReadOnlyAdmin):
         "duration",
         "error_display",
     )
-    list_filter = ("outcome", "state", "workload_kind", "cluster", "claimed_at")
+    list_filter = ("outcome", "state", "workload_kind", "cluster_name", "claimed_at")
     search_fields = (
         "pod_name",
         "namespace",
@@ -613,10 +624,14 @@ class PodUpdateAdmin(ReadOnlyAdmin):
         "rollout__sidecarset_name",
     )
     date_hierarchy = "claimed_at"
-    list_select_related = ("cluster", "rollout", "step")
+    list_select_related = ("rollout", "step")
     list_per_page = 100
     actions = ("export_selected",)
     change_list_template = "admin/rollouts/podupdate/change_list.html"
+
+    @admin.display(description="cluster", ordering="cluster_name")
+    def cluster_display(self, update: PodUpdate) -> str:
+        return deleted_label(update.cluster_name, update.cluster_id is None)
 
     @admin.display(description="rollout", ordering="rollout")
     def rollout_link(self, update: PodUpdate) -> str:

@@ -138,7 +138,7 @@ def handle_status(args: argparse.Namespace, stdout: Any = None) -> None:
     if args.sidecarset:
         rows = rows.filter(sidecarset_name=args.sidecarset)
     if args.cluster:
-        rows = rows.filter(cluster__name=args.cluster)
+        rows = rows.filter(cluster_name=args.cluster)
     if not args.all:
         rows = rows.filter(state__in=ACTIVE_ROLLOUT_STATES)
     rows = rows.order_by("-created_at", "-id")[: args.limit]
@@ -150,7 +150,7 @@ def handle_status(args: argparse.Namespace, stdout: Any = None) -> None:
                 str(rollout.pk),
                 rollout.sidecarset_name,
                 _revisions(rollout),
-                rollout.cluster.name,
+                rollout.cluster_name,
                 str(rollout.wave),
                 _state(rollout),
                 f"{current or '-'}/{rollout.steps_total}",  # type: ignore[attr-defined]
@@ -176,7 +176,7 @@ def _status_one(rollout_id: int, out: Any) -> None:
         raise CommandError(f"rollout {rollout_id} not found", returncode=EXIT_NOT_FOUND)
     out.write(
         f"rollout {rollout.pk}: {rollout.sidecarset_name} {_revisions(rollout)} ({rollout.kind}) "
-        f"in cluster {rollout.cluster.name}, wave {rollout.wave}\n"
+        f"in cluster {rollout.cluster_name}, wave {rollout.wave}\n"
     )
     out.write(
         f"state:    {_state(rollout)} since {rollout.state_changed_at:%Y-%m-%d %H:%M:%S} "

@@ -141,7 +141,7 @@ class Fleet:
 class ReleaseCluster:
     """One cluster of a release: its rollout and, when it was rolled back, the rollback."""
 
-    cluster_id: int
+    cluster_id: int | None  # None: the cluster was deleted from the hub (``cluster`` keeps its name)
     cluster: str
     held: bool
     held_reason: str
@@ -449,10 +449,10 @@ def releases_of(sidecarset_id: int, *, limit: int = DEFAULT_RELEASES) -> Release
         cluster = rollout.cluster
         by_revision[rollout.to_revision_number].append(
             ReleaseCluster(
-                cluster_id=cluster.pk,
-                cluster=cluster.name,
-                held=cluster.held,
-                held_reason=cluster.held_reason,
+                cluster_id=rollout.cluster_id,
+                cluster=rollout.cluster_name,
+                held=cluster.held if cluster is not None else False,
+                held_reason=cluster.held_reason if cluster is not None else "",
                 rollout=summaries[rollout.pk],
                 rollback=rollback_of.get(rollout.pk),
             )

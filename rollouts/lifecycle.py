@@ -81,7 +81,7 @@ def prepare_step(
         raise InvalidTransition("rollout", rollout.pk, rollout.state, "preparing a step")
     if step.state != StepState.PENDING:
         raise InvalidTransition("step", step.pk, step.state, StepState.AWAITING_APPROVAL)
-    inputs = inputs or PassInputs(cached_kube_client(rollout.cluster))
+    inputs = inputs or PassInputs(cached_kube_client(rollout.live_cluster))
     core = inputs.planning_sidecarset(rollout)
     try:
         listing = inputs.pods(core)
@@ -141,7 +141,7 @@ def prepare_step(
 
 def _auto_approve(step: RolloutStep, rollout: Rollout, *, request_id: str) -> RolloutStep:
     """On an auto-approve cluster, approve a step as soon as it is prepared (and open the gate)."""
-    if not rollout.cluster.rollout_auto_approve:
+    if rollout.cluster is None or not rollout.cluster.rollout_auto_approve:
         return step
     approved = transitions.approve_step_row(
         step.pk,
@@ -192,6 +192,8 @@ def is_gate(step: RolloutStep, rollout: Rollout) -> bool:
     a rollout whose cluster does not serve that revision yet (a rollback serves it at once)."""
     if step.ordinal != 1 or rollout.kind == RolloutKind.ROLLBACK:
         return False
+    if rollout.sidecarset_id is None or rollout.cluster_id is None:
+        return False  # deleted: nothing to serve any more
     return not SidecarSetPlacement.objects.filter(
         sidecarset_id=rollout.sidecarset_id,
         cluster_id=rollout.cluster_id,
@@ -205,7 +207,7 @@ def open_gate(step: RolloutStep, rollout: Rollout) -> None:
     its existing pods follow the approved steps. Part of the approval's transaction. A restart
     changes nothing its cluster serves (it starts only where the revision is served already)."""
     if step.ordinal == 1 and rollout.to_revision_id is not None and rollout.kind != RolloutKind.RESTART:
-        serve_revision(rollout.sidecarset_id, rollout.cluster_id, rollout.to_revision_id)
+        serve_revision(rollout.live_sidecarset_id, rollout.live_cluster_id, rollout.to_revision_id)
 
 
 def stale_pods(core: SidecarSet, listing: PodListing) -> list[PodDecision]:

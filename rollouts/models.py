@@ -14,7 +14,7 @@ revision that a non-terminal rollout references, so an active rollout always has
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -29,6 +29,10 @@ from rollouts.choices import (
     StepState,
 )
 from rollouts.querysets import PodUpdateQuerySet, RolloutQuerySet, StepQuerySet
+
+if TYPE_CHECKING:
+    from clusters.models import Cluster
+    from sidecarhub.models import SidecarSet
 
 __all__ = ["Approval", "PodUpdate", "Rollout", "RolloutStep", "StepTransition"]
 
@@ -46,9 +50,16 @@ class Rollout(models.Model):
     pods (never in the middle of one pod's patch).
     """
 
-    sidecarset = models.ForeignKey("sidecarhub.SidecarSet", on_delete=models.CASCADE, related_name="rollouts")
+    # SET_NULL plus copied names: the ledger outlives the SidecarSet and the cluster (empty FK =
+    # deleted; an active rollout is failed first, see ``rollouts.receivers``).
+    sidecarset = models.ForeignKey(
+        "sidecarhub.SidecarSet", null=True, blank=True, on_delete=models.SET_NULL, related_name="rollouts"
+    )
     sidecarset_name = models.CharField(max_length=63, help_text="Copy of the SidecarSet's name")
-    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="rollouts")
+    cluster = models.ForeignKey(
+        "clusters.Cluster", null=True, blank=True, on_delete=models.SET_NULL, related_name="rollouts"
+    )
+    cluster_name = models.CharField(max_length=63, default="", help_text="Copy of the cluster's name")
     kind = models.CharField(max_length=16, choices=RolloutKind.choices, default=RolloutKind.UPDATE)
     rollback_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rollbacks"
@@ -145,8 +156,44 @@ class Rollout(models.Model):
     def __str__(self) -> str:
         source = f"#{self.from_revision_number}" if self.from_revision_number else "-"
         return (
-            f"{self.sidecarset_name} {source}→#{self.to_revision_number} in {self.cluster_id}: {self.state}"
+            f"{self.sidecarset_name} {source}→#{self.to_revision_number} in {self.cluster_name}: {self.state}"
         )
+
+    @property
+    def cluster_deleted(self) -> bool:
+        """The cluster was unregistered from the hub (the row keeps its name)."""
+        return self.cluster_id is None
+
+    @property
+    def sidecarset_deleted(self) -> bool:
+        """The SidecarSet was deleted (the row keeps its name)."""
+        return self.sidecarset_id is None
+
+    # The engine's accessors: a rollout it acts on has both (``LookupError`` otherwise: its
+    # cluster or SidecarSet was deleted, and the rollout is history).
+    @property
+    def live_cluster(self) -> Cluster:
+        if self.cluster is None:
+            raise LookupError(f"cluster {self.cluster_name} was deleted from the hub")
+        return self.cluster
+
+    @property
+    def live_cluster_id(self) -> int:
+        if self.cluster_id is None:
+            raise LookupError(f"cluster {self.cluster_name} was deleted from the hub")
+        return self.cluster_id
+
+    @property
+    def live_sidecarset(self) -> SidecarSet:
+        if self.sidecarset is None:
+            raise LookupError(f"SidecarSet {self.sidecarset_name} was deleted")
+        return self.sidecarset
+
+    @property
+    def live_sidecarset_id(self) -> int:
+        if self.sidecarset_id is None:
+            raise LookupError(f"SidecarSet {self.sidecarset_name} was deleted")
+        return self.sidecarset_id
 
     @property
     def outcome(self) -> str:
@@ -268,7 +315,10 @@ class PodUpdate(models.Model):
 
     rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="pod_updates")
     step = models.ForeignKey(RolloutStep, on_delete=models.CASCADE, related_name="pod_updates")
-    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="+")
+    cluster = models.ForeignKey(
+        "clusters.Cluster", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cluster_name = models.CharField(max_length=63, default="", help_text="Copy of the cluster's name")
     namespace = models.CharField(max_length=253)
     pod_name = models.CharField(max_length=253)
     pod_uid = models.CharField(max_length=64)
@@ -304,6 +354,11 @@ class PodUpdate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.pod_name}: {self.state} {self.outcome}".rstrip()
+
+    @property
+    def cluster_deleted(self) -> bool:
+        """The cluster was unregistered from the hub (the row keeps its name)."""
+        return self.cluster_id is None
 
 
 class StepTransition(models.Model):

@@ -81,7 +81,7 @@ class PassInputs:
             raise LookupError(f"rollout {rollout.pk}: its target revision no longer exists")
         core = self.revision_core(to_revision)
         strategy = core.update_strategy
-        current = rollout.sidecarset.current_revision
+        current = rollout.live_sidecarset.current_revision
         if current is not None and current.pk != to_revision.pk:
             current_strategy = self.revision_core(current).update_strategy
             strategy = dataclasses.replace(

@@ -36,6 +36,8 @@ def approval_refusal(user: Any, step: RolloutStep) -> str | None:
     if not user.has_perm(APPROVE_PERMISSION):
         return f"{user.get_username()} lacks the permission to approve rollout steps ({APPROVE_PERMISSION})"
     rollout = step.rollout
+    if rollout.cluster is None:
+        return f"cluster {rollout.cluster_name} was deleted from the hub"
     if rollout.cluster.rollout_requires_second_person and rollout.author_id == user.pk:
         return (
             f"{user.get_username()} created this rollout; cluster {rollout.cluster.name} requires "

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import Case, CharField, DateTimeField, F, Field, TextField, Value, When
 from django.utils import timezone
 
-from rollouts.choices import POD_UPDATE_TRANSITIONS, PodUpdateOutcome, PodUpdateState
+from rollouts.choices import OPEN_POD_UPDATE_STATES, POD_UPDATE_TRANSITIONS, PodUpdateOutcome, PodUpdateState
 from rollouts.models import PodUpdate, Rollout, RolloutStep
 from sidecarhub.sidecarset import SidecarSet
 from sidecarhub.sidecarset.inplace import UpdateTargets, resource_version, update_targets
@@ -33,6 +33,7 @@ __all__ = [
     "claim_restart_pods",
     "claim_step_pods",
     "close",
+    "close_unobservable",
     "count_conflict",
     "count_restart_resend",
     "move",
@@ -91,6 +92,7 @@ def claim_step_pods(
             rollout=rollout,
             step=step,
             cluster_id=rollout.cluster_id,
+            cluster_name=rollout.cluster_name,
             namespace=ref["namespace"],
             pod_name=ref["name"],
             pod_uid=ref["uid"],
@@ -148,6 +150,7 @@ def claim_restart_pods(
                 rollout=rollout,
                 step=step,
                 cluster_id=rollout.cluster_id,
+                cluster_name=rollout.cluster_name,
                 namespace=ref["namespace"],
                 pod_name=ref["name"],
                 pod_uid=ref["uid"],
@@ -343,5 +346,21 @@ def skip_unpatched(rollout_ids: Iterable[int], reason: str) -> int:
         state=PodUpdateState.DONE,
         outcome=PodUpdateOutcome.SKIPPED,
         error=f"not patched: {reason}"[:ERROR_LENGTH],
+        done_at=timezone.now(),
+    )
+
+
+def close_unobservable(rollout_ids: Iterable[int], reason: str) -> int:
+    """Close every open row of the rollouts whose cluster or SidecarSet was deleted (the hub can
+    no longer read their pods): ``claimed`` ones as skipped (never patched), the others as failed
+    with "outcome unknown" and ``reason``. The rows stay: they are the record of what was done."""
+    ids = list(rollout_ids)
+    closed = skip_unpatched(ids, reason)
+    for state in OPEN_POD_UPDATE_STATES - {PodUpdateState.CLAIMED}:
+        _allowed(state, PodUpdateState.DONE)
+    return closed + PodUpdate.objects.filter(rollout_id__in=ids, state__in=OPEN_POD_UPDATE_STATES).update(
+        state=PodUpdateState.DONE,
+        outcome=PodUpdateOutcome.FAILED,
+        error=f"outcome unknown: {reason}"[:ERROR_LENGTH],
         done_at=timezone.now(),
     )

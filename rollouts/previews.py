@@ -113,7 +113,7 @@ def preview_next_step(rollout_id: int, *, actor: Actor, kube: Any = None) -> Ste
             rollout.pk, step.pk, step.ordinal, step.target, step.state, True, pods, recreate,
             step.shortfall, 0, step.expires_at,
         )  # fmt: skip
-    inputs = PassInputs(kube or cached_kube_client(rollout.cluster))
+    inputs = PassInputs(kube or cached_kube_client(rollout.live_cluster))
     core = inputs.planning_sidecarset(rollout)
     listing = inputs.pods(core)
     if not rollout.in_place:  # only the gate: nothing patched, every stale pod needs recreate

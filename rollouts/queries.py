@@ -181,6 +181,7 @@ POD_UPDATE_CSV_COLUMNS = (
     "done_at",
     "workload_kind",
     "workload_name",
+    "cluster_deleted",
 )
 
 
@@ -191,7 +192,7 @@ def _iso(value: Any) -> str:
 def _csv_row(update: PodUpdate) -> list[Any]:
     return [
         update.pk,
-        update.cluster.name,
+        update.cluster_name,
         update.namespace,
         update.pod_name,
         update.pod_uid,
@@ -215,6 +216,7 @@ def _csv_row(update: PodUpdate) -> list[Any]:
         _iso(update.done_at),
         update.workload_kind,
         update.workload_name,
+        "true" if update.cluster_id is None else "false",
     ]
 
 

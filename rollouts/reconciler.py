@@ -146,7 +146,7 @@ class _Pass:
         open_rows = PodUpdate.objects.filter(cluster_id=self.cluster.pk, state__in=OPEN_POD_UPDATE_STATES)
         return list(
             Rollout.objects.select_related("sidecarset__current_revision", "to_revision", "cluster")
-            .filter(cluster=self.cluster)
+            .filter(cluster=self.cluster, sidecarset__isnull=False)  # a deleted SidecarSet's: history
             .filter(Q(state__in=ACTIVE_ROLLOUT_STATES) | Q(pk__in=open_rows.values("rollout_id")))
             .order_by("created_at", "pk")
         )
@@ -292,7 +292,9 @@ class _Pass:
     def start_blocker(self, rollout: Rollout) -> str:
         """Why a pending rollout may not start yet ('' when it may)."""
         earlier = (
-            Rollout.objects.filter(sidecarset_id=rollout.sidecarset_id, cluster_id=rollout.cluster_id)
+            Rollout.objects.filter(
+                sidecarset_id=rollout.live_sidecarset_id, cluster_id=rollout.live_cluster_id
+            )
             .filter(Q(state__in=ACTIVE_ROLLOUT_STATES) | Q(pod_updates__state__in=OPEN_POD_UPDATE_STATES))
             .filter(
                 Q(created_at__lt=rollout.created_at) | Q(created_at=rollout.created_at, pk__lt=rollout.pk)
@@ -306,7 +308,7 @@ class _Pass:
             return f"held: cluster {self.cluster.name} is held{by}" + (
                 f": {self.cluster.held_reason}" if self.cluster.held_reason else ""
             )
-        current = rollout.sidecarset.current_revision
+        current = rollout.live_sidecarset.current_revision
         # updateStrategy.paused holds in-place updates only (decision 17)
         if (
             rollout.in_place
@@ -319,12 +321,13 @@ class _Pass:
                 Rollout.objects.filter(to_revision_id=rollout.to_revision_id, wave__lt=rollout.wave)
                 .exclude(state=RolloutState.COMPLETED)
                 .exclude(cluster__held=True)
+                .exclude(cluster__isnull=True)  # its cluster was deleted: history, not a blocker
                 .select_related("cluster")
                 .first()
             )
             if blocking is not None:
                 return (
-                    f"waiting for wave {blocking.wave}: the rollout in cluster {blocking.cluster.name} "
+                    f"waiting for wave {blocking.wave}: the rollout in cluster {blocking.cluster_name} "
                     f"is {blocking.state}"
                 )
         return ""
@@ -332,11 +335,16 @@ class _Pass:
     def wake_next_waves(self, rollout: Rollout) -> None:
         clusters = set(
             Rollout.objects.filter(
-                to_revision_id=rollout.to_revision_id, wave__gt=rollout.wave, state=RolloutState.PENDING
+                to_revision_id=rollout.to_revision_id,
+                wave__gt=rollout.wave,
+                state=RolloutState.PENDING,
+                cluster_id__isnull=False,
             ).values_list("cluster_id", flat=True)
         ) | set(
             Rollout.objects.filter(
-                sidecarset_id=rollout.sidecarset_id, cluster_id=rollout.cluster_id, state=RolloutState.PENDING
+                sidecarset_id=rollout.live_sidecarset_id,
+                cluster_id=rollout.live_cluster_id,
+                state=RolloutState.PENDING,
             ).values_list("cluster_id", flat=True)
         )
         for cluster_id in clusters:
@@ -482,8 +490,8 @@ class _Pass:
             return f"held: cluster {self.cluster.name} is held{by}"
         running = (
             RolloutStep.objects.filter(
-                rollout__sidecarset_id=rollout.sidecarset_id,
-                rollout__cluster_id=rollout.cluster_id,
+                rollout__sidecarset_id=rollout.live_sidecarset_id,
+                rollout__cluster_id=rollout.live_cluster_id,
                 rollout__in_place=True,
                 state=StepState.RUNNING,
             )

@@ -99,6 +99,10 @@ def restart_settings() -> tuple[int, int]:
 def _check_source(source: Rollout) -> None:
     if source.kind == RolloutKind.RESTART:
         raise RolloutError(f"rollout {source.pk} is a restart; start a restart from the rollout it came from")
+    if source.cluster_id is None:
+        raise RolloutError(f"rollout {source.pk}: cluster {source.cluster_name} was deleted from the hub")
+    if source.sidecarset_id is None:
+        raise RolloutError(f"rollout {source.pk}: SidecarSet {source.sidecarset_name} was deleted")
     if source.to_revision_id is None:
         raise RolloutError(f"rollout {source.pk}: revision {source.to_revision_number} no longer exists")
     serving = (
@@ -108,7 +112,7 @@ def _check_source(source: Rollout) -> None:
     )
     if serving != source.to_revision_id:
         raise RolloutError(
-            f"cluster {source.cluster.name} does not serve revision {source.to_revision_number} of "
+            f"cluster {source.cluster_name} does not serve revision {source.to_revision_number} of "
             f"{source.sidecarset_name}: restarted pods would not get it (approve its gate first)"
         )
 
@@ -148,12 +152,12 @@ def preview_restart(
     changes nothing)."""
     source = get_rollout(rollout_id)
     _check_source(source)
-    grouping = _grouping(source, kube or cached_kube_client(source.cluster))
+    grouping = _grouping(source, kube or cached_kube_client(source.live_cluster))
     planned = _planned(grouping, steps)
     at_once, deadline = restart_settings()
     return RestartPreview(
         rollout_id=source.pk,
-        cluster=source.cluster.name,
+        cluster=source.cluster_name,
         sidecarset=source.sidecarset_name,
         revision_number=source.to_revision_number,
         pods_needing_recreate=grouping.pod_count + len(grouping.not_restartable),
@@ -204,8 +208,8 @@ def start_restart(
     source = get_rollout(rollout_id)
     _check_source(source)
     active = Rollout.objects.filter(
-        sidecarset_id=source.sidecarset_id,
-        cluster_id=source.cluster_id,
+        sidecarset_id=source.live_sidecarset_id,
+        cluster_id=source.live_cluster_id,
         kind=RolloutKind.RESTART,
         state__in=ACTIVE_ROLLOUT_STATES,
     ).first()
@@ -213,7 +217,7 @@ def start_restart(
         raise RolloutError(
             f"restart {active.pk} of {source.sidecarset_name} in this cluster is still {active.state}"
         )
-    grouping = _grouping(source, kube or cached_kube_client(source.cluster))
+    grouping = _grouping(source, kube or cached_kube_client(source.live_cluster))
     planned = _planned(grouping, steps)
     if not planned:
         raise RolloutError(
@@ -231,6 +235,7 @@ def start_restart(
             sidecarset_id=source.sidecarset_id,
             sidecarset_name=source.sidecarset_name,
             cluster_id=source.cluster_id,
+            cluster_name=source.cluster_name,
             kind=RolloutKind.RESTART,
             restart_of=source,
             from_revision_id=source.from_revision_id,

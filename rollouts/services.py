@@ -40,7 +40,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from clusters.models import SidecarSetPlacement
+from clusters.models import Cluster, SidecarSetPlacement
 from clusters.push import serve_revision
 from clusters.targeting import resolve_targets
 from rollouts import enqueue, transitions
@@ -106,9 +106,11 @@ def _user(actor: Actor) -> Any:
     return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
 
 
-def wake_cluster(cluster_id: int) -> None:
-    """Queue the cluster's reconciler after the current transaction commits (at once outside one)."""
-    enqueue.wake_cluster(cluster_id)
+def wake_cluster(cluster_id: int | None) -> None:
+    """Queue the cluster's reconciler after the current transaction commits (at once outside one);
+    nothing for a rollout whose cluster was deleted."""
+    if cluster_id is not None:
+        enqueue.wake_cluster(cluster_id)
 
 
 def get_rollout(rollout_id: int) -> Rollout:
@@ -189,6 +191,7 @@ def _create_rollout(
         sidecarset=sidecarset,
         sidecarset_name=sidecarset.name,
         cluster_id=cluster_id,
+        cluster_name=Cluster.objects.values_list("name", flat=True).get(pk=cluster_id),
         kind=kind,
         rollback_of=rollback_of,
         from_revision=from_revision,
@@ -420,7 +423,7 @@ def create_missing_releases(*, limit: int = MISSING_RELEASES_PER_PASS) -> list[R
             log.warning(
                 "release of revision %s was missing in clusters %s; created by the periodic repair",
                 revision_id,
-                sorted(rollout.cluster_id for rollout in rollouts),
+                sorted(rollout.live_cluster_id for rollout in rollouts),
             )
         created.extend(rollouts)
     return created
@@ -573,6 +576,12 @@ def abort_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", reason
     return get_rollout(rollout.pk)
 
 
+def _deleted_subject(rollout: Rollout) -> str:
+    if rollout.cluster_id is None:
+        return f"cluster {rollout.cluster_name}"
+    return f"SidecarSet {rollout.sidecarset_name}"
+
+
 def rollback_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", reason: str = "") -> Rollout:
     """Roll a rollout back (decision 16): at once, the cluster serves the rollout's source
     revision again (its custom resource is pushed, its webhook injects it to new pods within the
@@ -585,6 +594,10 @@ def rollback_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", rea
     """
     _require_operator(actor)
     rollout = get_rollout(rollout_id)
+    if rollout.cluster_id is None or rollout.sidecarset_id is None:
+        raise RolloutError(
+            f"rollout {rollout.pk}: {_deleted_subject(rollout)} was deleted; nothing to roll back"
+        )
     if rollout.from_revision_id is None or rollout.to_revision_id is None:
         raise RolloutError(f"rollout {rollout.pk} has no earlier revision to roll back to")
     if rollout.state == RolloutState.PENDING:
@@ -611,7 +624,7 @@ def rollback_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", rea
             approval_ttl_seconds=rollout.approval_ttl_seconds,
         )
         return _create_rollout(
-            sidecarset=rollout.sidecarset,
+            sidecarset=rollout.live_sidecarset,
             cluster_id=rollout.cluster_id,
             wave=rollout.wave,
             from_revision=rollout.to_revision,

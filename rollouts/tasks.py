@@ -64,6 +64,7 @@ def reconcile_all_rollouts_task() -> None:
         Rollout.objects.filter(
             Q(state__in=ACTIVE_ROLLOUT_STATES) | Q(pod_updates__state__in=OPEN_POD_UPDATE_STATES)
         )
+        .filter(cluster__isnull=False)  # a deleted cluster's rollouts are history
         .values_list("cluster_id", flat=True)
         .distinct()
     )

@@ -22,7 +22,15 @@ class RolloutFilterSet(django_filters.FilterSet):
     sidecarset_id = django_filters.NumberFilter()
     sidecarset = django_filters.CharFilter(field_name="sidecarset_name", help_text="SidecarSet name")
     cluster_id = django_filters.NumberFilter()
-    cluster = django_filters.CharFilter(field_name="cluster__name", help_text="Cluster name")
+    cluster = django_filters.CharFilter(
+        field_name="cluster_name", help_text="Cluster name (also of a cluster since deleted)"
+    )
+    cluster_deleted = django_filters.BooleanFilter(
+        field_name="cluster", lookup_expr="isnull", help_text="The cluster was deleted from the hub"
+    )
+    sidecarset_deleted = django_filters.BooleanFilter(
+        field_name="sidecarset", lookup_expr="isnull", help_text="The SidecarSet was deleted"
+    )
     state = django_filters.MultipleChoiceFilter(
         choices=RolloutState.choices, help_text="Repeat for several: ?state=running&state=paused"
     )
@@ -32,7 +40,18 @@ class RolloutFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Rollout
-        fields = ("sidecarset_id", "sidecarset", "cluster_id", "cluster", "state", "active", "wave", "kind")
+        fields = (
+            "sidecarset_id",
+            "sidecarset",
+            "cluster_id",
+            "cluster",
+            "cluster_deleted",
+            "sidecarset_deleted",
+            "state",
+            "active",
+            "wave",
+            "kind",
+        )
 
     def filter_active(self, queryset: QuerySet[Rollout], name: str, value: bool) -> QuerySet[Rollout]:
         if value:
@@ -44,7 +63,9 @@ class StepFilterSet(django_filters.FilterSet):
     rollout = django_filters.NumberFilter(field_name="rollout_id", help_text="Rollout id")
     state = django_filters.MultipleChoiceFilter(choices=StepState.choices)
     cluster_id = django_filters.NumberFilter(field_name="rollout__cluster_id")
-    cluster = django_filters.CharFilter(field_name="rollout__cluster__name", help_text="Cluster name")
+    cluster = django_filters.CharFilter(
+        field_name="rollout__cluster_name", help_text="Cluster name (also of a cluster since deleted)"
+    )
 
     class Meta:
         model = RolloutStep
@@ -53,7 +74,12 @@ class StepFilterSet(django_filters.FilterSet):
 
 class PodUpdateFilterSet(django_filters.FilterSet):
     cluster_id = django_filters.NumberFilter()
-    cluster = django_filters.CharFilter(field_name="cluster__name", help_text="Cluster name")
+    cluster = django_filters.CharFilter(
+        field_name="cluster_name", help_text="Cluster name (also of a cluster since deleted)"
+    )
+    cluster_deleted = django_filters.BooleanFilter(
+        field_name="cluster", lookup_expr="isnull", help_text="The cluster was deleted from the hub"
+    )
     namespace = django_filters.CharFilter()
     pod = django_filters.CharFilter(field_name="pod_name", help_text="Exact pod name")
     pod_contains = django_filters.CharFilter(
@@ -81,6 +107,7 @@ class PodUpdateFilterSet(django_filters.FilterSet):
         fields = (
             "cluster_id",
             "cluster",
+            "cluster_deleted",
             "namespace",
             "pod",
             "pod_contains",

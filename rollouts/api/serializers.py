@@ -170,7 +170,13 @@ class RolloutSerializer(serializers.ModelSerializer):
     """A rollout as listed: where it stands, why, and its pod counts."""
 
     sidecarset = serializers.CharField(source="sidecarset_name")
-    cluster = serializers.CharField(source="cluster.name")
+    cluster = serializers.CharField(source="cluster_name", help_text="Kept when the cluster is deleted")
+    cluster_deleted = serializers.BooleanField(
+        read_only=True, help_text="The cluster was deleted from the hub (cluster_id is null)"
+    )
+    sidecarset_deleted = serializers.BooleanField(
+        read_only=True, help_text="The SidecarSet was deleted (sidecarset_id is null)"
+    )
     from_revision = serializers.IntegerField(source="from_revision_number", allow_null=True)
     to_revision = serializers.IntegerField(source="to_revision_number")
     author = serializers.CharField(source="author_name")
@@ -193,8 +199,10 @@ class RolloutSerializer(serializers.ModelSerializer):
             "id",
             "sidecarset",
             "sidecarset_id",
+            "sidecarset_deleted",
             "cluster",
             "cluster_id",
+            "cluster_deleted",
             "kind",
             "in_place",
             "rollback_of",
@@ -250,7 +258,10 @@ class PodUpdateSerializer(serializers.ModelSerializer):
     """One pod's in-place update, or its replacement by a workload restart (outcome
     ``recreated``, with its workload); it outlives the pod."""
 
-    cluster = serializers.CharField(source="cluster.name")
+    cluster = serializers.CharField(source="cluster_name", help_text="Kept when the cluster is deleted")
+    cluster_deleted = serializers.BooleanField(
+        read_only=True, help_text="The cluster was deleted from the hub (cluster_id is null)"
+    )
     sidecarset = serializers.CharField(source="rollout.sidecarset_name")
     step_ordinal = serializers.IntegerField(source="step.ordinal")
 
@@ -260,6 +271,7 @@ class PodUpdateSerializer(serializers.ModelSerializer):
             "id",
             "cluster",
             "cluster_id",
+            "cluster_deleted",
             "namespace",
             "pod_name",
             "pod_uid",
@@ -443,7 +455,9 @@ class ReleaseClusterSerializer(serializers.Serializer):
     """One cluster of a release: its rollout and, if it was rolled back, the rollback."""
 
     cluster = serializers.CharField()
-    cluster_id = serializers.IntegerField()
+    cluster_id = serializers.IntegerField(
+        allow_null=True, help_text="null: the cluster was deleted from the hub"
+    )
     held = serializers.BooleanField()
     held_reason = serializers.CharField()
     rolled_back = serializers.BooleanField()

@@ -163,8 +163,8 @@ def test_approval_expires_and_pauses_the_rollout() -> None:
 def test_reconciler_expires_steps_by_expires_at() -> None:
     [rollout] = _rollouts(None, [(_cluster(), 0)])
     step = _awaiting(rollout, ttl_seconds=-5)
-    report = ReconcileReport(rollout.cluster_id)
-    _expire_approvals(rollout.cluster_id, report)
+    report = ReconcileReport(rollout.live_cluster_id)
+    _expire_approvals(rollout.live_cluster_id, report)
     assert RolloutStep.objects.get(pk=step.pk).state == StepState.EXPIRED
     assert report.transitions == [f"step {step.pk} expired"]
 
@@ -254,8 +254,8 @@ def test_a_change_pods_do_not_see_and_a_new_target_need_no_release() -> None:
     assert _rollouts(None, [(_cluster(), 0)], image="log-agent:1", second={"annotations": {"a": "b"}}) == []
     fresh = _cluster("c3")
     rollouts = _rollouts(None, [(_cluster("c4"), 0)])
-    create_target(sidecarset_id=rollouts[0].sidecarset_id, cluster_id=fresh.pk, wave=0)
-    assert [r.cluster_id for r in Rollout.objects.filter(sidecarset_id=rollouts[0].sidecarset_id)] == [
+    create_target(sidecarset_id=rollouts[0].live_sidecarset_id, cluster_id=fresh.pk, wave=0)
+    assert [r.cluster_id for r in Rollout.objects.filter(sidecarset_id=rollouts[0].live_sidecarset_id)] == [
         rollouts[0].cluster_id
     ]
 
@@ -320,16 +320,16 @@ def test_a_change_pods_do_not_see_follows_only_clusters_serving_the_replaced_rev
     first_id, second_id = rollout.from_revision_id, rollout.to_revision_id
     assert first_id is not None and second_id is not None
     for cluster in (rolled_back, following):
-        serve_revision(rollout.sidecarset_id, cluster.pk, second_id)  # both gates opened
-    serve_revision(rollout.sidecarset_id, rolled_back.pk, first_id)  # c1 rolled back
+        serve_revision(rollout.live_sidecarset_id, cluster.pk, second_id)  # both gates opened
+    serve_revision(rollout.live_sidecarset_id, rolled_back.pk, first_id)  # c1 rolled back
     name = rollout.sidecarset_name
     document = _doc(name, "log-agent:2")
     document["spec"]["selector"] = {"matchLabels": {"app": name, "tier": "web"}}  # nothing pods see
     update_sidecarset(name, source=document, actor=None, expected_version=None)
     third = publish_sidecarset(name, actor=None)
-    sync_placements(rollout.sidecarset_id, serve_from=second_id)  # the publish's receiver
+    sync_placements(rollout.live_sidecarset_id, serve_from=second_id)  # the publish's receiver
     serving = dict(
-        SidecarSetPlacement.objects.filter(sidecarset_id=rollout.sidecarset_id).values_list(
+        SidecarSetPlacement.objects.filter(sidecarset_id=rollout.live_sidecarset_id).values_list(
             "cluster_id", "serving_revision_id"
         )
     )

@@ -128,6 +128,7 @@ def make_pod_update(
         rollout=rollout,
         step=step,
         cluster_id=rollout.cluster_id,
+        cluster_name=rollout.cluster_name,
         namespace=pod["namespace"],
         pod_name=pod["name"],
         pod_uid=pod["uid"],

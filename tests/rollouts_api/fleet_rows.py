@@ -97,6 +97,7 @@ def add_rollout(
         sidecarset=sidecarset,
         sidecarset_name=sidecarset.name,
         cluster=cluster,
+        cluster_name=cluster.name,
         kind=kind,
         rollback_of=rollback_of,
         from_revision=revision(sidecarset, source) if source else None,

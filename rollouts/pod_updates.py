@@ -87,28 +87,42 @@ def claim_step_pods(
         if ref["uid"] in existing:
             continue
         pod = pods_by_uid.get(ref["uid"])
-        targets = update_targets(sidecarset, pod)
-        row = PodUpdate(
-            rollout=rollout,
-            step=step,
-            cluster_id=rollout.cluster_id,
-            cluster_name=rollout.cluster_name,
-            namespace=ref["namespace"],
-            pod_name=ref["name"],
-            pod_uid=ref["uid"],
-            container=targets.container,
-            from_image=targets.from_image,
-            to_image=targets.to_image,
-            from_revision_number=rollout.from_revision_number,
-            to_revision_number=rollout.to_revision_number,
-            state=PodUpdateState.CLAIMED,
-        )
-        if pod is None:
-            row.state, row.outcome, row.done_at = PodUpdateState.DONE, PodUpdateOutcome.POD_GONE, now
-            row.error = "the pod was deleted before its step started"
-        rows.append(row)
+        gone = "the pod was deleted before its step started"
+        rows.append(_claimed_row(rollout, step, ref, update_targets(sidecarset, pod), pod, gone, now))
     PodUpdate.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
+
+
+def _claimed_row(
+    rollout: Rollout,
+    step: RolloutStep,
+    ref: Mapping[str, str],
+    targets: UpdateTargets,
+    pod: Mapping[str, Any] | None,
+    gone_reason: str,
+    now: datetime,
+) -> PodUpdate:
+    """A new ``claimed`` row for the pod ``ref`` (not saved); ``done``/``pod_gone`` at once with
+    ``gone_reason`` when the pod is no longer listed."""
+    row = PodUpdate(
+        rollout=rollout,
+        step=step,
+        cluster_id=rollout.cluster_id,
+        cluster_name=rollout.cluster_name,
+        namespace=ref["namespace"],
+        pod_name=ref["name"],
+        pod_uid=ref["uid"],
+        container=targets.container,
+        from_image=targets.from_image,
+        to_image=targets.to_image,
+        from_revision_number=rollout.from_revision_number,
+        to_revision_number=rollout.to_revision_number,
+        state=PodUpdateState.CLAIMED,
+    )
+    if pod is None:
+        row.state, row.outcome, row.done_at = PodUpdateState.DONE, PodUpdateOutcome.POD_GONE, now
+        row.error = gone_reason
+    return row
 
 
 def _sidecar_images(sidecarset: SidecarSet, pod: Mapping[str, Any] | None) -> UpdateTargets:
@@ -145,27 +159,16 @@ def claim_restart_pods(
             if ref["uid"] in existing:
                 continue
             pod = pods_by_uid.get(ref["uid"])
-            targets = _sidecar_images(sidecarset, pod)
-            row = PodUpdate(
-                rollout=rollout,
-                step=step,
-                cluster_id=rollout.cluster_id,
-                cluster_name=rollout.cluster_name,
-                namespace=ref["namespace"],
-                pod_name=ref["name"],
-                pod_uid=ref["uid"],
-                workload_kind=workload["kind"],
-                workload_name=workload["name"],
-                container=targets.container,
-                from_image=targets.from_image,
-                to_image=targets.to_image,
-                from_revision_number=rollout.from_revision_number,
-                to_revision_number=rollout.to_revision_number,
-                state=PodUpdateState.CLAIMED,
+            row = _claimed_row(
+                rollout,
+                step,
+                ref,
+                _sidecar_images(sidecarset, pod),
+                pod,
+                "the pod was gone before its workload was restarted",
+                now,
             )
-            if pod is None:
-                row.state, row.outcome, row.done_at = PodUpdateState.DONE, PodUpdateOutcome.POD_GONE, now
-                row.error = "the pod was gone before its workload was restarted"
+            row.workload_kind, row.workload_name = workload["kind"], workload["name"]
             rows.append(row)
     PodUpdate.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)

@@ -79,6 +79,20 @@ class Cluster(models.Model):
     rollout_auto_approve = models.BooleanField(
         default=False, help_text="Approve rollout steps automatically as soon as they are prepared"
     )
+    rollout_approval_ttl_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(60)],
+        help_text="Seconds a prepared step waits for approval here; empty: the SidecarSet's or hub's setting",
+    )
+    owner_team = models.ForeignKey(
+        "sidecarhub.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="clusters",
+        help_text="The team whose people act on this cluster (empty: see sidecarhub.teams)",
+    )
 
     # A hold (decision 17): the cluster keeps serving what it serves; releases skip it visibly.
     held = models.BooleanField(default=False, help_text="Releases skip this cluster until the hold is lifted")
@@ -93,7 +107,13 @@ class Cluster(models.Model):
 
     class Meta:
         ordering = ("name",)
-        permissions = [("hold_cluster", "Can hold a cluster at the revisions it serves (releases skip it)")]
+        permissions = [
+            ("hold_cluster", "Can hold a cluster at the revisions it serves (releases skip it)"),
+            (
+                "change_rollout_policy",
+                "Can change a cluster's rollout policy (four eyes, auto-approve, approval lifetime)",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -63,6 +63,7 @@ from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
 from sidecarhub.sidecarset.caches import PlanningCaches
 from sidecarhub.sidecarset.conditions import CONDITION_TYPE, recorded, upgradable_condition
 from sidecarhub.sidecarset.planning import PodClass, compute_status, plan_round
+from sidecarhub.teams import require_team_access
 from sidecarhub.transitions import InvalidTransition
 
 __all__ = [
@@ -212,6 +213,18 @@ def _record(
     )
 
 
+def _require_target_access(actor: Any, sidecarset: SidecarSet, cluster_id: int | None) -> None:
+    """A target belongs to its SidecarSet's team; one that names a cluster also needs the
+    cluster's team (a new target is served at once, without a rollout to approve). Selector
+    targets match by labels, so the cluster's team decides there through step approvals
+    (``rollouts.permissions``) and holds."""
+    require_team_access(actor, [sidecarset.owner_team], f"SidecarSet {sidecarset.name!r}")
+    if cluster_id is not None:
+        cluster = Cluster.objects.select_related("owner_team").filter(pk=cluster_id).first()
+        if cluster is not None:
+            require_team_access(actor, [cluster.owner_team], f"cluster {cluster.name!r}")
+
+
 @transaction.atomic
 def create_target(
     sidecarset_id: int,
@@ -222,8 +235,12 @@ def create_target(
     cluster_selector: dict[str, Any] | None = None,
     wave: int = 0,
 ) -> SidecarSetTarget:
-    """Add a target to a SidecarSet and push it to the newly selected clusters (if published)."""
+    """Add a target to a SidecarSet and push it to the newly selected clusters (if published).
+    Team rules: see ``_require_target_access``."""
     _validate_target(cluster_id, cluster_selector, wave)
+    owner = SidecarSet.objects.select_related("owner_team").filter(pk=sidecarset_id).first()
+    if owner is not None:
+        _require_target_access(actor, owner, cluster_id)
     if (
         cluster_id is not None
         and SidecarSetTarget.objects.filter(sidecarset_id=sidecarset_id, cluster_id=cluster_id).exists()
@@ -254,6 +271,7 @@ def update_target(
         .select_related("sidecarset", "cluster")
         .get(pk=target_id)
     )
+    _require_target_access(actor, target.sidecarset, target.cluster_id)
     before = _target_snapshot(target)
     cluster_id = changes.get("cluster_id", target.cluster_id)
     selector = changes.get("cluster_selector", target.cluster_selector)
@@ -267,6 +285,8 @@ def update_target(
         cluster_id = None
     wave = changes.get("wave", target.wave)
     _validate_target(cluster_id, selector, wave)
+    if cluster_id != target.cluster_id:
+        _require_target_access(actor, target.sidecarset, cluster_id)
     if (
         cluster_id is not None
         and SidecarSetTarget.objects.filter(sidecarset_id=target.sidecarset_id, cluster_id=cluster_id)
@@ -297,6 +317,7 @@ def delete_target(target_id: int, *, actor: Any = None, request_id: str = "") ->
         .select_related("sidecarset", "cluster")
         .get(pk=target_id)
     )
+    _require_target_access(actor, target.sidecarset, target.cluster_id)
     _record(
         target,
         ChangeAction.DELETE,

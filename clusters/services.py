@@ -6,6 +6,11 @@ writes the security audit row for credential changes (STYLE P11) and the config 
 through ``sidecarhub.changes.record_change`` with credential-free snapshots. Errors are
 ``ClusterInvalid`` (field -> message, for a 400) and ``ClusterExists``.
 
+A cluster owned by a team is changed only by that team's members or an organisation admin
+(``sidecarhub.teams``: ``NotTeamMember``, a ``PermissionDenied``); the model permissions are the
+callers' (API views, admin), except the rollout policy's, which ``set_rollout_policy`` checks
+itself (``clusters.change_rollout_policy``) because it decides who approves what.
+
 Push of SidecarSets and status write-back are in ``clusters.push``; which SidecarSets target a
 cluster is ``clusters.targeting``; tasks are queued through ``clusters.enqueue``.
 """
@@ -22,7 +27,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -35,8 +40,15 @@ from clusters.models import Cluster, ClusterAuditEvent
 from clusters.push import delete_hub_resources, resync_selector_targets
 from clusters.resources import CRD_NAME, MANAGED_BY_SELECTOR
 from clusters.webhooks import WEBHOOK_CONFIGURATION_NAME, delete_webhook_configuration
-from sidecarhub.changes import record_change
+from sidecarhub.changes import actor_name, record_change
 from sidecarhub.choices import ChangeAction
+from sidecarhub.models import Team
+from sidecarhub.teams import (
+    TeamNotFound,
+    find_team,
+    require_team_access,
+    require_team_assignment,
+)
 
 __all__ = [
     "ClusterCleanupFailed",
@@ -51,7 +63,9 @@ __all__ = [
     "import_kubeconfig",
     "register_cluster",
     "replace_credentials",
+    "rollout_policy_snapshot",
     "rotate_encryption_key",
+    "set_rollout_policy",
     "update_cluster",
     "validate_credentials",
 ]
@@ -70,6 +84,13 @@ EDITABLE_FIELDS = (
     "webhook_timeout_seconds",
 )
 _SNAPSHOT_FIELDS = ("name", "credential_kind", *EDITABLE_FIELDS)
+# The rollout policy (rollouts.permissions, rollouts.services): its own service and permission.
+ROLLOUT_POLICY_FIELDS = (
+    "rollout_requires_second_person",
+    "rollout_auto_approve",
+    "rollout_approval_ttl_seconds",
+)
+ROLLOUT_POLICY_PERMISSION = "clusters.change_rollout_policy"
 # A change to any of these re-applies the admission webhook: where it points and how it fails,
 # or how the hub reaches the cluster to apply it (a registration that failed may succeed now).
 _WEBHOOK_INPUTS = tuple(field for field in EDITABLE_FIELDS if field != "labels")
@@ -104,7 +125,25 @@ def _actor_name(actor: Any) -> str:
 
 def cluster_snapshot(cluster: Cluster) -> dict[str, Any]:
     """A credential-free JSON snapshot for the change log (no ciphertext either)."""
-    return {field: getattr(cluster, field) for field in _SNAPSHOT_FIELDS}
+    snapshot = {field: getattr(cluster, field) for field in _SNAPSHOT_FIELDS}
+    snapshot["owner_team"] = cluster.owner_team.name if cluster.owner_team is not None else ""
+    return snapshot
+
+
+def rollout_policy_snapshot(cluster: Cluster) -> dict[str, Any]:
+    """The cluster's rollout policy, for the change log and the API."""
+    return {"name": cluster.name, **{field: getattr(cluster, field) for field in ROLLOUT_POLICY_FIELDS}}
+
+
+def _owner_team(name: str | None) -> Team | None:
+    try:
+        return find_team(name)
+    except TeamNotFound as exc:
+        raise ClusterInvalid({"owner_team": str(exc)}) from None
+
+
+def _require_access(actor: Any, cluster: Cluster) -> None:
+    require_team_access(actor, [cluster.owner_team], f"cluster {cluster.name!r}")
 
 
 def _audit(cluster: Cluster, action: str, *, actor: Any, request_id: str, detail: dict[str, Any]) -> None:
@@ -170,13 +209,17 @@ def register_cluster(
     webhook_url: str = "",
     webhook_failure_policy: str = FailurePolicy.IGNORE,
     webhook_timeout_seconds: int = 10,
+    owner_team: str = "",
     actor: Any = None,
     request_id: str = "",
 ) -> Cluster:
     """Register a new cluster with encrypted credentials; audit ``credentials_created``.
+    ``owner_team``: a team's name ("" = none; giving it to a team needs membership of it).
 
     Does not contact the cluster (a health check is queued after commit)."""
     validate_credentials(credentials)
+    team = _owner_team(owner_team)
+    require_team_assignment(actor, team)
     cluster = Cluster(
         name=name,
         api_server_url=api_server_url.rstrip("/"),
@@ -190,6 +233,7 @@ def register_cluster(
         credential_kind=credentials.kind,
         credentials_ciphertext=encrypt_credentials(credentials),
         credentials_updated_at=timezone.now(),
+        owner_team=team,
     )
     if Cluster.objects.filter(name=name).exists():
         raise ClusterExists({"name": f"a cluster named {name!r} is already registered"})
@@ -283,13 +327,20 @@ def _register_imported(
 def update_cluster(
     cluster_id: int, *, changes: Mapping[str, Any], actor: Any = None, request_id: str = ""
 ) -> Cluster:
-    """Change non-credential fields. A label change re-resolves label-selector targets."""
-    unknown = set(changes) - set(EDITABLE_FIELDS)
+    """Change non-credential fields, and ``owner_team`` (a team's name, "" = none). A label
+    change re-resolves label-selector targets."""
+    unknown = set(changes) - {*EDITABLE_FIELDS, "owner_team"}
     if unknown:
         raise ClusterInvalid({sorted(unknown)[0]: "cannot be changed here"})
     cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+    _require_access(actor, cluster)
     before = cluster_snapshot(cluster)
     for field, value in changes.items():
+        if field == "owner_team":
+            team = _owner_team(value)
+            require_team_assignment(actor, team, cluster.owner_team)
+            cluster.owner_team = team
+            continue
         setattr(cluster, field, value.rstrip("/") if field == "api_server_url" else value)
     _clean(cluster, exclude=("name",))
     cluster.save()
@@ -313,6 +364,7 @@ def hold_cluster(
     skip a held cluster visibly (its rollouts stay pending, saying so; later waves go on); once
     lifted, its rollouts continue at the next reconcile. Recorded in the change log."""
     cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+    _require_access(actor, cluster)
     before = _hold_snapshot(cluster)
     cluster.held = held
     cluster.held_reason = reason.strip()[:300] if held else ""
@@ -336,12 +388,58 @@ def _hold_snapshot(cluster: Cluster) -> dict[str, Any]:
 
 
 @transaction.atomic
+def set_rollout_policy(
+    cluster_id: int, *, changes: Mapping[str, Any], actor: Any = None, request_id: str = ""
+) -> Cluster:
+    """Change the cluster's rollout policy (``ROLLOUT_POLICY_FIELDS``): four eyes
+    (``rollout_requires_second_person``), ``rollout_auto_approve``, and
+    ``rollout_approval_ttl_seconds`` (``None``: the SidecarSet's or hub's setting; it applies to
+    rollouts created afterwards). One change-log row with the policy before and after; nothing
+    when nothing changed.
+
+    Guarantees: ``PermissionDenied`` unless the actor is the system or holds
+    ``clusters.change_rollout_policy``, and ``NotTeamMember`` unless they act for the cluster's
+    team; ``ClusterInvalid`` naming the field for a bad value.
+    """
+    unknown = set(changes) - set(ROLLOUT_POLICY_FIELDS)
+    if unknown:
+        raise ClusterInvalid({sorted(unknown)[0]: "is not a rollout policy field"})
+    if actor is not None and not (
+        getattr(actor, "is_active", False) and actor.has_perm(ROLLOUT_POLICY_PERMISSION)
+    ):
+        raise PermissionDenied(
+            f"{actor_name(actor)} lacks the permission to change rollout policies "
+            f"({ROLLOUT_POLICY_PERMISSION})"
+        )
+    cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+    _require_access(actor, cluster)
+    before = rollout_policy_snapshot(cluster)
+    for field, value in changes.items():
+        setattr(cluster, field, value)
+    _clean(cluster, exclude=("name",))
+    if before == rollout_policy_snapshot(cluster):
+        return cluster
+    cluster.save(update_fields=[*ROLLOUT_POLICY_FIELDS, "updated_at"])
+    record_change(
+        cluster,
+        ChangeAction.UPDATE,
+        actor=actor,
+        request_id=request_id,
+        before=before,
+        after=rollout_policy_snapshot(cluster),
+        message="rollout policy changed",
+    )
+    return cluster
+
+
+@transaction.atomic
 def replace_credentials(
     cluster_id: int, *, actor: Any = None, request_id: str = "", credentials: ClusterCredentials
 ) -> Cluster:
     """Replace a cluster's credentials (encrypted with the newest key); audit the replacement."""
     validate_credentials(credentials)
     cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+    _require_access(actor, cluster)
     previous_kind = cluster.credential_kind
     cluster.credential_kind = credentials.kind
     cluster.credentials_ciphertext = encrypt_credentials(credentials)
@@ -446,6 +544,7 @@ def delete_cluster(
     """
     with transaction.atomic():
         cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+        _require_access(actor, cluster)
         removal = ClusterRemoval(cluster.name, True) if keep_in_cluster else _remove_hub_objects(cluster)
         record_change(
             cluster,

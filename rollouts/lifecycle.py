@@ -47,7 +47,11 @@ __all__ = [
 
 def get_step(step_id: int) -> RolloutStep:
     """The step with its rollout and cluster, or ``RolloutNotFound``."""
-    step = RolloutStep.objects.select_related("rollout__cluster").filter(pk=step_id).first()
+    step = (
+        RolloutStep.objects.select_related("rollout__cluster__owner_team", "rollout__sidecarset__owner_team")
+        .filter(pk=step_id)
+        .first()
+    )
     if step is None:
         raise RolloutNotFound("step", step_id)
     return step

@@ -30,7 +30,7 @@ from rollouts.choices import ACTIVE_ROLLOUT_STATES, RolloutKind, RolloutState
 from rollouts.lifecycle import parse_step_target, stale_pods
 from rollouts.models import Rollout, RolloutStep
 from rollouts.pass_inputs import PassInputs
-from rollouts.permissions import can_operate
+from rollouts.permissions import operate_refusal
 from rollouts.services import get_rollout, wake_cluster
 from rollouts.transitions import NotPermitted, RolloutError
 from rollouts.workloads import (
@@ -201,11 +201,10 @@ def start_restart(
     ``rollouts.operate_rollout``; ``RolloutError`` when the cluster does not serve the revision,
     a restart of the SidecarSet is already active in the cluster, or nothing is restartable.
     """
-    if actor is not None and not can_operate(actor):
-        raise NotPermitted(
-            f"{actor_name(actor)} lacks the permission to operate rollouts (rollouts.operate_rollout)"
-        )
     source = get_rollout(rollout_id)
+    refusal = operate_refusal(actor, source) if actor is not None else None
+    if refusal is not None:
+        raise NotPermitted(refusal)
     _check_source(source)
     active = Rollout.objects.filter(
         sidecarset_id=source.live_sidecarset_id,

@@ -19,7 +19,9 @@ SidecarSet's annotations (``rollouts.sidecarhub.io/steps: "canary,50%,100%"``,
 ``.../pod-timeout-seconds``, ``.../approval-ttl-seconds``; parsed by the pure core,
 ``sidecarhub.sidecarset.rollout_settings``, which also validates them when a definition is saved
 or published), then from the revision (``updateStrategy.maxUnavailable``) and the
-``SIDECARHUB_ROLLOUT_*`` settings.
+``SIDECARHUB_ROLLOUT_*`` settings. A cluster's approval lifetime
+(``Cluster.rollout_approval_ttl_seconds``, part of its rollout policy), when set, replaces the
+approval lifetime of every rollout created in it.
 
 Releases are durable: the publish's post-commit signal starts one at once
 (``on_revision_published``), and the periodic reconcile creates any the signal lost
@@ -61,7 +63,7 @@ from rollouts.lifecycle import (
     pause_now,
 )
 from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
-from rollouts.permissions import approval_refusal, can_operate
+from rollouts.permissions import approval_refusal, operate_refusal
 from rollouts.transitions import InvalidTransition, NotPermitted, RolloutError, RolloutNotFound
 from sidecarhub.changes import Actor, actor_name
 from sidecarhub.models import SidecarSet, SidecarSetRevision
@@ -115,17 +117,21 @@ def wake_cluster(cluster_id: int | None) -> None:
 
 def get_rollout(rollout_id: int) -> Rollout:
     """The rollout with its cluster, or ``RolloutNotFound``."""
-    rollout = Rollout.objects.select_related("cluster").filter(pk=rollout_id).first()
+    rollout = (
+        Rollout.objects.select_related("cluster__owner_team", "sidecarset__owner_team")
+        .filter(pk=rollout_id)
+        .first()
+    )
     if rollout is None:
         raise RolloutNotFound("rollout", rollout_id)
     return rollout
 
 
-def _require_operator(actor: Actor) -> None:
-    if actor is not None and not can_operate(actor):
-        raise NotPermitted(
-            f"{actor_name(actor)} lacks the permission to operate rollouts (rollouts.operate_rollout)"
-        )
+def _require_operator(actor: Actor, rollout: Rollout) -> None:
+    """``NotPermitted`` unless the system acts or ``rollouts.permissions.can_operate`` allows."""
+    refusal = operate_refusal(actor, rollout) if actor is not None else None
+    if refusal is not None:
+        raise NotPermitted(refusal)
 
 
 def _setting(name: str, default: int) -> int:
@@ -187,11 +193,14 @@ def _create_rollout(
 ) -> Rollout:
     assert effective.steps is not None
     user = _user(actor)
+    cluster_name, cluster_approval_ttl = Cluster.objects.values_list(
+        "name", "rollout_approval_ttl_seconds"
+    ).get(pk=cluster_id)
     rollout = Rollout.objects.create(
         sidecarset=sidecarset,
         sidecarset_name=sidecarset.name,
         cluster_id=cluster_id,
-        cluster_name=Cluster.objects.values_list("name", flat=True).get(pk=cluster_id),
+        cluster_name=cluster_name,
         kind=kind,
         rollback_of=rollback_of,
         from_revision=from_revision,
@@ -209,7 +218,9 @@ def _create_rollout(
         failure_threshold=effective.failure_threshold,
         progress_deadline_seconds=effective.progress_deadline_seconds,
         pod_timeout_seconds=effective.pod_timeout_seconds,
-        approval_ttl_seconds=effective.approval_ttl_seconds,
+        approval_ttl_seconds=(
+            cluster_approval_ttl if cluster_approval_ttl is not None else effective.approval_ttl_seconds
+        ),
     )
     RolloutStep.objects.bulk_create(
         RolloutStep(rollout=rollout, ordinal=position + 1, target=str(step), canary=step == CANARY_STEP)
@@ -510,8 +521,8 @@ def pause_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", reason
     """Pause a rollout. A pending one pauses at once; a running one gets a pause intent that the
     engine honours between pods (the pod being patched finishes first). Idempotent for an
     already requested pause; ``InvalidTransition`` for a paused or finished rollout."""
-    _require_operator(actor)
     rollout = get_rollout(rollout_id)
+    _require_operator(actor, rollout)
     text = f"paused by {actor_name(actor)}" + (f": {reason}" if reason else "")
     if rollout.state == RolloutState.PENDING:
         return transitions.pause_rollout_row(rollout.pk, actor=actor, reason=text, request_id=request_id)
@@ -527,8 +538,8 @@ def pause_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", reason
 def resume_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", reason: str = "") -> Rollout:
     """Resume a paused rollout: its paused step runs again (failures so far are acknowledged and
     no longer count against the threshold); a denied or expired step is prepared again."""
-    _require_operator(actor)
     rollout = get_rollout(rollout_id)
+    _require_operator(actor, rollout)
     text = f"resumed by {actor_name(actor)}" + (f": {reason}" if reason else "")
     with transaction.atomic():
         resumed = transitions.resume_rollout_row(
@@ -566,8 +577,8 @@ def abort_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", reason
     """Abort a rollout for good. Pending, paused or between steps: at once; with a step running:
     an abort intent the engine honours between pods. Pods already updated keep their new image
     (use ``rollback_rollout`` to undo). ``InvalidTransition`` for a finished rollout."""
-    _require_operator(actor)
     rollout = get_rollout(rollout_id)
+    _require_operator(actor, rollout)
     if rollout.state not in ACTIVE_ROLLOUT_STATES:
         raise InvalidTransition("rollout", rollout.pk, rollout.state, RolloutState.ABORTED)
     text = f"aborted by {actor_name(actor)}" + (f": {reason}" if reason else "")
@@ -592,8 +603,8 @@ def rollback_rollout(rollout_id: int, *, actor: Actor, request_id: str = "", rea
     no source revision (a first publish) or the source was pruned. The SidecarSet's definition
     (its current revision) is not changed: the release shows the cluster rolled back.
     """
-    _require_operator(actor)
     rollout = get_rollout(rollout_id)
+    _require_operator(actor, rollout)
     if rollout.cluster_id is None or rollout.sidecarset_id is None:
         raise RolloutError(
             f"rollout {rollout.pk}: {_deleted_subject(rollout)} was deleted; nothing to roll back"

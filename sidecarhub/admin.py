@@ -23,8 +23,9 @@ from django.utils.html import format_html
 
 from sidecarhub import services
 from sidecarhub.middleware import request_id_of
-from sidecarhub.models import ChangeRecord, SidecarSet, SidecarSetRevision
+from sidecarhub.models import ChangeRecord, SidecarSet, SidecarSetRevision, Team
 from sidecarhub.services import DefinitionError, SidecarSetInvalid
+from sidecarhub.teams import NotTeamMember, team_refusal
 
 __all__ = [
     "ChangePagePanel",
@@ -158,7 +159,7 @@ class SidecarSetAdmin(admin.ModelAdmin):
         "updated_at",
     )
     list_filter = ("owner_team",)
-    search_fields = ("name", "owner_team")
+    search_fields = ("name", "owner_team__name")
     actions = ["publish_selected"]
     change_form_template = "admin/sidecarhub/sidecarset/change_form.html"
     change_page_panels: ClassVar[list[ChangePagePanel]] = []
@@ -185,7 +186,17 @@ class SidecarSetAdmin(admin.ModelAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SidecarSet]:
-        return super().get_queryset(request).select_related("current_revision")
+        return super().get_queryset(request).select_related("current_revision", "owner_team")
+
+    def _acts_on(self, request: HttpRequest, obj: SidecarSet | None) -> bool:
+        """Another team's SidecarSet is read-only here (the services refuse it anyway)."""
+        return obj is None or team_refusal(request.user, [obj.owner_team], "it") is None
+
+    def has_change_permission(self, request: HttpRequest, obj: SidecarSet | None = None) -> bool:
+        return super().has_change_permission(request, obj) and self._acts_on(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: SidecarSet | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and self._acts_on(request, obj)
 
     def get_inlines(self, request: HttpRequest, obj: SidecarSet | None) -> Any:
         return self.inlines if obj is not None else []
@@ -231,7 +242,7 @@ class SidecarSetAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
-        except (SidecarSetInvalid, DefinitionError) as exc:
+        except (SidecarSetInvalid, DefinitionError, NotTeamMember) as exc:
             # A concurrent write slipped in between the form's check and the save; nothing was saved.
             self.message_user(request, f"Not saved: {exc}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
@@ -244,7 +255,7 @@ class SidecarSetAdmin(admin.ModelAdmin):
                 source=form.checked,
                 actor=request.user,
                 expected_version=data.get("version"),
-                owner_team=data.get("owner_team", ""),
+                owner_team=_team_name(data.get("owner_team")),
                 request_id=request_id_of(request),
                 message=data.get("change_message", ""),
             )
@@ -252,7 +263,7 @@ class SidecarSetAdmin(admin.ModelAdmin):
             saved = services.create_sidecarset(
                 form.checked,
                 actor=request.user,
-                owner_team=data.get("owner_team", ""),
+                owner_team=_team_name(data.get("owner_team")),
                 request_id=request_id_of(request),
                 message=data.get("change_message", ""),
             )
@@ -296,7 +307,7 @@ class SidecarSetAdmin(admin.ModelAdmin):
             problems = "; ".join(str(error) for error in exc.errors)
             self.message_user(request, f"{name} not published: {problems}", messages.ERROR)
             return False
-        except DefinitionError as exc:
+        except (DefinitionError, NotTeamMember) as exc:
             self.message_user(request, f"{name} not published: {exc}", messages.WARNING)
             return False
         self.message_user(
@@ -366,6 +377,32 @@ class SidecarSetAdmin(admin.ModelAdmin):
             "error": error,
         }
         return TemplateResponse(request, "admin/sidecarhub/sidecarset/diff.html", context)
+
+
+def _team_name(team: Team | None) -> str:
+    return team.name if team is not None else ""
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    """Teams and their members (what members may do comes from their groups: ``sidecarhub.roles``)."""
+
+    list_display = ("name", "description", "member_count", "sidecarset_count", "cluster_count")
+    search_fields = ("name", "description", "members__username")
+    filter_horizontal = ("members",)
+    fields = ("name", "description", "members")
+
+    @admin.display(description="members")
+    def member_count(self, obj: Team) -> int:
+        return obj.members.count()
+
+    @admin.display(description="SidecarSets")
+    def sidecarset_count(self, obj: Team) -> int:
+        return obj.sidecarsets.count()
+
+    @admin.display(description="clusters")
+    def cluster_count(self, obj: Team) -> int:
+        return obj.clusters.count()
 
 
 def _int_or_none(value: str | None) -> int | None:

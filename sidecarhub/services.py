@@ -10,6 +10,11 @@ CLI run without ``--actor``), runs in one transaction, writes its change-log row
 - ``SidecarSetNotFound``, ``SidecarSetAlreadyExists``, ``RevisionNotFound``.
 - ``StaleVersion``: the caller edited an outdated version (lost-update protection).
 - ``NothingToPublish``: the definition equals the current revision.
+- ``NotTeamMember`` (``sidecarhub.teams``, a ``PermissionDenied``): the SidecarSet belongs to a
+  team the actor is not a member of, or the actor may not give it to the team named. Model
+  permissions are the callers' (API views, admin); the team rules are checked here so every
+  caller agrees. ``owner_team`` arguments name a ``Team``; an unknown name is a
+  ``SidecarSetInvalid`` on the ``owner_team`` field.
 
 Parsing, validation, conversion and hashing are the pure core's (``sidecarhub.sidecarset``);
 this module only adds what needs the database: the stored SidecarSet an update is checked
@@ -34,7 +39,7 @@ from django.db.models import Max
 
 from sidecarhub.changes import Actor, record_change
 from sidecarhub.choices import ApplyOutcome, ChangeAction, KruiseVersion
-from sidecarhub.models import SidecarSet, SidecarSetRevision
+from sidecarhub.models import SidecarSet, SidecarSetRevision, Team
 from sidecarhub.sidecarset import (
     ChangeKind,
     ConflictIndex,
@@ -55,6 +60,7 @@ from sidecarhub.sidecarset.conversion import KruiseVersion as CoreKruiseVersion
 from sidecarhub.sidecarset.documents import DOCUMENT_PATH
 from sidecarhub.sidecarset.errors import FieldPath
 from sidecarhub.signals import revision_published, sidecarset_deleted
+from sidecarhub.teams import TeamNotFound, find_team, require_team_access, require_team_assignment
 
 __all__ = [
     "AppliedDocument",
@@ -236,7 +242,7 @@ def _changed_paths(old: Any, new: Any, path: FieldPath | None = None) -> list[st
 def _snapshot(sidecarset: SidecarSet) -> dict[str, Any]:
     return {
         "name": sidecarset.name,
-        "owner_team": sidecarset.owner_team,
+        "owner_team": sidecarset.owner_team.name if sidecarset.owner_team is not None else "",
         "version": sidecarset.version,
         "document": sidecarset.to_document(),
     }
@@ -250,6 +256,18 @@ def _revision_snapshot(revision: SidecarSetRevision) -> dict[str, Any]:
         "hash_without_images": revision.hash_without_images,
         "message": revision.message,
     }
+
+
+def _owner_team(name: str) -> Team | None:
+    """The team ``name`` names ("" = none), or ``SidecarSetInvalid`` on the ``owner_team`` field."""
+    try:
+        return find_team(name)
+    except TeamNotFound as exc:
+        raise SidecarSetInvalid([FieldError("owner_team", str(exc))]) from None
+
+
+def _require_access(actor: Actor, sidecarset: SidecarSet) -> None:
+    require_team_access(actor, [sidecarset.owner_team], f"SidecarSet {sidecarset.name!r}")
 
 
 def _user_or_none(actor: Actor) -> Any:
@@ -344,7 +362,7 @@ def validate_definition(source: Any) -> list[FieldError]:
 
 
 def _create(
-    core: CoreSidecarSet, *, actor: Actor, owner_team: str, request_id: str, message: str
+    core: CoreSidecarSet, *, actor: Actor, owner_team: Team | None, request_id: str, message: str
 ) -> SidecarSet:
     user = _user_or_none(actor)
     document = core.to_document()
@@ -377,7 +395,9 @@ def _update(
     request_id: str,
     message: str,
 ) -> list[str]:
-    """Store the new definition and/or owner team; return the changed paths ([] = unchanged)."""
+    """Store the new definition and/or owner team (a team name, "" = none); return the changed
+    paths ([] = unchanged). Checks the team rules (``sidecarhub.teams``)."""
+    _require_access(actor, sidecarset)
     before = _snapshot(sidecarset)
     if core is not None:
         document = core.to_document()
@@ -385,9 +405,11 @@ def _update(
         sidecarset.annotations = document["metadata"].get("annotations", {})
         sidecarset.spec = document["spec"]
     if owner_team is not None:
-        sidecarset.owner_team = owner_team
+        team = _owner_team(owner_team)
+        require_team_assignment(actor, team, sidecarset.owner_team)
+        sidecarset.owner_team = team
     changed = _changed_paths(before["document"], sidecarset.to_document())
-    if sidecarset.owner_team != before["owner_team"]:
+    if _snapshot(sidecarset)["owner_team"] != before["owner_team"]:
         changed.append("owner_team")
     if not changed:
         return []
@@ -416,12 +438,14 @@ def create_sidecarset(
     call :func:`publish_sidecarset` to make a revision.
     """
     core = _parse(source)
+    team = _owner_team(owner_team)
+    require_team_assignment(actor, team)
     with transaction.atomic():
         _lock_definitions()
         if SidecarSet.objects.filter(name=core.name).exists():
             raise SidecarSetAlreadyExists(core.name)
         _check(core, None)
-        return _create(core, actor=actor, owner_team=owner_team, request_id=request_id, message=message)
+        return _create(core, actor=actor, owner_team=team, request_id=request_id, message=message)
 
 
 def update_sidecarset(
@@ -465,6 +489,7 @@ def delete_sidecarset(
     """
     with transaction.atomic():
         sidecarset = _get_for_update(name)
+        _require_access(actor, sidecarset)
         if expected_version is not None and sidecarset.version != expected_version:
             raise StaleVersion(name, expected_version, sidecarset.version)
         sidecarset_id = sidecarset.pk
@@ -579,6 +604,7 @@ def publish_sidecarset(
     with transaction.atomic():
         _lock_definitions()
         sidecarset = _get_for_update(name)
+        _require_access(actor, sidecarset)
         if expected_version is not None and sidecarset.version != expected_version:
             raise StaleVersion(name, expected_version, sidecarset.version)
         core = sidecarset.to_core()
@@ -642,6 +668,8 @@ def import_documents(
     is written. Updates follow Kruise's UPDATE rules; ``owner_team`` applies to created
     SidecarSets only. A name may appear once per stream. Nothing is published.
     """
+    team = _owner_team(owner_team)
+    require_team_assignment(actor, team)
     documents = split_documents(text)
     if not documents:
         raise ImportInvalid([DocumentError(0, 1, DOCUMENT_PATH, "no SidecarSet documents found")])
@@ -683,9 +711,7 @@ def import_documents(
                 continue
             stored.put(core)
             if existing is None:
-                created = _create(
-                    core, actor=actor, owner_team=owner_team, request_id=request_id, message=message
-                )
+                created = _create(core, actor=actor, owner_team=team, request_id=request_id, message=message)
                 results.append(AppliedDocument(document.index, core.name, ApplyOutcome.CREATED, (), created))
                 continue
             changed = _update(

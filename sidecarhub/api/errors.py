@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -123,6 +123,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return _single(
             status.HTTP_412_PRECONDITION_FAILED, str(exc), "If-Match", ETag=f'"{exc.current_version}"'
         )
+    if isinstance(exc, PermissionDenied) and str(exc):  # a service's refusal (sidecarhub.teams)
+        return _single(status.HTTP_403_FORBIDDEN, str(exc))
     if isinstance(exc, RequestDataTooBig):
         return _single(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"request body too large: {exc}")
     if is_database_busy(exc):

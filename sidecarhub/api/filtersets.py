@@ -51,7 +51,9 @@ class SidecarSetFilterSet(django_filters.FilterSet):
     name_contains = django_filters.CharFilter(
         field_name="name", lookup_expr="icontains", help_text="Part of the name (case-insensitive)"
     )
-    owner_team = django_filters.CharFilter(field_name="owner_team", lookup_expr="exact")
+    owner_team = django_filters.CharFilter(
+        field_name="owner_team__name", lookup_expr="exact", help_text="Name of the owning team"
+    )
     label = django_filters.CharFilter(
         method="filter_label",
         help_text="Label selector: comma-separated 'key' or 'key=value' terms, all must match "

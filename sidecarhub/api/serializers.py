@@ -46,6 +46,7 @@ class SidecarSetSerializer(serializers.ModelSerializer):
 
     current_revision = serializers.SerializerMethodField(help_text="Number of the current revision")
     has_unpublished_changes = serializers.BooleanField(read_only=True)
+    owner_team = serializers.SerializerMethodField(help_text="Name of the owning team; empty: none")
     created_by = serializers.SerializerMethodField()
     updated_by = serializers.SerializerMethodField()
 
@@ -66,6 +67,9 @@ class SidecarSetSerializer(serializers.ModelSerializer):
             "updated_by",
         )
         read_only_fields = fields
+
+    def get_owner_team(self, obj: SidecarSet) -> str:
+        return obj.owner_team.name if obj.owner_team is not None else ""
 
     def get_current_revision(self, obj: SidecarSet) -> int | None:
         return obj.current_revision.number if obj.current_revision is not None else None

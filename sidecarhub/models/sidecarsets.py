@@ -46,7 +46,14 @@ class SidecarSet(models.Model):
     name = models.CharField(
         max_length=63, unique=True, help_text="metadata.name: letters, digits and '-'; immutable"
     )
-    owner_team = models.CharField(max_length=100, blank=True, db_index=True, help_text="Team that owns it")
+    owner_team = models.ForeignKey(
+        "sidecarhub.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sidecarsets",
+        help_text="The team whose authors and approvers act on it (empty: see sidecarhub.teams)",
+    )
     labels = models.JSONField(default=dict, blank=True, help_text="metadata.labels of the SidecarSet")
     annotations = models.JSONField(default=dict, blank=True, help_text="metadata.annotations")
     spec = models.JSONField(help_text="Canonical v1beta1 spec with Kruise's defaults applied")

@@ -1,0 +1,24 @@
+"""The ready-made roles (issue 16 item 5): groups viewer, author, approver, operator and admin
+with the permissions ``sidecarhub.roles`` lists (its docstring documents each)."""
+
+from django.db import migrations
+
+from sidecarhub.roles import install_roles
+
+
+def create_roles(apps, schema_editor):
+    install_roles(apps)
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("contenttypes", "0002_remove_content_type_name"),
+        ("sidecarhub", "0002_team_ownership"),
+        ("clusters", "0006_team_ownership_and_rollout_policy"),
+        ("rollouts", "0008_ledger_outlives_clusters"),
+    ]
+
+    # Reversing keeps the groups: people may have been added to them since.
+    operations = [migrations.RunPython(create_roles, migrations.RunPython.noop)]

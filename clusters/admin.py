@@ -24,16 +24,20 @@ from clusters.push import (
 )
 from clusters.services import (
     EDITABLE_FIELDS,
+    ROLLOUT_POLICY_FIELDS,
+    ROLLOUT_POLICY_PERMISSION,
     ClusterCleanupFailed,
     ClusterInvalid,
     delete_cluster,
     hold_cluster,
     register_cluster,
     replace_credentials,
+    set_rollout_policy,
     update_cluster,
     validate_credentials,
 )
 from sidecarhub.middleware import request_id_of
+from sidecarhub.teams import NotTeamMember, team_refusal
 from sidecarhub.transitions import InvalidTransition
 
 _HOLD_FIELDS = ("held", "held_reason", "held_by", "held_at")
@@ -71,7 +75,7 @@ class ClusterAdminForm(forms.ModelForm):
 
     class Meta:
         model = Cluster
-        fields = ("name", *EDITABLE_FIELDS)
+        fields = ("name", "owner_team", *EDITABLE_FIELDS, *ROLLOUT_POLICY_FIELDS)
 
     def credentials(self) -> ClusterCredentials | None:
         data = self.cleaned_data
@@ -109,8 +113,11 @@ class ClusterAdmin(admin.ModelAdmin):
         "kubernetes_version",
         "last_checked_at",
         "held",
+        "owner_team",
+        "rollout_requires_second_person",
+        "rollout_auto_approve",
     )
-    list_filter = ("reachable", "held", "credential_kind", "webhook_failure_policy")
+    list_filter = ("reachable", "held", "owner_team", "credential_kind", "webhook_failure_policy")
     search_fields = ("name", "api_server_url")
     readonly_fields = _HEALTH_FIELDS
     actions = (
@@ -126,6 +133,7 @@ class ClusterAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "name",
+                    "owner_team",
                     "api_server_url",
                     "ca_bundle",
                     "insecure_skip_tls_verify",
@@ -142,30 +150,77 @@ class ClusterAdmin(admin.ModelAdmin):
             "Admission webhook",
             {"fields": ("webhook_url", "webhook_failure_policy", "webhook_timeout_seconds")},
         ),
+        (
+            "Rollout policy (needs the permission to change rollout policies; recorded in the change log)",
+            {"fields": ROLLOUT_POLICY_FIELDS},
+        ),
         ("Health", {"fields": _HEALTH_FIELDS}),
         ("Release hold (set with the list's actions)", {"fields": _HOLD_FIELDS}),
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Cluster | None = None) -> tuple[str, ...]:
-        return (
+        readonly = (
             (*_HEALTH_FIELDS, *_HOLD_FIELDS, "name") if obj is not None else (*_HEALTH_FIELDS, *_HOLD_FIELDS)
         )
+        if not request.user.has_perm(ROLLOUT_POLICY_PERMISSION):
+            readonly = (*readonly, *ROLLOUT_POLICY_FIELDS)
+        return readonly
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Cluster]:
+        return super().get_queryset(request).select_related("owner_team")
+
+    def _acts_on(self, request: HttpRequest, obj: Cluster | None) -> bool:
+        """Another team's cluster is read-only here (the services refuse it anyway)."""
+        return obj is None or team_refusal(request.user, [obj.owner_team], "it") is None
+
+    def has_change_permission(self, request: HttpRequest, obj: Cluster | None = None) -> bool:
+        return super().has_change_permission(request, obj) and self._acts_on(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Cluster | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and self._acts_on(request, obj)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except NotTeamMember as exc:  # e.g. giving the cluster to a team one is not in; nothing saved
+            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request: HttpRequest, obj: Cluster, form: ClusterAdminForm, change: bool) -> None:
-        fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS if name in form.cleaned_data}
+        data = form.cleaned_data
+        fields = {name: data[name] for name in EDITABLE_FIELDS if name in data}
+        team = data.get("owner_team")
+        team_name = team.name if team is not None else ""
+        policy = {name: data[name] for name in ROLLOUT_POLICY_FIELDS if name in data}
         credentials = form.credentials()
+        request_id = request_id_of(request)
         with transaction.atomic():
             if not change:
                 assert credentials is not None
                 cluster = register_cluster(
-                    name=obj.name, credentials=credentials, actor=request.user, **fields
+                    name=obj.name,
+                    credentials=credentials,
+                    owner_team=team_name,
+                    actor=request.user,
+                    request_id=request_id,
+                    **fields,
                 )
                 obj.pk = cluster.pk
                 obj.credentials_ciphertext = ""
             else:
-                update_cluster(obj.pk, changes=fields, actor=request.user)
+                if "owner_team" in data:
+                    fields["owner_team"] = team_name
+                update_cluster(obj.pk, changes=fields, actor=request.user, request_id=request_id)
                 if credentials is not None:
                     replace_credentials(obj.pk, credentials=credentials, actor=request.user)
+            if policy:  # only present when the user may change it (read-only otherwise)
+                set_rollout_policy(obj.pk, changes=policy, actor=request.user, request_id=request_id)
 
     # Deletion always goes through delete_cluster: the hub's objects leave the cluster first and
     # the change log records it. Django's bulk "delete selected" would skip both.

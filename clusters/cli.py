@@ -1,5 +1,5 @@
 """Command-line verbs for clusters: ``cluster add | list | check | rotate-key | register-webhook |
-delete | hold | release-hold``.
+delete | hold | release-hold | policy``.
 
 ``register(subparsers)`` adds the ``cluster`` command to the project's ``manage.py sidecarhub``
 parser; ``add_cluster_commands(parser)`` adds the verbs to any parser (``manage.py cluster``
@@ -26,7 +26,9 @@ from clusters.services import (
     delete_cluster,
     hold_cluster,
     import_kubeconfig,
+    rollout_policy_snapshot,
     rotate_encryption_key,
+    set_rollout_policy,
     update_cluster,
 )
 from clusters.webhooks import WebhookNotConfigured, register_webhook
@@ -171,6 +173,48 @@ def handle_hold(args: argparse.Namespace, stdout: Any = None) -> None:
     _out(stdout).write(f"cluster {cluster.name} {what}\n")
 
 
+def _approval_ttl(value: str) -> int | None:
+    """``--approval-ttl``: whole seconds (at least 60), or ``default`` for the SidecarSet's or hub's."""
+    if value == "default":
+        return None
+    if not value.isdigit() or int(value) < 60:
+        raise argparse.ArgumentTypeError("whole seconds, at least 60, or 'default'")
+    return int(value)
+
+
+def handle_policy(args: argparse.Namespace, stdout: Any = None) -> None:
+    """Show a cluster's rollout policy, or change it with the options (recorded in the change
+    log, as from the admin and the API)."""
+    cluster = Cluster.objects.filter(name=args.name).first()
+    if cluster is None:
+        raise CommandError(f"no cluster named {args.name!r}")
+    changes: dict[str, Any] = {}
+    if args.four_eyes is not None:
+        changes["rollout_requires_second_person"] = args.four_eyes
+    if args.auto_approve is not None:
+        changes["rollout_auto_approve"] = args.auto_approve
+    if args.approval_ttl is not _UNCHANGED:
+        changes["rollout_approval_ttl_seconds"] = args.approval_ttl
+    if changes:
+        try:
+            # The CLI acts as the system today (as every cluster verb); an authenticated CLI
+            # passes its user here, and the service then checks its permission and team.
+            cluster = set_rollout_policy(cluster.pk, changes=changes, actor=None, request_id=cli_request_id())
+        except ClusterInvalid as exc:
+            raise CommandError(str(exc)) from None
+    policy = rollout_policy_snapshot(cluster)
+    ttl = policy["rollout_approval_ttl_seconds"]
+    _out(stdout).write(
+        f"cluster {cluster.name}: four eyes {'on' if policy['rollout_requires_second_person'] else 'off'}, "
+        f"auto-approve {'on' if policy['rollout_auto_approve'] else 'off'}, approval lifetime "
+        f"{f'{ttl}s' if ttl is not None else 'default (the SidecarSet or hub setting)'}\n"
+    )
+
+
+# --approval-ttl not given (None means "default", so it cannot mark "not given").
+_UNCHANGED: Any = object()
+
+
 def _verb(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(handler=handler, func=handler)
@@ -181,7 +225,7 @@ def add_cluster_commands(parser: argparse.ArgumentParser) -> None:
     """Add the cluster verbs (module docstring) to ``parser``."""
     sub = parser.add_subparsers(
         dest="cluster_command",
-        metavar="{add,list,check,rotate-key,register-webhook,delete,hold,release-hold}",
+        metavar="{add,list,check,rotate-key,register-webhook,delete,hold,release-hold,policy}",
     )
     sub.required = True
     add = _verb(sub, "add", handle_add, "register a cluster from a kubeconfig file and context")
@@ -213,6 +257,29 @@ def add_cluster_commands(parser: argparse.ArgumentParser) -> None:
     hold.add_argument("--reason", "-m", default="", help="why (e.g. a freeze window)")
     release = _verb(sub, "release-hold", handle_hold, "lift a cluster's hold (its releases go on)")
     release.add_argument("name", help="the cluster")
+    policy = _verb(
+        sub, "policy", handle_policy, "show or change a cluster's rollout policy (who approves, how long)"
+    )
+    policy.add_argument("name", help="the cluster")
+    policy.add_argument(
+        "--four-eyes",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="steps must be approved by someone other than the rollout's author",
+    )
+    policy.add_argument(
+        "--auto-approve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the system approves steps as soon as they are prepared",
+    )
+    policy.add_argument(
+        "--approval-ttl",
+        type=_approval_ttl,
+        default=_UNCHANGED,
+        metavar="SECONDS|default",
+        help="how long a prepared step waits for approval (rollouts created afterwards)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -67,6 +67,8 @@ class SidecarSetAdminForm(forms.ModelForm):
         help_text="apps.kruise.io/v1alpha1 or v1beta1; stored in the canonical v1beta1 form.",
     )
     change_message = forms.CharField(required=False, max_length=2000, help_text="Recorded in the change log")
+    # By name, as in the API and the CLI; giving it to a team needs membership (sidecarhub.teams).
+    owner_team = forms.ModelChoiceField(Team.objects.all(), to_field_name="name", required=False)
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     class Meta:

@@ -83,12 +83,12 @@ def install_roles(apps: Any) -> None:
     permissions are created first: on a fresh database Django creates them only after all
     migrations ran.
     """
+    from django.apps import apps as installed_apps
     from django.contrib.auth.management import create_permissions
 
     for app_label in ("contenttypes", "auth", *HUB_APPS):
-        app_config = apps.get_app_config(app_label)
-        app_config.models_module = app_config.models_module or True
-        create_permissions(app_config, apps=apps, verbosity=0)
+        # the installed app's config (it says the app has models); its models come from ``apps``
+        create_permissions(installed_apps.get_app_config(app_label), apps=apps, verbosity=0)
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
     rows = {

@@ -25,20 +25,29 @@ __all__ = [
     "DriftedPodSerializer",
     "KubeconfigImportSerializer",
     "PlacementSerializer",
+    "RolloutPolicySerializer",
     "TargetSerializer",
 ]
 
 _SECRET_STYLE = {"input_type": "password"}
 
 
+def _team_name(cluster: Cluster) -> str:
+    return cluster.owner_team.name if cluster.owner_team is not None else ""
+
+
 class ClusterSerializer(serializers.ModelSerializer):
-    """A cluster as shown: connection data, labels, health and webhook settings."""
+    """A cluster as shown: owner team, connection data, labels, health, webhook settings and
+    rollout policy."""
+
+    owner_team = serializers.SerializerMethodField(help_text="Name of the owning team; empty: none")
 
     class Meta:
         model = Cluster
         fields = (
             "id",
             "name",
+            "owner_team",
             "api_server_url",
             "ca_bundle",
             "insecure_skip_tls_verify",
@@ -56,6 +65,7 @@ class ClusterSerializer(serializers.ModelSerializer):
             "webhook_timeout_seconds",
             "rollout_requires_second_person",
             "rollout_auto_approve",
+            "rollout_approval_ttl_seconds",
             "held",
             "held_reason",
             "held_by",
@@ -64,6 +74,30 @@ class ClusterSerializer(serializers.ModelSerializer):
             "updated_at",
         )
         read_only_fields = fields
+
+    def get_owner_team(self, obj: Cluster) -> str:
+        return _team_name(obj)
+
+
+class RolloutPolicySerializer(serializers.Serializer):
+    """``GET`` / ``PATCH /api/v1/clusters/{name}/rollout-policy/``: who approves rollout steps in
+    the cluster and how long a prepared step waits (``rollouts.permissions``). On ``PATCH`` every
+    field is optional; ``rollout_approval_ttl_seconds`` ``null`` uses the SidecarSet's or hub's."""
+
+    name = serializers.CharField(read_only=True)
+    rollout_requires_second_person = serializers.BooleanField(
+        required=False, help_text="Four eyes: steps are approved by someone other than the rollout's author"
+    )
+    rollout_auto_approve = serializers.BooleanField(
+        required=False, help_text="Steps are approved by the system as soon as they are prepared"
+    )
+    rollout_approval_ttl_seconds = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=60,
+        max_value=2**31 - 1,
+        help_text="Seconds a prepared step waits for approval (rollouts created afterwards)",
+    )
 
 
 class _CredentialFields(serializers.Serializer):
@@ -114,6 +148,9 @@ class ClusterCreateSerializer(_CredentialFields):
         FailurePolicy.choices, required=False, default=FailurePolicy.IGNORE
     )
     webhook_timeout_seconds = serializers.IntegerField(required=False, default=10, min_value=1, max_value=30)
+    owner_team = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=100, help_text="Name of the owning team"
+    )
 
 
 class ClusterUpdateSerializer(serializers.Serializer):
@@ -127,6 +164,17 @@ class ClusterUpdateSerializer(serializers.Serializer):
     webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
     webhook_failure_policy = serializers.ChoiceField(FailurePolicy.choices, required=False)
     webhook_timeout_seconds = serializers.IntegerField(required=False, min_value=1, max_value=30)
+    owner_team = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="Name of the owning team; empty: none"
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        policy = sorted(key for key in self.initial_data if str(key).startswith("rollout_"))
+        if policy:
+            raise serializers.ValidationError(
+                {policy[0]: "the rollout policy is changed at /api/v1/clusters/{name}/rollout-policy/"}
+            )
+        return attrs
 
 
 class HoldSerializer(serializers.Serializer):

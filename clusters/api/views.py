@@ -30,6 +30,7 @@ from clusters.api.serializers import (
     HoldSerializer,
     KubeconfigImportSerializer,
     PlacementSerializer,
+    RolloutPolicySerializer,
     TargetInputSerializer,
     TargetSerializer,
 )
@@ -50,6 +51,8 @@ from clusters.services import (
     import_kubeconfig,
     register_cluster,
     replace_credentials,
+    rollout_policy_snapshot,
+    set_rollout_policy,
     update_cluster,
 )
 from sidecarhub.api.errors import api_exception_handler
@@ -106,6 +109,7 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
     GET/POST /api/v1/clusters/ · GET/PATCH/DELETE /api/v1/clusters/{name}/ ·
     POST /api/v1/clusters/import-kubeconfig/ · POST /api/v1/clusters/{name}/credentials/ ·
     POST /api/v1/clusters/{name}/check/ (202: a health check is queued) ·
+    GET/PATCH /api/v1/clusters/{name}/rollout-policy/ (four eyes, auto-approve, approval lifetime) ·
     GET /api/v1/clusters/{name}/drift/ (pods lacking an active SidecarSet's injection; ?namespace=)
     """
 
@@ -127,6 +131,8 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         "hold": ["clusters.hold_cluster"],
         "release_hold": ["clusters.hold_cluster"],
         "drift": ["clusters.view_cluster", "clusters.view_driftedpod"],
+        "rollout_policy": ["clusters.view_cluster"],
+        "change_rollout_policy": ["clusters.view_cluster", "clusters.change_rollout_policy"],
     }
 
     def _show(self, cluster: Cluster, code: int = status.HTTP_200_OK) -> Response:
@@ -235,6 +241,31 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         cluster = self.get_object()
         enqueue.health_check(cluster.pk)
         return self._show(cluster, status.HTTP_202_ACCEPTED)
+
+    # --- rollout policy (clusters.services.set_rollout_policy) ---
+    @extend_schema(request=None, responses={200: RolloutPolicySerializer})
+    @action(detail=True, methods=["get"], url_path="rollout-policy")
+    def rollout_policy(self, request: Request, name: str | None = None) -> Response:
+        """Who approves rollout steps here, and how long a prepared step waits."""
+        return Response(RolloutPolicySerializer(rollout_policy_snapshot(self.get_object())).data)
+
+    @extend_schema(request=RolloutPolicySerializer, responses={200: RolloutPolicySerializer})
+    @rollout_policy.mapping.patch
+    def change_rollout_policy(self, request: Request, name: str | None = None) -> Response:
+        """Change the policy (its team's people with ``clusters.change_rollout_policy``, or an
+        organisation admin); recorded in the change log."""
+        cluster = self.get_object()
+        data = RolloutPolicySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not data.validated_data:
+            return Response(
+                {"errors": [{"path": None, "message": "give at least one rollout policy field"}]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        changed = set_rollout_policy(
+            cluster.pk, changes=data.validated_data, actor=request.user, request_id=request_id_of(request)
+        )
+        return Response(RolloutPolicySerializer(rollout_policy_snapshot(changed)).data)
 
     # --- drift (clusters.drift) ---
     @extend_schema(request=None, responses={200: DriftedPodSerializer(many=True)})

@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
 from sidecarhub import services
-from sidecarhub.models import SidecarSet
+from sidecarhub.models import SidecarSet, Team
 
 ALL_SIDECARSET_PERMISSIONS = (
     "view_sidecarset",
@@ -44,9 +44,16 @@ def as_yaml(*documents: dict[str, Any]) -> str:
     return "".join("---\n" + yaml.safe_dump(document, sort_keys=False) for document in documents)
 
 
+# The teams these tests give SidecarSets to; their users are members of all of them (the team
+# rules themselves are tested in test_teams.py).
+TEST_TEAMS = ("platform", "t", "a", "b", "x", "sre", "mesh-team")
+
+
 def make_user(username: str, *codenames: str, staff: bool = False) -> User:
-    """A user holding exactly the given ``sidecarhub`` permissions."""
+    """A user holding exactly the given ``sidecarhub`` permissions, member of ``TEST_TEAMS``."""
     user = User.objects.create_user(username=username, password="pw-not-used-1234", is_staff=staff)
+    for name in TEST_TEAMS:
+        Team.objects.get_or_create(name=name)[0].members.add(user)
     if codenames:
         user.user_permissions.set(
             Permission.objects.filter(content_type__app_label="sidecarhub", codename__in=codenames)

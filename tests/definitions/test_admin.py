@@ -62,7 +62,8 @@ def test_add_and_change_through_the_services(staff: Client) -> None:
     assert response.status_code == 302
     stored = SidecarSet.objects.get()
     assert stored.created_by is not None
-    assert (stored.name, stored.owner_team, stored.version, stored.created_by.username) == (
+    assert stored.owner_team is not None
+    assert (stored.name, stored.owner_team.name, stored.version, stored.created_by.username) == (
         "mesh",
         "t",
         1,

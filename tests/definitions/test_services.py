@@ -12,7 +12,7 @@ from django.contrib.contenttypes.models import ContentType
 
 from sidecarhub import services
 from sidecarhub.choices import ApplyOutcome, ChangeAction
-from sidecarhub.models import ChangeRecord, SidecarSet, SidecarSetRevision
+from sidecarhub.models import ChangeRecord, SidecarSet, SidecarSetRevision, Team
 from sidecarhub.services import (
     ImportInvalid,
     NothingToPublish,
@@ -63,7 +63,8 @@ def test_create_stores_canonical_form_and_logs_the_change(author: User) -> None:
     created = services.create_sidecarset(
         make_document(), actor=author, owner_team="platform", request_id="req-1"
     )
-    assert (created.name, created.owner_team, created.version, created.created_by) == (
+    assert created.owner_team is not None
+    assert (created.name, created.owner_team.name, created.version, created.created_by) == (
         "mesh",
         "platform",
         1,
@@ -324,7 +325,7 @@ def test_import_creates_updates_and_reports_unchanged(author: User) -> None:
         (1, "old", ApplyOutcome.CONFIGURED),
     ]
     assert results[1].changed_paths == ("spec.containers[0].image",)
-    assert SidecarSet.objects.get(name="new").owner_team == "mesh-team"
+    assert SidecarSet.objects.get(name="new").owner_team == Team.objects.get(name="mesh-team")
     again = services.import_documents(stream, actor=author)
     assert [r.outcome for r in again] == [ApplyOutcome.UNCHANGED, ApplyOutcome.UNCHANGED]
 

@@ -405,7 +405,7 @@ class RolloutAdmin(ReadOnlyAdmin):
                     "expires_in": _ago(step.expires_at) if step.expires_at else "",
                 }
             )
-        operable = can_operate(user)
+        operable = can_operate(user, rollout)
         verbs = [
             (verb, VERB_HELP[verb])
             for verb, allowed_states in (

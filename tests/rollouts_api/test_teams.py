@@ -1,0 +1,317 @@
+"""Teams and roles through the API (issue 16 item 5): a team's approvers approve their team's
+steps only, org admins everywhere, four eyes still holds; authors and operators act on their
+team's objects only; cluster rollout policy editable by those allowed and recorded in the change
+log; viewers still list everything. The users get their permissions from the ready-made role
+groups the data migration created (``sidecarhub.roles``)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from clusters.models import Cluster
+from rollouts.choices import StepState
+from rollouts.models import Rollout, RolloutStep
+from rollouts.permissions import steps_awaiting_approval_by
+from sidecarhub.models import ChangeRecord, SidecarSet, Team
+from sidecarhub.roles import HUB_APPS, ROLES, role_permissions
+from tests.rollouts_api.conftest import make_cluster, make_rollout, start_and_prepare
+
+pytestmark = pytest.mark.django_db
+
+
+def client_for(user: User) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def person(username: str, *roles: str, teams: tuple[Team, ...] = ()) -> User:
+    """A user in the given role groups and teams (nothing else)."""
+    user = User.objects.create_user(username, password="pw-" + username)
+    user.groups.set(Group.objects.filter(name__in=roles))
+    for team in teams:
+        team.members.add(user)
+    return User.objects.get(pk=user.pk)  # fresh permission cache
+
+
+@dataclass
+class Teams:
+    payments: Team
+    search: Team
+    cluster: Cluster  # owned by payments
+    rollout: Rollout  # of a payments SidecarSet in the payments cluster, by pay_author
+    step: RolloutStep  # its step 1, awaiting approval
+    pay_author: User  # author + approver, payments
+    pay_approver: User
+    pay_operator: User
+    search_approver: User
+    search_author: User
+    search_operator: User
+    org_admin: User  # the admin role, member of no team
+    viewer: User  # the viewer role, member of no team
+
+
+@pytest.fixture
+def teams() -> Teams:
+    payments, search = Team.objects.create(name="payments"), Team.objects.create(name="search")
+    pay_author = person("pay-author", "author", "approver", teams=(payments,))
+    cluster = make_cluster("prod-pay", owner_team=payments)
+    rollout = make_rollout(pay_author, cluster, name="pay-mesh")
+    SidecarSet.objects.filter(pk=rollout.live_sidecarset_id).update(owner_team=payments)
+    step = start_and_prepare(rollout)
+    return Teams(
+        payments=payments,
+        search=search,
+        cluster=cluster,
+        rollout=rollout,
+        step=step,
+        pay_author=pay_author,
+        pay_approver=person("pay-approver", "approver", teams=(payments,)),
+        pay_operator=person("pay-operator", "operator", teams=(payments,)),
+        search_approver=person("search-approver", "approver", teams=(search,)),
+        search_author=person("search-author", "author", teams=(search,)),
+        search_operator=person("search-operator", "operator", teams=(search,)),
+        org_admin=person("org-admin", "admin"),
+        viewer=person("viewer", "viewer"),
+    )
+
+
+def approve(user: User, step: RolloutStep) -> tuple[int, dict]:
+    response = client_for(user).post(f"/api/v1/rollout-steps/{step.pk}/approve/", {}, format="json")
+    return response.status_code, response.json()
+
+
+# --- approvals ---------------------------------------------------------------------------------
+
+
+def test_another_teams_approver_gets_403_and_the_step_still_waits(teams: Teams) -> None:
+    code, body = approve(teams.search_approver, teams.step)
+    assert code == 403
+    assert "search-approver is not a member of team 'payments'" in body["errors"][0]["message"]
+    assert RolloutStep.objects.get(pk=teams.step.pk).state == StepState.AWAITING_APPROVAL
+
+
+def test_the_same_teams_approver_who_is_not_the_author_approves(teams: Teams) -> None:
+    code, body = approve(teams.pay_author, teams.step)
+    assert code == 403 and "requires someone else" in body["errors"][0]["message"]  # four eyes
+    code, body = approve(teams.pay_approver, teams.step)
+    assert (code, body["state"], body["approvals"][0]["actor"]) == (202, "approved", "pay-approver")
+
+
+def test_an_org_admin_approves_any_teams_step(teams: Teams) -> None:
+    code, body = approve(teams.org_admin, teams.step)
+    assert (code, body["state"]) == (202, "approved")
+
+
+def test_the_clusters_team_decides_over_the_sidecarsets_team(teams: Teams) -> None:
+    """A search SidecarSet released into the payments cluster: payments approves, search does not;
+    in a cluster without a team, the SidecarSet's team decides."""
+    search_rollout = make_rollout(teams.search_author, teams.cluster, name="search-mesh")
+    SidecarSet.objects.filter(pk=search_rollout.live_sidecarset_id).update(owner_team=teams.search)
+    step = start_and_prepare(search_rollout)
+    assert approve(teams.search_approver, step)[0] == 403
+    assert approve(teams.pay_approver, step)[0] == 202
+
+    shared = make_cluster("shared")
+    shared_rollout = make_rollout(teams.search_author, shared, name="search-shared")
+    SidecarSet.objects.filter(pk=shared_rollout.live_sidecarset_id).update(owner_team=teams.search)
+    shared_step = start_and_prepare(shared_rollout)
+    assert approve(teams.pay_approver, shared_step)[0] == 403
+    assert approve(teams.search_approver, shared_step)[0] == 202
+
+
+def test_steps_awaiting_approval_by_lists_what_each_user_may_approve_now(teams: Teams) -> None:
+    def ids(user: User) -> list[int]:
+        return list(steps_awaiting_approval_by(user).values_list("pk", flat=True))
+
+    assert ids(teams.pay_approver) == [teams.step.pk]
+    assert ids(teams.org_admin) == [teams.step.pk]
+    assert ids(teams.search_approver) == []  # another team's
+    assert ids(teams.pay_author) == []  # four eyes: their own rollout
+    assert ids(teams.viewer) == []  # no approve permission
+    Cluster.objects.filter(pk=teams.cluster.pk).update(rollout_requires_second_person=False)
+    assert ids(teams.pay_author) == [teams.step.pk]
+    approve(teams.pay_approver, teams.step)
+    assert ids(teams.org_admin) == []  # approved: no longer waiting
+
+
+# --- operating, authoring, cluster changes -----------------------------------------------------
+
+
+def test_operators_pause_their_teams_rollouts_only(teams: Teams) -> None:
+    pause = f"/api/v1/rollouts/{teams.rollout.pk}/pause/"
+    refused = client_for(teams.search_operator).post(pause, {"reason": "x"}, format="json")
+    assert refused.status_code == 403 and "team 'payments'" in refused.json()["errors"][0]["message"]
+    assert client_for(teams.pay_operator).post(pause, {"reason": "x"}, format="json").status_code == 202
+
+
+def test_authors_change_and_publish_their_teams_sidecarsets_only(teams: Teams) -> None:
+    url = "/api/v1/sidecarsets/pay-mesh/"
+    version = SidecarSet.objects.get(name="pay-mesh").version
+    edit = {"annotations": {"note": "x"}, "version": version}
+    refused = client_for(teams.search_author).patch(url, edit, format="json")
+    assert refused.status_code == 403 and "team 'payments'" in refused.json()["errors"][0]["message"]
+    assert client_for(teams.search_author).post(url + "publish/", {}, format="json").status_code == 403
+    assert SidecarSet.objects.get(name="pay-mesh").version == version  # nothing written
+    # a payments author (without the approver role) may
+    pay_writer = person("pay-writer", "author", teams=(teams.payments,))
+    assert (
+        client_for(pay_writer)
+        .patch(url, {"owner_team": "payments", "version": version}, format="json")
+        .status_code
+        == 200
+    )
+
+
+def test_giving_a_sidecarset_to_a_team_needs_its_membership(teams: Teams) -> None:
+    document = {
+        "apiVersion": "apps.kruise.io/v1beta1",
+        "kind": "SidecarSet",
+        "metadata": {"name": "gift"},
+        "spec": {"selector": {"matchLabels": {"app": "gift"}}, "containers": [{"name": "c", "image": "i:1"}]},
+    }
+    client = client_for(teams.search_author)
+    refused = client.post(
+        "/api/v1/sidecarsets/", {"document": document, "owner_team": "payments"}, format="json"
+    )
+    assert refused.status_code == 403 and not SidecarSet.objects.filter(name="gift").exists()
+    unknown = client.post("/api/v1/sidecarsets/", {"document": document, "owner_team": "nope"}, format="json")
+    assert (unknown.status_code, unknown.json()["errors"][0]["path"]) == (400, "owner_team")
+    created = client.post(
+        "/api/v1/sidecarsets/", {"document": document, "owner_team": "search"}, format="json"
+    )
+    assert (created.status_code, created.json()["owner_team"]) == (201, "search")
+    # taking it away from its team (making it everyone's) is for org admins
+    taken = client.patch("/api/v1/sidecarsets/gift/", {"owner_team": "", "version": 1}, format="json")
+    assert taken.status_code == 403
+    by_admin = client_for(teams.org_admin).patch(
+        "/api/v1/sidecarsets/gift/", {"owner_team": "", "version": 1}, format="json"
+    )
+    assert (by_admin.status_code, by_admin.json()["owner_team"]) == (200, "")
+
+
+def test_another_teams_cluster_cannot_be_held_or_targeted(teams: Teams) -> None:
+    teams.search_operator.user_permissions.add(Permission.objects.get(codename="hold_cluster"))
+    held = client_for(teams.search_operator).post("/api/v1/clusters/prod-pay/hold/", {}, format="json")
+    assert held.status_code == 403 and not Cluster.objects.get(pk=teams.cluster.pk).held
+    search_set = make_rollout(teams.search_author, make_cluster("search-dev"), name="search-own").sidecarset
+    assert search_set is not None
+    SidecarSet.objects.filter(pk=search_set.pk).update(owner_team=teams.search)
+    target = client_for(teams.search_author).post(
+        "/api/v1/sidecarset-targets/", {"sidecarset": "search-own", "cluster": "prod-pay"}, format="json"
+    )
+    assert target.status_code == 403, target.json()
+    assert (
+        client_for(teams.pay_operator).post("/api/v1/clusters/prod-pay/hold/", {}, format="json").status_code
+        == 200
+    )
+
+
+# --- cluster rollout policy --------------------------------------------------------------------
+
+
+def test_rollout_policy_is_changed_by_those_allowed_and_logged(teams: Teams) -> None:
+    url = "/api/v1/clusters/prod-pay/rollout-policy/"
+    change = {"rollout_requires_second_person": False, "rollout_approval_ttl_seconds": 600}
+    assert client_for(teams.viewer).get(url).json() == {
+        "name": "prod-pay",
+        "rollout_requires_second_person": True,
+        "rollout_auto_approve": False,
+        "rollout_approval_ttl_seconds": None,
+    }
+    assert (
+        client_for(teams.pay_approver).patch(url, change, format="json").status_code == 403
+    )  # no permission
+    outsider = person("search-admin", "viewer", teams=(teams.search,))
+    outsider.user_permissions.add(Permission.objects.get(codename="change_rollout_policy"))
+    refused = client_for(User.objects.get(pk=outsider.pk)).patch(url, change, format="json")
+    assert refused.status_code == 403 and "team 'payments'" in refused.json()["errors"][0]["message"]
+    assert not ChangeRecord.objects.filter(message="rollout policy changed").exists()
+
+    response = client_for(teams.org_admin).patch(url, change, format="json")
+    assert response.status_code == 200
+    assert response.json()["rollout_approval_ttl_seconds"] == 600
+    record = ChangeRecord.objects.get(message="rollout policy changed")
+    assert (record.actor_name, record.object_id) == ("org-admin", str(teams.cluster.pk))
+    before, after = record.before or {}, record.after or {}
+    assert (before["rollout_requires_second_person"], after["rollout_requires_second_person"]) == (
+        True,
+        False,
+    )
+    assert (before["rollout_approval_ttl_seconds"], after["rollout_approval_ttl_seconds"]) == (None, 600)
+    # four eyes off: the author may now approve their own rollout
+    assert approve(teams.pay_author, teams.step)[0] == 202
+    # the lifetime applies to rollouts created afterwards
+    later = make_rollout(teams.pay_author, teams.cluster, name="pay-later")
+    assert later.approval_ttl_seconds == 600
+
+
+def test_rollout_policy_input_errors_name_the_field(teams: Teams) -> None:
+    client = client_for(teams.org_admin)
+    url = "/api/v1/clusters/prod-pay/rollout-policy/"
+    too_short = client.patch(url, {"rollout_approval_ttl_seconds": 30}, format="json")
+    assert (too_short.status_code, too_short.json()["errors"][0]["path"]) == (
+        400,
+        "rollout_approval_ttl_seconds",
+    )
+    assert client.patch(url, {}, format="json").status_code == 400
+    wrong_place = client.patch("/api/v1/clusters/prod-pay/", {"rollout_auto_approve": True}, format="json")
+    assert (wrong_place.status_code, wrong_place.json()["errors"][0]["path"]) == (400, "rollout_auto_approve")
+    assert not Cluster.objects.get(pk=teams.cluster.pk).rollout_auto_approve
+
+
+def test_rollout_policy_from_the_cli_is_logged(teams: Teams) -> None:
+    out = io.StringIO()
+    call_command(
+        "sidecarhub", "cluster", "policy", "prod-pay", "--auto-approve", "--approval-ttl", "300", stdout=out
+    )
+    assert out.getvalue() == "cluster prod-pay: four eyes on, auto-approve on, approval lifetime 300s\n"
+    after = ChangeRecord.objects.get(message="rollout policy changed").after or {}
+    assert (after["rollout_auto_approve"], after["rollout_approval_ttl_seconds"]) == (True, 300)
+    out = io.StringIO()
+    call_command("sidecarhub", "cluster", "policy", "prod-pay", "--approval-ttl", "default", stdout=out)
+    assert "approval lifetime default" in out.getvalue()
+    assert Cluster.objects.get(pk=teams.cluster.pk).rollout_approval_ttl_seconds is None
+
+
+# --- viewers, roles ----------------------------------------------------------------------------
+
+
+def test_viewers_list_every_teams_objects(teams: Teams) -> None:
+    client = client_for(teams.viewer)
+    for url in ("/api/v1/rollouts/", "/api/v1/rollout-steps/", "/api/v1/clusters/", "/api/v1/sidecarsets/"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.json()["results"], url
+    clusters = {row["name"]: row["owner_team"] for row in client.get("/api/v1/clusters/").json()["results"]}
+    assert clusters == {"prod-pay": "payments"}
+    assert client.get("/api/v1/sidecarsets/?owner_team=payments").json()["results"][0]["name"] == "pay-mesh"
+    assert approve(teams.viewer, teams.step)[0] == 403
+
+
+def test_the_role_groups_hold_exactly_their_documented_permissions() -> None:
+    available = {
+        (app, codename)
+        for app, codename in Permission.objects.filter(content_type__app_label__in=HUB_APPS).values_list(
+            "content_type__app_label", "codename"
+        )
+    }
+    for role in ROLES:
+        held = set(
+            Group.objects.get(name=role).permissions.values_list("content_type__app_label", "codename")
+        )
+        assert held == role_permissions(role, available), role
+    approver = {
+        codename
+        for _, codename in role_permissions("approver", available)
+        if not codename.startswith("view_")
+    }
+    assert approver == {"approve_rolloutstep"}
+    assert ("sidecarhub", "act_for_all_teams") in role_permissions("admin", available)
+    assert ("sidecarhub", "act_for_all_teams") not in role_permissions("operator", available)

@@ -15,12 +15,13 @@ import sys
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
 
 from sidecarhub import services
 from sidecarhub.choices import ApplyOutcome, KruiseVersion
 from sidecarhub.middleware import cli_request_id
-from sidecarhub.services import DefinitionError, ImportInvalid
+from sidecarhub.services import DefinitionError, ImportInvalid, SidecarSetInvalid
 
 __all__ = ["register"]
 
@@ -79,6 +80,8 @@ def handle_apply(args: argparse.Namespace, stdout: Any = None) -> None:
     except ImportInvalid as exc:
         lines = [f"{len(exc.errors)} error(s); nothing was applied", *(f"  {error}" for error in exc.errors)]
         raise CommandError("\n".join(lines)) from exc
+    except (SidecarSetInvalid, PermissionDenied) as exc:  # an unknown --owner-team; a team rule
+        raise CommandError(str(exc)) from exc
     out = _out(stdout)
     for result in results:
         out.write(f"sidecarset/{result.name} {result.outcome}\n")

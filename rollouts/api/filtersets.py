@@ -14,6 +14,7 @@ from rollouts.choices import (
     StepState,
 )
 from rollouts.models import PodUpdate, Rollout, RolloutStep
+from rollouts.permissions import steps_awaiting_approval_by
 
 __all__ = ["PodUpdateFilterSet", "RolloutFilterSet", "StepFilterSet"]
 
@@ -66,10 +67,21 @@ class StepFilterSet(django_filters.FilterSet):
     cluster = django_filters.CharFilter(
         field_name="rollout__cluster_name", help_text="Cluster name (also of a cluster since deleted)"
     )
+    awaiting_my_approval = django_filters.BooleanFilter(
+        method="filter_awaiting_my_approval",
+        help_text="true: only the steps you may approve now (your teams, four eyes, not expired)",
+    )
 
     class Meta:
         model = RolloutStep
-        fields = ("rollout", "state", "cluster_id", "cluster")
+        fields = ("rollout", "state", "cluster_id", "cluster", "awaiting_my_approval")
+
+    def filter_awaiting_my_approval(
+        self, queryset: QuerySet[RolloutStep], name: str, value: bool | None
+    ) -> QuerySet[RolloutStep]:
+        if not value:
+            return queryset
+        return queryset.filter(pk__in=steps_awaiting_approval_by(self.request.user).values("pk"))
 
 
 class PodUpdateFilterSet(django_filters.FilterSet):

@@ -132,6 +132,12 @@ def test_steps_awaiting_approval_by_lists_what_each_user_may_approve_now(teams: 
 
     assert ids(teams.pay_approver) == [teams.step.pk]
     assert ids(teams.org_admin) == [teams.step.pk]
+
+    def listed(user: User) -> list[int]:
+        response = client_for(user).get("/api/v1/rollout-steps/?awaiting_my_approval=true")
+        return [row["id"] for row in response.json()["results"]]
+
+    assert listed(teams.pay_approver) == [teams.step.pk] and listed(teams.search_approver) == []
     assert ids(teams.search_approver) == []  # another team's
     assert ids(teams.pay_author) == []  # four eyes: their own rollout
     assert ids(teams.viewer) == []  # no approve permission
@@ -315,3 +321,66 @@ def test_the_role_groups_hold_exactly_their_documented_permissions() -> None:
     assert approver == {"approve_rolloutstep"}
     assert ("sidecarhub", "act_for_all_teams") in role_permissions("admin", available)
     assert ("sidecarhub", "act_for_all_teams") not in role_permissions("operator", available)
+
+
+# --- the admin: same rules, through the same services ------------------------------------------
+
+
+def _cluster_form(team: Team, **policy: str) -> dict[str, str]:
+    """The cluster change form as the page posts it (checkboxes: present when ticked)."""
+    return {
+        "owner_team": str(team.pk),
+        "api_server_url": "https://127.0.0.1:9",
+        "ca_bundle": "",
+        "labels": "{}",
+        "tls_server_name": "",
+        "webhook_url": "",
+        "webhook_failure_policy": "Ignore",
+        "webhook_timeout_seconds": "10",
+        **policy,
+    }
+
+
+def test_admin_edits_the_rollout_policy_for_those_allowed(teams: Teams) -> None:
+    from django.test import Client
+
+    url = f"/admin/clusters/cluster/{teams.cluster.pk}/change/"
+    staff_admin = teams.org_admin
+    User.objects.filter(pk=staff_admin.pk).update(is_staff=True)
+    browser = Client()
+    browser.force_login(staff_admin)
+    assert 'name="rollout_auto_approve"' in browser.get(url).content.decode()
+    form = _cluster_form(
+        teams.payments, rollout_requires_second_person="on", rollout_approval_ttl_seconds="900"
+    )
+    response = browser.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    cluster = Cluster.objects.get(pk=teams.cluster.pk)
+    assert (cluster.rollout_requires_second_person, cluster.rollout_approval_ttl_seconds) == (True, 900)
+    after = ChangeRecord.objects.get(message="rollout policy changed").after or {}
+    assert (
+        after["rollout_approval_ttl_seconds"],
+        ChangeRecord.objects.get(message="rollout policy changed").actor_name,
+    ) == (
+        900,
+        "org-admin",
+    )
+
+    # a payments operator who may change clusters but not rollout policies: read-only policy
+    editor = person("pay-editor", "operator", teams=(teams.payments,))
+    editor.user_permissions.add(Permission.objects.get(codename="change_cluster"))
+    User.objects.filter(pk=editor.pk).update(is_staff=True)
+    browser.force_login(editor)
+    page = browser.get(url).content.decode()
+    assert 'name="rollout_auto_approve"' not in page and 'name="api_server_url"' in page
+    assert browser.post(url, _cluster_form(teams.payments, rollout_auto_approve="on")).status_code == 302
+    assert not Cluster.objects.get(pk=teams.cluster.pk).rollout_auto_approve
+
+    # another team's member with the same permissions: the cluster is read-only, a POST is refused
+    outsider = person("search-editor", "operator", teams=(teams.search,))
+    outsider.user_permissions.add(Permission.objects.get(codename="change_cluster"))
+    User.objects.filter(pk=outsider.pk).update(is_staff=True)
+    browser.force_login(outsider)
+    assert 'name="api_server_url"' not in browser.get(url).content.decode()
+    assert browser.post(url, _cluster_form(teams.payments) | {"labels": '{"a": "b"}'}).status_code == 403
+    assert Cluster.objects.get(pk=teams.cluster.pk).labels == {}

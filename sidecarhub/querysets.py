@@ -53,7 +53,7 @@ class SidecarSetQuerySet(models.QuerySet):
 
     def for_display(self) -> SidecarSetQuerySet:
         """Everything the API and admin show, in a constant number of queries."""
-        return self.select_related("current_revision", "created_by", "updated_by")
+        return self.select_related("current_revision", "created_by", "updated_by", "owner_team")
 
 
 class RevisionQuerySet(models.QuerySet):

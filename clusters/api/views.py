@@ -113,7 +113,7 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
     GET /api/v1/clusters/{name}/drift/ (pods lacking an active SidecarSet's injection; ?namespace=)
     """
 
-    queryset = Cluster.objects.all()
+    queryset = Cluster.objects.select_related("owner_team")
     serializer_class = ClusterSerializer
     filterset_class = ClusterFilterSet
     lookup_field = "name"

@@ -33,7 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-f", "--filename", required=True, help="YAML file with one or more documents; - for stdin"
     )
     apply_parser.add_argument("--actor", help="username recorded as the author (default: system)")
-    apply_parser.add_argument("--owner-team", default="", help="owner team of SidecarSets this creates")
+    apply_parser.add_argument(
+        "--owner-team",
+        default="",
+        help="name of the team (an existing Team) owning the SidecarSets this creates",
+    )
     apply_parser.add_argument("-m", "--message", default="", help="change-log message")
     apply_parser.set_defaults(handler=handle_apply)
 

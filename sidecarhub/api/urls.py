@@ -37,6 +37,7 @@ router.register("sidecarsets", SidecarSetViewSet, basename="sidecarset")
 # /api/v1/clusters/{name}/                               GET, PATCH (no credentials), DELETE
 # /api/v1/clusters/{name}/credentials/                   POST replace credentials (write-only)
 # /api/v1/clusters/{name}/check/                         POST 202: health check queued
+# /api/v1/clusters/{name}/rollout-policy/                GET, PATCH four eyes / auto-approve / approval TTL
 # /api/v1/sidecarset-targets/                            GET list (?sidecarset= ?cluster= ?*_id=), POST
 # /api/v1/sidecarset-targets/{id}/                       GET, PATCH, DELETE
 # /api/v1/sidecarset-placements/                         GET push state (?sidecarset= ?cluster= ?state=)
@@ -63,9 +64,10 @@ router.register("cluster-audit-events", ClusterAuditEventViewSet, basename="clus
 # /api/v1/rollouts/{id}/preview/                         GET next step's pods: in place / needs recreate
 # /api/v1/rollouts/{id}/pause/ .../resume/ .../abort/    POST {reason} 202; 409 with the current state
 # /api/v1/rollouts/{id}/rollback/                        POST {reason} 202: the NEW rollback rollout
-# /api/v1/rollout-steps/                                 GET list (?rollout= ?state= ?cluster= ?cluster_id=)
+# /api/v1/rollout-steps/                                 GET list (?rollout= ?state= ?cluster= ?cluster_id=
+#                                                        ?awaiting_my_approval=true)
 # /api/v1/rollout-steps/{id}/                            GET
-# /api/v1/rollout-steps/{id}/approve/ .../deny/          POST {comment} 202; four eyes (403); race → 409
+# /api/v1/rollout-steps/{id}/approve/ .../deny/          POST {comment} 202; team, four eyes (403); race → 409
 # /api/v1/pod-updates/                                   GET per-pod history; ?format=csv streams CSV
 #     filters: ?cluster= ?cluster_id= ?namespace= ?pod= ?pod_contains= ?pod_uid= ?rollout= ?step=
 #              ?sidecarset= ?outcome= ?state= (repeatable) ?since= ?until= (ISO 8601, claimed_at)

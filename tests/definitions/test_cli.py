@@ -79,3 +79,11 @@ def test_subcommands_come_from_each_apps_cli_module() -> None:
     names = [module.__name__ for module in cli_modules()]
     assert "sidecarhub.cli" in names
     assert all(hasattr(module, "register") for module in cli_modules())
+
+
+def test_apply_names_an_unknown_owner_team_and_writes_nothing(tmp_path: Path) -> None:
+    manifest = tmp_path / "mesh.yaml"
+    manifest.write_text(as_yaml(make_document()))
+    with pytest.raises(CommandError, match="owner_team: no team named 'nope'"):
+        run("apply", "-f", str(manifest), "--owner-team", "nope")
+    assert not SidecarSet.objects.exists()

@@ -29,10 +29,8 @@ view stays possible.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 
 from sidecarhub.changes import Actor, actor_name
 from sidecarhub.models import Team
@@ -47,7 +45,6 @@ __all__ = [
     "require_team_access",
     "require_team_assignment",
     "team_refusal",
-    "team_scope",
 ]
 
 ORG_ADMIN_PERMISSION = "sidecarhub.act_for_all_teams"
@@ -141,20 +138,3 @@ def find_team(name: str | None) -> Team | None:
     if team is None:
         raise TeamNotFound(name)
     return team
-
-
-def team_scope(actor: Any, *team_fields: str) -> Q:
-    """A filter for objects ``actor`` may act on, given the lookups of their owning teams
-    (e.g. ``"owner_team"``; a rollout step's ``"rollout__cluster__owner_team"``...): rule 4 (no
-    owning team) or rule 3 (a member of one). Org admins: everything (rule 2)."""
-    if is_org_admin(actor):
-        return Q()
-    unowned = Q()
-    for field in team_fields:
-        unowned &= Q(**{f"{field}__isnull": True})
-    member_of = Q(pk__in=[])
-    if _is_person(actor):
-        teams = Team.objects.filter(members=actor).values("pk")
-        for field in team_fields:
-            member_of |= Q(**{f"{field}__in": teams})  # a subquery: no duplicate rows
-    return unowned | member_of

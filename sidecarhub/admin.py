@@ -81,6 +81,9 @@ class SidecarSetAdminForm(forms.ModelForm):
         if self.instance.pk:
             self.fields["document_yaml"].initial = services.dump_yaml(self.instance.to_document())
             self.fields["version"].initial = self.instance.version
+            # the model form's initial is the team's pk; this field's choices are names
+            owner = self.instance.owner_team
+            self.initial["owner_team"] = owner.name if owner is not None else None
         else:
             self.fields["document_yaml"].initial = NEW_SIDECARSET_YAML
 

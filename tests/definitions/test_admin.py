@@ -70,6 +70,7 @@ def test_add_and_change_through_the_services(staff: Client) -> None:
         "staffer",
     )
     change_url = f"{ADMIN}{stored.pk}/change/"
+    assert '<option value="t" selected>t</option>' in staff.get(change_url).content.decode()  # its team
     edit = {
         "document_yaml": as_yaml(make_document(image="envoy:2")),
         "owner_team": "t",

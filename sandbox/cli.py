@@ -3,12 +3,17 @@
 Runs etcd, kube-apiserver, kube-controller-manager and the pod simulator in the foreground
 until interrupted, and prints the kubeconfig path. ``--ready-file`` is written once the
 cluster answers, for scripts that start it in the background.
+
+``--webhook-auth`` starts the apiserver with an admission configuration: it presents a fresh
+random token (``<dir>/admission/webhook-token``) to the hub's webhook at ``--webhook-url`` (any
+host when omitted); give the token to the hub with ``cluster webhook-auth NAME --token-file``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import signal
 import sys
 import threading
@@ -26,7 +31,13 @@ def _up(args: argparse.Namespace) -> int:
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    cluster = SandboxCluster(name=args.name, workdir=Path(args.dir).resolve(), bin_dir=bin_dir)
+    cluster = SandboxCluster(
+        name=args.name,
+        workdir=Path(args.dir).resolve(),
+        bin_dir=bin_dir,
+        webhook_token=secrets.token_urlsafe(32) if args.webhook_auth else "",
+        webhook_url=args.webhook_url or "",
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -42,9 +53,10 @@ def _up(args: argparse.Namespace) -> int:
     print(f"sandbox cluster {args.name!r} is up at {cluster.server}", flush=True)
     print(f"kubeconfig: {cluster.kubeconfig}", flush=True)
     if args.ready_file:
-        Path(args.ready_file).write_text(
-            json.dumps({"kubeconfig": str(cluster.kubeconfig), "server": cluster.server})
-        )
+        ready = {"kubeconfig": str(cluster.kubeconfig), "server": cluster.server}
+        if args.webhook_auth:
+            ready["webhook_token_file"] = str(cluster.webhook_token_file)
+        Path(args.ready_file).write_text(json.dumps(ready))
     try:
         while not stop.wait(1.0):
             if not cluster.is_running():
@@ -67,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--dir", default="var/sandbox")
     up.add_argument("--bin-dir", default=None, help="defaults to $SIDECARHUB_K8S_BIN")
     up.add_argument("--ready-file", default=None)
+    up.add_argument(
+        "--webhook-auth",
+        action="store_true",
+        help="the apiserver presents a generated token to the webhook (<dir>/admission/webhook-token)",
+    )
+    up.add_argument("--webhook-url", default=None, help="the hub's webhook base URL (default: any host)")
     args = parser.parse_args(argv)
     return _up(args)
 

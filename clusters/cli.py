@@ -1,5 +1,5 @@
 """Command-line verbs for clusters: ``cluster add | list | check | rotate-key | register-webhook |
-delete | hold | release-hold``.
+webhook-auth | delete | hold | release-hold``.
 
 ``register(subparsers)`` adds the ``cluster`` command to the project's ``manage.py sidecarhub``
 parser; ``add_cluster_commands(parser)`` adds the verbs to any parser (``manage.py cluster``
@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from django.core.management.base import CommandError
 
+from clusters.admission_config import DEFAULT_KUBECONFIG_PATH
 from clusters.crypto import CredentialsUnreadable
 from clusters.kube import KubeError
 from clusters.models import Cluster
@@ -27,9 +29,11 @@ from clusters.services import (
     hold_cluster,
     import_kubeconfig,
     rotate_encryption_key,
+    set_webhook_token,
     update_cluster,
+    webhook_token_of,
 )
-from clusters.webhooks import WebhookNotConfigured, register_webhook
+from clusters.webhooks import WebhookNotConfigured, apiserver_admission_config, register_webhook
 from sidecarhub.middleware import cli_request_id
 
 __all__ = ["add_cluster_commands", "register"]
@@ -147,6 +151,56 @@ def handle_register_webhook(args: argparse.Namespace, stdout: Any = None) -> Non
     )
 
 
+def handle_webhook_auth(args: argparse.Namespace, stdout: Any = None) -> None:
+    """The cluster's admission webhook credential: require it or not, set a token from a file or
+    generate one (printed once), print the apiserver's admission configuration with the token."""
+    cluster = Cluster.objects.filter(name=args.name).first()
+    if cluster is None:
+        raise CommandError(f"no cluster named {args.name!r}")
+    out = _out(stdout)
+    request_id = cli_request_id()
+    try:
+        if args.required is not None:
+            update_cluster(
+                cluster.pk, changes={"webhook_auth_required": args.required}, request_id=request_id
+            )
+        token = None
+        if args.token_file:
+            given = Path(args.token_file).read_text().strip()
+            set_webhook_token(cluster.pk, token=given, request_id=request_id)
+        elif args.generate:
+            token = set_webhook_token(cluster.pk, request_id=request_id)
+    except OSError as exc:
+        raise CommandError(f"--token-file cannot be read: {exc.strerror}") from None
+    except ClusterInvalid as exc:
+        raise CommandError(str(exc)) from None
+    cluster.refresh_from_db()
+    required = (
+        "required" if cluster.webhook_auth_required else "not required (unauthenticated calls answered)"
+    )
+    updated = cluster.webhook_token_updated_at
+    token_state = f"set {updated:%Y-%m-%d %H:%M:%S}" if updated else "none"
+    out.write(f"cluster {cluster.name}: webhook token {required}; token {token_state}\n")
+    if token is not None:
+        out.write(f"new webhook token (shown once): {token}\n")
+    if token is not None or args.print_config:
+        _print_admission_config(cluster, token, args.kubeconfig_path, out)
+
+
+def _print_admission_config(cluster: Cluster, token: str | None, kubeconfig_path: str, out: Any) -> None:
+    try:
+        secret = token if token is not None else webhook_token_of(cluster)
+        if not secret:
+            raise CommandError(f"cluster {cluster.name} has no webhook token: --generate one first")
+        files = apiserver_admission_config(cluster, secret, kubeconfig_path=kubeconfig_path)
+    except (WebhookNotConfigured, CredentialsUnreadable) as exc:
+        raise CommandError(str(exc)) from None
+    out.write("# --- the apiserver's --admission-control-config-file ---\n")
+    out.write(files.admission_configuration)
+    out.write(f"# --- {files.kubeconfig_path} (holds the token; mode 0600) ---\n")
+    out.write(files.kubeconfig)
+
+
 def handle_delete(args: argparse.Namespace, stdout: Any = None) -> None:
     """Delete a cluster from the hub, after removing the hub's webhook and SidecarSets from it
     (``--keep-in-cluster``: leave them)."""
@@ -181,7 +235,7 @@ def add_cluster_commands(parser: argparse.ArgumentParser) -> None:
     """Add the cluster verbs (module docstring) to ``parser``."""
     sub = parser.add_subparsers(
         dest="cluster_command",
-        metavar="{add,list,check,rotate-key,register-webhook,delete,hold,release-hold}",
+        metavar="{add,list,check,rotate-key,register-webhook,webhook-auth,delete,hold,release-hold}",
     )
     sub.required = True
     add = _verb(sub, "add", handle_add, "register a cluster from a kubeconfig file and context")
@@ -199,6 +253,42 @@ def add_cluster_commands(parser: argparse.ArgumentParser) -> None:
     )
     webhook.add_argument("name", help="the cluster")
     webhook.add_argument("--url", default=None, help="set the cluster's webhook URL first (https://...)")
+    auth = _verb(
+        sub,
+        "webhook-auth",
+        handle_webhook_auth,
+        "the token the cluster's apiserver presents to the admission webhook",
+    )
+    auth.add_argument("name", help="the cluster")
+    token = auth.add_mutually_exclusive_group()
+    token.add_argument("--generate", action="store_true", help="generate a new token and print it once")
+    token.add_argument("--token-file", default=None, help="set the token read from this file (not printed)")
+    required = auth.add_mutually_exclusive_group()
+    required.add_argument(
+        "--require",
+        dest="required",
+        action="store_const",
+        const=True,
+        default=None,
+        help="refuse calls without it",
+    )
+    required.add_argument(
+        "--no-require",
+        dest="required",
+        action="store_const",
+        const=False,
+        help="answer calls without a token too (apiservers whose admission configuration cannot be set)",
+    )
+    auth.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the apiserver's AdmissionConfiguration and webhook kubeconfig (with the token)",
+    )
+    auth.add_argument(
+        "--kubeconfig-path",
+        default=DEFAULT_KUBECONFIG_PATH,
+        help="the webhook kubeconfig's path on the control-plane node (the AdmissionConfiguration names it)",
+    )
     delete = _verb(
         sub, "delete", handle_delete, "delete a cluster (its webhook and SidecarSets leave it first)"
     )

@@ -65,20 +65,26 @@ start() {  # start NAME CMD...: own process group, log under var/logs
 }
 
 rm -f "$VAR/sandbox.ready"
-start sandbox "$PY" -m sandbox.cli up --name sandbox --dir "$VAR/sandbox" --ready-file "$VAR/sandbox.ready"
+# The sandbox's apiserver presents a fresh webhook token to the hub's webhook (its admission
+# configuration); the hub is given the same token below, so injection takes the authenticated path.
+start sandbox "$PY" -m sandbox.cli up --name sandbox --dir "$VAR/sandbox" --ready-file "$VAR/sandbox.ready" \
+  --webhook-auth --webhook-url "$SIDECARHUB_WEBHOOK_URL"
 for _ in $(seq 240); do [ -f "$VAR/sandbox.ready" ] && break; sleep 0.5; done
 [ -f "$VAR/sandbox.ready" ] || { say "ERROR: the sandbox did not start; see $VAR/logs/sandbox.log"; exit 1; }
 KUBECONFIG_PATH=$VAR/sandbox/kubeconfig.yaml
 if "$PY" manage.py help sidecarhub >/dev/null 2>&1 && "$PY" manage.py sidecarhub cluster --help >/dev/null 2>&1; then
   "$PY" manage.py sidecarhub cluster add --name sandbox --kubeconfig "$KUBECONFIG_PATH" --context sandbox --replace \
     >"$VAR/logs/register-sandbox.log" 2>&1 || say "warning: registering the sandbox failed; see $VAR/logs/register-sandbox.log"
+  "$PY" manage.py sidecarhub cluster webhook-auth sandbox --require --token-file "$VAR/sandbox/admission/webhook-token" \
+    >>"$VAR/logs/register-sandbox.log" 2>&1 || say "warning: setting the sandbox's webhook token failed; see $VAR/logs/register-sandbox.log"
 fi
 
 start worker "$PY" -m celery -A sidecarhub.celery worker --loglevel=INFO --concurrency=2
 start beat "$PY" -m celery -A sidecarhub.celery beat --loglevel=INFO --schedule "$VAR/celerybeat-schedule"
 start web "$VAR/../.venv/bin/gunicorn" sidecarhub.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --access-logfile -
-# The same app over TLS for the clusters' apiservers (the admission webhook).
-start web-tls "$VAR/../.venv/bin/gunicorn" sidecarhub.wsgi:application --bind "127.0.0.1:$WEBHOOK_PORT" --workers 2 \
+# The admission listener, over TLS, for the clusters' apiservers: only the webhook and /healthz
+# (sidecarhub.admission_wsgi); the plain port above has no admission route.
+start web-tls "$VAR/../.venv/bin/gunicorn" sidecarhub.admission_wsgi:application --bind "127.0.0.1:$WEBHOOK_PORT" --workers 2 \
   --certfile "$SIDECARHUB_WEBHOOK_CERT_FILE" --keyfile "$SIDECARHUB_WEBHOOK_KEY_FILE"
 
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.3; done
@@ -96,7 +102,8 @@ cat <<MSG
     web console   http://127.0.0.1:$PORT/admin/   (login: $ADMIN_USER / $ADMIN_PASSWORD)
     API           http://127.0.0.1:$PORT/api/v1/   (schema: /api/v1/schema/, docs: /api/v1/docs/)
     health        http://127.0.0.1:$PORT/healthz
-    admission     $SIDECARHUB_WEBHOOK_URL/admission/v1/clusters/<cluster>/pods   (TLS, CA $SIDECARHUB_WEBHOOK_CA_FILE)
+    admission     $SIDECARHUB_WEBHOOK_URL/admission/v1/clusters/<cluster>/pods   (TLS only, CA $SIDECARHUB_WEBHOOK_CA_FILE;
+                  the sandbox's apiserver presents its webhook token: var/sandbox/admission/)
     sandbox       kubeconfig $KUBECONFIG_PATH
                   $SIDECARHUB_K8S_BIN/kubectl --kubeconfig $KUBECONFIG_PATH get pods -A
     logs          $VAR/logs/

@@ -1,0 +1,164 @@
+"""The admission webhook's callers (issue 15): served only on the TLS listener, and answered only
+for a registered cluster's apiserver presenting the cluster's webhook token.
+
+A real kube-apiserver (the sandbox, started with an admission configuration whose webhook
+kubeconfig holds its token) calls the hub's admission listener over HTTPS: the pod is created
+with its sidecar; every other caller gets one and the same 401; a rotated token locks the
+apiserver out until it is given the new one.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import uuid
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from clusters.admission import invalidate_active_revisions
+from clusters.choices import CredentialKind
+from clusters.crypto import encrypt_secret
+from clusters.models import Cluster
+from clusters.services import set_webhook_token
+from sandbox.testing import wait_for
+from tests.injection.conftest import Hub, container_names, make_pod, sidecarset
+
+PATH = "/admission/v1/clusters/{}/pods"
+
+
+def _review() -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()),
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "default",
+            "operation": "CREATE",
+            "object": make_pod("web"),
+        },
+    }
+
+
+def _post(hub: Hub, cluster: str, authorization: str | None) -> tuple[int, bytes, str | None]:
+    """One POST over HTTPS to the hub's admission listener: status, raw body, WWW-Authenticate."""
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", hub.server.port, context=hub.server.ssl_client_context(), timeout=10
+    )
+    headers = {"Content-Type": "application/json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    try:
+        connection.request("POST", PATH.format(cluster), body=json.dumps(_review()).encode(), headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read(), response.getheader("WWW-Authenticate")
+    finally:
+        connection.close()
+
+
+@pytest.mark.k8s
+@pytest.mark.django_db(transaction=True)  # the hub's TLS server answers from its own connection
+def test_the_apiserver_is_authenticated_and_every_other_caller_gets_the_same_401(
+    hub: Hub, k8s_namespace: str
+) -> None:
+    assert hub.cluster.webhook_auth_required  # the default for a newly registered cluster
+    hub.publish(sidecarset("authn"))
+    hub.wait_active(k8s_namespace)
+    # The apiserver presents its token (its admission configuration): the pod gets its sidecar.
+    created = hub.create_pod(k8s_namespace, make_pod("authenticated"))
+    assert container_names(created) == ["authn-agent", "app"]
+
+    token = hub.k8s.webhook_token
+    refusals = {
+        "no token": _post(hub, "alpha", None),
+        "wrong token": _post(hub, "alpha", "Bearer not-the-token-0123456789"),
+        "the token, not as a bearer": _post(hub, "alpha", f"Basic {token}"),
+        "unknown cluster": _post(hub, "nowhere", None),
+        "unknown cluster, a real token": _post(hub, "nowhere", f"Bearer {token}"),
+    }
+    first = refusals["no token"]
+    assert first[0] == 401 and first[2] == 'Bearer realm="sidecarhub-admission"'
+    assert json.loads(first[1])["errors"][0]["path"] is None
+    # One answer for all: nothing tells a registered cluster from an unknown name.
+    assert {key: value for key, value in refusals.items() if value != first} == {}
+    status, body, _ = _post(hub, "alpha", f"Bearer {token}")
+    assert status == 200 and json.loads(body)["response"]["patchType"] == "JSONPatch"
+
+    # A new token the apiserver does not have: its calls are refused (within the admission cache's
+    # 1 s check) and, failurePolicy Ignore, pods are created without sidecars.
+    set_webhook_token(hub.cluster.pk)
+
+    def created_without_sidecar() -> bool:
+        pod = hub.create_pod(k8s_namespace, make_pod(f"locked-out-{uuid.uuid4().hex[:6]}"))
+        return container_names(pod) == ["app"]
+
+    wait_for(created_without_sidecar, timeout_seconds=15, interval_seconds=0.5, what="the old token refused")
+    # Given the apiserver's token again, injection is back.
+    set_webhook_token(hub.cluster.pk, token=token)
+
+    def injected_again() -> bool:
+        pod = hub.create_pod(k8s_namespace, make_pod(f"back-{uuid.uuid4().hex[:6]}"))
+        return container_names(pod) == ["authn-agent", "app"]
+
+    wait_for(injected_again, timeout_seconds=15, interval_seconds=0.5, what="the token accepted again")
+
+
+# --- which listener serves what (Django's test client, each listener's URLconf) ---------------
+
+
+def _cluster(name: str = "alpha", *, required: bool, token: str = "") -> Cluster:
+    invalidate_active_revisions()  # this process's admission cache may hold an earlier test's row
+    return Cluster.objects.create(
+        name=name,
+        api_server_url="https://127.0.0.1:1",  # never contacted: namespace reads fail, as allowed
+        credential_kind=CredentialKind.TOKEN,
+        credentials_ciphertext="not-used",
+        webhook_auth_required=required,
+        webhook_token_ciphertext=encrypt_secret(token) if token else "",
+    )
+
+
+def _admission(client: Client, cluster: str, authorization: str | None = None) -> Any:
+    extra = {"HTTP_AUTHORIZATION": authorization} if authorization is not None else {}
+    return client.post(PATH.format(cluster), _review(), content_type="application/json", **extra)
+
+
+@pytest.mark.django_db
+def test_the_plain_listener_has_no_admission_route() -> None:
+    _cluster(required=False)
+    response = _admission(Client(), "alpha")
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["message"] == "no such endpoint: /admission/v1/clusters/alpha/pods"
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("clusters.admission_urls")
+def test_the_admission_listener_serves_the_webhook_and_healthz_only(settings: Any) -> None:
+    _cluster(required=False)
+    client = Client()
+    assert _admission(client, "alpha").status_code == 200
+    assert client.get("/healthz").status_code in (200, 503)  # 503 only names a service that is down
+    for path in ("/api/v1/clusters/", "/admin/", "/api/v1/schema/"):
+        assert client.get(path).status_code == 404, path
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("clusters.admission_urls")
+def test_a_cluster_that_does_not_require_the_token_still_refuses_a_wrong_one() -> None:
+    _cluster("open", required=False, token="open-cluster-token-0123456789")
+    _cluster("closed", required=True, token="closed-cluster-token-0123456789")
+    _cluster("unset", required=True)
+    client = Client()
+    assert _admission(client, "open").status_code == 200  # no token: answered (not required)
+    assert _admission(client, "open", "Bearer open-cluster-token-0123456789").status_code == 200
+    assert _admission(client, "open", "Bearer closed-cluster-token-0123456789").status_code == 401
+    assert _admission(client, "closed", "Bearer closed-cluster-token-0123456789").status_code == 200
+    assert _admission(client, "closed", "bearer  closed-cluster-token-0123456789 ").status_code == 200
+    assert _admission(client, "closed", "Bearer open-cluster-token-0123456789").status_code == 401
+    assert _admission(client, "closed").status_code == 401
+    # Required but no token set yet (a new cluster): nothing is accepted until one is set.
+    assert _admission(client, "unset").status_code == 401
+    assert _admission(client, "unset", "Bearer ").status_code == 401

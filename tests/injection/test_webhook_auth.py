@@ -122,8 +122,8 @@ def _cluster(name: str = "alpha", *, required: bool, token: str = "") -> Cluster
 
 
 def _admission(client: Client, cluster: str, authorization: str | None = None) -> Any:
-    extra = {"HTTP_AUTHORIZATION": authorization} if authorization is not None else {}
-    return client.post(PATH.format(cluster), _review(), content_type="application/json", **extra)
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    return client.post(PATH.format(cluster), _review(), content_type="application/json", headers=headers)
 
 
 @pytest.mark.django_db

@@ -9,12 +9,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sidecarhub.choices import ApplyOutcome, KruiseVersion
-from sidecarhub.models import SidecarSet, SidecarSetRevision
+from sidecarhub.models import ChangeRecord, SidecarSet, SidecarSetRevision
 from sidecarhub.sidecarset import ChangeKind
 from sidecarhub.sidecarset.schema import KIND, V1BETA1
 
 __all__ = [
     "AppliedDocumentSerializer",
+    "ChangeRecordSerializer",
     "DiffQuerySerializer",
     "ErrorListSerializer",
     "ExportQuerySerializer",
@@ -35,6 +36,40 @@ class ErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
     document = serializers.IntegerField(required=False, help_text="Import only: 0-based document index")
     line = serializers.IntegerField(required=False, help_text="Import only: line the document starts on")
+
+
+class ChangeRecordSerializer(serializers.ModelSerializer):
+    """One change-log row. ``object_repr`` is the object's name when it changed, kept after the
+    object is deleted; ``object_type`` and ``parent_type`` are ``app_label.model``."""
+
+    object_type = serializers.SerializerMethodField()
+    parent_type = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ChangeRecord
+        fields = (
+            "id",
+            "created_at",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "parent_type",
+            "parent_object_id",
+            "actor_name",
+            "request_id",
+            "message",
+            "before",
+            "after",
+        )
+        read_only_fields = fields
+
+    def get_object_type(self, row: ChangeRecord) -> str:
+        return f"{row.content_type.app_label}.{row.content_type.model}"
+
+    def get_parent_type(self, row: ChangeRecord) -> str | None:
+        parent = row.parent_content_type
+        return f"{parent.app_label}.{parent.model}" if parent is not None else None
 
 
 class ErrorListSerializer(serializers.Serializer):

@@ -24,7 +24,7 @@ from rest_framework.response import Response
 
 from sidecarhub import services
 from sidecarhub.api.errors import PreconditionFailed, PreconditionRequired
-from sidecarhub.api.filtersets import SidecarSetFilterSet
+from sidecarhub.api.filtersets import ChangeRecordFilterSet, SidecarSetFilterSet
 from sidecarhub.api.parsers import (
     DocumentJSONParser,
     DocumentYAMLParser,
@@ -34,6 +34,7 @@ from sidecarhub.api.parsers import (
 )
 from sidecarhub.api.permissions import ActionPermissions
 from sidecarhub.api.serializers import (
+    ChangeRecordSerializer,
     DiffQuerySerializer,
     ErrorListSerializer,
     ExportQuerySerializer,
@@ -49,10 +50,10 @@ from sidecarhub.api.serializers import (
     ValidationResultSerializer,
 )
 from sidecarhub.middleware import request_id_of
-from sidecarhub.models import SidecarSet, SidecarSetRevision
+from sidecarhub.models import ChangeRecord, SidecarSet, SidecarSetRevision
 from sidecarhub.services import SidecarSetNotFound
 
-__all__ = ["SidecarSetViewSet"]
+__all__ = ["ChangeRecordViewSet", "SidecarSetViewSet"]
 
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
 _VIEW = ["sidecarhub.view_sidecarset"]
@@ -360,3 +361,17 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             name, query.validated_data["version"], revision_number=query.validated_data.get("revision")
         )
         return Response(text)
+
+
+class ChangeRecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The config change log, newest first (read-only). Rows outlive their objects: a deleted
+    cluster's or SidecarSet's history is listed under its name (``?object=``)."""
+
+    queryset = ChangeRecord.objects.select_related("content_type", "parent_content_type")
+    serializer_class = ChangeRecordSerializer
+    filterset_class = ChangeRecordFilterSet
+    permission_classes = [ActionPermissions]
+    required_permissions: dict[str, list[str]] = {
+        "list": ["sidecarhub.view_changerecord"],
+        "retrieve": ["sidecarhub.view_changerecord"],
+    }

@@ -12,18 +12,25 @@ from __future__ import annotations
 import http.client
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from django.test import Client
+from kubernetes import client, config
 
 from clusters.admission import invalidate_active_revisions
 from clusters.choices import CredentialKind
-from clusters.crypto import encrypt_secret
+from clusters.crypto import ClusterCredentials, encrypt_secret
 from clusters.models import Cluster
-from clusters.services import set_webhook_token
+from clusters.push import create_target, serve_revision
+from clusters.services import import_kubeconfig, register_cluster, set_webhook_token
+from clusters.webhooks import apiserver_admission_config, register_webhook
+from sandbox.cluster import SandboxCluster, find_binaries
 from sandbox.testing import wait_for
-from tests.injection.conftest import Hub, container_names, make_pod, sidecarset
+from sidecarhub.services import create_sidecarset, publish_sidecarset
+from tests.injection.conftest import Hub, HubServer, container_names, make_pod, sidecarset
 
 PATH = "/admission/v1/clusters/{}/pods"
 
@@ -104,6 +111,66 @@ def test_the_apiserver_is_authenticated_and_every_other_caller_gets_the_same_401
         return container_names(pod) == ["authn-agent", "app"]
 
     wait_for(injected_again, timeout_seconds=15, interval_seconds=0.5, what="the token accepted again")
+
+
+@pytest.mark.k8s
+@pytest.mark.django_db(transaction=True)
+def test_the_files_the_hub_prints_configure_a_real_apiserver(
+    hub_server: HubServer, tmp_path: Path, settings: Any
+) -> None:
+    """The documented procedure on a fresh apiserver: the hub generates the token and prints the
+    files (user entry = the webhook's host:port, not the sandbox's ``*``); the apiserver started
+    with them is authenticated."""
+    settings.SIDECARHUB_WEBHOOK_CA_FILE = str(hub_server.certs.ca_cert)
+    placeholder = ClusterCredentials(token="replaced-once-the-apiserver-runs")
+    cluster = register_cluster(
+        name="gamma",
+        api_server_url="https://127.0.0.1:1",
+        credentials=placeholder,
+        webhook_url=hub_server.url,
+    )
+    token = set_webhook_token(cluster.pk)
+    printed = apiserver_admission_config(cluster, token, kubeconfig_path=str(tmp_path / "unused"))
+    assert yaml.safe_load(printed.kubeconfig)["users"] == [
+        {"name": f"127.0.0.1:{hub_server.port}", "user": {"token": token}}
+    ]
+    gamma = SandboxCluster(
+        name="gamma",
+        workdir=tmp_path / "gamma",
+        bin_dir=find_binaries(),
+        with_controller_manager=False,  # pods need no ServiceAccount here; one process less
+        webhook_token=token,
+        webhook_url=hub_server.url,
+    )
+    gamma.start()
+    api = None
+    try:
+        # The sandbox wrote exactly the kubeconfig the hub printed.
+        written = gamma.admission_config.parent / "webhook-kubeconfig.yaml"
+        assert written.read_text() == printed.kubeconfig
+        cluster, _ = import_kubeconfig(
+            name="gamma", kubeconfig_path=gamma.kubeconfig, context="gamma", replace=True
+        )
+        row = create_sidecarset(sidecarset("exact"), actor=None)
+        create_target(sidecarset_id=row.pk, cluster_id=cluster.pk)
+        revision = publish_sidecarset("exact", actor=None)
+        serve_revision(row.pk, cluster.pk, revision.pk)
+        register_webhook(cluster.pk)
+        api = config.new_client_from_config(config_file=str(gamma.kubeconfig), context="gamma")
+        core = client.CoreV1Api(api)
+
+        def injected() -> bool:
+            pod = make_pod(f"exact-{uuid.uuid4().hex[:6]}")
+            created = json.loads(core.create_namespaced_pod("default", pod, _preload_content=False).data)  # type: ignore[arg-type, attr-defined]  # a dict is sent as is; a raw urllib3 response
+            return container_names(created) == ["exact-agent", "app"]
+
+        wait_for(
+            injected, timeout_seconds=30, interval_seconds=0.5, what="an authenticated injection on gamma"
+        )
+    finally:
+        if api is not None:
+            api.close()
+        gamma.stop()
 
 
 # --- which listener serves what (Django's test client, each listener's URLconf) ---------------

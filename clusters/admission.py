@@ -164,6 +164,9 @@ class _Entry:
 
 _entries: dict[str, _Entry] = {}
 _rebuild_locks: dict[str, threading.Lock] = {}
+# Anyone may name any cluster (and gets a 401 for an unknown one): snapshots of unknown names are
+# kept only while the cache holds fewer entries than this, so such calls cannot grow it forever.
+MAX_CACHED_CLUSTER_NAMES = 4096
 # Bumped by the definitions' signals in this process: the next request re-checks at once.
 _invalidation_epoch = 0
 
@@ -294,6 +297,9 @@ def active_candidates(cluster_name: str) -> _Snapshot:
                 raise DefinitionsUnavailable(str(exc)) from exc
             log.warning("admission: definitions unreadable, using the last snapshot of %s", cluster_name)
             snapshot = previous
+        if snapshot.cluster is None and entry is None and len(_entries) >= MAX_CACHED_CLUSTER_NAMES:
+            _rebuild_locks.pop(cluster_name, None)
+            return snapshot
         _entries[cluster_name] = _Entry(snapshot, time.monotonic(), epoch)
         return snapshot
 

@@ -20,6 +20,7 @@ import yaml
 from django.test import Client
 from kubernetes import client, config
 
+from clusters import admission
 from clusters.admission import invalidate_active_revisions
 from clusters.choices import CredentialKind
 from clusters.crypto import ClusterCredentials, encrypt_secret
@@ -229,3 +230,21 @@ def test_a_cluster_that_does_not_require_the_token_still_refuses_a_wrong_one() -
     # Required but no token set yet (a new cluster): nothing is accepted until one is set.
     assert _admission(client, "unset").status_code == 401
     assert _admission(client, "unset", "Bearer ").status_code == 401
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("clusters.admission_urls")
+def test_calls_naming_unknown_clusters_cannot_grow_the_admission_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+
+    _cluster(required=True, token="known-cluster-token-0123456789")
+    client = Client()
+    assert _admission(client, "alpha", "Bearer known-cluster-token-0123456789").status_code == 200
+    monkeypatch.setattr(admission, "MAX_CACHED_CLUSTER_NAMES", len(admission._entries) + 5)
+    for index in range(50):
+        assert _admission(client, f"stranger-{index}").status_code == 401
+    assert len(admission._entries) <= admission.MAX_CACHED_CLUSTER_NAMES
+    assert len(admission._rebuild_locks) <= admission.MAX_CACHED_CLUSTER_NAMES + 1
+    # A registered cluster is still answered (its snapshot is kept whatever the count).
+    assert _admission(client, "alpha", "Bearer known-cluster-token-0123456789").status_code == 200

@@ -293,8 +293,8 @@ def cli_as(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.fixture
-def cli_admin(db: None, cli_as: Any) -> Any:
-    """An org admin (superuser ``cli-admin``) the CLI runs as."""
+def cli_admin(cli_as: Any) -> Any:
+    """An org admin (superuser ``cli-admin``) the CLI runs as (the test has database access)."""
     from django.contrib.auth.models import User
 
     return cli_as(User.objects.create_superuser("cli-admin", password="unused-cli-admin"))

@@ -201,7 +201,7 @@ def run(*argv: str) -> str:
 @pytest.fixture
 def cli_viewer(web: SidecarSet, cli_as: Any) -> User:
     """The CLI runs as a user who may see the fleet and its rollouts, nothing more."""
-    return cli_as(make_user("cli-viewer", *FLEET))  # type: ignore[no-any-return]
+    return cli_as(make_user("cli-viewer", *FLEET))
 
 
 def test_cli_fleet_table(web: SidecarSet, cli_viewer: User) -> None:

@@ -104,3 +104,68 @@ def test_add_list_check_replace(
             "/nonexistent",
             stdout=io.StringIO(),
         )
+
+
+# --- targets ---------------------------------------------------------------------------------------
+
+
+def target(*argv: str) -> str:
+    out = io.StringIO()
+    call_command("sidecarhub", "target", *argv, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_target_add_list_remove_as_the_tokens_user(cli_as: Any) -> None:
+    from clusters.crypto import ClusterCredentials
+    from clusters.models import SidecarSetTarget
+    from clusters.services import register_cluster
+    from sidecarhub.clitools import EXIT_NOT_FOUND, EXIT_NOT_PERMITTED
+    from sidecarhub.models import ChangeRecord
+    from sidecarhub.services import create_sidecarset
+    from tests.clusters.conftest import make_user, sidecarset_document
+
+    for name in ("prod-eu", "prod-us"):
+        register_cluster(
+            name=name,
+            api_server_url=f"https://{name}.example:6443",
+            credentials=ClusterCredentials(token="t"),
+        )
+    create_sidecarset(sidecarset_document("log"), actor=None)
+    cli_as(make_user("placer", "clusters.add_sidecarsettarget", "clusters.view_sidecarsettarget"))
+
+    added = target("add", "log", "--cluster", "prod-eu")
+    one = SidecarSetTarget.objects.get(cluster__name="prod-eu")
+    assert added == f"target {one.pk}: sidecarset/log -> cluster prod-eu, wave 0\n"
+    added = target("add", "log", "--selector", "env=prod,region=us", "--wave", "2")
+    two = SidecarSetTarget.objects.exclude(pk=one.pk).get()
+    assert two.cluster_selector == {"matchLabels": {"env": "prod", "region": "us"}} and two.wave == 2
+    assert (
+        ChangeRecord.objects.get(
+            content_type__model="sidecarsettarget", object_id=str(two.pk), action="create"
+        ).actor_name
+        == "placer"
+    )
+
+    header, *rows = target("list", "--sidecarset", "log").splitlines()
+    assert header.split() == ["ID", "SIDECARSET", "WAVE", "TARGET"]
+    assert rows[0].split()[:3] == [str(one.pk), "log", "0"]
+    assert rows[1].endswith('clusters matching {"matchLabels": {"env": "prod", "region": "us"}}')
+
+    with pytest.raises(CommandError) as raised:
+        target("add", "log", "--cluster", "prod-eu")
+    assert "already an explicit target" in str(raised.value)
+    with pytest.raises(CommandError) as raised:
+        target("add", "nope", "--cluster", "prod-eu")
+    assert raised.value.returncode == EXIT_NOT_FOUND and "no SidecarSet named 'nope'" in str(raised.value)
+    with pytest.raises(CommandError) as raised:
+        target("remove", str(one.pk))
+    assert raised.value.returncode == EXIT_NOT_PERMITTED
+    assert "lacks clusters.delete_sidecarsettarget" in str(raised.value)
+
+    cli_as(make_user("remover", "clusters.delete_sidecarsettarget"))
+    assert target("remove", str(one.pk)) == f"target {one.pk} removed: sidecarset/log -> cluster prod-eu\n"
+    assert not SidecarSetTarget.objects.filter(pk=one.pk).exists()
+    with pytest.raises(CommandError) as raised:
+        target("remove", str(one.pk))
+    assert raised.value.returncode == EXIT_NOT_FOUND

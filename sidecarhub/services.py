@@ -1,7 +1,7 @@
 """Use cases of the SidecarSet definitions: create, update, delete, publish, import, export, diff.
 
-Every function takes the acting user explicitly (``actor``; ``None`` means the system, e.g. a
-CLI run without ``--actor``), runs in one transaction, writes its change-log rows
+Every function takes the acting user explicitly (``actor``; ``None`` means the system, e.g.
+``make run`` or a Celery task), runs in one transaction, writes its change-log rows
 (``sidecarhub.changes.record_change``) in that transaction, and reports problems as exceptions:
 
 - ``SidecarSetInvalid`` (from the core): the definition is invalid; ``errors`` holds every

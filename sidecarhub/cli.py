@@ -56,8 +56,9 @@ def _definition_error(exc: DefinitionError) -> CommandError:
 
 
 def handle_list(args: argparse.Namespace, stdout: Any = None) -> None:
-    """One line per SidecarSet: current revision, draft version, unpublished changes, owner."""
-    rows = [("NAME", "REVISION", "DRAFT", "UNPUBLISHED", "OWNER", "UPDATED")]
+    """One line per SidecarSet: current revision, version of the draft (the API's ``version``),
+    whether the draft has unpublished changes, owner."""
+    rows = [("NAME", "REVISION", "VERSION", "UNPUBLISHED", "OWNER", "UPDATED")]
     for sidecarset in SidecarSet.objects.for_display().order_by("name"):
         current = sidecarset.current_revision
         unpublished = current is None or current.document != sidecarset.to_document()
@@ -65,7 +66,7 @@ def handle_list(args: argparse.Namespace, stdout: Any = None) -> None:
             (
                 sidecarset.name,
                 f"#{current.number}" if current is not None else "-",
-                f"v{sidecarset.version}",
+                str(sidecarset.version),
                 "yes" if unpublished else "no",
                 str(sidecarset.owner_team or "-"),
                 f"{sidecarset.updated_at:%Y-%m-%d %H:%M}",

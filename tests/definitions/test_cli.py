@@ -98,8 +98,8 @@ def test_every_verb_needs_a_valid_token_and_the_apis_permissions(
 def test_list_get_diff_publish(published_mesh: SidecarSet, author: User, cli_as: Any) -> None:
     cli_as(author)
     header, row = run("sidecarset", "list")[0].splitlines()
-    assert header.split() == ["NAME", "REVISION", "DRAFT", "UNPUBLISHED", "OWNER", "UPDATED"]
-    assert row.split()[:5] == ["mesh", "#2", "v3", "yes", "platform"]
+    assert header.split() == ["NAME", "REVISION", "VERSION", "UNPUBLISHED", "OWNER", "UPDATED"]
+    assert row.split()[:5] == ["mesh", "#2", "3", "yes", "platform"]
 
     out, _ = run("sidecarset", "get", "mesh", "--version", "v1alpha1")
     assert out.startswith("apiVersion: apps.kruise.io/v1alpha1\n") and "image: envoy:1.2" in out

@@ -61,13 +61,12 @@ def handle_list(args: argparse.Namespace, stdout: Any = None) -> None:
     rows = [("NAME", "REVISION", "VERSION", "UNPUBLISHED", "OWNER", "UPDATED")]
     for sidecarset in SidecarSet.objects.for_display().order_by("name"):
         current = sidecarset.current_revision
-        unpublished = current is None or current.document != sidecarset.to_document()
         rows.append(
             (
                 sidecarset.name,
                 f"#{current.number}" if current is not None else "-",
                 str(sidecarset.version),
-                "yes" if unpublished else "no",
+                "yes" if sidecarset.has_unpublished_changes else "no",
                 str(sidecarset.owner_team or "-"),
                 f"{sidecarset.updated_at:%Y-%m-%d %H:%M}",
             )

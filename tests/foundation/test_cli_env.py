@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management.base import CommandError
@@ -162,3 +163,33 @@ def test_watch_on_a_terminal_redraws_and_a_bad_end_or_timeout_exits_non_zero() -
             clock=lambda: next(clock),
         )
     assert timed_out.value.returncode == EXIT_TIMEOUT and "10s" in str(timed_out.value)
+
+
+@pytest.mark.django_db
+def test_make_runs_env_file_keeps_a_valid_admin_token_and_replaces_a_stale_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from django.contrib.auth.models import User
+    from rest_framework.authtoken.models import Token
+
+    from sidecarhub.envfile import write_run_env_file
+
+    User.objects.create_superuser("admin", password="unused-admin-pw")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/9")
+    monkeypatch.setenv("SIDECARHUB_TOKEN", "the shell's own, not written")
+    path = tmp_path / "sidecarhub.env"
+    write_run_env_file(path, url="http://127.0.0.1:8000", admin_username="admin")
+    first = read_env_file(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert first["SIDECARHUB_TOKEN"] == Token.objects.get(user__username="admin").key
+    assert first["SECRET_KEY"] == settings.SECRET_KEY and first["REDIS_URL"] == "redis://127.0.0.1:6379/9"
+    assert first["SIDECARHUB_ENCRYPTION_KEY"] == ",".join(settings.SIDECARHUB_ENCRYPTION_KEYS)
+    assert first["SIDECARHUB_URL"] == "http://127.0.0.1:8000"
+
+    write_run_env_file(path, url="http://127.0.0.1:8000", admin_username="admin")  # a restart
+    assert read_env_file(path)["SIDECARHUB_TOKEN"] == first["SIDECARHUB_TOKEN"]
+
+    Token.objects.all().delete()  # e.g. rotated in the admin console: the file's token is stale
+    write_run_env_file(path, url="http://127.0.0.1:8000", admin_username="admin")
+    renewed = read_env_file(path)["SIDECARHUB_TOKEN"]
+    assert renewed != first["SIDECARHUB_TOKEN"] and renewed == Token.objects.get(user__username="admin").key

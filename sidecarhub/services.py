@@ -1,7 +1,7 @@
 """Use cases of the SidecarSet definitions: create, update, delete, publish, import, export, diff.
 
-Every function takes the acting user explicitly (``actor``; ``None`` means the system, e.g. a
-CLI run without ``--actor``), runs in one transaction, writes its change-log rows
+Every function takes the acting user explicitly (``actor``; ``None`` means the system, e.g.
+``make run`` or a Celery task), runs in one transaction, writes its change-log rows
 (``sidecarhub.changes.record_change``) in that transaction, and reports problems as exceptions:
 
 - ``SidecarSetInvalid`` (from the core): the definition is invalid; ``errors`` holds every
@@ -34,7 +34,7 @@ from django.db.models import Max
 
 from sidecarhub.changes import Actor, record_change
 from sidecarhub.choices import ApplyOutcome, ChangeAction, KruiseVersion
-from sidecarhub.models import SidecarSet, SidecarSetRevision
+from sidecarhub.models import SidecarSet, SidecarSetRevision, build_document
 from sidecarhub.sidecarset import (
     ChangeKind,
     ConflictIndex,
@@ -729,6 +729,18 @@ def export_sidecarset(
     return dump_yaml(to_kruise(source.to_core(), kruise_version))
 
 
+def _in_kruise_order(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored document with its top-level and metadata keys in Kruise's order. PostgreSQL's
+    jsonb keeps keys in an order of its own, which a diff against the draft must not show."""
+    metadata = document.get("metadata") or {}
+    return build_document(
+        metadata.get("name", ""),
+        metadata.get("labels") or {},
+        metadata.get("annotations") or {},
+        document.get("spec") or {},
+    )
+
+
 def _diff(
     name: str,
     old_document: Mapping[str, Any],
@@ -739,8 +751,8 @@ def _diff(
 ) -> RevisionDiff:
     from_label = f"{name}@{from_number}" if from_number is not None else f"{name}@(none)"
     to_label = f"{name}@{to_number}" if to_number is not None else f"{name}@(unpublished)"
-    old_yaml = dump_yaml(old_document).splitlines(keepends=True) if old_document else []
-    new_yaml = dump_yaml(new_document).splitlines(keepends=True)
+    old_yaml = dump_yaml(_in_kruise_order(old_document)).splitlines(keepends=True) if old_document else []
+    new_yaml = dump_yaml(_in_kruise_order(new_document)).splitlines(keepends=True)
     old_core = CoreSidecarSet.from_document(old_document) if old_document else None
     new_core = CoreSidecarSet.from_document(new_document)
     return RevisionDiff(

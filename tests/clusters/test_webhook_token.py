@@ -106,29 +106,47 @@ def test_a_cluster_without_a_webhook_url_gets_the_token_but_no_files(settings: A
     assert answer["token"] and answer["kubeconfig"] is None and answer["admission_configuration"] is None
 
 
-def test_cli_sets_requires_and_prints_the_apiserver_files(cluster: Cluster, tmp_path: Path) -> None:
+def test_cli_sets_requires_and_prints_the_apiserver_files(
+    cluster: Cluster, tmp_path: Path, cli_admin: Any
+) -> None:
     out = io.StringIO()
-    call_command("cluster", "webhook-auth", "c1", "--no-require", stdout=out)
+    call_command("sidecarhub", "cluster", "webhook-auth", "c1", "--no-require", stdout=out)
     assert "webhook token not required" in out.getvalue() and "token none" in out.getvalue()
     assert not Cluster.objects.get(pk=cluster.pk).webhook_auth_required
 
     token_file = tmp_path / "token"
     token_file.write_text("from-a-file-0123456789\n")
     out = io.StringIO()
-    call_command("cluster", "webhook-auth", "c1", "--require", "--token-file", str(token_file), stdout=out)
+    call_command(
+        "sidecarhub",
+        "cluster",
+        "webhook-auth",
+        "c1",
+        "--require",
+        "--token-file",
+        str(token_file),
+        stdout=out,
+    )
     assert "from-a-file-0123456789" not in out.getvalue()  # set, never printed
     stored = Cluster.objects.get(pk=cluster.pk)
     assert stored.webhook_auth_required and webhook_token_of(stored) == "from-a-file-0123456789"
 
     out = io.StringIO()
     call_command(
-        "cluster", "webhook-auth", "c1", "--print-config", "--kubeconfig-path", "/etc/k/w.yaml", stdout=out
+        "sidecarhub",
+        "cluster",
+        "webhook-auth",
+        "c1",
+        "--print-config",
+        "--kubeconfig-path",
+        "/etc/k/w.yaml",
+        stdout=out,
     )
     printed = out.getvalue()
     assert "kubeConfigFile: /etc/k/w.yaml" in printed and "token: from-a-file-0123456789" in printed
 
     out = io.StringIO()
-    call_command("cluster", "webhook-auth", "c1", "--generate", stdout=out)
+    call_command("sidecarhub", "cluster", "webhook-auth", "c1", "--generate", stdout=out)
     new = webhook_token_of(Cluster.objects.get(pk=cluster.pk))
     assert new != "from-a-file-0123456789"
     assert f"new webhook token (shown once): {new}" in out.getvalue()
@@ -136,16 +154,30 @@ def test_cli_sets_requires_and_prints_the_apiserver_files(cluster: Cluster, tmp_
 
     token_file.write_text("bad token")
     with pytest.raises(CommandError, match="token: must be 16 to 512"):
-        call_command("cluster", "webhook-auth", "c1", "--token-file", str(token_file), stdout=io.StringIO())
+        call_command(
+            "sidecarhub",
+            "cluster",
+            "webhook-auth",
+            "c1",
+            "--token-file",
+            str(token_file),
+            stdout=io.StringIO(),
+        )
     with pytest.raises(CommandError, match="cannot be read"):
         call_command(
-            "cluster", "webhook-auth", "c1", "--token-file", str(tmp_path / "nope"), stdout=io.StringIO()
+            "sidecarhub",
+            "cluster",
+            "webhook-auth",
+            "c1",
+            "--token-file",
+            str(tmp_path / "nope"),
+            stdout=io.StringIO(),
         )
     register_cluster(
         name="c3", api_server_url="https://127.0.0.1:6443", credentials=ClusterCredentials(token="t")
     )
     with pytest.raises(CommandError, match="no webhook token"):
-        call_command("cluster", "webhook-auth", "c3", "--print-config", stdout=io.StringIO())
+        call_command("sidecarhub", "cluster", "webhook-auth", "c3", "--print-config", stdout=io.StringIO())
 
 
 def test_admin_generates_tokens_on_a_page_shown_once_and_sets_a_given_one(
@@ -180,7 +212,7 @@ def test_admin_generates_tokens_on_a_page_shown_once_and_sets_a_given_one(
     assert webhook_token_of(Cluster.objects.get(pk=cluster.pk)) == "typed-in-admin-0123456789"
 
 
-def test_key_rotation_reencrypts_the_webhook_token(settings: Any) -> None:
+def test_key_rotation_reencrypts_the_webhook_token(settings: Any, cli_admin: Any) -> None:
     old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings.SIDECARHUB_ENCRYPTION_KEYS = [old_key]
     cluster = register_cluster(
@@ -189,7 +221,7 @@ def test_key_rotation_reencrypts_the_webhook_token(settings: Any) -> None:
     set_webhook_token(cluster.pk, token="rotate-me-0123456789")
     before = Cluster.objects.get(pk=cluster.pk).webhook_token_ciphertext
     settings.SIDECARHUB_ENCRYPTION_KEYS = [new_key, old_key]
-    call_command("cluster", "rotate-key", stdout=io.StringIO())
+    call_command("sidecarhub", "cluster", "rotate-key", stdout=io.StringIO())
     settings.SIDECARHUB_ENCRYPTION_KEYS = [new_key]  # the old key retired
     after = Cluster.objects.get(pk=cluster.pk)
     assert after.webhook_token_ciphertext != before

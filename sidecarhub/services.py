@@ -679,12 +679,12 @@ def publish_sidecarset(
     Guarantees: the definition is re-validated (canary base, pinned revision and conflicts may
     have changed since it was saved; the rollout policy too, so a release never fails on it) and
     the rollout policy is frozen into the revision; ``NothingToPublish`` when both equal the
-    current revision's; the new number is one more than
-    the highest ever stored for this SidecarSet; history beyond ``revisionHistoryLimit`` is
-    pruned (never the current revision); change-log rows for the publish and each pruned
-    revision; ``revision_published`` is sent after commit (see ``sidecarhub.signals`` for its
-    arguments: the release starts from it at once, and the periodic rollouts reconcile creates
-    it if that fails, ``rollouts.services.create_missing_releases``).
+    current revision's; the new number is one more than the highest ever stored for this
+    SidecarSet; history beyond ``revisionHistoryLimit`` is pruned (never the current revision);
+    change-log rows for the publish and each pruned revision; ``revision_published`` is sent
+    after commit (see ``sidecarhub.signals`` for its arguments: the release starts from it at
+    once, and the periodic rollouts reconcile creates it if that fails,
+    ``rollouts.services.create_missing_releases``).
     """
     with transaction.atomic():
         _lock_definitions()

@@ -81,8 +81,12 @@ start() {  # start NAME CMD...: own process group, log under var/logs
 rm -f "$VAR/sandbox.ready"
 # The sandbox's apiserver presents a fresh webhook token to the hub's webhook (its admission
 # configuration); the hub is given the same token below, so injection takes the authenticated path.
+# Extra options of the sandbox (`python -m sandbox.cli up --help`), e.g. the pod simulator's failure
+# knobs: SIDECARHUB_SANDBOX_ARGS='--pull-failure *:broken --ready-delay log-agent:*=15'. Split on
+# spaces, never glob-expanded.
+read -ra SANDBOX_ARGS <<< "${SIDECARHUB_SANDBOX_ARGS:-}"
 start sandbox "$PY" -m sandbox.cli up --name sandbox --dir "$VAR/sandbox" --ready-file "$VAR/sandbox.ready" \
-  --webhook-auth --webhook-url "$SIDECARHUB_WEBHOOK_URL"
+  --webhook-auth --webhook-url "$SIDECARHUB_WEBHOOK_URL" "${SANDBOX_ARGS[@]}"
 for _ in $(seq 240); do [ -f "$VAR/sandbox.ready" ] && break; sleep 0.5; done
 [ -f "$VAR/sandbox.ready" ] || { say "ERROR: the sandbox did not start; see $VAR/logs/sandbox.log"; exit 1; }
 KUBECONFIG_PATH=$VAR/sandbox/kubeconfig.yaml
@@ -114,7 +118,7 @@ cat <<MSG
     health        http://127.0.0.1:$PORT/healthz
     admission     $SIDECARHUB_WEBHOOK_URL/admission/v1/clusters/<cluster>/pods   (TLS only, CA $SIDECARHUB_WEBHOOK_CA_FILE;
                   the sandbox's apiserver presents its webhook token: var/sandbox/admission/)
-    sandbox       kubeconfig $KUBECONFIG_PATH
+    sandbox       kubeconfig $KUBECONFIG_PATH${SIDECARHUB_SANDBOX_ARGS:+   (options: $SIDECARHUB_SANDBOX_ARGS)}
                   $SIDECARHUB_K8S_BIN/kubectl --kubeconfig $KUBECONFIG_PATH get pods -A
     CLI           .venv/bin/sidecarhub sidecarset list   (any terminal: it reads $ENV_FILE)
     logs          $VAR/logs/

@@ -168,6 +168,7 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         created = services.create_sidecarset(
             source,
             actor=request.user,
+            rollout_policy=serializer.validated_data.get("rollout_policy"),
             owner_team=serializer.validated_data.get("owner_team", ""),
             request_id=request_id_of(request),
             message=serializer.validated_data.get("message", ""),
@@ -186,6 +187,7 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         updated = services.update_sidecarset(
             name,
             source=source,
+            rollout_policy=serializer.validated_data.get("rollout_policy"),
             actor=request.user,
             expected_version=expected_version(
                 request, serializer.validated_data.get("version"), required=True
@@ -206,7 +208,7 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return self._update(request, name, partial=False)
 
     @extend_schema(
-        summary="Change the owner team and/or the definition (If-Match or version required)",
+        summary="Change the owner team, rollout policy and/or definition (If-Match or version required)",
         request=SidecarSetWriteSerializer,
         parameters=[_IF_MATCH, _REQUEST_ID],
         responses={200: SidecarSetSerializer, **_WRITE_RESPONSES},
@@ -317,7 +319,9 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
                 {"errors": [{"path": "document", "message": "a document or a spec is required"}]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        errors = services.validate_definition(source)
+        errors = services.validate_definition(
+            source, rollout_policy=serializer.validated_data.get("rollout_policy")
+        )
         body = {"valid": not errors, "errors": [{"path": e.path, "message": e.message} for e in errors]}
         return Response(body)
 

@@ -15,7 +15,7 @@ A user may approve (or deny) a prepared step when ALL of these hold:
    (``sidecarhub.act_for_all_teams``) approve everywhere;
 4. four eyes: the user is not the rollout's author — unless the step's cluster has
    ``rollout_requires_second_person`` switched off (a per-cluster setting, on by default).
-   A rollout created by the system (no author, e.g. a CLI publish without ``--actor``) has no
+   A rollout without an author (created by the system, not by a person) has no
    author to exclude.
 
 Operating a rollout (pause, resume, abort, roll back, restart) needs ``rollouts.operate_rollout``

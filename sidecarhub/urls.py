@@ -4,8 +4,9 @@
 /admin/                  the web console (Django admin)
 /api/v1/                 the REST API (token or session authentication)
 /api/v1/schema/          OpenAPI 3 schema; /api/v1/docs/ renders it
-/admission/v1/           the pod admission webhook (clusters.admission_urls; called by apiservers)
 
+The admission webhook is not here: it is served only on the TLS listener, whose URLconf is
+``clusters.admission_urls`` (``sidecarhub.admission_wsgi``); under /admission/ this one answers 404.
 Errors Django answers itself (an unknown URL, a body over its limits, a crash) use the API's error
 body under /api/ and /admission/ (sidecarhub.api.errors); a body over the limit is 413 everywhere.
 """
@@ -31,5 +32,4 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
-    path("", include("clusters.admission_urls")),
 ]

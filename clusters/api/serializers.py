@@ -19,14 +19,16 @@ __all__ = [
     "ClusterCreateSerializer",
     "ClusterDeleteSerializer",
     "ClusterRemovalSerializer",
+    "ClusterRolloutPolicySerializer",
     "ClusterSerializer",
     "ClusterUpdateSerializer",
     "CredentialsSerializer",
     "DriftedPodSerializer",
     "KubeconfigImportSerializer",
     "PlacementSerializer",
-    "RolloutPolicySerializer",
     "TargetSerializer",
+    "WebhookTokenIssuedSerializer",
+    "WebhookTokenSerializer",
 ]
 
 _SECRET_STYLE = {"input_type": "password"}
@@ -63,6 +65,8 @@ class ClusterSerializer(serializers.ModelSerializer):
             "webhook_url",
             "webhook_failure_policy",
             "webhook_timeout_seconds",
+            "webhook_auth_required",
+            "webhook_token_updated_at",
             "rollout_requires_second_person",
             "rollout_auto_approve",
             "rollout_approval_ttl_seconds",
@@ -79,7 +83,7 @@ class ClusterSerializer(serializers.ModelSerializer):
         return _team_name(obj)
 
 
-class RolloutPolicySerializer(serializers.Serializer):
+class ClusterRolloutPolicySerializer(serializers.Serializer):
     """``GET`` / ``PATCH /api/v1/clusters/{name}/rollout-policy/``: who approves rollout steps in
     the cluster and how long a prepared step waits (``rollouts.permissions``). On ``PATCH`` every
     field is optional; ``rollout_approval_ttl_seconds`` ``null`` uses the SidecarSet's or hub's."""
@@ -151,6 +155,7 @@ class ClusterCreateSerializer(_CredentialFields):
     owner_team = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=100, help_text="Name of the owning team"
     )
+    webhook_auth_required = serializers.BooleanField(required=False, default=True)
 
 
 class ClusterUpdateSerializer(serializers.Serializer):
@@ -167,6 +172,7 @@ class ClusterUpdateSerializer(serializers.Serializer):
     owner_team = serializers.CharField(
         required=False, allow_blank=True, max_length=100, help_text="Name of the owning team; empty: none"
     )
+    webhook_auth_required = serializers.BooleanField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         policy = sorted(key for key in self.initial_data if str(key).startswith("rollout_"))
@@ -175,6 +181,28 @@ class ClusterUpdateSerializer(serializers.Serializer):
                 {policy[0]: "the rollout policy is changed at /api/v1/clusters/{name}/rollout-policy/"}
             )
         return attrs
+
+
+class WebhookTokenSerializer(serializers.Serializer):
+    """Input of ``POST /api/v1/clusters/{name}/webhook-token/``: a token to set, or none to have
+    one generated."""
+
+    token = serializers.CharField(
+        write_only=True, required=False, allow_blank=False, max_length=512, style=_SECRET_STYLE
+    )
+
+
+class WebhookTokenIssuedSerializer(serializers.Serializer):
+    """Answer of ``POST /api/v1/clusters/{name}/webhook-token/``, shown once: the token and the
+    files for the cluster's apiserver (null when the cluster has no webhook URL yet)."""
+
+    cluster = serializers.CharField()
+    token = serializers.CharField()
+    generated = serializers.BooleanField()
+    webhook_auth_required = serializers.BooleanField()
+    admission_configuration = serializers.CharField(allow_null=True)
+    kubeconfig = serializers.CharField(allow_null=True)
+    kubeconfig_path = serializers.CharField(allow_null=True)
 
 
 class HoldSerializer(serializers.Serializer):

@@ -23,6 +23,7 @@ from clusters.api.serializers import (
     ClusterCreateSerializer,
     ClusterDeleteSerializer,
     ClusterRemovalSerializer,
+    ClusterRolloutPolicySerializer,
     ClusterSerializer,
     ClusterUpdateSerializer,
     CredentialsSerializer,
@@ -30,9 +31,10 @@ from clusters.api.serializers import (
     HoldSerializer,
     KubeconfigImportSerializer,
     PlacementSerializer,
-    RolloutPolicySerializer,
     TargetInputSerializer,
     TargetSerializer,
+    WebhookTokenIssuedSerializer,
+    WebhookTokenSerializer,
 )
 from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
 from clusters.push import (
@@ -53,8 +55,10 @@ from clusters.services import (
     replace_credentials,
     rollout_policy_snapshot,
     set_rollout_policy,
+    set_webhook_token,
     update_cluster,
 )
+from clusters.webhooks import WebhookNotConfigured, apiserver_admission_config
 from sidecarhub.api.errors import api_exception_handler
 from sidecarhub.api.permissions import ActionPermissions
 from sidecarhub.api.serializers import ErrorListSerializer
@@ -110,6 +114,7 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
     POST /api/v1/clusters/import-kubeconfig/ · POST /api/v1/clusters/{name}/credentials/ ·
     POST /api/v1/clusters/{name}/check/ (202: a health check is queued) ·
     GET/PATCH /api/v1/clusters/{name}/rollout-policy/ (four eyes, auto-approve, approval lifetime) ·
+    POST /api/v1/clusters/{name}/webhook-token/ (set or generate the admission webhook token) ·
     GET /api/v1/clusters/{name}/drift/ (pods lacking an active SidecarSet's injection; ?namespace=)
     """
 
@@ -127,6 +132,7 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         "partial_update": ["clusters.change_cluster"],
         "destroy": ["clusters.delete_cluster"],
         "credentials": ["clusters.change_cluster"],
+        "webhook_token": ["clusters.change_cluster"],
         "check": ["clusters.view_cluster"],
         "hold": ["clusters.hold_cluster"],
         "release_hold": ["clusters.hold_cluster"],
@@ -211,6 +217,40 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         )
         return self._show(cluster)
 
+    @extend_schema(
+        request=WebhookTokenSerializer,
+        responses={200: WebhookTokenIssuedSerializer},
+        description="Set the token the cluster's apiserver presents to the admission webhook, or "
+        "generate one (no body). The answer shows it once, with the AdmissionConfiguration and "
+        "kubeconfig to install on the apiserver; the previous token stops working at once.",
+    )
+    @action(detail=True, methods=["post"], url_path="webhook-token")
+    def webhook_token(self, request: Request, name: str | None = None) -> Response:
+        cluster = self.get_object()
+        data = WebhookTokenSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        given = data.validated_data.get("token")
+        token = set_webhook_token(
+            cluster.pk, token=given, actor=request.user, request_id=request_id_of(request)
+        )
+        cluster.refresh_from_db()
+        try:
+            files = apiserver_admission_config(cluster, token)
+        except WebhookNotConfigured:
+            files = None
+        answer = {
+            "cluster": cluster.name,
+            "token": token,
+            "generated": given is None,
+            "webhook_auth_required": cluster.webhook_auth_required,
+            "admission_configuration": files.admission_configuration if files else None,
+            "kubeconfig": files.kubeconfig if files else None,
+            "kubeconfig_path": files.kubeconfig_path if files else None,
+        }
+        response = Response(WebhookTokenIssuedSerializer(answer).data)
+        response["Cache-Control"] = "no-store"  # a secret: never kept by a cache
+        return response
+
     @extend_schema(request=HoldSerializer, responses={200: ClusterSerializer})
     @action(detail=True, methods=["post"])
     def hold(self, request: Request, name: str | None = None) -> Response:
@@ -243,19 +283,19 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         return self._show(cluster, status.HTTP_202_ACCEPTED)
 
     # --- rollout policy (clusters.services.set_rollout_policy) ---
-    @extend_schema(request=None, responses={200: RolloutPolicySerializer})
+    @extend_schema(request=None, responses={200: ClusterRolloutPolicySerializer})
     @action(detail=True, methods=["get"], url_path="rollout-policy")
     def rollout_policy(self, request: Request, name: str | None = None) -> Response:
         """Who approves rollout steps here, and how long a prepared step waits."""
-        return Response(RolloutPolicySerializer(rollout_policy_snapshot(self.get_object())).data)
+        return Response(ClusterRolloutPolicySerializer(rollout_policy_snapshot(self.get_object())).data)
 
-    @extend_schema(request=RolloutPolicySerializer, responses={200: RolloutPolicySerializer})
+    @extend_schema(request=ClusterRolloutPolicySerializer, responses={200: ClusterRolloutPolicySerializer})
     @rollout_policy.mapping.patch
     def change_rollout_policy(self, request: Request, name: str | None = None) -> Response:
         """Change the policy (its team's people with ``clusters.change_rollout_policy``, or an
         organisation admin); recorded in the change log."""
         cluster = self.get_object()
-        data = RolloutPolicySerializer(data=request.data)
+        data = ClusterRolloutPolicySerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if not data.validated_data:
             return Response(
@@ -265,7 +305,7 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         changed = set_rollout_policy(
             cluster.pk, changes=data.validated_data, actor=request.user, request_id=request_id_of(request)
         )
-        return Response(RolloutPolicySerializer(rollout_policy_snapshot(changed)).data)
+        return Response(ClusterRolloutPolicySerializer(rollout_policy_snapshot(changed)).data)
 
     # --- drift (clusters.drift) ---
     @extend_schema(request=None, responses={200: DriftedPodSerializer(many=True)})

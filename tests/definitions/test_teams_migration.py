@@ -12,8 +12,8 @@ from sidecarhub.models import SidecarSet, Team
 from sidecarhub.roles import ROLES
 
 BEFORE_TEAMS = [
-    ("sidecarhub", "0001_sidecarsets_revisions_changelog"),
-    ("clusters", "0005_serving_revision_and_hold"),
+    ("sidecarhub", "0002_rollout_policy_fields"),
+    ("clusters", "0006_webhook_token"),
 ]
 
 

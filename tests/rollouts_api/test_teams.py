@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
 from clusters.models import Cluster
 from rollouts.choices import StepState
 from rollouts.models import Rollout, RolloutStep
 from rollouts.permissions import steps_awaiting_approval_by
+from sidecarhub.clitools import EXIT_NOT_PERMITTED
 from sidecarhub.models import ChangeRecord, SidecarSet, Team
 from sidecarhub.roles import HUB_APPS, ROLES, role_permissions
 from tests.rollouts_api.conftest import make_cluster, make_rollout, start_and_prepare
@@ -272,7 +275,8 @@ def test_rollout_policy_input_errors_name_the_field(teams: Teams) -> None:
     assert not Cluster.objects.get(pk=teams.cluster.pk).rollout_auto_approve
 
 
-def test_rollout_policy_from_the_cli_is_logged(teams: Teams) -> None:
+def test_rollout_policy_from_the_cli_is_logged(teams: Teams, cli_as: Any) -> None:
+    cli_as(teams.org_admin)
     out = io.StringIO()
     call_command(
         "sidecarhub", "cluster", "policy", "prod-pay", "--auto-approve", "--approval-ttl", "300", stdout=out
@@ -284,6 +288,45 @@ def test_rollout_policy_from_the_cli_is_logged(teams: Teams) -> None:
     call_command("sidecarhub", "cluster", "policy", "prod-pay", "--approval-ttl", "default", stdout=out)
     assert "approval lifetime default" in out.getvalue()
     assert Cluster.objects.get(pk=teams.cluster.pk).rollout_approval_ttl_seconds is None
+    change = ChangeRecord.objects.filter(message="rollout policy changed").latest("pk")
+    assert change.actor_name == "org-admin"  # the token's user, not "system"
+
+
+def _cli_fails(*argv: str) -> CommandError:
+    with pytest.raises(CommandError) as raised:
+        call_command("sidecarhub", *argv, stdout=io.StringIO())
+    return raised.value
+
+
+def test_the_cli_refuses_another_teams_approver_with_exit_3(teams: Teams, cli_as: Any) -> None:
+    """The dispatcher checks the model permission (an approver has it); the service checks the
+    team of the token's user, as for the API's 403."""
+    cli_as(teams.search_approver)
+    error = _cli_fails("rollout", "approve", str(teams.step.pk))
+    assert error.returncode == EXIT_NOT_PERMITTED
+    assert "search-approver is not a member of team 'payments'" in str(error)
+    assert RolloutStep.objects.get(pk=teams.step.pk).state == StepState.AWAITING_APPROVAL
+    cli_as(teams.pay_approver)
+    call_command("sidecarhub", "rollout", "approve", str(teams.step.pk), stdout=io.StringIO())
+    assert RolloutStep.objects.get(pk=teams.step.pk).state == StepState.APPROVED
+
+
+def test_the_cli_changes_a_rollout_policy_only_for_those_allowed(teams: Teams, cli_as: Any) -> None:
+    change = ("cluster", "policy", "prod-pay", "--auto-approve")
+    cli_as(teams.viewer)  # may see it
+    shown = io.StringIO()
+    call_command("sidecarhub", "cluster", "policy", "prod-pay", stdout=shown)
+    assert "auto-approve off" in shown.getvalue()
+    missing = _cli_fails(*change)  # the PATCH's permission
+    assert missing.returncode == EXIT_NOT_PERMITTED and "clusters.change_rollout_policy" in str(missing)
+    # the permission to change policies, but a member of the search team only
+    outsider = person("search-admin", "viewer", teams=(teams.search,))
+    outsider.user_permissions.add(Permission.objects.get(codename="change_rollout_policy"))
+    cli_as(User.objects.get(pk=outsider.pk))
+    other_team = _cli_fails(*change)
+    assert other_team.returncode == EXIT_NOT_PERMITTED and "team 'payments'" in str(other_team)
+    assert not Cluster.objects.get(pk=teams.cluster.pk).rollout_auto_approve
+    assert not ChangeRecord.objects.filter(message="rollout policy changed").exists()
 
 
 # --- viewers, roles ----------------------------------------------------------------------------

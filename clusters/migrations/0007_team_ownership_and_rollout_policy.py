@@ -9,8 +9,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("clusters", "0005_serving_revision_and_hold"),
-        ("sidecarhub", "0002_team_ownership"),
+        ("clusters", "0006_webhook_token"),
+        ("sidecarhub", "0003_team_ownership"),
     ]
 
     operations = [

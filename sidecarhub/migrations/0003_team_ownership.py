@@ -26,7 +26,7 @@ def owner_text_from_teams(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("sidecarhub", "0001_sidecarsets_revisions_changelog"),
+        ("sidecarhub", "0002_rollout_policy_fields"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -15,8 +15,8 @@ class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
-        ("sidecarhub", "0002_team_ownership"),
-        ("clusters", "0006_team_ownership_and_rollout_policy"),
+        ("sidecarhub", "0003_team_ownership"),
+        ("clusters", "0007_team_ownership_and_rollout_policy"),
         ("rollouts", "0008_ledger_outlives_clusters"),
     ]
 

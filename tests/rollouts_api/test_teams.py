@@ -427,3 +427,32 @@ def test_admin_edits_the_rollout_policy_for_those_allowed(teams: Teams) -> None:
     assert 'name="api_server_url"' not in browser.get(url).content.decode()
     assert browser.post(url, _cluster_form(teams.payments) | {"labels": '{"a": "b"}'}).status_code == 403
     assert Cluster.objects.get(pk=teams.cluster.pk).labels == {}
+
+
+def test_another_teams_member_cannot_issue_a_clusters_webhook_token(teams: Teams) -> None:
+    """The webhook token is a credential of the cluster: its team's (API and admin action); the
+    admin action issues for all the selected clusters or for none (an issued token not shown
+    would lock its cluster out)."""
+    from django.test import Client
+
+    outsider = person("search-editor", "operator", teams=(teams.search,))
+    outsider.user_permissions.add(Permission.objects.get(codename="change_cluster"))
+    User.objects.filter(pk=outsider.pk).update(is_staff=True)
+    outsider = User.objects.get(pk=outsider.pk)
+    refused = client_for(outsider).post("/api/v1/clusters/prod-pay/webhook-token/", {}, format="json")
+    assert refused.status_code == 403 and "team 'payments'" in refused.json()["errors"][0]["message"]
+
+    own = make_cluster("search-own", owner_team=teams.search)
+    browser = Client()
+    browser.force_login(outsider)
+    selected = [str(own.pk), str(teams.cluster.pk)]
+    response = browser.post(
+        "/admin/clusters/cluster/", {"action": "generate_webhook_tokens", "_selected_action": selected}
+    )
+    assert response.status_code == 302  # back to the list, with the refusal as a message
+    assert not Cluster.objects.filter(webhook_token_updated_at__isnull=False).exists()
+    response = browser.post(
+        "/admin/clusters/cluster/", {"action": "generate_webhook_tokens", "_selected_action": [str(own.pk)]}
+    )
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    assert list(Cluster.objects.filter(webhook_token_updated_at__isnull=False)) == [own]

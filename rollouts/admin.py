@@ -34,6 +34,7 @@ from django.utils.html import format_html
 from clusters.kube import KubeError
 from rollouts import fleet, previews, restarts, services
 from rollouts.choices import (
+    ACTIVE_ROLLOUT_STATES,
     APPROVABLE_STEP_STATES,
     PodUpdateOutcome,
     ReleaseStage,
@@ -54,6 +55,7 @@ from rollouts.queries import (
 from rollouts.services import NotPermitted
 from rollouts.transitions import InvalidTransition, RolloutError
 from sidecarhub.admin import ReadOnlyAdmin, SidecarSetAdmin
+from sidecarhub.console import live_response, page_context
 from sidecarhub.middleware import request_id_of
 from sidecarhub.models import SidecarSet
 
@@ -366,6 +368,7 @@ class RolloutAdmin(ReadOnlyAdmin):
                 name="rollouts_rollout_decide",
             ),
             path("<int:object_id>/preview/", view(self.preview_view), name="rollouts_rollout_preview"),
+            path("fleet/<int:sidecarset_id>/", view(self.fleet_view), name="rollouts_rollout_fleet"),
             path(
                 "<int:object_id>/restart-preview/",
                 view(self.restart_preview_view),
@@ -447,8 +450,10 @@ class RolloutAdmin(ReadOnlyAdmin):
             else reverse("admin:rollouts_rollout_restart_preview", args=[rollout.pk]),
             "restart_of_url": self._detail_url(rollout.restart_of_id) if rollout.restart_of_id else "",
             "rollback_of_url": self._detail_url(rollout.rollback_of_id) if rollout.rollback_of_id else "",
+            # A live region (sidecarhub.console): polled while the rollout can still change.
+            **page_context(request, live=rollout.state in ACTIVE_ROLLOUT_STATES),
         }
-        return TemplateResponse(request, "admin/rollouts/rollout/detail.html", context)
+        return live_response(TemplateResponse(request, "admin/rollouts/rollout/detail.html", context))
 
     def operate_view(self, request: HttpRequest, object_id: int, verb: str) -> HttpResponse:
         """POST: pause, resume, abort or roll back (through the services)."""
@@ -476,6 +481,14 @@ class RolloutAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         self._decide(request, step.pk, decision, request.POST.get("comment", "")[:2000])
         return HttpResponseRedirect(self._detail_url(object_id))
+
+    def fleet_view(self, request: HttpRequest, sidecarset_id: int) -> HttpResponse:
+        """The fleet panel of a SidecarSet's page alone: what its live region polls."""
+        sidecarset = get_object_or_404(SidecarSet, pk=sidecarset_id)
+        html = fleet_panel(request, sidecarset)
+        if not html:
+            raise PermissionDenied
+        return live_response(HttpResponse(html))
 
     def preview_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """The next step's exact pods: stored once prepared, computed from the cluster before."""
@@ -588,7 +601,14 @@ def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
         }
         for release in fleet.releases_of(sidecarset.pk).releases
     ]
-    context = {"fleet": found, "clusters": clusters, "releases": releases}
+    context = {
+        "fleet": found,
+        "clusters": clusters,
+        "releases": releases,
+        # A live region (sidecarhub.console) that polls this panel alone.
+        **page_context(request),
+        "live_url": reverse("admin:rollouts_rollout_fleet", args=[sidecarset.pk]),
+    }
     return render_to_string("admin/rollouts/sidecarset/fleet.html", context, request=request)
 
 

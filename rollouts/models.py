@@ -348,6 +348,8 @@ class PodUpdate(models.Model):
     objects = PodUpdateQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "pod update"
+        verbose_name_plural = "per-pod history"
         ordering = ("rollout", "step", "namespace", "pod_name")
         constraints = [models.UniqueConstraint(fields=("rollout", "pod_uid"), name="pod_update_unique")]
         indexes = [models.Index(fields=("step", "state"), name="pod_update_step_state_idx")]

@@ -1,0 +1,15 @@
+// Live regions of the console (sidecarhub.console): htmx polls a region's URL and swaps in the
+// server's new rendering. A poll is skipped while the page is hidden, or while someone types in
+// a field inside the region (a swap would throw their text away).
+window.sidecarhubLive = {
+  idle: function (region) {
+    if (document.hidden) return false;
+    var active = document.activeElement;
+    if (active && region.contains(active) && active.matches("input, textarea, select")) return false;
+    var fields = region.querySelectorAll("input[type=text], textarea");
+    for (var i = 0; i < fields.length; i++) {
+      if (fields[i].value) return false;
+    }
+    return true;
+  },
+};

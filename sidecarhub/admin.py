@@ -154,7 +154,7 @@ class SidecarSetAdmin(admin.ModelAdmin):
         "owner_team",
         "current_revision_number",
         "has_unpublished_changes",
-        "version",
+        "version_display",
         "updated_at",
     )
     list_filter = ("owner_team",)
@@ -210,13 +210,15 @@ class SidecarSetAdmin(admin.ModelAdmin):
 
     @admin.display(description="current revision")
     def current_revision_number(self, obj: SidecarSet) -> str:
-        return str(obj.current_revision.number) if obj.current_revision is not None else "-"
+        return f"#{obj.current_revision.number}" if obj.current_revision is not None else "-"
 
     @admin.display(description="unpublished changes", boolean=True)
     def has_unpublished_changes(self, obj: SidecarSet) -> bool:
         return obj.has_unpublished_changes
 
-    @admin.display(description="version")
+    # "Revision" is what a publish creates (#1, #2, ...); "edit version" counts saved edits of the
+    # draft (the lost-update guard), which publishing does not change.
+    @admin.display(description="edit version", ordering="version")
     def version_display(self, obj: SidecarSet) -> int:
         return obj.version
 

@@ -73,6 +73,7 @@ class ConsoleSite(admin.AdminSite):
     site_header = "sidecarhub"
     site_title = "sidecarhub"
     index_title = "Home"
+    site_url = None  # no "View site" link: the console is the site
     # The home dashboard: ``(request) -> HttpResponse``, imported on first use.
     HOME_VIEW = "rollouts.console.dashboard_view"
 

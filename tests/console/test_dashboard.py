@@ -24,6 +24,7 @@ from rollouts.dashboard import (
     stopped_rollouts,
 )
 from rollouts.models import Rollout
+from rollouts.queries import progress_of
 from rollouts.transitions import pause_rollout_row
 from tests.console.conftest import make_staff_user
 from tests.console.test_browser_console import WATCHER
@@ -124,7 +125,7 @@ def test_releases_in_flight_sum_their_rollouts_progress_and_stopped_ones_say_why
 
     pause_rollout_row(step.rollout_id, actor=None, reason="step 1: 1 pod failed (threshold 0)")
     [stopped] = stopped_rollouts()
-    assert stopped.reason == "step 1: 1 pod failed (threshold 0)" and stopped.progress_failed == 1
+    assert stopped.reason == "step 1: 1 pod failed (threshold 0)" and progress_of(stopped).failed == 1
 
     Rollout.objects.filter(pk=step.rollout_id).update(state=RolloutState.ABORTED)
     assert releases_in_flight() == []

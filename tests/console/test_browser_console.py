@@ -4,6 +4,7 @@ appears without reloading the page; the per-pod history opens; the API docs rend
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -13,7 +14,7 @@ from playwright.sync_api import Page, Request, Route, expect
 from rollouts.choices import PodUpdateOutcome, StepState
 from rollouts.models import Approval, Rollout, RolloutStep
 from rollouts.transitions import pause_rollout_row
-from tests.console.conftest import Console, make_staff_user, sign_in_through_form
+from tests.console.conftest import Console, make_staff_user, save_failure_artifacts, sign_in_through_form
 from tests.rollouts_api.conftest import (
     APPROVE,
     PODS,
@@ -113,6 +114,25 @@ def test_rollout_page_shows_progress_without_reloading(console: Console, fast_re
     assert same_document(page)
 
 
+def test_a_refresh_waits_while_someone_types_in_the_region(console: Console, fast_refresh: int) -> None:
+    rollout = make_rollout(watcher("author"), make_cluster("prod-eu"), name="log-agent")
+    step = start_and_prepare(rollout)
+    page = console.page_for(watcher("approver"), f"/admin/rollouts/rollout/{rollout.pk}/change/")
+    progress = page.locator("#sh-rollout-live .sh-progress").first
+    expect(progress).to_contain_text("0 / 3 updated")
+    comment = page.locator(f"#step-{step.pk} input[name=comment]")
+
+    comment.fill("canary looks fine")
+    make_pod_update(step, PODS[0])
+    page.wait_for_timeout(3_000)  # three refresh periods
+    expect(progress).to_contain_text("0 / 3 updated")  # not swapped: the comment would be lost
+    expect(comment).to_have_value("canary looks fine")
+
+    comment.fill("")
+    comment.blur()
+    expect(progress).to_contain_text("1 / 3 updated")
+
+
 def test_dashboard_shows_releases_and_stops_without_reloading(console: Console, fast_refresh: int) -> None:
     author = watcher("author")
     rollout = make_rollout(author, make_cluster("prod-eu"), name="log-agent")
@@ -179,3 +199,18 @@ def test_api_docs_render_without_internet(console: Console, path: str) -> None:
     else:
         expect(page.get_by_text("/api/v1/rollouts/").first).to_be_attached()
         assert [kind for kind, _ in elsewhere if kind != "image"] == []
+
+
+def test_failure_artifacts_are_a_screenshot_and_the_html_of_each_open_page(
+    console: Console, tmp_path: Path
+) -> None:
+    first = console.page_for(watcher("viewer"))
+    second = console.new_page()
+    second.goto(console.url("/admin/login/"))
+    second.close()
+
+    written = save_failure_artifacts([first, second], "a-test", tmp_path)
+
+    assert written == [tmp_path / "a-test-1.png", tmp_path / "a-test-1.html"]  # a closed page has none
+    assert written[0].read_bytes().startswith(b"\x89PNG")
+    assert 'id="sh-dashboard"' in written[1].read_text()

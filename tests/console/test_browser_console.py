@@ -4,6 +4,7 @@ appears without reloading the page; the per-pod history opens; the API docs rend
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -131,6 +132,19 @@ def test_a_refresh_waits_while_someone_types_in_the_region(console: Console, fas
     comment.fill("")
     comment.blur()
     expect(progress).to_contain_text("1 / 3 updated")
+
+
+def test_a_page_whose_session_ended_shows_the_login_form_not_inside_its_region(
+    console: Console, fast_refresh: int
+) -> None:
+    page = console.page_for(watcher("viewer"))
+    expect(page.locator("#sh-dashboard")).to_be_visible()
+
+    page.context.clear_cookies()  # signed out (e.g. in another tab, or the session expired)
+
+    expect(page).to_have_url(re.compile(r"/admin/login/"))
+    expect(page.locator("#id_username")).to_be_visible()
+    expect(page.locator("#sh-dashboard")).to_have_count(0)
 
 
 def test_dashboard_shows_releases_and_stops_without_reloading(console: Console, fast_refresh: int) -> None:

@@ -13,3 +13,15 @@ window.sidecarhubLive = {
     return true;
   },
 };
+
+// A poll answered with something other than the region itself (the login page once the session
+// ended, after a redirect the browser followed silently) is not swapped into the region: the
+// whole page is loaded again, so the person sees what the server says.
+document.addEventListener("htmx:beforeSwap", function (event) {
+  var region = event.detail.target;
+  if (!event.detail.shouldSwap || !region.classList.contains("sh-live")) return;
+  if (event.detail.serverResponse.indexOf('id="' + region.id + '"') === -1) {
+    event.detail.shouldSwap = false;
+    window.location.reload();
+  }
+});

@@ -10,8 +10,9 @@ what waits for the signed-in user, and what stopped.
 - ``steps_awaiting_approval_by(user)``: the steps the user may approve now.
 - ``stopped_rollouts()``: paused and failed rollouts, newest first, with their reasons.
 
-Nothing here writes. Cost: ``fleet_of`` per SidecarSet (at most ``MAX_MATRIX_SIDECARSETS``),
-``releases_of`` per SidecarSet with an active rollout, and one query each for the rest.
+Nothing here writes. Cost: the matrix is a fixed number of queries (``fleets_of``, whatever the
+number of SidecarSets and clusters); ``releases_of`` runs once per SidecarSet with an active
+rollout (five queries each); the rest is one query each.
 """
 
 from __future__ import annotations
@@ -92,10 +93,11 @@ class ReleaseInFlight:
 
 
 def fleet_matrix(limit: int = MAX_MATRIX_SIDECARSETS) -> FleetMatrix:
-    """The fleet of every SidecarSet (the first ``limit`` by name) as one matrix."""
+    """The fleet of every SidecarSet (the first ``limit`` by name) as one matrix; ten queries at
+    most, whatever the number of SidecarSets and clusters."""
     sidecarsets = list(SidecarSet.objects.order_by("name").values_list("pk", flat=True)[: limit + 1])
     truncated = len(sidecarsets) > limit
-    fleets = [fleet.fleet_of(sidecarset_id) for sidecarset_id in sidecarsets[:limit]]
+    fleets = fleet.fleets_of(sidecarsets[:limit])
     cluster_ids = {row.cluster_id for found in fleets for row in found.clusters}
     clusters = tuple(Cluster.objects.filter(pk__in=cluster_ids).order_by("name"))
     rows = []

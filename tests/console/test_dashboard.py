@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.staticfiles import finders
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import formats
 
@@ -23,6 +25,7 @@ from rollouts.dashboard import (
     steps_awaiting_approval_by,
     stopped_rollouts,
 )
+from rollouts.fleet import fleets_of
 from rollouts.models import Rollout
 from rollouts.queries import progress_of
 from rollouts.transitions import pause_rollout_row
@@ -96,6 +99,22 @@ def test_fleet_matrix_puts_each_fleet_row_under_its_cluster() -> None:
     assert (cell.serving_revision, cell.current_revision, cell.behind) == (1, 2, True)
     assert not matrix.truncated
     assert fleet_matrix(limit=1).truncated
+
+
+def test_fleet_matrix_costs_a_fixed_number_of_queries() -> None:
+    clusters = [make_cluster(f"c-{index}") for index in range(3)]
+    make_rollout(None, clusters[0], name="s-0")
+    with CaptureQueriesContext(connection) as one:
+        fleet_matrix()
+    for index in range(1, 7):
+        make_rollout(None, clusters[index % 3], name=f"s-{index}")
+    with CaptureQueriesContext(connection) as seven:
+        matrix = fleet_matrix()
+    assert len(matrix.rows) == 7 and len(matrix.clusters) == 3
+    assert len(one.captured_queries) == len(seven.captured_queries) <= 10
+    # The batch keeps the order asked for and leaves out what does not exist.
+    last, first = matrix.rows[-1].sidecarset_id, matrix.rows[0].sidecarset_id
+    assert [found.sidecarset for found in fleets_of([last, 10**9, first])] == ["s-6", "s-0"]
 
 
 def test_steps_awaiting_approval_apply_the_approval_rules() -> None:

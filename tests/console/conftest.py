@@ -10,6 +10,7 @@ Reusable fixtures:
   Every page it opened is photographed into ``var/test-artifacts/`` when the test fails.
 - ``sign_in_through_form(page, url, username, password)``: the real login form.
 - ``fast_refresh``: live regions poll every second.
+- ``make_staff_user(name, *perms)`` and ``watcher(name)`` (sees and approves rollouts).
 
 The server runs in a thread of the test process, so tests change rows directly (or through the
 services) and watch the page pick the change up.
@@ -33,7 +34,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.clusters.conftest import make_user
-from tests.rollouts_api.conftest import fast_passwords, quiet_queue  # noqa: F401  (autouse here too)
+from tests.rollouts_api.conftest import APPROVE, fast_passwords, quiet_queue  # noqa: F401  (autouse here too)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts"
@@ -190,3 +191,17 @@ def make_staff_user(username: str, *perms: str) -> User:
     user = make_user(username, *perms)
     User.objects.filter(pk=user.pk).update(is_staff=True)
     return User.objects.get(pk=user.pk)
+
+
+# What a platform engineer who watches and approves rollouts holds.
+WATCHER = (
+    *APPROVE,
+    "rollouts.view_podupdate",
+    "clusters.view_cluster",
+    "sidecarhub.view_sidecarset",
+)
+
+
+def watcher(username: str) -> User:
+    """A console user with ``WATCHER``'s permissions (password ``pw-NAME``)."""
+    return make_staff_user(username, *WATCHER)

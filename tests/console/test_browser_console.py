@@ -9,15 +9,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from django.contrib.auth.models import User
 from playwright.sync_api import Page, Request, Route, expect
 
 from rollouts.choices import PodUpdateOutcome, StepState
 from rollouts.models import Approval, Rollout, RolloutStep
 from rollouts.transitions import pause_rollout_row
-from tests.console.conftest import Console, make_staff_user, save_failure_artifacts, sign_in_through_form
+from tests.console.conftest import Console, save_failure_artifacts, sign_in_through_form, watcher
 from tests.rollouts_api.conftest import (
-    APPROVE,
     PODS,
     make_cluster,
     make_pod_update,
@@ -26,18 +24,6 @@ from tests.rollouts_api.conftest import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# What a platform engineer who watches and approves rollouts holds.
-WATCHER = (
-    *APPROVE,
-    "rollouts.view_podupdate",
-    "clusters.view_cluster",
-    "sidecarhub.view_sidecarset",
-)
-
-
-def watcher(username: str) -> User:
-    return make_staff_user(username, *WATCHER)
 
 
 def mark_page(page: Page) -> None:

@@ -29,8 +29,7 @@ from rollouts.fleet import fleets_of
 from rollouts.models import Rollout
 from rollouts.queries import progress_of
 from rollouts.transitions import pause_rollout_row
-from tests.console.conftest import make_staff_user
-from tests.console.test_browser_console import WATCHER
+from tests.console.conftest import WATCHER, make_staff_user
 from tests.rollouts_api.conftest import PODS, make_cluster, make_pod_update, make_rollout, start_and_prepare
 
 pytestmark = pytest.mark.django_db

@@ -30,7 +30,8 @@ ensure_system_tools() {
 ensure_browser() {
   # The browser tests (tests/console/) drive Debian's Chromium through Playwright; Playwright's
   # own browser download is never used (it needs more than the package registries).
-  [ -x /usr/bin/chromium ] || { say "installing chromium (browser tests)"; apt_install chromium; }
+  # fonts-liberation: readable text in the failure screenshots (chromium only recommends fonts).
+  [ -x /usr/bin/chromium ] || { say "installing chromium (browser tests)"; apt_install chromium fonts-liberation; }
 }
 
 ensure_venv() {

@@ -55,7 +55,7 @@ from rollouts.queries import (
 from rollouts.services import NotPermitted
 from rollouts.transitions import InvalidTransition, RolloutError
 from sidecarhub.admin import ReadOnlyAdmin, SidecarSetAdmin
-from sidecarhub.console import live_response, page_context
+from sidecarhub.live import live_response, page_context
 from sidecarhub.middleware import request_id_of
 from sidecarhub.models import SidecarSet
 
@@ -450,7 +450,7 @@ class RolloutAdmin(ReadOnlyAdmin):
             else reverse("admin:rollouts_rollout_restart_preview", args=[rollout.pk]),
             "restart_of_url": self._detail_url(rollout.restart_of_id) if rollout.restart_of_id else "",
             "rollback_of_url": self._detail_url(rollout.rollback_of_id) if rollout.rollback_of_id else "",
-            # A live region (sidecarhub.console): polled while the rollout can still change.
+            # A live region (sidecarhub.live): polled while the rollout can still change.
             **page_context(request, live=rollout.state in ACTIVE_ROLLOUT_STATES),
         }
         return live_response(TemplateResponse(request, "admin/rollouts/rollout/detail.html", context))
@@ -605,7 +605,7 @@ def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
         "fleet": found,
         "clusters": clusters,
         "releases": releases,
-        # A live region (sidecarhub.console) that polls this panel alone.
+        # A live region (sidecarhub.live) that polls this panel alone.
         **page_context(request),
         "live_url": reverse("admin:rollouts_rollout_fleet", args=[sidecarset.pk]),
     }

@@ -4,7 +4,7 @@ the page through the rollout page's own decide view, so the services' checks app
 rollouts that stopped. The queries are ``rollouts.dashboard``'s; this module only turns their
 rows into what the template shows, per the user's permissions.
 
-The page is a live region (``sidecarhub.console``): htmx asks the same URL again every few
+The page is a live region (``sidecarhub.live``): htmx asks the same URL again every few
 seconds and swaps in the new rendering.
 """
 
@@ -24,7 +24,7 @@ from rollouts.fleet import FleetCluster, RolloutSummary
 from rollouts.models import Rollout
 from rollouts.permissions import APPROVE_PERMISSION
 from rollouts.queries import Progress, progress_of
-from sidecarhub.console import live_response, page_context
+from sidecarhub.live import live_response, page_context
 
 __all__ = ["DASHBOARD_TEMPLATE", "dashboard_view"]
 
@@ -150,6 +150,4 @@ def dashboard_view(request: HttpRequest) -> TemplateResponse:
         "stopped": _stopped() if may_view_rollouts else [],
         "models_url": reverse("admin:models"),
     }
-    response = TemplateResponse(request, DASHBOARD_TEMPLATE, context)
-    live_response(response)
-    return response
+    return live_response(TemplateResponse(request, DASHBOARD_TEMPLATE, context))

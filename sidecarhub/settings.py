@@ -218,7 +218,7 @@ SIDECARHUB_ROLLOUT_APPROVAL_TTL_SECONDS = env_int(
     "SIDECARHUB_ROLLOUT_APPROVAL_TTL_SECONDS", 86400, minimum=60
 )
 # How often the console's live regions (home dashboard, rollout page, fleet) ask the server for
-# their new rendering (sidecarhub.console).
+# their new rendering (sidecarhub.live).
 SIDECARHUB_CONSOLE_REFRESH_SECONDS = env_int("SIDECARHUB_CONSOLE_REFRESH_SECONDS", 5, minimum=1)
 # Defaults of a new workload restart (decision 18; each restart keeps its own values): workloads
 # restarting at the same time, and seconds one has to complete its own rollout before the

@@ -1,4 +1,4 @@
-// Live regions of the console (sidecarhub.console): htmx polls a region's URL and swaps in the
+// Live regions of the console (sidecarhub.live): htmx polls a region's URL and swaps in the
 // server's new rendering. A poll is skipped while the page is hidden, or while someone types in
 // a field inside the region (a swap would throw their text away).
 window.sidecarhubLive = {

@@ -1,4 +1,5 @@
-# The hub's image: web (gunicorn), worker and beat all run from it (see docker-compose.yml).
+# The hub's image: web (gunicorn, API + console), admission (gunicorn over TLS, the webhook only:
+# sidecarhub.admission_wsgi), worker and beat all run from it (see docker-compose.yml).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
@@ -19,5 +20,5 @@ RUN SIDECARHUB_ENV=dev SIDECARHUB_VAR_DIR=/tmp/build-var python manage.py collec
  && mv /tmp/build-var/static /var/lib/sidecarhub/static && rm -rf /tmp/build-var \
  && chown -R sidecarhub /var/lib/sidecarhub
 USER sidecarhub
-EXPOSE 8000
+EXPOSE 8000 8443
 CMD ["gunicorn", "sidecarhub.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

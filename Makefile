@@ -11,4 +11,4 @@ lint:
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && SIDECARHUB_ENV=dev .venv/bin/mypy
 
 sandbox:    ## only the sandbox cluster, in the foreground
-	@bash -c 'source scripts/services.sh && ensure_venv && ensure_k8s_binaries && exec .venv/bin/python -m sandbox.cli up'
+	@bash -c 'source scripts/services.sh && ensure_venv && ensure_k8s_binaries && read -ra args <<< "$${SIDECARHUB_SANDBOX_ARGS:-}" && exec .venv/bin/python -m sandbox.cli up "$${args[@]}"'

@@ -1,5 +1,6 @@
 """Admin console pages of the clusters app. Saves go through services (audit, change log,
-placement sync); credentials are write-only form fields that are never rendered back."""
+placement sync); credentials and the webhook token are write-only form fields that are never
+rendered back (a generated webhook token is shown once, on the page the action answers)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from clusters import enqueue
@@ -30,15 +32,19 @@ from clusters.services import (
     hold_cluster,
     register_cluster,
     replace_credentials,
+    set_webhook_token,
     update_cluster,
     validate_credentials,
+    validate_webhook_token,
 )
+from clusters.webhooks import WebhookNotConfigured, apiserver_admission_config
 from sidecarhub.middleware import request_id_of
 from sidecarhub.transitions import InvalidTransition
 
 _HOLD_FIELDS = ("held", "held_reason", "held_by", "held_at")
 _HEALTH_FIELDS = (
     "credential_kind",
+    "webhook_token_updated_at",
     "credentials_updated_at",
     "reachable",
     "kubernetes_version",
@@ -68,6 +74,12 @@ class ClusterAdminForm(forms.ModelForm):
         help_text="PEM private key of the client certificate (write-only)",
         strip=False,
     )
+    webhook_token = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Token the cluster's apiserver presents to the admission webhook (write-only; leave "
+        "blank to keep). Or use the list's action to generate one.",
+    )
 
     class Meta:
         model = Cluster
@@ -85,6 +97,11 @@ class ClusterAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if data.get("webhook_token"):
+            try:
+                validate_webhook_token(data["webhook_token"])
+            except ClusterInvalid as exc:
+                self.add_error("webhook_token", exc.errors["token"])
         credentials = self.credentials()
         if credentials is None:
             if self.instance.pk is None:
@@ -115,6 +132,7 @@ class ClusterAdmin(admin.ModelAdmin):
     readonly_fields = _HEALTH_FIELDS
     actions = (
         "check_health",
+        "generate_webhook_tokens",
         "hold_clusters",
         "release_holds",
         "delete_clusters",
@@ -140,7 +158,15 @@ class ClusterAdmin(admin.ModelAdmin):
         ),
         (
             "Admission webhook",
-            {"fields": ("webhook_url", "webhook_failure_policy", "webhook_timeout_seconds")},
+            {
+                "fields": (
+                    "webhook_url",
+                    "webhook_failure_policy",
+                    "webhook_timeout_seconds",
+                    "webhook_auth_required",
+                    "webhook_token",
+                )
+            },
         ),
         ("Health", {"fields": _HEALTH_FIELDS}),
         ("Release hold (set with the list's actions)", {"fields": _HOLD_FIELDS}),
@@ -166,6 +192,36 @@ class ClusterAdmin(admin.ModelAdmin):
                 update_cluster(obj.pk, changes=fields, actor=request.user)
                 if credentials is not None:
                     replace_credentials(obj.pk, credentials=credentials, actor=request.user)
+            if form.cleaned_data.get("webhook_token"):
+                set_webhook_token(obj.pk, token=form.cleaned_data["webhook_token"], actor=request.user)
+
+    @admin.action(
+        description="Generate a new webhook token (shown once, with the apiserver's admission configuration)",
+        permissions=("change",),
+    )
+    def generate_webhook_tokens(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> HttpResponse:
+        issued = []
+        for cluster in queryset.order_by("name"):
+            token = set_webhook_token(cluster.pk, actor=request.user, request_id=request_id_of(request))
+            try:
+                files = apiserver_admission_config(cluster, token)
+            except WebhookNotConfigured:
+                files = None
+            issued.append(
+                {
+                    "cluster": cluster.name,
+                    "token": token,
+                    "files": files,
+                    "required": cluster.webhook_auth_required,
+                }
+            )
+        response = TemplateResponse(
+            request,
+            "admin/clusters/cluster/webhook_token.html",
+            {**self.admin_site.each_context(request), "opts": self.model._meta, "issued": issued},
+        )
+        response["Cache-Control"] = "no-store"  # the tokens are secrets
+        return response
 
     # Deletion always goes through delete_cluster: the hub's objects leave the cluster first and
     # the change log records it. Django's bulk "delete selected" would skip both.

@@ -10,8 +10,12 @@ reads the body and writes the JSON). Guarantees:
   ``status.code`` 400, the core's message). The patch is the core's ``InjectionResult.json_patch()``
   (jsonpatch), base64-encoded, with ``patchType: JSONPatch``; the core's warnings go into
   ``warnings``.
+- Only the cluster's apiserver is answered (``clusters.admission_auth``): a call without the
+  cluster's webhook token (when it requires one), with a wrong token, or naming a cluster the hub
+  does not know is a 401, one answer for all (no hint whether the cluster exists). Checked before
+  the body is parsed.
 - Malformed input is a 400 whose message names the field (``request.uid``...); a body over
-  ``SIDECARHUB_ADMISSION_MAX_BODY_BYTES`` is a 413; a cluster the hub does not know is a 404.
+  ``SIDECARHUB_ADMISSION_MAX_BODY_BYTES`` is a 413.
   It never raises: an unexpected error is logged and answered as the cluster's
   ``failurePolicy`` says (Ignore: allowed without a patch, with a warning; Fail: denied, 500 in
   ``status.code`` but HTTP 200).
@@ -68,6 +72,12 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 from kubernetes import client
 
+from clusters.admission_auth import (
+    UNAUTHENTICATED_MESSAGE,
+    WebhookCredential,
+    is_authenticated,
+    webhook_credential,
+)
 from clusters.choices import FailurePolicy
 from clusters.kube import cached_kube_client
 from clusters.models import Cluster, SidecarSetPlacement, SidecarSetTarget
@@ -79,6 +89,7 @@ from sidecarhub.signals import revision_published, sidecarset_deleted
 
 __all__ = [
     "ADMISSION_API_VERSION",
+    "UNAUTHENTICATED",
     "AdmissionAnswer",
     "active_candidates",
     "invalidate_active_revisions",
@@ -105,10 +116,19 @@ def max_body_bytes() -> int:
 
 @dataclass(frozen=True)
 class AdmissionAnswer:
-    """What the view sends: an HTTP status and a JSON body."""
+    """What the view sends: an HTTP status, a JSON body and extra response headers."""
 
     status: int
     body: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+# One answer for every refused caller (clusters.admission_auth): the same status, body and headers.
+UNAUTHENTICATED = AdmissionAnswer(
+    401,
+    {"errors": [{"path": None, "message": UNAUTHENTICATED_MESSAGE}]},
+    (("WWW-Authenticate", 'Bearer realm="sidecarhub-admission"'),),
+)
 
 
 def _error(status: int, message: str, path: str | None = None) -> AdmissionAnswer:
@@ -132,6 +152,7 @@ class _Snapshot:
     generation: tuple[Any, ...]
     candidates: tuple[InjectionCandidate, ...]
     revisions: Mapping[int, InjectionRevision]
+    credential: WebhookCredential | None = None  # None for an unknown cluster
 
 
 @dataclass
@@ -143,6 +164,9 @@ class _Entry:
 
 _entries: dict[str, _Entry] = {}
 _rebuild_locks: dict[str, threading.Lock] = {}
+# Anyone may name any cluster (and gets a 401 for an unknown one): snapshots of unknown names are
+# kept only while the cache holds fewer entries than this, so such calls cannot grow it forever.
+MAX_CACHED_CLUSTER_NAMES = 4096
 # Bumped by the definitions' signals in this process: the next request re-checks at once.
 _invalidation_epoch = 0
 
@@ -229,7 +253,8 @@ def _rebuild(cluster_name: str, generation: tuple[Any, ...], previous: _Snapshot
     if cluster is None:
         return _Snapshot(None, generation, (), {})
     candidates, revisions = load_active_candidates(cluster, previous.revisions if previous else None)
-    return _Snapshot(cluster, generation, candidates, revisions)
+    # The cluster row's updated_at is in the generation: a new token or setting rebuilds this.
+    return _Snapshot(cluster, generation, candidates, revisions, webhook_credential(cluster))
 
 
 class DefinitionsUnavailable(Exception):
@@ -272,6 +297,9 @@ def active_candidates(cluster_name: str) -> _Snapshot:
                 raise DefinitionsUnavailable(str(exc)) from exc
             log.warning("admission: definitions unreadable, using the last snapshot of %s", cluster_name)
             snapshot = previous
+        if snapshot.cluster is None and entry is None and len(_entries) >= MAX_CACHED_CLUSTER_NAMES:
+            _rebuild_locks.pop(cluster_name, None)
+            return snapshot
         _entries[cluster_name] = _Entry(snapshot, time.monotonic(), epoch)
         return snapshot
 
@@ -381,35 +409,38 @@ def _is_pod_create(request: Mapping[str, Any]) -> bool:
     )
 
 
-def review_pod_admission(cluster_name: str, body: bytes) -> AdmissionAnswer:
-    """Answer one AdmissionReview sent by ``cluster_name``'s apiserver (see the module docstring).
+def review_pod_admission(cluster_name: str, body: bytes, authorization: str = "") -> AdmissionAnswer:
+    """Answer one AdmissionReview sent by ``cluster_name``'s apiserver (see the module docstring);
+    ``authorization`` is the request's ``Authorization`` header ("" when absent).
 
     Never raises: an error before the cluster is known (its failurePolicy unknown) is a 503,
     so the apiserver applies the webhook's failurePolicy.
     """
     try:
-        return _answer(cluster_name, body)
+        return _answer(cluster_name, body, authorization)
     except Exception:
         log.exception("admission: unexpected error for cluster %s", cluster_name)
         return _error(503, "sidecarhub could not evaluate this request (internal error)")
 
 
-def _answer(cluster_name: str, body: bytes) -> AdmissionAnswer:
+def _answer(cluster_name: str, body: bytes, authorization: str) -> AdmissionAnswer:
     if len(body) > max_body_bytes():
         return too_large_answer(len(body))
-    try:
-        request = _parse(body)
-    except _BadReview as exc:
-        return _error(400, exc.message, exc.path)
-    uid = request["uid"]
     try:
         snapshot = active_candidates(cluster_name)
     except DefinitionsUnavailable:
         log.exception("admission: definitions unavailable for cluster %s", cluster_name)
         return _error(503, "the hub cannot read its definitions right now")
     cluster = snapshot.cluster
-    if cluster is None:
-        return _error(404, f"no cluster named {cluster_name!r} is registered with this hub", "cluster")
+    if not is_authenticated(snapshot.credential, authorization) or cluster is None:
+        # Its own outcome, apart from bad input: a misconfigured apiserver or a stranger.
+        log.info("admission: unauthenticated call refused (cluster name %s)", cluster_name)
+        return UNAUTHENTICATED
+    try:
+        request = _parse(body)
+    except _BadReview as exc:
+        return _error(400, exc.message, exc.path)
+    uid = request["uid"]
     if not _is_pod_create(request):
         return _review(uid)  # decision 10: CREATE of pods only
     pod = request.get("object")

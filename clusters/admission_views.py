@@ -1,8 +1,8 @@
 """The admission view: HTTP in, ``clusters.admission.review_pod_admission`` out.
 
-Outside DRF (the apiserver calls without a user; trust comes from TLS and from answering only
-for registered clusters), CSRF-exempt, POST only. The body is read with a size cap before
-anything is parsed; every answer is JSON.
+Outside DRF (the caller is a cluster's apiserver, not a user: ``clusters.admission_auth`` checks
+its webhook token), CSRF-exempt, POST only. The body is read with a size cap before anything is
+parsed; every answer is JSON. Served only on the TLS listener (``sidecarhub.admission_wsgi``).
 """
 
 from __future__ import annotations
@@ -35,5 +35,8 @@ def pod_admission_view(request: HttpRequest, cluster: str) -> JsonResponse:
         return JsonResponse(answer.body, status=answer.status)
     # request.read, not request.body: the cap is ours (DATA_UPLOAD_MAX_MEMORY_SIZE is smaller).
     body = request.read(limit + 1)
-    answer = review_pod_admission(cluster, body)
-    return JsonResponse(answer.body, status=answer.status)
+    answer = review_pod_admission(cluster, body, request.headers.get("Authorization", ""))
+    response = JsonResponse(answer.body, status=answer.status)
+    for header, value in answer.headers:
+        response[header] = value
+    return response

@@ -74,7 +74,7 @@ PLACEMENT_TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class AuditAction(models.TextChoices):
-    """Security audit events about cluster credentials (STYLE P11, third kind)."""
+    """Security audit events about cluster credentials and webhook tokens (STYLE P11, third kind)."""
 
     # Credentials stored for a new cluster.
     CREDENTIALS_CREATED = "credentials_created", "Credentials created"
@@ -82,3 +82,5 @@ class AuditAction(models.TextChoices):
     CREDENTIALS_REPLACED = "credentials_replaced", "Credentials replaced"
     # The row re-encrypted with the newest encryption key (key rotation).
     ENCRYPTION_KEY_ROTATED = "encryption_key_rotated", "Re-encrypted with the newest key"
+    # The token the cluster's apiserver presents to the admission webhook set (generated or given).
+    WEBHOOK_TOKEN_SET = "webhook_token_set", "Webhook token set"

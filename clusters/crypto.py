@@ -1,4 +1,5 @@
-"""Encryption at rest for cluster credentials: MultiFernet over ``SIDECARHUB_ENCRYPTION_KEYS``.
+"""Encryption at rest for cluster credentials and webhook tokens: MultiFernet over
+``SIDECARHUB_ENCRYPTION_KEYS``.
 
 Keys are read from settings at each call (newest first): encryption uses the first key,
 decryption tries every key, and ``reencrypt`` moves a ciphertext onto the newest key. Nothing
@@ -20,7 +21,9 @@ __all__ = [
     "ClusterCredentials",
     "CredentialsUnreadable",
     "decrypt_credentials",
+    "decrypt_secret",
     "encrypt_credentials",
+    "encrypt_secret",
     "reencrypt",
 ]
 
@@ -90,6 +93,21 @@ def decrypt_credentials(ciphertext: str) -> ClusterCredentials:
     except (InvalidToken, ValueError):
         raise CredentialsUnreadable(
             "stored credentials cannot be decrypted with the configured encryption keys"
+        ) from None
+
+
+def encrypt_secret(value: str) -> str:
+    """Ciphertext of one secret string (a cluster's admission webhook token) under the newest key."""
+    return _fernet().encrypt(value.encode()).decode()
+
+
+def decrypt_secret(ciphertext: str) -> str:
+    """The secret string, or ``CredentialsUnreadable`` (no configured key fits, or malformed)."""
+    try:
+        return _fernet().decrypt(ciphertext.encode()).decode()
+    except (InvalidToken, ValueError):
+        raise CredentialsUnreadable(
+            "a stored secret cannot be decrypted with the configured encryption keys"
         ) from None
 
 

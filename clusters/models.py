@@ -1,6 +1,7 @@
 """Models of the clusters app: the registry of Kubernetes clusters and its security audit.
 
-Credentials live only in ``Cluster.credentials_ciphertext`` (MultiFernet, see ``crypto``);
+Credentials live only in ``Cluster.credentials_ciphertext`` and the admission webhook token only
+in ``Cluster.webhook_token_ciphertext`` (MultiFernet, see ``crypto``);
 every other column is safe to show. Targets (which clusters a SidecarSet goes to, in which
 wave) and placements (push state and observed status of one SidecarSet in one cluster) are
 further down.
@@ -29,8 +30,9 @@ class Cluster(models.Model):
     its labels (for target selectors), its last observed health, and how its apiserver reaches
     the hub's admission webhook.
 
-    Guarantees: credentials are stored only encrypted (``credentials_ciphertext``), never in
-    another column; ``str()`` and ``repr()`` show the name only.
+    Guarantees: credentials and the webhook token are stored only encrypted
+    (``credentials_ciphertext``, ``webhook_token_ciphertext``), never in another column;
+    ``str()`` and ``repr()`` show the name only.
     """
 
     name = models.CharField(max_length=63, unique=True, validators=[cluster_name_validator])
@@ -68,6 +70,15 @@ class Cluster(models.Model):
     webhook_timeout_seconds = models.PositiveSmallIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(30)]
     )
+    # How the hub knows an admission call comes from this cluster's apiserver: a bearer token the
+    # apiserver presents through its admission configuration (clusters.admission_config). Stored
+    # only encrypted. Required by default; existing clusters were migrated as not required.
+    webhook_auth_required = models.BooleanField(
+        default=True,
+        help_text="Admission calls must carry this cluster's webhook token (answer 401 otherwise)",
+    )
+    webhook_token_ciphertext = models.TextField(blank=True, editable=False)
+    webhook_token_updated_at = models.DateTimeField(null=True, editable=False)
 
     # Hash of the CRD manifest last applied, so pushes skip re-installing it.
     crd_manifest_hash = models.CharField(max_length=64, blank=True, editable=False)

@@ -1,5 +1,5 @@
 """Use cases of the cluster registry: register (by fields or from a kubeconfig), update, replace
-credentials, delete, check health, and rotate the encryption key.
+credentials, set the admission webhook token, delete, check health, and rotate the encryption key.
 
 Every service takes ``actor`` (a user or None for the system) and ``request_id`` explicitly,
 writes the security audit row for credential changes (STYLE P11) and the config change log
@@ -13,6 +13,8 @@ cluster is ``clusters.targeting``; tasks are queued through ``clusters.enqueue``
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from django.utils import timezone
 
 from clusters import enqueue
 from clusters.choices import AuditAction, FailurePolicy
-from clusters.crypto import ClusterCredentials, encrypt_credentials, reencrypt
+from clusters.crypto import ClusterCredentials, decrypt_secret, encrypt_credentials, encrypt_secret, reencrypt
 from clusters.kube import KubeError, forget_kube_client, open_kube_client
 from clusters.kubeconfig import ImportedCluster, KubeconfigError, parse_kubeconfig, read_kubeconfig
 from clusters.models import Cluster, ClusterAuditEvent
@@ -52,8 +54,11 @@ __all__ = [
     "register_cluster",
     "replace_credentials",
     "rotate_encryption_key",
+    "set_webhook_token",
     "update_cluster",
     "validate_credentials",
+    "validate_webhook_token",
+    "webhook_token_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,11 +73,16 @@ EDITABLE_FIELDS = (
     "webhook_url",
     "webhook_failure_policy",
     "webhook_timeout_seconds",
+    "webhook_auth_required",
 )
 _SNAPSHOT_FIELDS = ("name", "credential_kind", *EDITABLE_FIELDS)
 # A change to any of these re-applies the admission webhook: where it points and how it fails,
 # or how the hub reaches the cluster to apply it (a registration that failed may succeed now).
-_WEBHOOK_INPUTS = tuple(field for field in EDITABLE_FIELDS if field != "labels")
+_WEBHOOK_INPUTS = tuple(
+    field for field in EDITABLE_FIELDS if field not in ("labels", "webhook_auth_required")
+)
+# A webhook token: what a kubeconfig and an HTTP header carry without quoting (RFC 6750 b64token).
+_WEBHOOK_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{16,512}$")
 
 
 class ClusterInvalid(ValueError):
@@ -170,12 +180,15 @@ def register_cluster(
     webhook_url: str = "",
     webhook_failure_policy: str = FailurePolicy.IGNORE,
     webhook_timeout_seconds: int = 10,
+    webhook_auth_required: bool = True,
     actor: Any = None,
     request_id: str = "",
 ) -> Cluster:
     """Register a new cluster with encrypted credentials; audit ``credentials_created``.
 
-    Does not contact the cluster (a health check is queued after commit)."""
+    Admission calls must carry the cluster's webhook token by default (``webhook_auth_required``);
+    until ``set_webhook_token`` gives it one they are refused (401). Does not contact the cluster
+    (a health check is queued after commit)."""
     validate_credentials(credentials)
     cluster = Cluster(
         name=name,
@@ -187,6 +200,7 @@ def register_cluster(
         webhook_url=webhook_url,
         webhook_failure_policy=webhook_failure_policy,
         webhook_timeout_seconds=webhook_timeout_seconds,
+        webhook_auth_required=webhook_auth_required,
         credential_kind=credentials.kind,
         credentials_ciphertext=encrypt_credentials(credentials),
         credentials_updated_at=timezone.now(),
@@ -371,6 +385,62 @@ def replace_credentials(
     return cluster
 
 
+def validate_webhook_token(token: str) -> None:
+    """16 to 512 characters of ``A-Z a-z 0-9 . _ ~ + / = -`` (messages never quote the value)."""
+    if not _WEBHOOK_TOKEN.match(token):
+        raise ClusterInvalid(
+            {"token": "must be 16 to 512 characters of letters, digits and . _ ~ + / = - (no spaces)"}
+        )
+
+
+@transaction.atomic
+def set_webhook_token(
+    cluster_id: int, *, token: str | None = None, actor: Any = None, request_id: str = ""
+) -> str:
+    """Give the cluster a new admission webhook token, ``token`` or a generated one (256 random
+    bits), and return it: the caller shows it once (it is stored only encrypted). The previous
+    token stops working at once (within the admission cache's check interval in every process).
+    Audited (``webhook_token_set``) and in the change log, neither with the value."""
+    generated = token is None
+    value = secrets.token_urlsafe(32) if token is None else token.strip()
+    validate_webhook_token(value)
+    cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+    before = _token_snapshot(cluster)
+    cluster.webhook_token_ciphertext = encrypt_secret(value)
+    cluster.webhook_token_updated_at = timezone.now()
+    # updated_at is in the admission cache's generation: every web process re-reads the token.
+    cluster.save(update_fields=["webhook_token_ciphertext", "webhook_token_updated_at", "updated_at"])
+    _audit(
+        cluster,
+        AuditAction.WEBHOOK_TOKEN_SET,
+        actor=actor,
+        request_id=request_id,
+        detail={"generated": generated},
+    )
+    record_change(
+        cluster,
+        ChangeAction.UPDATE,
+        actor=actor,
+        request_id=request_id,
+        before=before,
+        after=_token_snapshot(cluster),
+        message="webhook token generated" if generated else "webhook token set",
+    )
+    return value
+
+
+def _token_snapshot(cluster: Cluster) -> dict[str, Any]:
+    """When the token last changed (never its value)."""
+    changed = cluster.webhook_token_updated_at
+    return {"name": cluster.name, "webhook_token_updated_at": changed.isoformat() if changed else None}
+
+
+def webhook_token_of(cluster: Cluster) -> str:
+    """The cluster's webhook token in clear ("" when none is set), for the admission configuration
+    a cluster admin installs; ``CredentialsUnreadable`` when no encryption key fits."""
+    return decrypt_secret(cluster.webhook_token_ciphertext) if cluster.webhook_token_ciphertext else ""
+
+
 class ClusterCleanupFailed(Exception):
     """``delete_cluster`` could not remove the hub's objects from the cluster; nothing was deleted."""
 
@@ -503,7 +573,7 @@ def check_cluster_health(cluster_id: int) -> HealthResult | None:
 
 
 def rotate_encryption_key(*, actor: Any = None, request_id: str = "") -> int:
-    """Re-encrypt every cluster's credentials with the newest key (the first of
+    """Re-encrypt every cluster's credentials and webhook token with the newest key (the first of
     ``SIDECARHUB_ENCRYPTION_KEYS``); one audit row per cluster. Idempotent. Returns the count.
 
     Raises ``CredentialsUnreadable`` (and changes nothing for that row) if a row cannot be
@@ -513,7 +583,9 @@ def rotate_encryption_key(*, actor: Any = None, request_id: str = "") -> int:
         with transaction.atomic():
             cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
             cluster.credentials_ciphertext = reencrypt(cluster.credentials_ciphertext)
-            cluster.save(update_fields=["credentials_ciphertext"])
+            if cluster.webhook_token_ciphertext:
+                cluster.webhook_token_ciphertext = reencrypt(cluster.webhook_token_ciphertext)
+            cluster.save(update_fields=["credentials_ciphertext", "webhook_token_ciphertext"])
             _audit(cluster, AuditAction.ENCRYPTION_KEY_ROTATED, actor=actor, request_id=request_id, detail={})
         count += 1
     return count

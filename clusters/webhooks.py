@@ -16,6 +16,9 @@ MutatingWebhookConfiguration, ``sidecarhub-injection``, whose single webhook
 
 Idempotent (apply with ``force``); ``delete_webhook_configuration`` deletes it. Errors are the kube
 client's ``ClusterUnreachable`` / ``ClusterApiError`` and ``WebhookNotConfigured``.
+
+The webhook configuration cannot carry a credential: the apiserver's own admission configuration
+does (``clusters.admission_config``); ``apiserver_admission_config`` gives a cluster's files.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 from django.conf import settings
 from kubernetes import client
 
+from clusters.admission_config import DEFAULT_KUBECONFIG_PATH, AdmissionConfigFiles, admission_config_files
 from clusters.kube import (
     APPLY_PATCH_CONTENT_TYPE,
     FIELD_MANAGER,
@@ -51,6 +55,7 @@ __all__ = [
     "WebhookNotConfigured",
     "WebhookRegistration",
     "admission_url",
+    "apiserver_admission_config",
     "delete_webhook_configuration",
     "register_webhook",
     "webhook_configuration",
@@ -85,6 +90,15 @@ def admission_url(cluster: Cluster) -> str:
     if not base.startswith("https://"):
         raise WebhookNotConfigured(f"cluster {cluster.name}: the webhook URL must be https:// (got {base})")
     return f"{base}/admission/v1/clusters/{cluster.name}/pods"
+
+
+def apiserver_admission_config(
+    cluster: Cluster, token: str, *, kubeconfig_path: str = DEFAULT_KUBECONFIG_PATH
+) -> AdmissionConfigFiles:
+    """The AdmissionConfiguration and webhook kubeconfig that make ``cluster``'s apiserver present
+    ``token`` to the hub's webhook (its user entry names the webhook URL's host:port).
+    ``WebhookNotConfigured`` when the cluster has no webhook URL."""
+    return admission_config_files(admission_url(cluster), token, kubeconfig_path=kubeconfig_path)
 
 
 def _ca_bundle() -> str:

@@ -1,26 +1,27 @@
-"""``manage.py sidecarhub rollout status | approve | deny | pause | resume | abort | undo``, and
-the fleet view: ``manage.py sidecarhub fleet NAME [--json]`` (every target cluster of a
-SidecarSet) and ``manage.py sidecarhub releases NAME [--limit N] [--json]`` (its newest releases
-by wave). ``--json`` prints exactly the API's body (``GET /api/v1/sidecarsets/{name}/fleet/``).
+"""``sidecarhub rollout status [ID [--watch]] | approve | deny | pause | resume | abort | undo |
+restart | restart-preview``, and the fleet view: ``sidecarhub fleet NAME [--json]`` (every
+target cluster of a SidecarSet) and ``sidecarhub release status NAME [--limit N] [--json]
+[--watch]`` (its newest releases by wave). ``--json`` prints exactly the API's body
+(``GET /api/v1/sidecarsets/{name}/fleet/``, ``.../releases/``).
 
-Every verb calls the same service as the API and the admin, as the user named by ``--actor``
-(required, so the permission and four-eyes checks apply and the history names a person), with
-a fresh request ID per run (``cli-`` and 12 hex digits) that its history rows record.
+Every verb calls the same service as the API and the admin, as the user whose API token the CLI
+runs with (so the permission, four-eyes and team checks apply and the history names a person),
+with a fresh request ID per run (``cli-`` and 12 hex digits) that its history rows record.
 
-Exit codes: 0 done; 1 not found or bad input (unknown rollout, step or user); 3 not permitted
-(permission or four-eyes rule); 4 conflict (the rollout or step is not in a state the verb
-accepts: the message says which state it is in and what to do). argparse errors exit with 2.
+``--watch`` redraws a rollout (or a release) until it ends; the exit code says how it ended.
+Exit codes: ``sidecarhub/clitools.py`` (0 done; 1 not found or bad input; 3 not permitted; 4
+conflict: the message says which state the rollout or step is in and what to do; 5 a watched
+rollout or release ended badly; 6 ``--timeout``).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -28,19 +29,42 @@ from django.utils import timezone
 from clusters.kube import KubeError
 from rollouts import fleet, restarts, services
 from rollouts.api.serializers import FleetSerializer, ReleasesSerializer
-from rollouts.choices import ACTIVE_ROLLOUT_STATES, RolloutKind, RolloutOutcome, StepState
+from rollouts.api.views import RolloutStepViewSet, RolloutViewSet, SidecarSetFleetViewSet
+from rollouts.choices import (
+    ACTIVE_ROLLOUT_STATES,
+    ReleaseStage,
+    RolloutKind,
+    RolloutOutcome,
+    RolloutState,
+    StepState,
+)
 from rollouts.models import Rollout, RolloutStep
 from rollouts.queries import progress_of, rollouts_with_progress, steps_with_progress, text_progress_bar
 from rollouts.services import NotPermitted, RolloutNotFound
 from rollouts.transitions import InvalidTransition, RolloutError
+from sidecarhub.clitools import (
+    EXIT_CONFLICT,
+    EXIT_ENDED_BADLY,
+    EXIT_NOT_FOUND,
+    EXIT_NOT_PERMITTED,
+    Snapshot,
+    add_watch_arguments,
+    api_permissions,
+    output,
+    watch,
+    write_table,
+)
 from sidecarhub.middleware import cli_request_id
 from sidecarhub.models import SidecarSet
 
-__all__ = ["EXIT_CONFLICT", "EXIT_NOT_FOUND", "EXIT_NOT_PERMITTED", "register"]
+__all__ = ["register"]
 
-EXIT_NOT_FOUND = 1
-EXIT_NOT_PERMITTED = 3
-EXIT_CONFLICT = 4
+# How a watched rollout or release ended: the good ends (exit 0); every other end exits 5.
+_GOOD_ROLLOUT_ENDS = frozenset({RolloutState.COMPLETED})
+_GOOD_RELEASE_ENDS = frozenset({ReleaseStage.COMPLETED, ReleaseStage.NEEDS_RECREATE})
+_BAD_RELEASE_ENDS = frozenset(
+    {ReleaseStage.ROLLED_BACK, ReleaseStage.SUPERSEDED, ReleaseStage.ABORTED, ReleaseStage.FAILED}
+)
 
 _HINTS = {
     "pause": "only a pending or running rollout can be paused",
@@ -51,22 +75,6 @@ _HINTS = {
     "deny": "see `rollout status ROLLOUT_ID` for the step awaiting approval",
     "restart": "see `rollout restart-preview ID`",
 }
-
-
-def _out(stdout: Any) -> Any:
-    return stdout if stdout is not None else sys.stdout
-
-
-def _actor(username: str) -> Any:
-    user_model = get_user_model()
-    user = user_model.objects.filter(**{user_model.USERNAME_FIELD: username}).first()
-    if user is None:
-        raise CommandError(
-            f"no user named {username!r} (--actor names the person acting)", returncode=EXIT_NOT_FOUND
-        )
-    if not user.is_active:
-        raise CommandError(f"user {username!r} is inactive", returncode=EXIT_NOT_PERMITTED)
-    return user
 
 
 # A verb's handler: the parsed arguments and where to write (stdout when None).
@@ -90,14 +98,6 @@ def _run(verb: str, call: Callable[[], Any]) -> Any:
         raise CommandError(str(exc), returncode=EXIT_CONFLICT) from None
     except KubeError as exc:
         raise CommandError(f"cannot read the cluster now: {exc}", returncode=EXIT_CONFLICT) from None
-
-
-def _table(rows: Sequence[Sequence[str]], out: Any) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        out.write(
-            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() + "\n"
-        )
 
 
 def _ago(value: Any) -> str:
@@ -130,11 +130,26 @@ def _state(rollout: Rollout) -> str:
 
 def handle_status(args: argparse.Namespace, stdout: Any = None) -> None:
     """One rollout in detail (ID), or a table of rollouts (active ones unless ``--all``)."""
-    out = _out(stdout)
+    out = output(stdout)
     if args.id is not None:
-        _status_one(args.id, out)
+        if args.watch:
+            watch(
+                lambda: _rollout_snapshot(args.id, args.user),
+                out,
+                interval=args.interval,
+                timeout=args.timeout,
+            )
+        else:
+            out.write(_rollout_snapshot(args.id, args.user).text)
         return
-    rows: QuerySet[Rollout] = rollouts_with_progress(Rollout.objects.select_related("cluster"))
+    if args.watch:
+        raise CommandError(
+            "--watch follows one rollout (rollout status ID --watch) or a release "
+            "(release status NAME --watch)"
+        )
+    rows: QuerySet[Rollout] = rollouts_with_progress(
+        Rollout.objects.visible_to(args.user).select_related("cluster")
+    )
     if args.sidecarset:
         rows = rows.filter(sidecarset_name=args.sidecarset)
     if args.cluster:
@@ -167,13 +182,16 @@ def handle_status(args: argparse.Namespace, stdout: Any = None) -> None:
             + "\n"
         )
         return
-    _table(table, out)
+    write_table(table, out)
 
 
-def _status_one(rollout_id: int, out: Any) -> None:
-    rollout = rollouts_with_progress(Rollout.objects.select_related("cluster")).filter(pk=rollout_id).first()
+def _rollout_snapshot(rollout_id: int, user: Any) -> Snapshot:
+    """One rollout with its steps; it has ended when its state is terminal."""
+    rows = Rollout.objects.visible_to(user).select_related("cluster")
+    rollout = rollouts_with_progress(rows).filter(pk=rollout_id).first()
     if rollout is None:
         raise CommandError(f"rollout {rollout_id} not found", returncode=EXIT_NOT_FOUND)
+    out = io.StringIO()
     out.write(
         f"rollout {rollout.pk}: {rollout.sidecarset_name} {_revisions(rollout)} ({rollout.kind}) "
         f"in cluster {rollout.cluster_name}, wave {rollout.wave}\n"
@@ -195,6 +213,7 @@ def _status_one(rollout_id: int, out: Any) -> None:
     steps = steps_with_progress(RolloutStep.objects.filter(rollout=rollout).order_by("ordinal"))
     table = [("STEP", "ID", "TARGET", "STATE", "PODS", "PROGRESS", "APPROVAL")]
     awaiting: RolloutStep | None = None
+    signature: list[object] = [rollout.state, _state(rollout), rollout.reason, progress_of(rollout)]
     for step in steps.prefetch_related("approvals"):
         approvals = [a for a in step.approvals.all() if a.preparation == step.preparation]
         decision = approvals[-1] if approvals else None
@@ -207,6 +226,7 @@ def _status_one(rollout_id: int, out: Any) -> None:
             )
         else:
             note = "-"
+        signature.append((step.state, note, progress_of(step)))
         table.append(
             (
                 str(step.ordinal),
@@ -218,12 +238,22 @@ def _status_one(rollout_id: int, out: Any) -> None:
                 note,
             )
         )
-    _table(table, out)
+    write_table(table, out)
     if awaiting is not None:
         out.write(
             f"\nstep {awaiting.ordinal} awaits approval ({awaiting.pod_count} pods): "
-            f"manage.py sidecarhub rollout approve {awaiting.pk} --actor USER [-m COMMENT]\n"
+            f"sidecarhub rollout approve {awaiting.pk} [-m COMMENT]\n"
         )
+    exit_code: int | None = None
+    if rollout.state not in ACTIVE_ROLLOUT_STATES:
+        exit_code = 0 if rollout.state in _GOOD_ROLLOUT_ENDS else EXIT_ENDED_BADLY
+    return Snapshot(
+        text=out.getvalue(),
+        signature=tuple(signature),
+        exit_code=exit_code,
+        ending=f"rollout {rollout.pk} ended {rollout.state}"
+        + (f": {rollout.reason}" if rollout.reason else ""),
+    )
 
 
 # --- fleet view ----------------------------------------------------------------------------------
@@ -268,7 +298,7 @@ def _held(held: bool, reason: str) -> str:
 def handle_fleet(args: argparse.Namespace, stdout: Any = None) -> None:
     """Every target cluster of a SidecarSet: what it serves against the current revision, its
     hold, its latest rollout, its pods, needs recreate and drift (``--json``: the API's body)."""
-    out = _out(stdout)
+    out = output(stdout)
     found = fleet.fleet_of(_sidecarset_id(args.name))
     if args.json:
         out.write(json.dumps(FleetSerializer(found).data, indent=2) + "\n")
@@ -292,49 +322,100 @@ def handle_fleet(args: argparse.Namespace, stdout: Any = None) -> None:
                 str(row.drift),
             )
         )
-    _table(table, out)
+    write_table(table, out)
 
 
-def handle_releases(args: argparse.Namespace, stdout: Any = None) -> None:
-    """The newest releases of a SidecarSet, each with its stage and its rollouts by wave."""
-    out = _out(stdout)
-    found = fleet.releases_of(_sidecarset_id(args.name), limit=args.limit)
+def _release_text(release: fleet.Release, progress: dict[int, str], awaiting: dict[int, RolloutStep]) -> str:
+    out = io.StringIO()
+    current = " (current)" if release.current else ""
+    out.write(f"revision {release.revision}{current}: {release.stage_text}\n")
+    table = [("WAVE", "CLUSTER", "HELD", "ROLLOUT", "STATE", "STEP", "PROGRESS", "RECREATE", "NOTE")]
+    for wave in release.waves:
+        for member in wave.clusters:
+            note = member.rollout.reason or "-"
+            if member.rollback is not None:
+                note = f"rolled back: rollout {member.rollback.id} is {member.rollback.state}"
+            table.append(
+                (
+                    str(wave.wave),
+                    member.cluster,
+                    _held(member.held, member.held_reason),
+                    *_rollout_cells(member.rollout),
+                    progress.get(member.rollout.id, ""),
+                    str(member.rollout.needs_recreate),
+                    note,
+                )
+            )
+    write_table(table, out)
+    for member in release.clusters:
+        step = awaiting.get(member.rollout.id)
+        if step is not None:
+            out.write(
+                f"cluster {member.cluster}: step {step.ordinal} of rollout {step.rollout_id} awaits approval "
+                f"({step.pod_count} pods): sidecarhub rollout approve {step.pk} [-m COMMENT]\n"
+            )
+    return out.getvalue()
+
+
+def _releases_snapshot(sidecarset_id: int, limit: int, user: Any) -> Snapshot:
+    """The newest ``limit`` releases; the newest one decides whether it has ended."""
+    found = fleet.releases_of(sidecarset_id, limit=limit)
+    if not found.releases:
+        return Snapshot(
+            text=f"SidecarSet {found.sidecarset} has no release yet (a first publish serves at once)\n",
+            signature=None,
+            exit_code=0,
+        )
+    rollout_ids = [member.rollout.id for release in found.releases for member in release.clusters]
+    visible = rollouts_with_progress(Rollout.objects.visible_to(user).filter(pk__in=rollout_ids))
+    progress = {row.pk: text_progress_bar(progress_of(row), 10) for row in visible}
+    awaiting = {
+        step.rollout_id: step
+        for step in RolloutStep.objects.visible_to(user)
+        .filter(rollout_id__in=rollout_ids, state=StepState.AWAITING_APPROVAL)
+        .order_by("ordinal")
+    }
+    texts = [_release_text(release, progress, awaiting) for release in found.releases]
+    newest = found.releases[0]
+    exit_code: int | None = None
+    if newest.stage in _GOOD_RELEASE_ENDS:
+        exit_code = 0
+    elif newest.stage in _BAD_RELEASE_ENDS:
+        exit_code = EXIT_ENDED_BADLY
+    return Snapshot(
+        text="\n".join(texts),
+        signature=(tuple(texts), tuple(sorted(progress.items()))),
+        exit_code=exit_code,
+        ending=f"the release of revision {newest.revision} of {found.sidecarset} ended: {newest.stage_text}",
+    )
+
+
+def handle_release_status(args: argparse.Namespace, stdout: Any = None) -> None:
+    """The newest releases of a SidecarSet, each with its stage and its rollouts by wave
+    (``--watch``: the newest one, until it ends)."""
+    out = output(stdout)
+    sidecarset_id = _sidecarset_id(args.name)
     if args.json:
+        found = fleet.releases_of(sidecarset_id, limit=args.limit)
         out.write(json.dumps(ReleasesSerializer(found).data, indent=2) + "\n")
         return
-    if not found.releases:
-        out.write(f"SidecarSet {found.sidecarset} has no release yet (a first publish serves at once)\n")
+    if args.watch:
+        watch(
+            lambda: _releases_snapshot(sidecarset_id, 1, args.user),
+            out,
+            interval=args.interval,
+            timeout=args.timeout,
+        )
         return
-    for position, release in enumerate(found.releases):
-        if position:
-            out.write("\n")
-        current = " (current)" if release.current else ""
-        out.write(f"revision {release.revision}{current}: {release.stage_text}\n")
-        table = [("WAVE", "CLUSTER", "HELD", "ROLLOUT", "STATE", "STEP", "RECREATE", "NOTE")]
-        for wave in release.waves:
-            for member in wave.clusters:
-                note = member.rollout.reason or "-"
-                if member.rollback is not None:
-                    note = f"rolled back: rollout {member.rollback.id} is {member.rollback.state}"
-                table.append(
-                    (
-                        str(wave.wave),
-                        member.cluster,
-                        _held(member.held, member.held_reason),
-                        *_rollout_cells(member.rollout),
-                        str(member.rollout.needs_recreate),
-                        note,
-                    )
-                )
-        _table(table, out)
+    out.write(_releases_snapshot(sidecarset_id, args.limit, args.user).text)
 
 
 # --- verbs ---------------------------------------------------------------------------------------
 
 
 def handle_approve(args: argparse.Namespace, stdout: Any = None) -> None:
-    """Approve a prepared step as ``--actor``."""
-    actor = _actor(args.actor)
+    """Approve a prepared step as the acting user."""
+    actor = args.user
     approval = _run(
         "approve",
         lambda: services.approve_step(
@@ -342,15 +423,15 @@ def handle_approve(args: argparse.Namespace, stdout: Any = None) -> None:
         ),
     )
     step = approval.step
-    _out(stdout).write(
+    output(stdout).write(
         f"step {step.ordinal} (id {step.pk}) of rollout {step.rollout_id} approved by {approval.actor_name}: "
         f"{step.pod_count} pods will be updated\n"
     )
 
 
 def handle_deny(args: argparse.Namespace, stdout: Any = None) -> None:
-    """Deny a prepared step as ``--actor``; the rollout pauses."""
-    actor = _actor(args.actor)
+    """Deny a prepared step as the acting user; the rollout pauses."""
+    actor = args.user
     approval = _run(
         "deny",
         lambda: services.deny_step(
@@ -358,7 +439,7 @@ def handle_deny(args: argparse.Namespace, stdout: Any = None) -> None:
         ),
     )
     step = approval.step
-    _out(stdout).write(
+    output(stdout).write(
         f"step {step.ordinal} (id {step.pk}) of rollout {step.rollout_id} denied by {approval.actor_name}; "
         f"the rollout pauses (resume prepares the step again)\n"
     )
@@ -366,11 +447,11 @@ def handle_deny(args: argparse.Namespace, stdout: Any = None) -> None:
 
 def _operate(verb: str, service: Callable[..., Rollout]) -> Handler:
     def handler(args: argparse.Namespace, stdout: Any = None) -> None:
-        actor = _actor(args.actor)
+        actor = args.user
         rollout = _run(
             verb, lambda: service(args.id, actor=actor, request_id=cli_request_id(), reason=args.reason)
         )
-        out = _out(stdout)
+        out = output(stdout)
         if verb == "undo":
             out.write(
                 f"rollout {args.id} rolled back: new rollout {rollout.pk} "
@@ -381,7 +462,7 @@ def _operate(verb: str, service: Callable[..., Rollout]) -> Handler:
         else:
             out.write(f"rollout {rollout.pk} is now {rollout.state}\n")
 
-    handler.__doc__ = f"{verb.capitalize()} a rollout as ``--actor``."
+    handler.__doc__ = f"{verb.capitalize()} a rollout as the acting user."
     return handler
 
 
@@ -398,9 +479,9 @@ def _targets(text: str) -> list[str] | None:
 def handle_restart_preview(args: argparse.Namespace, stdout: Any = None) -> None:
     """What a restart of the rollout's pods that need recreate would do now (decision 18)."""
     preview = _run(
-        "restart", lambda: restarts.preview_restart(args.id, actor=None, steps=_targets(args.steps))
+        "restart", lambda: restarts.preview_restart(args.id, actor=args.user, steps=_targets(args.steps))
     )
-    out = _out(stdout)
+    out = output(stdout)
     out.write(
         f"rollout {preview.rollout_id}: {preview.pods_needing_recreate} pods of {preview.sidecarset} in "
         f"{preview.cluster} need recreate (revision {preview.revision_number}); "
@@ -412,14 +493,14 @@ def handle_restart_preview(args: argparse.Namespace, stdout: Any = None) -> None
             name = f"{workload.kind} {workload.namespace}/{workload.name}"
             rows.append([str(step.ordinal), step.target, name, str(workload.pod_count)])
     if len(rows) > 1:
-        _table(rows, out)
+        write_table(rows, out)
     for item in preview.not_restartable:
         out.write(f"not restartable: {item['namespace']}/{item['name']}: {item['reason']}\n")
 
 
 def handle_restart(args: argparse.Namespace, stdout: Any = None) -> None:
-    """Start an approved, stepped restart of the rollout's workloads as ``--actor``."""
-    actor = _actor(args.actor)
+    """Start an approved, stepped restart of the rollout's workloads as the acting user."""
+    actor = args.user
     restart = _run(
         "restart",
         lambda: restarts.start_restart(
@@ -427,7 +508,7 @@ def handle_restart(args: argparse.Namespace, stdout: Any = None) -> None:
         ),
     )
     steps = list(restart.rollout_steps.order_by("ordinal"))
-    _out(stdout).write(
+    output(stdout).write(
         f"restart rollout {restart.pk} created for rollout {args.id}: "
         + ", ".join(
             f"step {step.ordinal}: {len(step.workloads)} workloads, {step.pod_count} pods" for step in steps
@@ -437,8 +518,7 @@ def handle_restart(args: argparse.Namespace, stdout: Any = None) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``rollout`` command (with its verbs), ``fleet`` and ``releases`` to
-    ``manage.py sidecarhub``."""
+    """Add the ``rollout`` command (with its verbs), ``fleet`` and ``release`` to ``sidecarhub``."""
     parser = subparsers.add_parser(
         "rollout",
         help="rollouts of new sidecar images: status, approvals, pause / resume / abort / undo",
@@ -450,6 +530,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="{status,approve,deny,pause,resume,abort,undo,restart,restart-preview}",
     )
     sub.required = True
+    rollouts, steps = RolloutViewSet, RolloutStepViewSet
 
     status = sub.add_parser("status", help="a table of rollouts, or one rollout with its steps")
     status.add_argument("id", nargs="?", type=int, default=None, help="one rollout in detail")
@@ -457,7 +538,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("--cluster", help="only rollouts in this cluster")
     status.add_argument("--all", action="store_true", help="include finished rollouts")
     status.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
-    status.set_defaults(handler=handle_status)
+    add_watch_arguments(status)
+    status.set_defaults(handler=handle_status, permissions=api_permissions(rollouts, "retrieve"))
 
     handler: Handler
     for name, handler, help_text in (
@@ -466,22 +548,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ):
         verb = sub.add_parser(name, help=help_text)
         verb.add_argument("step_id", type=int, help="the step's id (see `rollout status ID`)")
-        verb.add_argument("--actor", required=True, help="username of the person deciding")
         verb.add_argument("-m", "--message", default="", help="comment recorded with the decision")
-        verb.set_defaults(handler=handler)
+        verb.set_defaults(handler=handler, permissions=api_permissions(steps, name))
 
-    rollout_verbs: tuple[tuple[str, Handler, str], ...] = (
-        ("pause", handle_pause, "pause a rollout (between pods)"),
-        ("resume", handle_resume, "resume a paused rollout"),
-        ("abort", handle_abort, "abort a rollout for good (updated pods keep the new image)"),
-        ("undo", handle_undo, "roll back: a new rollout to the previous revision, with approvals"),
+    rollout_verbs: tuple[tuple[str, str, Handler, str], ...] = (
+        ("pause", "pause", handle_pause, "pause a rollout (between pods)"),
+        ("resume", "resume", handle_resume, "resume a paused rollout"),
+        ("abort", "abort", handle_abort, "abort a rollout for good (updated pods keep the new image)"),
+        (
+            "undo",
+            "rollback",
+            handle_undo,
+            "roll back: a new rollout to the previous revision, with approvals",
+        ),
     )
-    for name, handler, help_text in rollout_verbs:
+    for name, api_action, handler, help_text in rollout_verbs:
         verb = sub.add_parser(name, help=help_text)
         verb.add_argument("id", type=int, help="the rollout's id")
-        verb.add_argument("--actor", required=True, help="username of the person acting")
         verb.add_argument("--reason", default="", help="why (recorded in the history)")
-        verb.set_defaults(handler=handler)
+        verb.set_defaults(handler=handler, permissions=api_permissions(rollouts, api_action))
 
     preview = sub.add_parser(
         "restart-preview",
@@ -489,35 +574,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     preview.add_argument("id", type=int, help="the rollout whose pods need recreate")
     preview.add_argument("--steps", default="", help='targets of workloads, e.g. "1,100%%" (default: 100%%)')
-    preview.set_defaults(handler=handle_restart_preview)
+    preview.set_defaults(
+        handler=handle_restart_preview, permissions=api_permissions(rollouts, "restart_preview")
+    )
     restart = sub.add_parser(
         "restart",
         help="restart the workloads owning the rollout's pods that need recreate, in approved steps",
     )
     restart.add_argument("id", type=int, help="the rollout whose pods need recreate")
-    restart.add_argument("--actor", required=True, help="username of the person acting")
     restart.add_argument("--steps", default="", help='targets of workloads, e.g. "1,100%%" (default: 100%%)')
     restart.add_argument("--reason", default="", help="why (recorded in the history)")
-    restart.set_defaults(handler=handle_restart)
+    restart.set_defaults(handler=handle_restart, permissions=api_permissions(rollouts, "restart"))
 
     fleet_parser = subparsers.add_parser(
         "fleet", help="every target cluster of a SidecarSet: serving revision, hold, rollout, pods, drift"
     )
     fleet_parser.add_argument("name", help="the SidecarSet's name")
     fleet_parser.add_argument("--json", action="store_true", help="print the API's JSON body")
-    fleet_parser.set_defaults(handler=handle_fleet)
-
-    releases_parser = subparsers.add_parser(
-        "releases", help="the newest releases of a SidecarSet, by wave, each with where it stands"
+    fleet_parser.set_defaults(
+        handler=handle_fleet, permissions=api_permissions(SidecarSetFleetViewSet, "fleet")
     )
-    releases_parser.add_argument("name", help="the SidecarSet's name")
-    releases_parser.add_argument(
+
+    release_parser = subparsers.add_parser(
+        "release", help="releases: a published revision across its clusters"
+    )
+    release_sub = release_parser.add_subparsers(dest="release_command", metavar="{status}")
+    release_sub.required = True
+    release_status = release_sub.add_parser(
+        "status", help="the newest releases of a SidecarSet, by wave, each with where it stands"
+    )
+    release_status.add_argument("name", help="the SidecarSet's name")
+    release_status.add_argument(
         "--limit",
         type=int,
         default=fleet.DEFAULT_RELEASES,
         choices=range(1, fleet.MAX_RELEASES + 1),
         metavar=f"1..{fleet.MAX_RELEASES}",
-        help=f"newest releases to show (default {fleet.DEFAULT_RELEASES})",
+        help=f"newest releases to show (default {fleet.DEFAULT_RELEASES}; --watch: the newest)",
     )
-    releases_parser.add_argument("--json", action="store_true", help="print the API's JSON body")
-    releases_parser.set_defaults(handler=handle_releases)
+    release_status.add_argument("--json", action="store_true", help="print the API's JSON body (one look)")
+    add_watch_arguments(release_status)
+    release_status.set_defaults(
+        handler=handle_release_status, permissions=api_permissions(SidecarSetFleetViewSet, "releases")
+    )

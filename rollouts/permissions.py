@@ -7,7 +7,7 @@ A user may approve (or deny) a prepared step when ALL of these hold:
    permission, but rule 3 applies to them too);
 3. four eyes: the user is not the rollout's author — unless the step's cluster has
    ``rollout_requires_second_person`` switched off (a per-cluster setting, on by default).
-   A rollout created by the system (no author, e.g. a CLI publish without ``--actor``) has no
+   A rollout without an author (created by the system, not by a person) has no
    author to exclude.
 
 Whether the step can be approved *now* (it is awaiting approval and not expired) is not a

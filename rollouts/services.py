@@ -14,11 +14,11 @@ exceptions whose message is written for people:
 - ``RolloutError`` (400/409: anything else, e.g. a rollback without a previous revision).
 
 Rollout settings (``RolloutSettings``) come, in this order, from an explicit argument, from the
-SidecarSet's annotations (``rollouts.sidecarhub.io/steps: "canary,50%,100%"``,
-``.../max-unavailable``, ``.../failure-threshold``, ``.../progress-deadline-seconds``,
-``.../pod-timeout-seconds``, ``.../approval-ttl-seconds``; parsed by the pure core,
-``sidecarhub.sidecarset.rollout_settings``, which also validates them when a definition is saved
-or published), then from the revision (``updateStrategy.maxUnavailable``) and the
+revision's rollout policy (``SidecarSetRevision.rollout_policy``, frozen at publish: ``steps``
+such as ``["canary", "50%", "100%"]``, ``max_unavailable``, ``failure_threshold``,
+``progress_deadline_seconds``, ``pod_timeout_seconds``, ``approval_ttl_seconds``; checked by the
+pure core, ``sidecarhub.sidecarset.rollout_settings``, which also validates it when a definition
+is saved or published), then from the revision (``updateStrategy.maxUnavailable``) and the
 ``SIDECARHUB_ROLLOUT_*`` settings.
 
 Releases are durable: the publish's post-commit signal starts one at once
@@ -71,7 +71,7 @@ from sidecarhub.sidecarset.rollout_settings import (
     check_steps,
     default_steps,
     parse_step_target,
-    read_rollout_settings,
+    settings_from_policy,
 )
 
 __all__ = [
@@ -137,17 +137,18 @@ def resolve_settings(
 ) -> RolloutSettings:
     """The effective settings for a rollout to ``revision`` (see the module docstring).
 
-    ``RolloutError`` when the revision's annotations are invalid (only a revision published
-    before they were validated can have such) or the explicit steps are.
+    ``RolloutError`` when the revision's policy is invalid (only a revision published before it
+    was validated can have such) or the explicit steps are.
     """
     core = revision.to_core()
+    has_selector = core.update_strategy.selector is not None
     base = RolloutSettings(
         failure_threshold=_setting("SIDECARHUB_ROLLOUT_FAILURE_THRESHOLD", 0),
         progress_deadline_seconds=_setting("SIDECARHUB_ROLLOUT_PROGRESS_DEADLINE_SECONDS", 600),
         pod_timeout_seconds=_setting("SIDECARHUB_ROLLOUT_POD_TIMEOUT_SECONDS", 300),
         approval_ttl_seconds=_setting("SIDECARHUB_ROLLOUT_APPROVAL_TTL_SECONDS", 86400),
     )
-    merged, errors = read_rollout_settings(core, base)
+    merged, errors = settings_from_policy(revision.rollout_policy, base, has_canary_selector=has_selector)
     if errors:
         raise RolloutError("; ".join(str(error) for error in errors))
     if explicit is not None:
@@ -159,7 +160,6 @@ def resolve_settings(
                 if getattr(explicit, f.name) != getattr(RolloutSettings(), f.name)
             },
         )
-    has_selector = core.update_strategy.selector is not None
     try:
         steps = check_steps(merged.steps or default_steps(has_selector), has_canary_selector=has_selector)
     except ValueError as exc:

@@ -3,6 +3,12 @@
 Each cluster has its own directory (PKI, etcd data, logs, kubeconfig) and its own ports on
 127.0.0.1, so several run side by side. Every process starts in its own session and is
 stopped by process group.
+
+With a ``webhook_token``, the apiserver starts with an admission configuration
+(``--admission-control-config-file``) whose webhook kubeconfig holds that token for the hub's
+webhook (``webhook_url``'s host:port; any host, ``*``, when no URL is given), so every admission
+call it makes carries ``Authorization: Bearer <token>``, as on a real cluster configured by
+``cluster webhook-auth --print-config`` (``clusters.admission_config`` writes both).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clusters.admission_config import admission_config_files
 from sandbox.pki import ClusterPki, make_cluster_pki
 
 __all__ = ["SandboxCluster", "SandboxError", "find_binaries", "free_port"]
@@ -69,6 +76,8 @@ class SandboxCluster:
     workdir: Path
     bin_dir: Path
     with_controller_manager: bool = True
+    webhook_token: str = field(default="", repr=False)
+    webhook_url: str = ""
     api_port: int = 0
     pki: ClusterPki | None = None
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -80,6 +89,15 @@ class SandboxCluster:
     @property
     def kubeconfig(self) -> Path:
         return self.workdir / "kubeconfig.yaml"
+
+    @property
+    def admission_config(self) -> Path:
+        return self.workdir / "admission" / "admission-config.yaml"
+
+    @property
+    def webhook_token_file(self) -> Path:
+        """The token the apiserver presents to the webhook (written only with ``webhook_token``)."""
+        return self.workdir / "admission" / "webhook-token"
 
     def __enter__(self) -> SandboxCluster:
         self.start()
@@ -95,6 +113,8 @@ class SandboxCluster:
             shutil.rmtree(self.workdir)
         (self.workdir / "logs").mkdir(parents=True)
         self.pki = make_cluster_pki(self.workdir / "pki")
+        if self.webhook_token:
+            self._write_admission_config()
         last_error: Exception | None = None
         for _ in range(_START_ATTEMPTS):
             try:
@@ -224,8 +244,25 @@ class SandboxCluster:
             "--disable-admission-plugins=ServiceAccount",
             "--allow-privileged=true",
             "--endpoint-reconciler-type=none",
+            *([f"--admission-control-config-file={self.admission_config}"] if self.webhook_token else []),
             "--v=0",
         ]
+
+    def _write_admission_config(self) -> None:
+        """The apiserver's admission configuration and webhook kubeconfig, and the token file."""
+        directory = self.admission_config.parent
+        directory.mkdir(mode=0o700)
+        kubeconfig = directory / "webhook-kubeconfig.yaml"
+        files = admission_config_files(
+            self.webhook_url or None, self.webhook_token, kubeconfig_path=str(kubeconfig)
+        )
+        for path, text in (
+            (self.admission_config, files.admission_configuration),
+            (kubeconfig, files.kubeconfig),
+            (self.webhook_token_file, self.webhook_token),
+        ):
+            path.write_text(text)
+            path.chmod(0o600)
 
     def _start_controller_manager(self) -> None:
         assert self.pki is not None

@@ -1,8 +1,11 @@
 """Helpers the test suite uses to run sandbox clusters: a pool that starts each named cluster
-once (with its simulator) and stops them all at the end."""
+once (with its simulator) and stops them all at the end. Every pooled apiserver presents its own
+webhook token to any admission webhook (``RunningCluster.webhook_token``), as a cluster configured
+for the hub's authenticated webhook does."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +44,11 @@ class RunningCluster:
         return self.cluster.kubeconfig
 
     @property
+    def webhook_token(self) -> str:
+        """The token this apiserver presents when it calls an admission webhook."""
+        return self.cluster.webhook_token
+
+    @property
     def knobs(self) -> SimulatorKnobs:
         return self.simulator.knobs
 
@@ -58,7 +66,12 @@ class SandboxPool:
 
     def get(self, name: str) -> RunningCluster:
         if name not in self.clusters:
-            cluster = SandboxCluster(name=name, workdir=self.root / name, bin_dir=self.bin_dir)
+            cluster = SandboxCluster(
+                name=name,
+                workdir=self.root / name,
+                bin_dir=self.bin_dir,
+                webhook_token=secrets.token_urlsafe(32),
+            )
             cluster.start()
             api = config.new_client_from_config(config_file=str(cluster.kubeconfig), context=name)
             simulator = PodSimulator(api, node_name=f"sim-{name}-0")

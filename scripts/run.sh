@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run the whole service on a fresh machine: web console + API (gunicorn), a Celery worker,
 # Celery beat, and the sandbox Kubernetes cluster; SQLite and a local Redis by default.
-# Ctrl-C stops everything. Prints the URL, the admin login and the sandbox kubeconfig.
+# Ctrl-C stops everything. Prints the URL, where the admin login is and the sandbox kubeconfig;
+# writes var/sidecarhub.env (mode 600: the services' environment and the admin's API token), which
+# the `sidecarhub` CLI reads in any other terminal.
 set -euo pipefail
 source "$(dirname "$0")/services.sh"
 
@@ -14,7 +16,11 @@ cd "$SIDECARHUB_ROOT"
 export SIDECARHUB_ENV=${SIDECARHUB_ENV:-dev}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
 PORT=${SIDECARHUB_PORT:-8000}
-VAR=$SIDECARHUB_ROOT/var
+# SIDECARHUB_VAR_DIR moves all state (database, keys, logs, sandbox, env file): a second hub.
+export SIDECARHUB_VAR_DIR=${SIDECARHUB_VAR_DIR:-$SIDECARHUB_ROOT/var}
+VAR=$SIDECARHUB_VAR_DIR
+export DATABASE_URL=${DATABASE_URL:-sqlite:///$VAR/sidecarhub.sqlite3}
+ENV_FILE=$VAR/sidecarhub.env
 mkdir -p "$VAR/logs"
 
 # Admission webhook over TLS (clusters.admission): a provided certificate, or a self-signed CA +
@@ -46,6 +52,14 @@ User = get_user_model()
 user, _ = User.objects.get_or_create(username='$ADMIN_USER', defaults={'is_staff': True, 'is_superuser': True})
 user.set_password(os.environ['DJANGO_SUPERUSER_PASSWORD']); user.is_staff = user.is_superuser = True; user.save()
 " >/dev/null
+# The env file a second terminal's CLI reads; from here on this script uses the CLI the same way.
+"$PY" manage.py shell -c "
+from pathlib import Path
+from sidecarhub.envfile import write_run_env_file
+write_run_env_file(Path('$ENV_FILE'), url='http://127.0.0.1:$PORT', admin_username='$ADMIN_USER')
+" >/dev/null
+export SIDECARHUB_ENV_FILE=$ENV_FILE
+CLI=$VENV/bin/sidecarhub
 
 PIDS=()
 STOPPING=0
@@ -65,20 +79,28 @@ start() {  # start NAME CMD...: own process group, log under var/logs
 }
 
 rm -f "$VAR/sandbox.ready"
-start sandbox "$PY" -m sandbox.cli up --name sandbox --dir "$VAR/sandbox" --ready-file "$VAR/sandbox.ready"
+# The sandbox's apiserver presents a fresh webhook token to the hub's webhook (its admission
+# configuration); the hub is given the same token below, so injection takes the authenticated path.
+# Extra options of the sandbox (`python -m sandbox.cli up --help`), e.g. the pod simulator's failure
+# knobs: SIDECARHUB_SANDBOX_ARGS='--pull-failure *:broken --ready-delay log-agent:*=15'. Split on
+# spaces, never glob-expanded.
+read -ra SANDBOX_ARGS <<< "${SIDECARHUB_SANDBOX_ARGS:-}"
+start sandbox "$PY" -m sandbox.cli up --name sandbox --dir "$VAR/sandbox" --ready-file "$VAR/sandbox.ready" \
+  --webhook-auth --webhook-url "$SIDECARHUB_WEBHOOK_URL" "${SANDBOX_ARGS[@]}"
 for _ in $(seq 240); do [ -f "$VAR/sandbox.ready" ] && break; sleep 0.5; done
 [ -f "$VAR/sandbox.ready" ] || { say "ERROR: the sandbox did not start; see $VAR/logs/sandbox.log"; exit 1; }
 KUBECONFIG_PATH=$VAR/sandbox/kubeconfig.yaml
-if "$PY" manage.py help sidecarhub >/dev/null 2>&1 && "$PY" manage.py sidecarhub cluster --help >/dev/null 2>&1; then
-  "$PY" manage.py sidecarhub cluster add --name sandbox --kubeconfig "$KUBECONFIG_PATH" --context sandbox --replace \
-    >"$VAR/logs/register-sandbox.log" 2>&1 || say "warning: registering the sandbox failed; see $VAR/logs/register-sandbox.log"
-fi
+"$CLI" cluster add --name sandbox --kubeconfig "$KUBECONFIG_PATH" --context sandbox --replace \
+  >"$VAR/logs/register-sandbox.log" 2>&1 || say "warning: registering the sandbox failed; see $VAR/logs/register-sandbox.log"
+"$CLI" cluster webhook-auth sandbox --require --token-file "$VAR/sandbox/admission/webhook-token" \
+  >>"$VAR/logs/register-sandbox.log" 2>&1 || say "warning: setting the sandbox's webhook token failed; see $VAR/logs/register-sandbox.log"
 
 start worker "$PY" -m celery -A sidecarhub.celery worker --loglevel=INFO --concurrency=2
 start beat "$PY" -m celery -A sidecarhub.celery beat --loglevel=INFO --schedule "$VAR/celerybeat-schedule"
-start web "$VAR/../.venv/bin/gunicorn" sidecarhub.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --access-logfile -
-# The same app over TLS for the clusters' apiservers (the admission webhook).
-start web-tls "$VAR/../.venv/bin/gunicorn" sidecarhub.wsgi:application --bind "127.0.0.1:$WEBHOOK_PORT" --workers 2 \
+start web "$VENV/bin/gunicorn" sidecarhub.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --access-logfile -
+# The admission listener, over TLS, for the clusters' apiservers: only the webhook and /healthz
+# (sidecarhub.admission_wsgi); the plain port above has no admission route.
+start web-tls "$VENV/bin/gunicorn" sidecarhub.admission_wsgi:application --bind "127.0.0.1:$WEBHOOK_PORT" --workers 2 \
   --certfile "$SIDECARHUB_WEBHOOK_CERT_FILE" --keyfile "$SIDECARHUB_WEBHOOK_KEY_FILE"
 
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.3; done
@@ -86,19 +108,19 @@ for _ in $(seq 100); do
   curl -fsS --cacert "${SIDECARHUB_WEBHOOK_CA_FILE:-/dev/null}" "https://127.0.0.1:$WEBHOOK_PORT/healthz" >/dev/null 2>&1 && break
   sleep 0.3
 done
-if "$PY" manage.py sidecarhub cluster --help 2>/dev/null | grep -q register-webhook; then
-  "$PY" manage.py sidecarhub cluster register-webhook sandbox --url "$SIDECARHUB_WEBHOOK_URL" \
-    >"$VAR/logs/register-webhook.log" 2>&1 || say "warning: registering the sandbox webhook failed; see $VAR/logs/register-webhook.log"
-fi
+"$CLI" cluster register-webhook sandbox --url "$SIDECARHUB_WEBHOOK_URL" \
+  >"$VAR/logs/register-webhook.log" 2>&1 || say "warning: registering the sandbox webhook failed; see $VAR/logs/register-webhook.log"
 cat <<MSG
 
   sidecarhub is running
-    web console   http://127.0.0.1:$PORT/admin/   (login: $ADMIN_USER / $ADMIN_PASSWORD)
+    web console   http://127.0.0.1:$PORT/admin/   (user $ADMIN_USER, password in $ADMIN_FILE)
     API           http://127.0.0.1:$PORT/api/v1/   (schema: /api/v1/schema/, docs: /api/v1/docs/)
     health        http://127.0.0.1:$PORT/healthz
-    admission     $SIDECARHUB_WEBHOOK_URL/admission/v1/clusters/<cluster>/pods   (TLS, CA $SIDECARHUB_WEBHOOK_CA_FILE)
-    sandbox       kubeconfig $KUBECONFIG_PATH
+    admission     $SIDECARHUB_WEBHOOK_URL/admission/v1/clusters/<cluster>/pods   (TLS only, CA $SIDECARHUB_WEBHOOK_CA_FILE;
+                  the sandbox's apiserver presents its webhook token: var/sandbox/admission/)
+    sandbox       kubeconfig $KUBECONFIG_PATH${SIDECARHUB_SANDBOX_ARGS:+   (options: $SIDECARHUB_SANDBOX_ARGS)}
                   $SIDECARHUB_K8S_BIN/kubectl --kubeconfig $KUBECONFIG_PATH get pods -A
+    CLI           .venv/bin/sidecarhub sidecarset list   (any terminal: it reads $ENV_FILE)
     logs          $VAR/logs/
   Ctrl-C stops everything.
 

@@ -53,9 +53,40 @@ spec:
 """
 
 
+# The rollout policy's form fields and their policy keys. Plain text: the core parses and judges
+# the values (sidecarhub.sidecarset.rollout_settings), the one rule set of the API and import too.
+ROLLOUT_POLICY_FIELDS = {
+    "rollout_steps": "steps",
+    "rollout_max_unavailable": "max_unavailable",
+    "rollout_failure_threshold": "failure_threshold",
+    "rollout_progress_deadline_seconds": "progress_deadline_seconds",
+    "rollout_pod_timeout_seconds": "pod_timeout_seconds",
+    "rollout_approval_ttl_seconds": "approval_ttl_seconds",
+}
+_POLICY_HELP = {
+    "steps": 'In order, comma-separated: "canary" (the pods of spec.updateStrategy.selector; first '
+    'only), a pod count (1) or a percent (50%), e.g. "canary, 50%, 100%". Empty: canary (with a '
+    "selector), then 100%.",
+    "max_unavailable": "Pods updating at once within a step: a count or a percent. Empty: "
+    "spec.updateStrategy.maxUnavailable.",
+    "failure_threshold": "Failed pods a step tolerates before the rollout pauses. Empty: hub default.",
+    "progress_deadline_seconds": "Pause when no pod finishes for this long. Empty: hub default.",
+    "pod_timeout_seconds": "A pod not on its new image and ready by then timed out. Empty: hub default.",
+    "approval_ttl_seconds": "How long a prepared step can be approved. Empty: hub default.",
+}
+
+
+def _policy_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return ", ".join(str(step) for step in value) if isinstance(value, list) else str(value)
+
+
 class SidecarSetAdminForm(forms.ModelForm):
-    """A SidecarSet as one Kruise YAML document; validated by the services (core rules, UPDATE
-    rules, conflicts) with each error shown under the textarea as ``path: message``."""
+    """A SidecarSet as one Kruise YAML document plus its rollout policy fields; validated by the
+    services (core rules, UPDATE rules, conflicts, the policy) with each error shown under its
+    field as ``path: message``. The policy fields are passed on only when changed, so
+    ``rollouts.sidecarhub.io/*`` annotations pasted into the YAML (the import format) fill them."""
 
     document_yaml = forms.CharField(
         label="Kruise YAML",
@@ -64,6 +95,22 @@ class SidecarSetAdminForm(forms.ModelForm):
             attrs={"rows": 32, "cols": 100, "spellcheck": "false", "class": "vLargeTextField"}
         ),
         help_text="apps.kruise.io/v1alpha1 or v1beta1; stored in the canonical v1beta1 form.",
+    )
+    rollout_steps = forms.CharField(required=False, label="steps", help_text=_POLICY_HELP["steps"])
+    rollout_max_unavailable = forms.CharField(
+        required=False, label="max unavailable", help_text=_POLICY_HELP["max_unavailable"]
+    )
+    rollout_failure_threshold = forms.CharField(
+        required=False, label="failure threshold", help_text=_POLICY_HELP["failure_threshold"]
+    )
+    rollout_progress_deadline_seconds = forms.CharField(
+        required=False, label="progress deadline (s)", help_text=_POLICY_HELP["progress_deadline_seconds"]
+    )
+    rollout_pod_timeout_seconds = forms.CharField(
+        required=False, label="pod timeout (s)", help_text=_POLICY_HELP["pod_timeout_seconds"]
+    )
+    rollout_approval_ttl_seconds = forms.CharField(
+        required=False, label="approval lifetime (s)", help_text=_POLICY_HELP["approval_ttl_seconds"]
     )
     change_message = forms.CharField(required=False, max_length=2000, help_text="Recorded in the change log")
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
@@ -78,6 +125,8 @@ class SidecarSetAdminForm(forms.ModelForm):
         if self.instance.pk:
             self.fields["document_yaml"].initial = services.dump_yaml(self.instance.to_document())
             self.fields["version"].initial = self.instance.version
+            for field_name, key in ROLLOUT_POLICY_FIELDS.items():
+                self.fields[field_name].initial = _policy_text(self.instance.rollout_policy.get(key))
         else:
             self.fields["document_yaml"].initial = NEW_SIDECARSET_YAML
 
@@ -93,13 +142,17 @@ class SidecarSetAdminForm(forms.ModelForm):
                 f"{self.instance.name} was changed by someone else since you opened it "
                 f"(version {cleaned.get('version')}, now {self.instance.version}); reload the page.",
             )
+        policy = None
+        if any(field_name in self.changed_data for field_name in ROLLOUT_POLICY_FIELDS):
+            policy = {key: cleaned.get(field_name, "") for field_name, key in ROLLOUT_POLICY_FIELDS.items()}
+        field_of = {f"rollout_policy.{key}": field_name for field_name, key in ROLLOUT_POLICY_FIELDS.items()}
         try:
             self.checked = services.check_definition(
-                text, name=self.instance.name if editing else None, create=not editing
+                text, name=self.instance.name if editing else None, create=not editing, rollout_policy=policy
             )
         except SidecarSetInvalid as exc:
             for error in exc.errors:
-                self.add_error("document_yaml", f"{error.path}: {error.message}")
+                self.add_error(field_of.get(error.path, "document_yaml"), f"{error.path}: {error.message}")
         except DefinitionError as exc:
             self.add_error("document_yaml", str(exc))
         return cleaned
@@ -192,8 +245,16 @@ class SidecarSetAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: SidecarSet | None = None) -> Any:
         editable = ("document_yaml", "owner_team", "change_message", "version")
+        policy = (
+            "Rollout policy",
+            {
+                "fields": tuple(ROLLOUT_POLICY_FIELDS),
+                "description": "How releases of this SidecarSet proceed; frozen into the revision at "
+                "publish. rollouts.sidecarhub.io/* annotations in the YAML fill these fields.",
+            },
+        )
         if obj is None:
-            return [(None, {"fields": editable})]
+            return [(None, {"fields": editable}), policy]
         state = (
             "name",
             "version_display",
@@ -201,7 +262,7 @@ class SidecarSetAdmin(admin.ModelAdmin):
             "has_unpublished_changes",
             "updated_at",
         )
-        return [("State", {"fields": state}), ("Definition", {"fields": editable})]
+        return [("State", {"fields": state}), ("Definition", {"fields": editable}), policy]
 
     def get_readonly_fields(self, request: HttpRequest, obj: SidecarSet | None = None) -> Any:
         if obj is None:
@@ -243,7 +304,8 @@ class SidecarSetAdmin(admin.ModelAdmin):
         if change:
             saved = services.update_sidecarset(
                 obj.name,
-                source=form.checked,
+                source=form.checked.sidecarset,
+                rollout_policy=form.checked.rollout_policy,
                 actor=request.user,
                 expected_version=data.get("version"),
                 owner_team=data.get("owner_team", ""),
@@ -252,7 +314,8 @@ class SidecarSetAdmin(admin.ModelAdmin):
             )
         else:
             saved = services.create_sidecarset(
-                form.checked,
+                form.checked.sidecarset,
+                rollout_policy=form.checked.rollout_policy,
                 actor=request.user,
                 owner_team=data.get("owner_team", ""),
                 request_id=request_id_of(request),
@@ -400,6 +463,7 @@ class SidecarSetRevisionAdmin(ReadOnlyAdmin):
         "hash_without_images",
         "custom_version",
         "document",
+        "rollout_policy",
         "message",
         "author_name",
         "created_at",

@@ -1,4 +1,5 @@
-"""Single-flight locks (STYLE P9): the registry of lock keys, and the one way to take them.
+"""Single-flight locks (STYLE P9): the registry of lock keys, and the one way to take them; and
+:func:`is_database_busy`, how every caller recognises SQLite's own write lock timing out.
 
 Keys are 64-bit integers: a 32-bit namespace per kind of lock in the high half, the object's
 id in the low half, so two kinds of locks never collide. Every key the hub uses is made here.
@@ -50,11 +51,11 @@ from functools import cache
 
 import redis
 from django.conf import settings
-from django.db import connection
+from django.db import OperationalError, connection
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 
-__all__ = ["LOCKS", "try_advisory_lock"]
+__all__ = ["LOCKS", "is_database_busy", "try_advisory_lock"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,17 @@ class _Locks:
 
 
 LOCKS = _Locks()
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked" (or "busy"): another writer held the database for longer than
+    the busy timeout. Nothing is wrong with the request or task; it can be sent (run) again. The
+    API answers it 503 (``sidecarhub.api.errors``), every other page 503 (``error_page_500``), and
+    a Celery task retries (``sidecarhub.tasks.HubTask``)."""
+    message = str(exc).lower()
+    return isinstance(exc, OperationalError) and (
+        "database is locked" in message or "database is busy" in message
+    )
 
 
 @contextmanager

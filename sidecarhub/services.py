@@ -1,7 +1,7 @@
 """Use cases of the SidecarSet definitions: create, update, delete, publish, import, export, diff.
 
-Every function takes the acting user explicitly (``actor``; ``None`` means the system, e.g. a
-CLI run without ``--actor``), runs in one transaction, writes its change-log rows
+Every function takes the acting user explicitly (``actor``; ``None`` means the system, e.g.
+``make run`` or a Celery task), runs in one transaction, writes its change-log rows
 (``sidecarhub.changes.record_change``) in that transaction, and reports problems as exceptions:
 
 - ``SidecarSetInvalid`` (from the core): the definition is invalid; ``errors`` holds every
@@ -17,6 +17,23 @@ against, canary bases, pinned revisions and cross-SidecarSet conflicts.
 
 Writes that check conflicts take one PostgreSQL advisory lock, so two concurrent writes cannot
 both pass the check against each other (Kruise's check races; ours does not).
+
+Rollout policy (``SidecarSet.rollout_policy``: steps, failure threshold, deadlines; validated by
+``sidecarhub.sidecarset.rollout_settings``, errors at ``rollout_policy.<key>``). A write sets it
+from, in this order:
+
+1. an explicit ``rollout_policy`` (API field, admin fields): the whole policy (keys it omits are
+   unset); if the document also carries ``rollouts.sidecarhub.io/*`` annotations that say
+   something else, the write is refused (400 at ``rollout_policy``) rather than guessing;
+2. the document's ``rollouts.sidecarhub.io/*`` annotations (the import format, e.g. a Kruise
+   file applied with ``apply -f``): they set the whole policy (keys they omit or leave empty are
+   unset) and are removed from the stored annotations, errors at the annotation's path;
+3. neither: a creation has no policy (the hub's defaults); an update keeps the stored one, which
+   is checked again against the new spec (a ``canary`` step needs ``updateStrategy.selector``).
+
+Publish re-validates it and freezes it into the revision (a policy change alone is a new
+revision that pods do not see); export writes it back as the annotations, so export → import
+round-trips.
 """
 
 from __future__ import annotations
@@ -34,19 +51,21 @@ from django.db.models import Max
 
 from sidecarhub.changes import Actor, record_change
 from sidecarhub.choices import ApplyOutcome, ChangeAction, KruiseVersion
-from sidecarhub.models import SidecarSet, SidecarSetRevision
+from sidecarhub.models import SidecarSet, SidecarSetRevision, build_document
 from sidecarhub.sidecarset import (
     ChangeKind,
     ConflictIndex,
     FieldError,
     InjectRevision,
     SidecarSetInvalid,
+    check_rollout_policy,
     classify_change,
     hash_without_images,
     read_sidecarset,
     revision_hash,
-    rollout_settings_errors,
+    rollout_policy_annotations,
     split_documents,
+    split_rollout_annotations,
     to_kruise,
     validate_sidecarset,
 )
@@ -54,10 +73,12 @@ from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
 from sidecarhub.sidecarset.conversion import KruiseVersion as CoreKruiseVersion
 from sidecarhub.sidecarset.documents import DOCUMENT_PATH
 from sidecarhub.sidecarset.errors import FieldPath
+from sidecarhub.sidecarset.rollout_settings import POLICY_PATH
 from sidecarhub.signals import revision_published, sidecarset_deleted
 
 __all__ = [
     "AppliedDocument",
+    "CheckedDefinition",
     "DefinitionError",
     "DocumentError",
     "ImportInvalid",
@@ -179,6 +200,15 @@ class RevisionDiff:
     changed_paths: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class CheckedDefinition:
+    """A definition that may be stored: the canonical SidecarSet (without the
+    ``rollouts.sidecarhub.io/*`` annotations) and the rollout policy to store with it."""
+
+    sidecarset: CoreSidecarSet
+    rollout_policy: dict[str, Any]
+
+
 # --- helpers -----------------------------------------------------------------------------------
 
 
@@ -239,6 +269,7 @@ def _snapshot(sidecarset: SidecarSet) -> dict[str, Any]:
         "owner_team": sidecarset.owner_team,
         "version": sidecarset.version,
         "document": sidecarset.to_document(),
+        "rollout_policy": dict(sidecarset.rollout_policy),
     }
 
 
@@ -249,6 +280,7 @@ def _revision_snapshot(revision: SidecarSetRevision) -> dict[str, Any]:
         "revision_hash": revision.revision_hash,
         "hash_without_images": revision.hash_without_images,
         "message": revision.message,
+        "rollout_policy": dict(revision.rollout_policy),
     }
 
 
@@ -256,12 +288,41 @@ def _user_or_none(actor: Actor) -> Any:
     return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
 
 
-def _check(core: CoreSidecarSet, existing: SidecarSet | None, stored: ConflictIndex | None = None) -> None:
+def _split_policy(
+    core: CoreSidecarSet, *, rollout_policy: Any, current: Any
+) -> tuple[CoreSidecarSet, dict[str, Any], list[FieldError]]:
+    """``core`` without its ``rollouts.sidecarhub.io/*`` annotations, the rollout policy to store
+    (the precedence of the module docstring; ``current``: the stored policy, ``None`` on
+    creation), and every problem with it. The policy follows the rules a release is created with:
+    a bad one would otherwise pass publish and fail the release after commit, where nobody sees it.
+    """
+    core, annotated, errors = split_rollout_annotations(core)
+    has_selector = core.update_strategy.selector is not None
+    if rollout_policy is not None:
+        policy, problems = check_rollout_policy(rollout_policy, has_canary_selector=has_selector)
+        errors = [*errors, *problems]
+        if annotated is not None and not errors and annotated != policy:
+            conflict = (
+                "differs from the document's rollouts.sidecarhub.io/* annotations (an import "
+                "format for this field); give the policy one way"
+            )
+            errors.append(FieldError.at(POLICY_PATH, conflict))
+        return core, policy, errors
+    if annotated is not None:
+        return core, annotated, errors
+    policy, problems = check_rollout_policy(current or {}, has_canary_selector=has_selector)
+    return core, policy, problems
+
+
+def _check(
+    core: CoreSidecarSet,
+    existing: SidecarSet | None,
+    stored: ConflictIndex | None = None,
+    policy_errors: Sequence[FieldError] = (),
+) -> None:
     """Raise ``SidecarSetInvalid`` unless ``core`` may be stored (as an update of ``existing``).
 
-    Besides Kruise's rules, the hub's ``rollouts.sidecarhub.io/*`` annotations must parse
-    (``sidecarhub.sidecarset.rollout_settings``, the rules a release is created with): a bad one
-    would otherwise pass publish and fail the release after commit, where nobody sees it.
+    ``policy_errors``: the problems :func:`_split_policy` found, reported with Kruise's.
     As in Kruise, cross-SidecarSet conflicts are looked for only when everything else is valid.
     ``stored``: every stored SidecarSet, already parsed (an import checks many documents against
     one parse of the store); without it they are read and parsed here.
@@ -278,7 +339,7 @@ def _check(core: CoreSidecarSet, existing: SidecarSet | None, stored: ConflictIn
         patch_metadata_allowlist=settings.SIDECARHUB_PATCH_POD_METADATA_ALLOWLIST,
         patch_metadata_defaults_allowed=settings.SIDECARHUB_PATCH_POD_METADATA_DEFAULTS_ALLOWED,
     )
-    errors = [*errors, *rollout_settings_errors(core)]
+    errors = [*errors, *policy_errors]
     if not errors:
         if stored is None:
             stored = ConflictIndex(other.to_core() for other in SidecarSet.objects.exclude(name=core.name))
@@ -310,8 +371,11 @@ def _name_mismatch(core: CoreSidecarSet, name: str) -> SidecarSetInvalid:
 # --- validation (dry run) ----------------------------------------------------------------------
 
 
-def check_definition(source: Any, *, name: str | None = None, create: bool = False) -> CoreSidecarSet:
-    """Parse and fully validate ``source`` without writing anything; return the canonical form.
+def check_definition(
+    source: Any, *, name: str | None = None, create: bool = False, rollout_policy: Any = None
+) -> CheckedDefinition:
+    """Parse and fully validate ``source`` (and ``rollout_policy``, see the module docstring)
+    without writing anything; return the canonical form and the policy a write would store.
 
     ``name`` given: check it as an update of that stored SidecarSet (the document's name must
     match). ``create``: check it as a creation (its name must be free). Neither: an update of
@@ -327,14 +391,16 @@ def check_definition(source: Any, *, name: str | None = None, create: bool = Fal
         raise SidecarSetNotFound(name)
     if create and existing is not None:
         raise SidecarSetAlreadyExists(core.name)
-    _check(core, existing)
-    return core
+    current = existing.rollout_policy if existing is not None else None
+    core, policy, policy_errors = _split_policy(core, rollout_policy=rollout_policy, current=current)
+    _check(core, existing, policy_errors=policy_errors)
+    return CheckedDefinition(core, policy)
 
 
-def validate_definition(source: Any) -> list[FieldError]:
+def validate_definition(source: Any, *, rollout_policy: Any = None) -> list[FieldError]:
     """Every problem with ``source`` (see :func:`check_definition`); an empty list means valid."""
     try:
-        check_definition(source)
+        check_definition(source, rollout_policy=rollout_policy)
     except SidecarSetInvalid as exc:
         return list(exc.errors)
     return []
@@ -344,7 +410,13 @@ def validate_definition(source: Any) -> list[FieldError]:
 
 
 def _create(
-    core: CoreSidecarSet, *, actor: Actor, owner_team: str, request_id: str, message: str
+    core: CoreSidecarSet,
+    policy: dict[str, Any],
+    *,
+    actor: Actor,
+    owner_team: str,
+    request_id: str,
+    message: str,
 ) -> SidecarSet:
     user = _user_or_none(actor)
     document = core.to_document()
@@ -354,6 +426,7 @@ def _create(
         labels=document["metadata"].get("labels", {}),
         annotations=document["metadata"].get("annotations", {}),
         spec=document["spec"],
+        rollout_policy=policy,
         created_by=user,
         updated_by=user,
     )
@@ -371,22 +444,27 @@ def _create(
 def _update(
     sidecarset: SidecarSet,
     core: CoreSidecarSet | None,
+    policy: dict[str, Any] | None,
     *,
     actor: Actor,
     owner_team: str | None,
     request_id: str,
     message: str,
 ) -> list[str]:
-    """Store the new definition and/or owner team; return the changed paths ([] = unchanged)."""
+    """Store the new definition, rollout policy and/or owner team; return the changed paths
+    ([] = unchanged)."""
     before = _snapshot(sidecarset)
     if core is not None:
         document = core.to_document()
         sidecarset.labels = document["metadata"].get("labels", {})
         sidecarset.annotations = document["metadata"].get("annotations", {})
         sidecarset.spec = document["spec"]
+    if policy is not None:
+        sidecarset.rollout_policy = policy
     if owner_team is not None:
         sidecarset.owner_team = owner_team
     changed = _changed_paths(before["document"], sidecarset.to_document())
+    changed += _changed_paths(before["rollout_policy"], sidecarset.rollout_policy, POLICY_PATH)
     if sidecarset.owner_team != before["owner_team"]:
         changed.append("owner_team")
     if not changed:
@@ -407,21 +485,31 @@ def _update(
 
 
 def create_sidecarset(
-    source: Any, *, actor: Actor, request_id: str = "", owner_team: str = "", message: str = ""
+    source: Any,
+    *,
+    actor: Actor,
+    request_id: str = "",
+    owner_team: str = "",
+    message: str = "",
+    rollout_policy: Any = None,
 ) -> SidecarSet:
     """Create a SidecarSet from a Kruise document (YAML/JSON text, data, or a core SidecarSet).
 
     Guarantees: validated like Kruise's webhook plus decision 2, conflicts with every stored
-    SidecarSet checked under the definitions lock; one ``create`` change-log row. Not published:
-    call :func:`publish_sidecarset` to make a revision.
+    SidecarSet checked under the definitions lock; the rollout policy from ``rollout_policy`` or
+    the document's annotations (module docstring); one ``create`` change-log row. Not
+    published: call :func:`publish_sidecarset` to make a revision.
     """
     core = _parse(source)
     with transaction.atomic():
         _lock_definitions()
         if SidecarSet.objects.filter(name=core.name).exists():
             raise SidecarSetAlreadyExists(core.name)
-        _check(core, None)
-        return _create(core, actor=actor, owner_team=owner_team, request_id=request_id, message=message)
+        core, policy, policy_errors = _split_policy(core, rollout_policy=rollout_policy, current=None)
+        _check(core, None, policy_errors=policy_errors)
+        return _create(
+            core, policy, actor=actor, owner_team=owner_team, request_id=request_id, message=message
+        )
 
 
 def update_sidecarset(
@@ -433,8 +521,10 @@ def update_sidecarset(
     expected_version: int | None,
     owner_team: str | None = None,
     message: str = "",
+    rollout_policy: Any = None,
 ) -> SidecarSet:
-    """Replace the definition of ``name`` (``source`` omitted: change only ``owner_team``).
+    """Replace the definition of ``name`` (``source`` omitted: change only ``owner_team`` and/or
+    ``rollout_policy``; the policy's precedence is in the module docstring).
 
     ``expected_version`` is the version the caller edited; a different stored version raises
     ``StaleVersion`` and changes nothing (``None`` skips the check: last writer wins). Kruise's
@@ -449,9 +539,28 @@ def update_sidecarset(
         sidecarset = _get_for_update(name)
         if expected_version is not None and sidecarset.version != expected_version:
             raise StaleVersion(name, expected_version, sidecarset.version)
+        policy: dict[str, Any] | None = None
         if core is not None:
-            _check(core, sidecarset)
-        _update(sidecarset, core, actor=actor, owner_team=owner_team, request_id=request_id, message=message)
+            core, policy, policy_errors = _split_policy(
+                core, rollout_policy=rollout_policy, current=sidecarset.rollout_policy
+            )
+            _check(core, sidecarset, policy_errors=policy_errors)
+        elif rollout_policy is not None:
+            # The stored definition is valid; only the policy is new (checked against its spec).
+            _, policy, policy_errors = _split_policy(
+                sidecarset.to_core(), rollout_policy=rollout_policy, current=None
+            )
+            if policy_errors:
+                raise SidecarSetInvalid(policy_errors)
+        _update(
+            sidecarset,
+            core,
+            policy,
+            actor=actor,
+            owner_team=owner_team,
+            request_id=request_id,
+            message=message,
+        )
         return sidecarset
 
 
@@ -568,13 +677,14 @@ def publish_sidecarset(
     """Freeze the current definition of ``name`` into a new immutable revision and make it current.
 
     Guarantees: the definition is re-validated (canary base, pinned revision and conflicts may
-    have changed since it was saved; rollout annotations too, so a release never fails on them);
-    ``NothingToPublish`` when it equals the current revision; the new number is one more than
-    the highest ever stored for this SidecarSet; history beyond ``revisionHistoryLimit`` is
-    pruned (never the current revision); change-log rows for the publish and each pruned
-    revision; ``revision_published`` is sent after commit (see ``sidecarhub.signals`` for its
-    arguments: the release starts from it at once, and the periodic rollouts reconcile creates
-    it if that fails, ``rollouts.services.create_missing_releases``).
+    have changed since it was saved; the rollout policy too, so a release never fails on it) and
+    the rollout policy is frozen into the revision; ``NothingToPublish`` when both equal the
+    current revision's; the new number is one more than the highest ever stored for this
+    SidecarSet; history beyond ``revisionHistoryLimit`` is pruned (never the current revision);
+    change-log rows for the publish and each pruned revision; ``revision_published`` is sent
+    after commit (see ``sidecarhub.signals`` for its arguments: the release starts from it at
+    once, and the periodic rollouts reconcile creates it if that fails,
+    ``rollouts.services.create_missing_releases``).
     """
     with transaction.atomic():
         _lock_definitions()
@@ -582,10 +692,11 @@ def publish_sidecarset(
         if expected_version is not None and sidecarset.version != expected_version:
             raise StaleVersion(name, expected_version, sidecarset.version)
         core = sidecarset.to_core()
-        _check(core, None)
+        _, policy, policy_errors = _split_policy(core, rollout_policy=None, current=sidecarset.rollout_policy)
+        _check(core, None, policy_errors=policy_errors)
         previous = sidecarset.current_revision
         document = sidecarset.to_document()
-        if previous is not None and previous.document == document:
+        if previous is not None and previous.document == document and previous.rollout_policy == policy:
             raise NothingToPublish(name, previous.number)
         number = (sidecarset.revisions.aggregate(highest=Max("number"))["highest"] or 0) + 1
         user = _user_or_none(actor)
@@ -597,6 +708,7 @@ def publish_sidecarset(
             hash_without_images=hash_without_images(core),
             custom_version=core.custom_version,
             document=document,
+            rollout_policy=policy,
             message=message,
             author=user,
             author_name=user.get_username() if user is not None else "system",
@@ -640,7 +752,9 @@ def import_documents(
     so later documents are checked for conflicts against earlier ones); if any document has a
     problem, ``ImportInvalid`` lists every problem with its document index and line, and nothing
     is written. Updates follow Kruise's UPDATE rules; ``owner_team`` applies to created
-    SidecarSets only. A name may appear once per stream. Nothing is published.
+    SidecarSets only. A document's ``rollouts.sidecarhub.io/*`` annotations set the rollout
+    policy; a document without them keeps the stored one (module docstring). A name may appear
+    once per stream. Nothing is published.
     """
     documents = split_documents(text)
     if not documents:
@@ -672,24 +786,26 @@ def import_documents(
                 # Still report the document's own problems, so one round of fixes suffices.
                 first = seen[core.name]
                 duplicate = FieldError("metadata.name", f"{core.name!r} is also defined by document {first}")
-                fail([duplicate, *validate_sidecarset(core), *rollout_settings_errors(core)])
+                fail([duplicate, *validate_sidecarset(core), *split_rollout_annotations(core)[2]])
                 continue
             seen[core.name] = document.index
             existing = rows.get(core.name)
+            current = existing.rollout_policy if existing is not None else None
+            core, policy, policy_errors = _split_policy(core, rollout_policy=None, current=current)
             try:
-                _check(core, existing, stored)
+                _check(core, existing, stored, policy_errors)
             except SidecarSetInvalid as exc:
                 fail(exc.errors)
                 continue
             stored.put(core)
             if existing is None:
                 created = _create(
-                    core, actor=actor, owner_team=owner_team, request_id=request_id, message=message
+                    core, policy, actor=actor, owner_team=owner_team, request_id=request_id, message=message
                 )
                 results.append(AppliedDocument(document.index, core.name, ApplyOutcome.CREATED, (), created))
                 continue
             changed = _update(
-                existing, core, actor=actor, owner_team=None, request_id=request_id, message=message
+                existing, core, policy, actor=actor, owner_team=None, request_id=request_id, message=message
             )
             outcome = ApplyOutcome.CONFIGURED if changed else ApplyOutcome.UNCHANGED
             results.append(AppliedDocument(document.index, core.name, outcome, tuple(changed), existing))
@@ -719,14 +835,37 @@ def _get_revision(sidecarset: SidecarSet, number: int) -> SidecarSetRevision:
 def export_sidecarset(
     name: str, version: KruiseVersion | str = KruiseVersion.V1BETA1, *, revision_number: int | None = None
 ) -> str:
-    """The definition of ``name`` (or of one of its revisions) as Kruise YAML of ``version``.
+    """The definition of ``name`` (or of one of its revisions) as Kruise YAML of ``version``,
+    its rollout policy written as ``rollouts.sidecarhub.io/*`` annotations (the import format).
 
-    Round trip: importing the output yields the same canonical definition.
+    Round trip: importing the output yields the same canonical definition and policy.
     """
     sidecarset = _get(name)
     source = _get_revision(sidecarset, revision_number) if revision_number is not None else sidecarset
     kruise_version = cast(CoreKruiseVersion, KruiseVersion(version).value)  # validated by the enum
-    return dump_yaml(to_kruise(source.to_core(), kruise_version))
+    return dump_yaml(_with_policy(to_kruise(source.to_core(), kruise_version), source.rollout_policy))
+
+
+def _with_policy(document: Mapping[str, Any], policy: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``document`` carrying ``policy`` as its annotations (export's form)."""
+    annotations = rollout_policy_annotations(policy)
+    if not annotations or not document:
+        return dict(document)
+    metadata = dict(document.get("metadata") or {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), **annotations}
+    return {**document, "metadata": metadata}
+
+
+def _in_kruise_order(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored document with its top-level and metadata keys in Kruise's order. PostgreSQL's
+    jsonb keeps keys in an order of its own, which a diff against the draft must not show."""
+    metadata = document.get("metadata") or {}
+    return build_document(
+        metadata.get("name", ""),
+        metadata.get("labels") or {},
+        metadata.get("annotations") or {},
+        document.get("spec") or {},
+    )
 
 
 def _diff(
@@ -737,10 +876,12 @@ def _diff(
     from_number: int | None,
     to_number: int | None,
 ) -> RevisionDiff:
+    """The two sides are compared in export's form, so a rollout policy change shows as its
+    ``rollouts.sidecarhub.io/*`` annotations."""
     from_label = f"{name}@{from_number}" if from_number is not None else f"{name}@(none)"
     to_label = f"{name}@{to_number}" if to_number is not None else f"{name}@(unpublished)"
-    old_yaml = dump_yaml(old_document).splitlines(keepends=True) if old_document else []
-    new_yaml = dump_yaml(new_document).splitlines(keepends=True)
+    old_yaml = dump_yaml(_in_kruise_order(old_document)).splitlines(keepends=True) if old_document else []
+    new_yaml = dump_yaml(_in_kruise_order(new_document)).splitlines(keepends=True)
     old_core = CoreSidecarSet.from_document(old_document) if old_document else None
     new_core = CoreSidecarSet.from_document(new_document)
     return RevisionDiff(
@@ -758,7 +899,13 @@ def diff_revisions(name: str, from_number: int, to_number: int) -> RevisionDiff:
     sidecarset = _get(name)
     old = _get_revision(sidecarset, from_number)
     new = _get_revision(sidecarset, to_number)
-    return _diff(name, old.document, new.document, from_number=from_number, to_number=to_number)
+    return _diff(
+        name,
+        _with_policy(old.document, old.rollout_policy),
+        _with_policy(new.document, new.rollout_policy),
+        from_number=from_number,
+        to_number=to_number,
+    )
 
 
 def diff_unpublished(name: str) -> RevisionDiff:
@@ -767,8 +914,8 @@ def diff_unpublished(name: str) -> RevisionDiff:
     current = sidecarset.current_revision
     return _diff(
         name,
-        current.document if current is not None else {},
-        sidecarset.to_document(),
+        _with_policy(current.document, current.rollout_policy) if current is not None else {},
+        _with_policy(sidecarset.to_document(), sidecarset.rollout_policy),
         from_number=current.number if current is not None else None,
         to_number=None,
     )

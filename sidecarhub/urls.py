@@ -6,8 +6,9 @@
 /api/v1/                 the REST API (token or session authentication)
 /api/v1/schema/          OpenAPI 3 schema; /api/v1/docs/ (Swagger UI) and /api/v1/redoc/ (ReDoc)
                          render it with assets the hub serves itself (no CDN)
-/admission/v1/           the pod admission webhook (clusters.admission_urls; called by apiservers)
 
+The admission webhook is not here: it is served only on the TLS listener, whose URLconf is
+``clusters.admission_urls`` (``sidecarhub.admission_wsgi``); under /admission/ this one answers 404.
 Errors Django answers itself (an unknown URL, a body over its limits, a crash) use the API's error
 body under /api/ and /admission/ (sidecarhub.api.errors); a body over the limit is 413 everywhere.
 """
@@ -30,5 +31,4 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/redoc/", ApiRedocView.as_view(url_name="schema"), name="api-redoc"),
-    path("", include("clusters.admission_urls")),
 ]

@@ -277,3 +277,24 @@ def _no_webhook_auto_registration(settings: Any) -> None:
     test and run later by a worker would point a shared cluster at a dead or untrusted URL. The
     tests that need it turn it back on."""
     settings.SIDECARHUB_WEBHOOK_AUTO_REGISTER = False
+
+
+@pytest.fixture
+def cli_as(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``cli_as(user)``: from now on the ``sidecarhub`` CLI (``call_command("sidecarhub", ...)``)
+    runs as ``user``, authenticated by its API token as in a shell (``SIDECARHUB_TOKEN``)."""
+    from rest_framework.authtoken.models import Token
+
+    def use(user: Any) -> Any:
+        monkeypatch.setenv("SIDECARHUB_TOKEN", Token.objects.get_or_create(user=user)[0].key)
+        return user
+
+    return use
+
+
+@pytest.fixture
+def cli_admin(cli_as: Any) -> Any:
+    """An org admin (superuser ``cli-admin``) the CLI runs as (the test has database access)."""
+    from django.contrib.auth.models import User
+
+    return cli_as(User.objects.create_superuser("cli-admin", password="unused-cli-admin"))

@@ -26,6 +26,8 @@ __all__ = [
     "KubeconfigImportSerializer",
     "PlacementSerializer",
     "TargetSerializer",
+    "WebhookTokenIssuedSerializer",
+    "WebhookTokenSerializer",
 ]
 
 _SECRET_STYLE = {"input_type": "password"}
@@ -54,6 +56,8 @@ class ClusterSerializer(serializers.ModelSerializer):
             "webhook_url",
             "webhook_failure_policy",
             "webhook_timeout_seconds",
+            "webhook_auth_required",
+            "webhook_token_updated_at",
             "rollout_requires_second_person",
             "rollout_auto_approve",
             "held",
@@ -114,6 +118,7 @@ class ClusterCreateSerializer(_CredentialFields):
         FailurePolicy.choices, required=False, default=FailurePolicy.IGNORE
     )
     webhook_timeout_seconds = serializers.IntegerField(required=False, default=10, min_value=1, max_value=30)
+    webhook_auth_required = serializers.BooleanField(required=False, default=True)
 
 
 class ClusterUpdateSerializer(serializers.Serializer):
@@ -127,6 +132,29 @@ class ClusterUpdateSerializer(serializers.Serializer):
     webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
     webhook_failure_policy = serializers.ChoiceField(FailurePolicy.choices, required=False)
     webhook_timeout_seconds = serializers.IntegerField(required=False, min_value=1, max_value=30)
+    webhook_auth_required = serializers.BooleanField(required=False)
+
+
+class WebhookTokenSerializer(serializers.Serializer):
+    """Input of ``POST /api/v1/clusters/{name}/webhook-token/``: a token to set, or none to have
+    one generated."""
+
+    token = serializers.CharField(
+        write_only=True, required=False, allow_blank=False, max_length=512, style=_SECRET_STYLE
+    )
+
+
+class WebhookTokenIssuedSerializer(serializers.Serializer):
+    """Answer of ``POST /api/v1/clusters/{name}/webhook-token/``, shown once: the token and the
+    files for the cluster's apiserver (null when the cluster has no webhook URL yet)."""
+
+    cluster = serializers.CharField()
+    token = serializers.CharField()
+    generated = serializers.BooleanField()
+    webhook_auth_required = serializers.BooleanField()
+    admission_configuration = serializers.CharField(allow_null=True)
+    kubeconfig = serializers.CharField(allow_null=True)
+    kubeconfig_path = serializers.CharField(allow_null=True)
 
 
 class HoldSerializer(serializers.Serializer):

@@ -32,6 +32,8 @@ from clusters.api.serializers import (
     PlacementSerializer,
     TargetInputSerializer,
     TargetSerializer,
+    WebhookTokenIssuedSerializer,
+    WebhookTokenSerializer,
 )
 from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
 from clusters.push import (
@@ -50,8 +52,10 @@ from clusters.services import (
     import_kubeconfig,
     register_cluster,
     replace_credentials,
+    set_webhook_token,
     update_cluster,
 )
+from clusters.webhooks import WebhookNotConfigured, apiserver_admission_config
 from sidecarhub.api.errors import api_exception_handler
 from sidecarhub.api.permissions import ActionPermissions
 from sidecarhub.api.serializers import ErrorListSerializer
@@ -106,6 +110,7 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
     GET/POST /api/v1/clusters/ · GET/PATCH/DELETE /api/v1/clusters/{name}/ ·
     POST /api/v1/clusters/import-kubeconfig/ · POST /api/v1/clusters/{name}/credentials/ ·
     POST /api/v1/clusters/{name}/check/ (202: a health check is queued) ·
+    POST /api/v1/clusters/{name}/webhook-token/ (set or generate the admission webhook token) ·
     GET /api/v1/clusters/{name}/drift/ (pods lacking an active SidecarSet's injection; ?namespace=)
     """
 
@@ -123,6 +128,7 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         "partial_update": ["clusters.change_cluster"],
         "destroy": ["clusters.delete_cluster"],
         "credentials": ["clusters.change_cluster"],
+        "webhook_token": ["clusters.change_cluster"],
         "check": ["clusters.view_cluster"],
         "hold": ["clusters.hold_cluster"],
         "release_hold": ["clusters.hold_cluster"],
@@ -204,6 +210,40 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
             cluster.pk, credentials=data.credentials(), actor=request.user, request_id=request_id_of(request)
         )
         return self._show(cluster)
+
+    @extend_schema(
+        request=WebhookTokenSerializer,
+        responses={200: WebhookTokenIssuedSerializer},
+        description="Set the token the cluster's apiserver presents to the admission webhook, or "
+        "generate one (no body). The answer shows it once, with the AdmissionConfiguration and "
+        "kubeconfig to install on the apiserver; the previous token stops working at once.",
+    )
+    @action(detail=True, methods=["post"], url_path="webhook-token")
+    def webhook_token(self, request: Request, name: str | None = None) -> Response:
+        cluster = self.get_object()
+        data = WebhookTokenSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        given = data.validated_data.get("token")
+        token = set_webhook_token(
+            cluster.pk, token=given, actor=request.user, request_id=request_id_of(request)
+        )
+        cluster.refresh_from_db()
+        try:
+            files = apiserver_admission_config(cluster, token)
+        except WebhookNotConfigured:
+            files = None
+        answer = {
+            "cluster": cluster.name,
+            "token": token,
+            "generated": given is None,
+            "webhook_auth_required": cluster.webhook_auth_required,
+            "admission_configuration": files.admission_configuration if files else None,
+            "kubeconfig": files.kubeconfig if files else None,
+            "kubeconfig_path": files.kubeconfig_path if files else None,
+        }
+        response = Response(WebhookTokenIssuedSerializer(answer).data)
+        response["Cache-Control"] = "no-store"  # a secret: never kept by a cache
+        return response
 
     @extend_schema(request=HoldSerializer, responses={200: ClusterSerializer})
     @action(detail=True, methods=["post"])

@@ -7,8 +7,9 @@ Import errors add ``document`` (0-based index in the stream) and ``line``.
 :func:`api_exception_handler` is DRF's ``EXCEPTION_HANDLER`` (settings): every DRF error
 (validation, parse, authentication, CSRF, permission, 404, 405, 413...) leaves the API in this
 shape, and domain exceptions of ``sidecarhub.services`` map to statuses here, so views stay thin.
-SQLite's "database is locked" (a write waited longer than the busy timeout) is a 503 with
-``Retry-After``: the caller may retry; it is never a 500.
+SQLite's "database is locked" (a write waited longer than the busy timeout,
+``sidecarhub.locks.is_database_busy``) is a 503 with ``Retry-After``: the caller may retry; it is
+never a 500 -- in the API here, on every other page (the admin console) in ``error_page_500``.
 The clusters and rollouts views map their own domain exceptions first and hand everything else
 to this handler. Errors raised before a view runs (an unknown URL, a body Django refuses) get
 the same body from :func:`error_page_400` / :func:`error_page_404` / :func:`error_page_500`,
@@ -17,18 +18,20 @@ the project's ``handler400`` / ``handler404`` / ``handler500``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.views import defaults
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from sidecarhub.locks import is_database_busy
 from sidecarhub.services import (
     ImportInvalid,
     NothingToPublish,
@@ -49,11 +52,14 @@ __all__ = [
     "error_page_400",
     "error_page_404",
     "error_page_500",
-    "is_database_busy",
 ]
 
 # Paths whose errors are JSON even when Django (not DRF) answers: the API and the webhook.
 API_PATH_PREFIXES = ("/api/", "/admission/")
+DATABASE_BUSY_MESSAGE = (
+    "the database was busy with another write for too long (SQLite allows one writer at a time) "
+    "and the request could not finish; send it again"
+)
 
 
 class PreconditionRequired(APIException):
@@ -70,15 +76,6 @@ class PreconditionFailed(APIException):
 
 def error_body(errors: Sequence[FieldError]) -> dict[str, Any]:
     return {"errors": [{"path": error.path, "message": error.message} for error in errors]}
-
-
-def is_database_busy(exc: BaseException) -> bool:
-    """SQLite's "database is locked" (or "busy"): another writer held the database for longer
-    than the busy timeout. Nothing is wrong with the request; it can be sent again."""
-    message = str(exc).lower()
-    return isinstance(exc, OperationalError) and (
-        "database is locked" in message or "database is busy" in message
-    )
 
 
 def _flatten(detail: Any, path: str | None) -> list[dict[str, Any]]:
@@ -126,12 +123,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, RequestDataTooBig):
         return _single(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"request body too large: {exc}")
     if is_database_busy(exc):
-        return _single(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "the database was busy with another write for too long (SQLite allows one writer "
-            "at a time) and the request could not finish; send it again",
-            **{"Retry-After": "1"},
-        )
+        return _single(status.HTTP_503_SERVICE_UNAVAILABLE, DATABASE_BUSY_MESSAGE, **{"Retry-After": "1"})
     response = exception_handler(exc, context)
     if response is None:
         return None
@@ -175,7 +167,19 @@ def error_page_404(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def error_page_500(request: HttpRequest) -> HttpResponse:
-    """``handler500``: the API's shape under the API (details only in the server's log)."""
+    """``handler500``: the API's shape under the API (details only in the server's log).
+
+    Django calls it while handling the exception, so ``sys.exc_info()`` is that exception: SQLite's
+    "database is locked" anywhere outside a DRF view (an admin page, a session save) is a 503 with
+    ``Retry-After`` -- JSON under the API, a page saying to try again elsewhere -- never a 500."""
+    if is_database_busy(sys.exc_info()[1] or Exception()):
+        if _is_api(request):
+            response: HttpResponse = _json_error(status.HTTP_503_SERVICE_UNAVAILABLE, DATABASE_BUSY_MESSAGE)
+        else:
+            page = render_to_string("database_busy.html", {"message": DATABASE_BUSY_MESSAGE})
+            response = HttpResponse(page, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        response["Retry-After"] = "1"
+        return response
     if _is_api(request):
         return _json_error(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error; see the server log")
     return defaults.server_error(request)

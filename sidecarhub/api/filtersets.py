@@ -1,5 +1,6 @@
 """Filters of the SidecarSet list (``?name=``, ``?name_contains=``, ``?owner_team=``, ``?label=``),
-and the API's filter backend, which keeps every number filter within what a database column holds.
+of the change log (``?object_type=``, ``?object=``, ...), and the API's filter backend, which keeps
+every number filter within what a database column holds.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.request import Request
 
-from sidecarhub.models import SidecarSet
+from sidecarhub.choices import ChangeAction
+from sidecarhub.models import ChangeRecord, SidecarSet
 from sidecarhub.querysets import SidecarSetQuerySet
 
-__all__ = ["ApiFilterBackend", "SidecarSetFilterSet"]
+__all__ = ["ApiFilterBackend", "ChangeRecordFilterSet", "SidecarSetFilterSet"]
 
 # A 64-bit signed integer: the widest integer column (BigAutoField ids) on every database.
 _INT64_MIN = -(2**63)
@@ -64,3 +66,25 @@ class SidecarSetFilterSet(django_filters.FilterSet):
 
     def filter_label(self, queryset: SidecarSetQuerySet, name: str, value: str) -> SidecarSetQuerySet:
         return queryset.with_labels(value)
+
+
+class ChangeRecordFilterSet(django_filters.FilterSet):
+    """The change log of one kind of object, one object (by id or by name: the name stays after
+    the object is deleted), one action, or one request."""
+
+    object_type = django_filters.CharFilter(
+        method="filter_object_type",
+        help_text="app_label.model, e.g. clusters.cluster or sidecarhub.sidecarset",
+    )
+    object_id = django_filters.CharFilter(field_name="object_id")
+    object = django_filters.CharFilter(field_name="object_repr", help_text="The object's name (exact)")
+    action = django_filters.ChoiceFilter(choices=ChangeAction.choices)
+    request_id = django_filters.CharFilter(field_name="request_id")
+
+    class Meta:
+        model = ChangeRecord
+        fields = ("object_type", "object_id", "object", "action", "request_id")
+
+    def filter_object_type(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+        app_label, _, model = value.lower().partition(".")
+        return queryset.filter(content_type__app_label=app_label, content_type__model=model)

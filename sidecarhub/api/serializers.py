@@ -9,12 +9,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sidecarhub.choices import ApplyOutcome, KruiseVersion
-from sidecarhub.models import SidecarSet, SidecarSetRevision
+from sidecarhub.models import ChangeRecord, SidecarSet, SidecarSetRevision
 from sidecarhub.sidecarset import ChangeKind
 from sidecarhub.sidecarset.schema import KIND, V1BETA1
 
 __all__ = [
     "AppliedDocumentSerializer",
+    "ChangeRecordSerializer",
     "DiffQuerySerializer",
     "ErrorListSerializer",
     "ExportQuerySerializer",
@@ -24,6 +25,8 @@ __all__ = [
     "RevisionDetailSerializer",
     "RevisionDiffSerializer",
     "RevisionSerializer",
+    "RolloutPolicyField",
+    "RolloutPolicySerializer",
     "SidecarSetSerializer",
     "SidecarSetWriteSerializer",
     "ValidationResultSerializer",
@@ -37,8 +40,91 @@ class ErrorSerializer(serializers.Serializer):
     line = serializers.IntegerField(required=False, help_text="Import only: line the document starts on")
 
 
+class ChangeRecordSerializer(serializers.ModelSerializer):
+    """One change-log row. ``object_repr`` is the object's name when it changed, kept after the
+    object is deleted; ``object_type`` and ``parent_type`` are ``app_label.model``."""
+
+    object_type = serializers.SerializerMethodField()
+    parent_type = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ChangeRecord
+        fields = (
+            "id",
+            "created_at",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "parent_type",
+            "parent_object_id",
+            "actor_name",
+            "request_id",
+            "message",
+            "before",
+            "after",
+        )
+        read_only_fields = fields
+
+    def get_object_type(self, row: ChangeRecord) -> str:
+        return f"{row.content_type.app_label}.{row.content_type.model}"
+
+    def get_parent_type(self, row: ChangeRecord) -> str | None:
+        parent = row.parent_content_type
+        return f"{parent.app_label}.{parent.model}" if parent is not None else None
+
+
 class ErrorListSerializer(serializers.Serializer):
     errors = ErrorSerializer(many=True)  # type: ignore[assignment]  # a response schema: never validated, so .errors is unused
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 0, "description": "A cumulative count of pods"},
+            {"type": "string", "description": 'A percent of the matched pods ("50%") or "canary"'},
+        ]
+    }
+)
+class StepTargetField(serializers.JSONField):
+    """One step target (schema only: the core's rollout_settings checks it)."""
+
+
+class RolloutPolicySerializer(serializers.Serializer):
+    """The shape of a rollout policy, for the schema and its help texts. Every key is optional
+    (unset: the hub's default); the rules are the core's (``sidecarhub.sidecarset.rollout_settings``),
+    whose errors name ``rollout_policy.<key>``."""
+
+    steps = serializers.ListField(
+        child=StepTargetField(),
+        required=False,
+        help_text='Step targets in order, e.g. ["canary", "50%", "100%"] or [1, "10%", "100%"]: "canary" '
+        "(the pods of spec.updateStrategy.selector; first only), a cumulative pod count, or a percent of "
+        "the matched pods. Default: canary (with a selector), then 100%",
+    )
+    max_unavailable = StepTargetField(
+        required=False,
+        help_text="Pods updating at once within a step: a count or a percent. Default: "
+        "spec.updateStrategy.maxUnavailable",
+    )
+    failure_threshold = serializers.IntegerField(
+        required=False, min_value=0, help_text="Failed pods a step tolerates before the rollout pauses"
+    )
+    progress_deadline_seconds = serializers.IntegerField(
+        required=False, min_value=0, help_text="Pause the rollout when no pod finishes for this long"
+    )
+    pod_timeout_seconds = serializers.IntegerField(
+        required=False, min_value=0, help_text="A pod not running its new image and ready by then timed out"
+    )
+    approval_ttl_seconds = serializers.IntegerField(
+        required=False, min_value=0, help_text="How long a prepared step can be approved"
+    )
+
+
+@extend_schema_field(RolloutPolicySerializer)
+class RolloutPolicyField(serializers.JSONField):
+    """A rollout policy object, passed to the services as is: the core validates it (one rule
+    set for the field and the annotations that are its import format)."""
 
 
 class SidecarSetSerializer(serializers.ModelSerializer):
@@ -46,6 +132,9 @@ class SidecarSetSerializer(serializers.ModelSerializer):
 
     current_revision = serializers.SerializerMethodField(help_text="Number of the current revision")
     has_unpublished_changes = serializers.BooleanField(read_only=True)
+    rollout_policy = RolloutPolicyField(
+        read_only=True, help_text="How releases proceed; frozen into each revision at publish"
+    )
     created_by = serializers.SerializerMethodField()
     updated_by = serializers.SerializerMethodField()
 
@@ -57,6 +146,7 @@ class SidecarSetSerializer(serializers.ModelSerializer):
             "labels",
             "annotations",
             "spec",
+            "rollout_policy",
             "version",
             "current_revision",
             "has_unpublished_changes",
@@ -91,14 +181,20 @@ class KruiseDocumentField(serializers.JSONField):
 
 class SidecarSetWriteSerializer(serializers.Serializer):
     """Create or replace a SidecarSet: either ``document`` (a Kruise document) or ``spec`` (with
-    optional ``name``, ``labels``, ``annotations``). The definition itself is checked by the
-    core, whose errors name document paths (``spec.selector``)."""
+    optional ``name``, ``labels``, ``annotations``), and/or ``rollout_policy``. The definition
+    itself is checked by the core, whose errors name document paths (``spec.selector``)."""
 
     document = KruiseDocumentField(required=False)
     name = serializers.CharField(required=False, max_length=63)
     labels = serializers.JSONField(required=False)
     annotations = serializers.JSONField(required=False)
     spec = serializers.JSONField(required=False, help_text="A v1beta1 (or v1alpha1-compatible) spec object")
+    rollout_policy = RolloutPolicyField(
+        required=False,
+        help_text="The whole rollout policy (keys left out: the hub's defaults; {} clears it). Omitted: "
+        "the document's rollouts.sidecarhub.io/* annotations set it if it has any, otherwise an "
+        "update keeps the stored policy. Both given and different: 400",
+    )
     owner_team = serializers.CharField(required=False, allow_blank=True, max_length=100)
     version = serializers.IntegerField(
         required=False, min_value=1, help_text="The version you edited (alternative to If-Match)"
@@ -170,6 +266,7 @@ class RevisionSerializer(serializers.ModelSerializer):
 
     sidecarset = serializers.CharField(source="sidecarset.name", read_only=True)
     author = serializers.CharField(source="author_name", read_only=True)
+    rollout_policy = RolloutPolicyField(read_only=True, help_text="The rollout policy its releases follow")
 
     class Meta:
         model = SidecarSetRevision
@@ -180,6 +277,7 @@ class RevisionSerializer(serializers.ModelSerializer):
             "revision_hash",
             "hash_without_images",
             "custom_version",
+            "rollout_policy",
             "message",
             "author",
             "created_at",

@@ -27,9 +27,12 @@ router = ApiRouter()
 # /api/v1/sidecarsets/{name}/revisions/{number}/         GET one revision with its document
 # /api/v1/sidecarsets/{name}/revisions/diff/?from=&to=   GET unified YAML diff + change kind
 # /api/v1/sidecarsets/{name}/export/?version=v1alpha1|v1beta1[&revision=N]   GET Kruise YAML
-from sidecarhub.api.views import SidecarSetViewSet  # noqa: E402
+# /api/v1/change-records/                               GET the change log, newest first; rows outlive
+#     their objects. Filters: ?object_type=clusters.cluster ?object=<name> ?object_id= ?action= ?request_id=
+from sidecarhub.api.views import ChangeRecordViewSet, SidecarSetViewSet  # noqa: E402
 
 router.register("sidecarsets", SidecarSetViewSet, basename="sidecarset")
+router.register("change-records", ChangeRecordViewSet, basename="change-record")
 
 # --- Clusters (clusters.api.views) ---------------------------------------------------------------
 # /api/v1/clusters/                                      GET list (?name= ?reachable=), POST register
@@ -37,6 +40,7 @@ router.register("sidecarsets", SidecarSetViewSet, basename="sidecarset")
 # /api/v1/clusters/{name}/                               GET, PATCH (no credentials), DELETE
 # /api/v1/clusters/{name}/credentials/                   POST replace credentials (write-only)
 # /api/v1/clusters/{name}/check/                         POST 202: health check queued
+# /api/v1/clusters/{name}/webhook-token/                 POST set or generate the admission webhook token
 # /api/v1/sidecarset-targets/                            GET list (?sidecarset= ?cluster= ?*_id=), POST
 # /api/v1/sidecarset-targets/{id}/                       GET, PATCH, DELETE
 # /api/v1/sidecarset-placements/                         GET push state (?sidecarset= ?cluster= ?state=)

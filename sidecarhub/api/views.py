@@ -24,7 +24,7 @@ from rest_framework.response import Response
 
 from sidecarhub import services
 from sidecarhub.api.errors import PreconditionFailed, PreconditionRequired
-from sidecarhub.api.filtersets import SidecarSetFilterSet
+from sidecarhub.api.filtersets import ChangeRecordFilterSet, SidecarSetFilterSet
 from sidecarhub.api.parsers import (
     DocumentJSONParser,
     DocumentYAMLParser,
@@ -34,6 +34,7 @@ from sidecarhub.api.parsers import (
 )
 from sidecarhub.api.permissions import ActionPermissions
 from sidecarhub.api.serializers import (
+    ChangeRecordSerializer,
     DiffQuerySerializer,
     ErrorListSerializer,
     ExportQuerySerializer,
@@ -49,10 +50,10 @@ from sidecarhub.api.serializers import (
     ValidationResultSerializer,
 )
 from sidecarhub.middleware import request_id_of
-from sidecarhub.models import SidecarSet, SidecarSetRevision
+from sidecarhub.models import ChangeRecord, SidecarSet, SidecarSetRevision
 from sidecarhub.services import SidecarSetNotFound
 
-__all__ = ["SidecarSetViewSet"]
+__all__ = ["ChangeRecordViewSet", "SidecarSetViewSet"]
 
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
 _VIEW = ["sidecarhub.view_sidecarset"]
@@ -167,6 +168,7 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         created = services.create_sidecarset(
             source,
             actor=request.user,
+            rollout_policy=serializer.validated_data.get("rollout_policy"),
             owner_team=serializer.validated_data.get("owner_team", ""),
             request_id=request_id_of(request),
             message=serializer.validated_data.get("message", ""),
@@ -185,6 +187,7 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         updated = services.update_sidecarset(
             name,
             source=source,
+            rollout_policy=serializer.validated_data.get("rollout_policy"),
             actor=request.user,
             expected_version=expected_version(
                 request, serializer.validated_data.get("version"), required=True
@@ -205,7 +208,7 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return self._update(request, name, partial=False)
 
     @extend_schema(
-        summary="Change the owner team and/or the definition (If-Match or version required)",
+        summary="Change the owner team, rollout policy and/or definition (If-Match or version required)",
         request=SidecarSetWriteSerializer,
         parameters=[_IF_MATCH, _REQUEST_ID],
         responses={200: SidecarSetSerializer, **_WRITE_RESPONSES},
@@ -316,7 +319,9 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
                 {"errors": [{"path": "document", "message": "a document or a spec is required"}]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        errors = services.validate_definition(source)
+        errors = services.validate_definition(
+            source, rollout_policy=serializer.validated_data.get("rollout_policy")
+        )
         body = {"valid": not errors, "errors": [{"path": e.path, "message": e.message} for e in errors]}
         return Response(body)
 
@@ -360,3 +365,17 @@ class SidecarSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             name, query.validated_data["version"], revision_number=query.validated_data.get("revision")
         )
         return Response(text)
+
+
+class ChangeRecordViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The config change log, newest first (read-only). Rows outlive their objects: a deleted
+    cluster's or SidecarSet's history is listed under its name (``?object=``)."""
+
+    queryset = ChangeRecord.objects.select_related("content_type", "parent_content_type")
+    serializer_class = ChangeRecordSerializer
+    filterset_class = ChangeRecordFilterSet
+    permission_classes = [ActionPermissions]
+    required_permissions: dict[str, list[str]] = {
+        "list": ["sidecarhub.view_changerecord"],
+        "retrieve": ["sidecarhub.view_changerecord"],
+    }

@@ -36,7 +36,10 @@ class SidecarSet(models.Model):
     """One SidecarSet definition, unique by name, in canonical (v1beta1) form.
 
     Guarantees: ``spec``, ``labels`` and ``annotations`` are always the output of the core's
-    parser for a document that passed validation, so ``to_core()`` never fails. ``version``
+    parser for a document that passed validation, so ``to_core()`` never fails.
+    ``rollout_policy`` is the canonical output of ``check_rollout_policy`` (only set keys); the
+    ``rollouts.sidecarhub.io/*`` annotations of an imported document fill it and are never kept
+    in ``annotations`` (``sidecarhub.services``: precedence). ``version``
     grows by one on every change to the definition (services update it with a conditional
     write), which is what the API's ETag / If-Match and the admin form compare to refuse lost
     updates. Publishing does not change ``version``: it does not change the definition.
@@ -50,6 +53,13 @@ class SidecarSet(models.Model):
     labels = models.JSONField(default=dict, blank=True, help_text="metadata.labels of the SidecarSet")
     annotations = models.JSONField(default=dict, blank=True, help_text="metadata.annotations")
     spec = models.JSONField(help_text="Canonical v1beta1 spec with Kruise's defaults applied")
+    rollout_policy = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="How releases proceed: steps, max_unavailable, failure_threshold, "
+        "progress_deadline_seconds, pod_timeout_seconds, approval_ttl_seconds (only the keys set; "
+        "the rest are the hub's defaults). Frozen into each revision at publish",
+    )
     current_revision = models.ForeignKey(
         "sidecarhub.SidecarSetRevision",
         null=True,
@@ -90,12 +100,17 @@ class SidecarSet(models.Model):
 
     @property
     def has_unpublished_changes(self) -> bool:
-        """Whether the definition differs from the current revision (True before the first publish).
+        """Whether the definition or its rollout policy differs from the current revision (True
+        before the first publish).
 
         Reads ``current_revision``; select it with the row (``for_display()``) in lists.
         """
         revision = self.current_revision
-        return revision is None or revision.document != self.to_document()
+        return (
+            revision is None
+            or revision.document != self.to_document()
+            or revision.rollout_policy != self.rollout_policy
+        )
 
 
 class SidecarSetRevision(models.Model):
@@ -118,6 +133,11 @@ class SidecarSetRevision(models.Model):
         max_length=255, blank=True, db_index=True, help_text="spec.customVersion"
     )
     document = models.JSONField(help_text="The whole v1beta1 document as published")
+    rollout_policy = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The SidecarSet's rollout policy as published: every release of this revision follows it",
+    )
     message = models.TextField(blank=True)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

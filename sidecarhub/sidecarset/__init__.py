@@ -55,8 +55,9 @@ from sidecarhub.sidecarset.predicates import (
 )
 from sidecarhub.sidecarset.rollout_settings import (
     RolloutSettings,
-    read_rollout_settings,
-    rollout_settings_errors,
+    check_rollout_policy,
+    rollout_policy_annotations,
+    split_rollout_annotations,
 )
 from sidecarhub.sidecarset.steps import CANARY_STEP, StepPlan, plan_step
 from sidecarhub.sidecarset.validation import (
@@ -103,6 +104,7 @@ __all__ = [
     "UpdateStrategy",
     "Upgradability",
     "WeightPriority",
+    "check_rollout_policy",
     "check_sidecarset",
     "classify_change",
     "compute_status",
@@ -117,12 +119,12 @@ __all__ = [
     "parse_sidecarset",
     "plan_round",
     "plan_step",
-    "read_rollout_settings",
     "read_sidecarset",
     "revision_hash",
-    "rollout_settings_errors",
+    "rollout_policy_annotations",
     "selectors_may_overlap",
     "split_documents",
+    "split_rollout_annotations",
     "to_kruise",
     "validate_sidecarset",
 ]

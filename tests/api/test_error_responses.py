@@ -61,12 +61,14 @@ def api(admin_user: User) -> APIClient:
 
 @pytest.fixture
 def cluster() -> Cluster:
-    """A registered cluster row (no apiserver needed: nothing here reaches one)."""
+    """A registered cluster row (no apiserver needed: nothing here reaches one) that answers
+    admission calls without a webhook token (tests/injection/test_webhook_auth.py covers 401s)."""
     return Cluster.objects.create(
         name="alpha",
         api_server_url="https://127.0.0.1:1",
         credential_kind=CredentialKind.TOKEN,
         credentials_ciphertext="not-used",
+        webhook_auth_required=False,
     )
 
 
@@ -136,6 +138,7 @@ def test_3_deeply_nested_json_is_a_400(api: APIClient, url: str) -> None:
     assert "nested too deeply" in _errors(response)[0]["message"]
 
 
+@pytest.mark.urls("clusters.admission_urls")  # the admission listener's URLconf
 def test_3_deeply_nested_admission_review_is_a_400(cluster: Cluster) -> None:
     client = Client(raise_request_exception=False)
     response = client.generic(
@@ -259,6 +262,7 @@ def test_7_malformed_kubeconfig_is_a_field_error(api: APIClient, kubeconfig: str
 
 @pytest.mark.parametrize("part", ["spec", "metadata"])
 @pytest.mark.parametrize("value", ["x", 5, [], None])
+@pytest.mark.urls("clusters.admission_urls")
 def test_8_a_pod_part_that_is_not_an_object_is_a_400(cluster: Cluster, part: str, value: Any) -> None:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}}
     pod[part] = value
@@ -270,6 +274,7 @@ def test_8_a_pod_part_that_is_not_an_object_is_a_400(cluster: Cluster, part: str
     assert _paths(response) == [f"request.object.{part}"]
 
 
+@pytest.mark.urls("clusters.admission_urls")
 def test_8_admission_paths_that_no_cluster_can_have_are_a_json_404(cluster: Cluster) -> None:
     client = Client(raise_request_exception=False)
     for name in ("a%00b", "UPPER", "a" * 64):

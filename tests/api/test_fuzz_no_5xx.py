@@ -31,6 +31,7 @@ from rest_framework.test import APIClient
 
 from clusters.admission import invalidate_active_revisions
 from clusters.choices import CredentialKind
+from clusters.crypto import encrypt_secret
 from clusters.models import Cluster, SidecarSetTarget
 from sidecarhub import services
 
@@ -241,6 +242,7 @@ def seeded(admin_user: User) -> Seeded:
         api_server_url="https://127.0.0.1:1",
         credential_kind=CredentialKind.TOKEN,
         credentials_ciphertext="not-used",
+        webhook_token_ciphertext=encrypt_secret(WEBHOOK_TOKEN),
     )
     services.create_sidecarset(_valid_document("mesh"), actor=admin_user)
     services.publish_sidecarset("mesh", actor=admin_user)
@@ -342,6 +344,15 @@ def test_no_generated_api_request_answers_5xx(api: APIClient, seeded: Seeded, da
 
 # --- the admission endpoint -----------------------------------------------------------------------
 
+WEBHOOK_TOKEN = "fuzz-webhook-token-0123456789"
+# Mostly the cluster's token (so bodies reach the parser), sometimes none, another or garbage.
+authorizations = st.one_of(
+    *[st.just({"HTTP_AUTHORIZATION": f"Bearer {WEBHOOK_TOKEN}"})] * 6,
+    st.just({}),
+    st.just({"HTTP_AUTHORIZATION": "Bearer wrong-token-0123456789"}),
+    texts.map(lambda value: {"HTTP_AUTHORIZATION": value}),
+)
+
 
 def _review(pod: Any, **request: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {
@@ -379,6 +390,7 @@ def fresh_admission_cache() -> None:
     invalidate_active_revisions()
 
 
+@pytest.mark.urls("clusters.admission_urls")  # the admission listener's URLconf
 @FUZZ
 @given(data=st.data())
 def test_no_generated_admission_review_answers_5xx(
@@ -395,7 +407,8 @@ def test_no_generated_admission_review_answers_5xx(
     )
     method = data.draw(st.sampled_from(["POST"] * 6 + ["GET", "PUT", "OPTIONS"]))
     path = f"/admission/v1/clusters/{cluster}/pods"
-    response = _send(client, method, path, {"data": body, "content_type": "application/json"})
+    headers = data.draw(authorizations)
+    response = _send(client, method, path, {"data": body, "content_type": "application/json", **headers})
     assert response.status_code < 500, (cluster, body[:300], response.content[:500])
     answer = json.loads(response.content)
     if response.status_code == 200:

@@ -110,7 +110,7 @@ def test_kubeconfig_inline_data_and_relative_file_paths(tmp_path: Path) -> None:
 # --- encryption and rotation --------------------------------------------------------------------
 
 
-def test_credentials_encrypted_at_rest_and_key_rotation(settings: Any) -> None:
+def test_credentials_encrypted_at_rest_and_key_rotation(settings: Any, cli_admin: Any) -> None:
     old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings.SIDECARHUB_ENCRYPTION_KEYS = [old_key]
     cluster = register_cluster(
@@ -124,7 +124,7 @@ def test_credentials_encrypted_at_rest_and_key_rotation(settings: Any) -> None:
 
     settings.SIDECARHUB_ENCRYPTION_KEYS = [new_key, old_key]
     out = io.StringIO()
-    call_command("cluster", "rotate-key", stdout=out)
+    call_command("sidecarhub", "cluster", "rotate-key", stdout=out)
     assert "re-encrypted the credentials of 1 cluster(s)" in out.getvalue()
     new_ciphertext = Cluster.objects.get(pk=cluster.pk).credentials_ciphertext
     assert new_ciphertext != old_ciphertext
@@ -143,7 +143,7 @@ def test_credentials_encrypted_at_rest_and_key_rotation(settings: Any) -> None:
     # A row no configured key can read: rotation refuses with a readable, secret-free error.
     settings.SIDECARHUB_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     with pytest.raises(CommandError, match="cannot be decrypted"):
-        call_command("cluster", "rotate-key", stdout=io.StringIO())
+        call_command("sidecarhub", "cluster", "rotate-key", stdout=io.StringIO())
 
 
 # --- the leak test ------------------------------------------------------------------------------
@@ -155,6 +155,7 @@ def test_credentials_never_leak(
     caplog: pytest.LogCaptureFixture,
     django_capture_on_commit_callbacks: Any,
     capsys: pytest.CaptureFixture[str],
+    cli_admin: Any,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     alpha_k8s, beta_k8s = k8s_pair
@@ -180,6 +181,7 @@ def test_credentials_never_leak(
     out, err = io.StringIO(), io.StringIO()
     with django_capture_on_commit_callbacks(execute=False):
         call_command(
+            "sidecarhub",
             "cluster",
             "add",
             "--name",
@@ -369,12 +371,13 @@ def test_credentials_never_leak(
     for args in (["list"], ["check", "alpha"], ["check"], ["rotate-key"]):
         out, err = io.StringIO(), io.StringIO()
         try:
-            call_command("cluster", *args, stdout=out, stderr=err)
+            call_command("sidecarhub", "cluster", *args, stdout=out, stderr=err)
         except CommandError as exc:
             keep(str(exc))
         keep(out.getvalue() + err.getvalue())
     with pytest.raises(CommandError) as failed:
         call_command(
+            "sidecarhub",
             "cluster",
             "add",
             "--name",

@@ -1,6 +1,7 @@
 """Rollout settings are part of the definition (issue 15, durable releases): a bad
-``rollouts.sidecarhub.io/*`` annotation is a 400 naming it on create, update, import, validate and
-publish, and nothing is stored; before this, publish answered 201 and the release was lost."""
+``rollouts.sidecarhub.io/*`` annotation (the rollout policy's import format, issue 16 item 8) is a
+400 naming it on create, update, import, validate and publish, and nothing is stored; before
+this, publish answered 201 and the release was lost. The field itself: test_rollout_policy.py."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_has_every_service_and_hub_services_share_one_configuration() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
-    hub = [services[name] for name in ("web", "worker", "beat", "migrate")]
+    assert {"postgres", "redis", "web", "admission", "worker", "beat"} <= set(services)
+    hub = [services[name] for name in ("web", "admission", "worker", "beat", "migrate")]
     for service in hub:
         env = service["environment"]
         assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
@@ -29,6 +29,11 @@ def test_compose_commands_name_real_modules() -> None:
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     assert services["web"]["command"][1] == "sidecarhub.wsgi:application"
     importlib.import_module("sidecarhub.wsgi")
+    # The webhook has its own listener, over TLS, serving the admission URLconf only.
+    admission = services["admission"]["command"]
+    assert admission[1] == "sidecarhub.admission_wsgi:application"
+    assert "--certfile" in admission and "--keyfile" in admission
+    assert importlib.import_module("sidecarhub.admission_wsgi").ADMISSION_URLCONF == "clusters.admission_urls"
     for name in ("worker", "beat"):
         command = services[name]["command"]
         assert command[:3] == ["celery", "-A", "sidecarhub.celery"]

@@ -20,14 +20,13 @@ from typing import Any
 
 import pytest
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-from django.core.wsgi import get_wsgi_application
 from django.db import connections
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from clusters.models import Cluster
 from clusters.push import create_target, serve_revision
-from clusters.services import import_kubeconfig, update_cluster
+from clusters.services import import_kubeconfig, set_webhook_token, update_cluster
 from clusters.webhooks import WEBHOOK_CONFIGURATION_NAME, register_webhook
 from sandbox.pki import ServingCertificate, make_serving_certificate
 from sandbox.testing import RunningCluster, SandboxPool, wait_for
@@ -88,7 +87,8 @@ class _QuietHandler(WSGIRequestHandler):
 
 @dataclass
 class HubServer:
-    """The hub's WSGI app on https://127.0.0.1:<port>; records every AdmissionReview request."""
+    """The hub's admission listener (``sidecarhub.admission_wsgi``) on https://127.0.0.1:<port>;
+    records every AdmissionReview request."""
 
     certs: ServingCertificate
     port: int = 0
@@ -102,7 +102,11 @@ class HubServer:
         return f"https://127.0.0.1:{self.port}"
 
     def _app(self) -> Callable[..., Any]:
-        django_app = get_wsgi_application()
+        # Imported here: the module builds its own application at import, which needs the static
+        # directory the suite's pytest_configure creates.
+        from sidecarhub.admission_wsgi import AdmissionWSGIHandler
+
+        django_app = AdmissionWSGIHandler()
 
         def recording_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
             admission = environ.get("PATH_INFO", "").startswith("/admission/")
@@ -164,6 +168,13 @@ def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
         yield server
     finally:
         server.stop()
+
+
+def trust_sandbox_apiserver(cluster: Cluster, running: RunningCluster) -> Cluster:
+    """Give the hub the webhook token the sandbox's apiserver presents (what ``cluster webhook-auth
+    NAME --token-file`` does in ``make run``): its admission calls are then authenticated."""
+    set_webhook_token(cluster.pk, token=running.webhook_token)
+    return Cluster.objects.get(pk=cluster.pk)
 
 
 @pytest.fixture(scope="module")
@@ -242,12 +253,14 @@ def hub(
     settings: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> Hub:
-    """``alpha`` registered (webhook URL = the TLS server, caBundle = its CA) and its webhook applied."""
+    """``alpha`` registered (webhook URL = the TLS server, caBundle = its CA, webhook token = the one
+    its apiserver presents) and its webhook applied."""
     settings.SIDECARHUB_WEBHOOK_CA_FILE = str(hub_server.certs.ca_cert)
     # No queued health check or webhook registration: the webhook is applied here, at once.
     with django_capture_on_commit_callbacks(execute=False):
         cluster, _ = import_kubeconfig(name="alpha", kubeconfig_path=k8s.kubeconfig, context="alpha")
         cluster = update_cluster(cluster.pk, changes={"webhook_url": hub_server.url})
+        cluster = trust_sandbox_apiserver(cluster, k8s)
     register_webhook(cluster.pk)
     return Hub(cluster=cluster, k8s=k8s, server=hub_server)
 

@@ -33,7 +33,7 @@ from sandbox.testing import RunningCluster, wait_for
 from sidecarhub.models import SidecarSetRevision
 from sidecarhub.services import create_sidecarset, publish_sidecarset, update_sidecarset
 from tests.clusters.conftest import make_user, read_resource
-from tests.injection.conftest import HubServer, make_pod, sidecarset
+from tests.injection.conftest import HubServer, make_pod, sidecarset, trust_sandbox_apiserver
 
 pytestmark = [pytest.mark.k8s, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -122,6 +122,7 @@ def two_clusters(
             name=running.name, kubeconfig_path=running.kubeconfig, context=running.name
         )
         cluster = update_cluster(cluster.pk, changes={"webhook_url": hub_server.url})
+        cluster = trust_sandbox_apiserver(cluster, running)
         register_webhook(cluster.pk)
         clusters.append(cluster)
     try:

@@ -41,7 +41,7 @@ from rollouts.services import approve_step
 from sandbox.testing import RunningCluster, wait_for
 from sidecarhub.services import create_sidecarset, publish_sidecarset, update_sidecarset
 from tests.clusters.conftest import make_user
-from tests.injection.conftest import HubServer, make_pod, sidecarset
+from tests.injection.conftest import HubServer, make_pod, sidecarset, trust_sandbox_apiserver
 
 pytestmark = [pytest.mark.k8s, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -80,6 +80,7 @@ def alpha(k8s: RunningCluster, hub_server: HubServer, settings: Any) -> Iterator
     settings.SIDECARHUB_WEBHOOK_AUTO_REGISTER = False
     cluster, _ = import_kubeconfig(name=k8s.name, kubeconfig_path=k8s.kubeconfig, context=k8s.name)
     cluster = update_cluster(cluster.pk, changes={"webhook_url": hub_server.url})
+    cluster = trust_sandbox_apiserver(cluster, k8s)
     register_webhook(cluster.pk)
     try:
         yield cluster

@@ -48,12 +48,14 @@ def _check_pod(hub: Hub, namespace: str, created: dict[str, Any], names: tuple[s
     assert_as_core_says(created, expected)
 
 
-def test_registration_matches_the_cluster_settings(hub: Hub) -> None:
+def test_registration_matches_the_cluster_settings(hub: Hub, cli_admin: Any) -> None:
     out = io.StringIO()
-    call_command("cluster", "register-webhook", "alpha", "--url", hub.server.url + "/", stdout=out)
+    call_command(
+        "sidecarhub", "cluster", "register-webhook", "alpha", "--url", hub.server.url + "/", stdout=out
+    )
     assert f"-> {hub.server.url}/admission/v1/clusters/alpha/pods (failurePolicy Ignore" in out.getvalue()
     with pytest.raises(CommandError, match="no cluster named"):
-        call_command("cluster", "register-webhook", "nowhere", stdout=io.StringIO())
+        call_command("sidecarhub", "cluster", "register-webhook", "nowhere", stdout=io.StringIO())
     assert register_webhook_task(hub.cluster.pk) == f"{hub.server.url}/admission/v1/clusters/alpha/pods"
     body = json.loads(
         __import__("kubernetes")

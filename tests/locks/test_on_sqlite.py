@@ -63,6 +63,12 @@ def test_single_flight_and_lost_races_hold_on_sqlite(tmp_path: Path) -> None:
     )
 
 
+def test_database_locked_outside_the_api_is_a_503_page_or_a_retried_task_on_sqlite(tmp_path: Path) -> None:
+    """A real write lock held by another connection: an admin action answers 503 (then works),
+    a Celery task is retried until the database is free."""
+    _run_marked_tests_on_sqlite(tmp_path, ["tests/locks/test_database_busy.py"])
+
+
 @pytest.mark.k8s
 @pytest.mark.e2e
 @pytest.mark.skipif(

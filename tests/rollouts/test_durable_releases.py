@@ -27,7 +27,6 @@ from sidecarhub.services import create_sidecarset, publish_sidecarset, update_si
 from sidecarhub.signals import revision_published
 from tests.rollouts.helpers import document
 
-THRESHOLD = "rollouts.sidecarhub.io/failure-threshold"
 RECEIVER_UID = "rollouts.on_revision_published"  # RolloutsConfig.ready
 
 
@@ -192,22 +191,28 @@ def test_the_receivers_release_supersedes_older_rollouts() -> None:
 def test_one_broken_release_does_not_stop_the_others(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A revision published before annotations were validated cannot be released (logged each
-    pass); the other SidecarSets' lost releases are still created."""
+    """A revision published before its rollout policy was validated cannot be released (logged
+    each pass); the other SidecarSets' lost releases are still created."""
     alpha = _cluster("alpha")
     broken, _ = _first([alpha])
     with monkeypatch.context() as before_the_rule:
-        before_the_rule.setattr("sidecarhub.services.rollout_settings_errors", lambda core: [])
-        bad_document = document(broken, "log-agent:2")
-        bad_document["metadata"]["annotations"] = {THRESHOLD: "x"}
-        update_sidecarset(broken, source=bad_document, actor=None, expected_version=None)
+        before_the_rule.setattr(
+            "sidecarhub.services.check_rollout_policy", lambda policy, **kwargs: (dict(policy or {}), [])
+        )
+        update_sidecarset(
+            broken,
+            source=document(broken, "log-agent:2"),
+            rollout_policy={"failure_threshold": "x"},
+            actor=None,
+            expected_version=None,
+        )
         bad = publish_sidecarset(broken, actor=None)
     fine, _ = _first([alpha])
     good = _publish(fine, "log-agent:2")
     created = create_missing_releases()
     assert [r.to_revision_id for r in created] == [good.pk]
     assert _releases(bad) == []
-    assert "cannot be created" in caplog.text and THRESHOLD in caplog.text
+    assert "cannot be created" in caplog.text and "rollout_policy.failure_threshold" in caplog.text
 
 
 # --- real commits: the receiver itself, and races -----------------------------------------------

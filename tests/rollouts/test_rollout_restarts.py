@@ -235,7 +235,7 @@ def test_a_workload_that_does_not_complete_pauses_the_restart_until_resumed(
 
 
 def test_api_and_cli_preview_and_start_a_restart_and_refuse_bare_pods_only(
-    k8s: RunningCluster, k8s_namespace: str, author: Any, approver: Any
+    k8s: RunningCluster, k8s_namespace: str, author: Any, approver: Any, cli_as: Any
 ) -> None:
     fleet = make_fleet(k8s, k8s_namespace, author=author)
     _create_workload(fleet, "Deployment", "web", 2)
@@ -258,6 +258,7 @@ def test_api_and_cli_preview_and_start_a_restart_and_refuse_bare_pods_only(
     ]
     assert [item["name"] for item in body["not_restartable"]] == [bare]
     out = io.StringIO()
+    cli_as(User.objects.create_superuser("cli-admin", password="x"))
     call_command("sidecarhub", "rollout", "restart-preview", str(source.pk), stdout=out)
     assert f"Deployment {k8s_namespace}/web" in out.getvalue() and "not restartable" in out.getvalue()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -18,7 +19,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from rollouts.choices import RolloutState, StepState
-from rollouts.cli import EXIT_NOT_FOUND
+from rollouts.models import RolloutStep
+from sidecarhub.clitools import EXIT_NOT_FOUND, EXIT_TIMEOUT
 from sidecarhub.models import SidecarSet
 from tests.clusters.conftest import make_user
 from tests.rollouts_api.fleet_rows import add_drift, add_rollout, make_sidecarset, place
@@ -196,7 +198,13 @@ def run(*argv: str) -> str:
     return out.getvalue()
 
 
-def test_cli_fleet_table(web: SidecarSet) -> None:
+@pytest.fixture
+def cli_viewer(web: SidecarSet, cli_as: Any) -> User:
+    """The CLI runs as a user who may see the fleet and its rollouts, nothing more."""
+    return cli_as(make_user("cli-viewer", *FLEET))
+
+
+def test_cli_fleet_table(web: SidecarSet, cli_viewer: User) -> None:
     lines = run("fleet", "web").splitlines()
     assert lines[0] == "SidecarSet web: current revision #2"
     assert lines[1].split() == [
@@ -210,23 +218,40 @@ def test_cli_fleet_table(web: SidecarSet) -> None:
     assert "not observed" in us and us.split()[-1] == "2"  # drift
 
 
-def test_cli_fleet_json_is_the_api_body(web: SidecarSet) -> None:
+def test_cli_fleet_json_is_the_api_body(web: SidecarSet, cli_viewer: User) -> None:
     body = json.loads(run("fleet", "web", "--json"))
     api = client_for(make_user("viewer", *FLEET)).get("/api/v1/sidecarsets/web/fleet/").json()
     assert body == api
 
 
-def test_cli_releases(web: SidecarSet) -> None:
-    text = run("releases", "web")
-    assert text.splitlines()[0] == "revision 2 (current): wave 0 awaiting approval in cluster prod-eu"
+def test_cli_release_status(web: SidecarSet, cli_viewer: User) -> None:
+    text = run("release", "status", "web")
+    lines = text.splitlines()
+    assert lines[0] == "revision 2 (current): wave 0 awaiting approval in cluster prod-eu"
+    assert lines[1].split() == [
+        "WAVE", "CLUSTER", "HELD", "ROLLOUT", "STATE", "STEP", "PROGRESS", "RECREATE", "NOTE",
+    ]  # fmt: skip
     assert "prod-us" in text and "held: freeze" in text
-    body = json.loads(run("releases", "web", "--json", "--limit", "1"))
+    step = RolloutStep.objects.get(rollout__cluster_name="prod-eu", state=StepState.AWAITING_APPROVAL)
+    assert (
+        f"cluster prod-eu: step 1 of rollout {step.rollout_id} awaits approval ({step.pod_count} pods): "
+        f"sidecarhub rollout approve {step.pk} [-m COMMENT]"
+    ) in text
+    body = json.loads(run("release", "status", "web", "--json", "--limit", "1"))
     assert [release["revision"] for release in body["releases"]] == [2]
 
 
-def test_cli_unknown_sidecarset_exits_1(web: SidecarSet) -> None:
-    for verb in ("fleet", "releases"):
+def test_cli_release_watch_waits_while_the_release_goes_on(web: SidecarSet, cli_viewer: User) -> None:
+    out = io.StringIO()
+    with pytest.raises(CommandError) as raised:
+        call_command("sidecarhub", "release", "status", "web", "--watch", "--timeout", "0", stdout=out)
+    assert raised.value.returncode == EXIT_TIMEOUT
+    assert "revision 2 (current): wave 0 awaiting approval" in out.getvalue()
+
+
+def test_cli_unknown_sidecarset_exits_1(web: SidecarSet, cli_viewer: User) -> None:
+    for verb in (["fleet"], ["release", "status"]):
         with pytest.raises(CommandError) as raised:
-            run(verb, "nope")
+            run(*verb, "nope")
         assert raised.value.returncode == EXIT_NOT_FOUND
         assert "SidecarSet 'nope' not found" in str(raised.value)

@@ -92,17 +92,9 @@ def test_an_admin_approval_records_the_request_id_and_the_page_shows_it(world: W
     assert page.content.decode().count(request_id) == 2  # the approval line and the history row
 
 
-def test_a_cli_run_records_one_generated_request_id(world: World) -> None:
-    make_user("cli-approver", *APPROVE)
-    call_command(
-        "sidecarhub",
-        "rollout",
-        "approve",
-        str(world.step.pk),
-        "--actor",
-        "cli-approver",
-        stdout=io.StringIO(),
-    )
+def test_a_cli_run_records_one_generated_request_id(world: World, cli_as: Any) -> None:
+    cli_as(make_user("cli-approver", *APPROVE))
+    call_command("sidecarhub", "rollout", "approve", str(world.step.pk), stdout=io.StringIO())
     approval = Approval.objects.get(step=world.step)
     assert re.fullmatch(r"cli-[0-9a-f]{12}", approval.request_id)
     transition = StepTransition.objects.get(step=world.step, to_state=StepState.APPROVED)

@@ -1,0 +1,81 @@
+"""Who may call the admission endpoint: the cluster's own apiserver, presenting its webhook token.
+
+A cluster's apiserver sends ``Authorization: Bearer <token>`` when its admission configuration
+names a kubeconfig holding the cluster's webhook token (``clusters.admission_config``). The rule:
+
+- a known cluster and the right token: accepted;
+- any token that is not the cluster's (a wrong one, or one sent for an unknown cluster): refused;
+- no token: refused when the cluster requires one (``Cluster.webhook_auth_required``) and for an
+  unknown cluster; accepted for a cluster that does not require one (managed control planes whose
+  admission configuration cannot be set).
+
+Every refusal is the same :data:`UNAUTHENTICATED` answer (HTTP 401, one body), so a caller cannot
+tell a registered cluster from an unknown name. Tokens are compared as SHA-256 digests with
+``hmac.compare_digest`` (constant time, whatever the lengths), an unknown cluster against a
+random digest, so timing does not tell either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+
+from clusters.crypto import CredentialsUnreadable, decrypt_secret
+from clusters.models import Cluster
+
+__all__ = ["UNAUTHENTICATED_MESSAGE", "WebhookCredential", "is_authenticated", "webhook_credential"]
+
+log = logging.getLogger(__name__)
+
+UNAUTHENTICATED_MESSAGE = (
+    "authentication required: this endpoint answers a registered cluster's apiserver presenting "
+    "the cluster's webhook token (see the hub's README, 'Authenticating the apiserver')"
+)
+# What an unknown cluster's presented token is compared with: matches nothing.
+_NO_DIGEST = hashlib.sha256(secrets.token_bytes(32)).digest()
+
+
+@dataclass(frozen=True)
+class WebhookCredential:
+    """What one cluster's admission calls are checked against (kept in the admission snapshot)."""
+
+    required: bool
+    token_digest: bytes | None  # SHA-256 of the token; None when no token is set (or unreadable)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def webhook_credential(cluster: Cluster) -> WebhookCredential:
+    """The cluster's credential, decrypted once per admission snapshot rebuild."""
+    digest = None
+    if cluster.webhook_token_ciphertext:
+        try:
+            digest = _digest(decrypt_secret(cluster.webhook_token_ciphertext))
+        except CredentialsUnreadable:  # a removed encryption key: no token can match
+            log.error("admission: the webhook token of cluster %s cannot be decrypted", cluster.name)
+    return WebhookCredential(required=cluster.webhook_auth_required, token_digest=digest)
+
+
+def _bearer(authorization: str) -> str | None:
+    """The token of ``Bearer <token>`` (scheme case-insensitive); "" for any other header value;
+    None when no header was sent."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def is_authenticated(credential: WebhookCredential | None, authorization: str) -> bool:
+    """Whether a call with this ``Authorization`` header may be answered for the cluster
+    (``credential`` None: no cluster has that name). See the module docstring."""
+    presented = _bearer(authorization)
+    if presented is None:
+        return credential is not None and not credential.required
+    stored = credential.token_digest if credential is not None else None
+    matches = hmac.compare_digest(_digest(presented), stored or _NO_DIGEST)
+    return matches and stored is not None

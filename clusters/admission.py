@@ -73,7 +73,13 @@ from clusters.kube import cached_kube_client
 from clusters.models import Cluster, SidecarSetPlacement, SidecarSetTarget
 from clusters.targeting import sidecarset_ids_targeting
 from sidecarhub.models import SidecarSetRevision
-from sidecarhub.sidecarset import InjectionCandidate, InjectionError, InjectionRevision, inject
+from sidecarhub.sidecarset import (
+    CandidateIndex,
+    InjectionCandidate,
+    InjectionError,
+    InjectionRevision,
+    inject,
+)
 from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
 from sidecarhub.signals import revision_published, sidecarset_deleted
 
@@ -132,6 +138,8 @@ class _Snapshot:
     generation: tuple[Any, ...]
     candidates: tuple[InjectionCandidate, ...]
     revisions: Mapping[int, InjectionRevision]
+    # Built once per snapshot: each admission matches only the candidates that may concern its pod.
+    index: CandidateIndex
 
 
 @dataclass
@@ -227,9 +235,9 @@ def load_active_candidates(
 def _rebuild(cluster_name: str, generation: tuple[Any, ...], previous: _Snapshot | None) -> _Snapshot:
     cluster = Cluster.objects.filter(name=cluster_name).first()
     if cluster is None:
-        return _Snapshot(None, generation, (), {})
+        return _Snapshot(None, generation, (), {}, CandidateIndex(()))
     candidates, revisions = load_active_candidates(cluster, previous.revisions if previous else None)
-    return _Snapshot(cluster, generation, candidates, revisions)
+    return _Snapshot(cluster, generation, candidates, revisions, CandidateIndex(candidates))
 
 
 class DefinitionsUnavailable(Exception):
@@ -419,7 +427,7 @@ def _answer(cluster_name: str, body: bytes) -> AdmissionAnswer:
         if not isinstance(pod.get(part, {}), dict):
             return _error(400, "must be an object", f"request.object.{part}")
     try:
-        return _inject(cluster, snapshot.candidates, request, pod, uid)
+        return _inject(cluster, snapshot.index, request, pod, uid)
     except Exception:  # the endpoint never answers 500; the failurePolicy decides
         log.exception("admission: unexpected error for cluster %s (uid %s)", cluster_name, uid)
         message = "sidecarhub could not evaluate this pod (internal error)"
@@ -430,7 +438,7 @@ def _answer(cluster_name: str, body: bytes) -> AdmissionAnswer:
 
 def _inject(
     cluster: Cluster,
-    candidates: tuple[InjectionCandidate, ...],
+    candidates: CandidateIndex,
     request: Mapping[str, Any],
     pod: dict[str, Any],
     uid: str,

@@ -56,8 +56,13 @@ def freeze(value: Any) -> Any:
     return value
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def thaw(value: Any) -> Any:
     """A plain, mutable deep copy of (possibly frozen) JSON data."""
+    if type(value) in _JSON_SCALARS:  # most values; the ABC checks below are slow (injection)
+        return value
     if isinstance(value, Mapping):
         return {key: thaw(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -77,9 +77,11 @@ fi
 start worker "$PY" -m celery -A sidecarhub.celery worker --loglevel=INFO --concurrency=2
 start beat "$PY" -m celery -A sidecarhub.celery beat --loglevel=INFO --schedule "$VAR/celerybeat-schedule"
 start web "$VAR/../.venv/bin/gunicorn" sidecarhub.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --access-logfile -
-# The same app over TLS for the clusters' apiservers (the admission webhook).
-start web-tls "$VAR/../.venv/bin/gunicorn" sidecarhub.wsgi:application --bind "127.0.0.1:$WEBHOOK_PORT" --workers 2 \
-  --certfile "$SIDECARHUB_WEBHOOK_CERT_FILE" --keyfile "$SIDECARHUB_WEBHOOK_KEY_FILE"
+# The same app over TLS for the clusters' apiservers (the admission webhook): gthread workers with
+# keep-alive, one TLS context per process, warmed before serving (sidecarhub/gunicorn_admission.py;
+# the certificate and key come from SIDECARHUB_WEBHOOK_CERT_FILE / SIDECARHUB_WEBHOOK_KEY_FILE).
+start web-tls "$VAR/../.venv/bin/gunicorn" -c python:sidecarhub.gunicorn_admission sidecarhub.wsgi:application \
+  --bind "127.0.0.1:$WEBHOOK_PORT"
 
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.3; done
 for _ in $(seq 100); do

@@ -55,6 +55,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import ssl
 import statistics
@@ -322,14 +323,16 @@ def main() -> int:
         pod = pod_object("00000")
         del pod["metadata"]["ownerReferences"]
         plain = json.dumps(pod).encode()
+        # What the hub makes of the pod in bench-hub (bench-off itself is excluded from injection).
         injected_pod = inject(
-            {**pod, "metadata": {**pod["metadata"], "namespace": "bench-off"}},
-            {"kubernetes.io/metadata.name": "bench-off", **namespaces["off"]},
+            {**pod, "metadata": {**pod["metadata"], "namespace": "bench-hub"}},
+            {"kubernetes.io/metadata.name": "bench-hub", **namespaces["hub"]},
             admission.active_candidates(name).index,
             now=timezone.now(),
             seed="floor",
         ).pod
-        injected = json.dumps(injected_pod).encode()
+        metadata = {key: value for key, value in injected_pod["metadata"].items() if key != "namespace"}
+        injected = json.dumps({**injected_pod, "metadata": metadata}).encode()
         configurations: dict[str, tuple[str, bytes, set[str] | None]] = {
             "a": ("bench-off", plain, None),
             "d": ("bench-off", injected, expected),
@@ -377,6 +380,7 @@ def main() -> int:
             listener.stop()
         sandbox.stop()
         clean_up(prefix, name)
+        shutil.rmtree(workdir, ignore_errors=True)
 
     when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     print(

@@ -155,7 +155,7 @@ def test_warm_up_reads_definitions_and_namespace_labels_before_the_first_review(
     assert admission.warm_up() >= 1
     snapshot = admission._entries["alpha"].snapshot
     assert "warm-a" in [candidate.name for candidate in snapshot.index.candidates]
-    namespaces = {item.metadata.name for item in hub.core.list_namespace().items}
+    namespaces = {item.metadata.name for item in hub.core.list_namespace().items if item.metadata}
     with admission._namespace_lock:
         cached = {
             namespace for cluster_id, namespace in admission._namespace_cache if cluster_id == hub.cluster.pk

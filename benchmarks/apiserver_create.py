@@ -32,7 +32,11 @@ Configurations, interleaved round by round in a shuffled order (same run, same a
   (the webhooks' namespaceSelector skips it in the apiserver);
 - (d) no webhook, the same pod already injected (what the hub's core makes of it): the floor;
 - (b) the hub's webhook, gthread listener: namespace ``bench-hub``;
-- (s) the hub's webhook, sync listener: namespace ``bench-sync``.
+- (s) the hub's webhook, sync listener: namespace ``bench-sync``;
+- (n) the floor for any webhook injecting these sidecars: a no-op server (``FLOOR_WEBHOOK``:
+  the standard library's threaded HTTP/1.1 server over TLS, keep-alive) answering every review
+  at once with the patch the hub's core makes for this pod: namespace ``bench-floor``. (b) / (n)
+  is what the hub itself costs on top of being a webhook at all.
 
 The pod is the admission benchmarks' ReplicaSet-made pod (2 app containers, a projected token
 volume; no owner reference, so no garbage collector reacts), created with ``generateName``.
@@ -114,18 +118,58 @@ def say(message: str) -> None:
 # --- the hub's listeners ---------------------------------------------------------------------
 
 
-class Listener:
-    """One gunicorn serving the hub's WSGI app over TLS, in its own process group."""
+# The floor for any webhook that injects these sidecars: no work, the hub's patch for this pod
+# precomputed, HTTP/1.1 keep-alive over TLS, one thread per connection (the standard library).
+FLOOR_WEBHOOK = r"""
+import json, ssl, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+port, cert, key, patch = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    def log_message(self, *args):
+        pass
+    def do_GET(self):
+        self.answer(b"ok")
+    def do_POST(self):
+        uid = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["request"]["uid"]
+        response = {"uid": uid, "allowed": True, "patchType": "JSONPatch", "patch": patch}
+        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+        self.answer(json.dumps(review).encode())
+    def answer(self, data):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    def get_request(self):
+        connection, address = super().get_request()
+        return context.wrap_socket(connection, server_side=True), address
+Server(("127.0.0.1", port), Handler).serve_forever()
+"""
 
-    def __init__(self, model: str, workdir: Path, cert: Path, key: Path) -> None:
+
+class Listener:
+    """One webhook server over TLS in its own process group: the hub's WSGI app under gunicorn
+    (``gthread``: gunicorn_admission.py; ``sync``: how make run served it before), or the
+    ``floor`` webhook above (``patch``: the base64 patch it answers)."""
+
+    def __init__(self, model: str, workdir: Path, cert: Path, key: Path, patch: str = "") -> None:
         self.model = model
         self.port = free_port()
         bind = f"127.0.0.1:{self.port}"
         if model == "gthread":
             command = [GUNICORN, "-c", "python:sidecarhub.gunicorn_admission", "sidecarhub.wsgi:application"]
-        else:
+            command += ["--bind", bind]
+        elif model == "sync":
             command = [GUNICORN, "sidecarhub.wsgi:application", "--workers", "2"]
-            command += ["--certfile", str(cert), "--keyfile", str(key)]
+            command += ["--certfile", str(cert), "--keyfile", str(key), "--bind", bind]
+        else:
+            command = [sys.executable, "-c", FLOOR_WEBHOOK, str(self.port), str(cert), str(key), patch]
         environment = {
             **os.environ,
             "SIDECARHUB_WEBHOOK_CERT_FILE": str(cert),
@@ -134,7 +178,7 @@ class Listener:
         self.log = workdir / f"gunicorn-{model}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [*command, "--bind", bind],
+                command,
                 cwd=ROOT,
                 env=environment,
                 stdout=log,
@@ -147,14 +191,14 @@ class Listener:
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             if self.process.poll() is not None:
-                raise SystemExit(f"gunicorn ({self.model}) exited; see {self.log}")
+                raise SystemExit(f"the {self.model} webhook exited; see {self.log}")
             with contextlib.suppress(OSError, http.client.HTTPException):
                 connection = http.client.HTTPSConnection("127.0.0.1", self.port, context=context, timeout=5)
                 connection.request("GET", "/healthz")
                 if connection.getresponse().status == 200:
                     return time.monotonic() - started
             time.sleep(0.2)
-        raise SystemExit(f"gunicorn ({self.model}) not ready after {timeout:.0f}s; see {self.log}")
+        raise SystemExit(f"the {self.model} webhook is not ready after {timeout:.0f}s; see {self.log}")
 
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -304,33 +348,28 @@ def main() -> int:
             "off": {NAMESPACE_INJECT_LABEL: NAMESPACE_INJECT_DISABLED},
             "hub": {SERVER_LABEL: "gthread"},
             "sync": {SERVER_LABEL: "sync"},
+            "floor": {SERVER_LABEL: "floor"},
         }
         for suffix, labels in namespaces.items():
             namespace_body = {"metadata": {"name": f"bench-{suffix}", "labels": labels}}
             core.create_namespace(namespace_body, _preload_content=False)  # type: ignore[arg-type]
-
-        certs = make_serving_certificate(workdir / "webhook-tls", hosts=("127.0.0.1", "localhost"))
-        ca = certs.ca_cert.read_bytes()
-        models = ["gthread"] if args.no_sync else ["gthread", "sync"]
-        listeners = [Listener(model, workdir, certs.cert, certs.key) for model in models]
-        client_context = ssl.create_default_context(cafile=str(certs.ca_cert))
-        admission_api = client.AdmissionregistrationV1Api(api)
-        for listener in listeners:
-            ready_seconds[listener.model] = listener.wait_ready(client_context)
-            apply_webhook(admission_api, cluster, listener, ca)
 
         expected = matching_sidecars(SIDECARSETS, MATCHING)
         pod = pod_object("00000")
         del pod["metadata"]["ownerReferences"]
         plain = json.dumps(pod).encode()
         # What the hub makes of the pod in bench-hub (bench-off itself is excluded from injection).
-        injected_pod = inject(
+        result = inject(
             {**pod, "metadata": {**pod["metadata"], "namespace": "bench-hub"}},
             {"kubernetes.io/metadata.name": "bench-hub", **namespaces["hub"]},
             admission.active_candidates(name).index,
             now=timezone.now(),
             seed="floor",
-        ).pod
+        )
+        floor_patch = base64.b64encode(
+            json.dumps(result.json_patch(), separators=(",", ":")).encode()
+        ).decode()
+        injected_pod = result.pod
         metadata = {key: value for key, value in injected_pod["metadata"].items() if key != "namespace"}
         injected = json.dumps({**injected_pod, "metadata": metadata}).encode()
         configurations: dict[str, tuple[str, bytes, set[str] | None]] = {
@@ -340,11 +379,22 @@ def main() -> int:
         }
         if not args.no_sync:
             configurations["s"] = ("bench-sync", plain, expected)
+        configurations["n"] = ("bench-floor", plain, expected)
+
+        certs = make_serving_certificate(workdir / "webhook-tls", hosts=("127.0.0.1", "localhost"))
+        ca = certs.ca_cert.read_bytes()
+        models = ["gthread", "floor"] if args.no_sync else ["gthread", "sync", "floor"]
+        listeners = [Listener(model, workdir, certs.cert, certs.key, floor_patch) for model in models]
+        client_context = ssl.create_default_context(cafile=str(certs.ca_cert))
+        admission_api = client.AdmissionregistrationV1Api(api)
+        for listener in listeners:
+            ready_seconds[listener.model] = listener.wait_ready(client_context)
+            apply_webhook(admission_api, cluster, listener, ca)
 
         creator = Creator(sandbox)
-        # The apiserver sees new webhook configurations through an informer: wait until both inject.
+        # The apiserver sees new webhook configurations through an informer: wait until each injects.
         deadline = time.monotonic() + 60
-        for label in ("b", "s") if not args.no_sync else ("b",):
+        for label in ("b", "n", "s") if not args.no_sync else ("b", "n"):
             namespace, body, _ = configurations[label]
             while True:
                 _, status, data = creator.create(namespace, body)
@@ -394,12 +444,13 @@ def main() -> int:
         "d": "(d) no webhook, pre-injected pod (floor)",
         "b": "(b) hub webhook, gunicorn_admission (gthread)",
         "s": "(s) hub webhook, sync workers (before)",
+        "n": "(n) no-op webhook, same patch (webhook floor)",
     }
     print(f"  {'per CREATE (ms)':<48}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}")
     table = {label: figures(values) for label, values in samples.items()}
     for label, values in table.items():
         print(f"  {titles[label]:<48}" + "".join(f"{value * 1000:>8.3f}" for value in values))
-    for top, bottom in (("b", "d"), ("b", "a"), ("s", "d"), ("b", "s")):
+    for top, bottom in (("b", "d"), ("b", "a"), ("s", "d"), ("b", "s"), ("n", "d"), ("b", "n")):
         if top in table and bottom in table:
             ratios = [t / b for t, b in zip(table[top], table[bottom], strict=True)]
             print(f"  {top + ' / ' + bottom:<48}" + "".join(f"{value:>7.2f}x" for value in ratios))

@@ -200,6 +200,22 @@ class Listener:
             time.sleep(0.2)
         raise SystemExit(f"the {self.model} webhook is not ready after {timeout:.0f}s; see {self.log}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by this server and its worker processes."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited meanwhile
+            pid, parent = int(entry.name), int(fields[1])
+            if pid == self.process.pid or parent == self.process.pid:
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -331,6 +347,7 @@ def main() -> int:
     listeners: list[Listener] = []
     samples: dict[str, list[float]] = {}
     fresh: dict[str, tuple[float, float]] = {}
+    cpu_per_admission: dict[str, float] = {}
     ready_seconds: dict[str, float] = {}
     try:
         started = time.monotonic()
@@ -413,6 +430,7 @@ def main() -> int:
         say(f"measuring {args.creates} creates of each of {', '.join(order)}")
         answers: list[tuple[str, int, bytes]] = []
         samples = {label: [] for label in order}
+        cpu_before = {listener.model: listener.cpu_seconds() for listener in listeners}
         for _ in range(args.creates):
             shuffle.shuffle(order)
             for label in order:
@@ -420,6 +438,10 @@ def main() -> int:
                 elapsed, status, data = creator.create(namespace, body)
                 samples[label].append(elapsed)
                 answers.append((label, status, data))
+        cpu_per_admission = {
+            listener.model: (listener.cpu_seconds() - cpu_before[listener.model]) / args.creates
+            for listener in listeners
+        }
         for label, status, data in answers:
             check_created(label, status, data, configurations[label][2])
         review = review_body(1, namespace="bench-hub")
@@ -458,6 +480,10 @@ def main() -> int:
         "  first admission in a fresh process (first, second call, ms): without warm-up"
         f" {fresh['cold'][0] * 1000:.1f}, {fresh['cold'][1] * 1000:.2f}; after post_worker_init's warm-up"
         f" {fresh['warm'][0] * 1000:.1f}, {fresh['warm'][1] * 1000:.2f}"
+    )
+    print(
+        "  CPU time of each webhook server per admission (all its processes and threads, ms): "
+        + ", ".join(f"{model} {seconds * 1000:.2f}" for model, seconds in cpu_per_admission.items())
     )
     print(
         "  extra: listener start until /healthz answered (workers warm): "

@@ -8,8 +8,8 @@ reads the body and writes the JSON). Guarantees:
   request's ``uid``. Only CREATE of ``pods`` (no subresource) is injected (decision 10);
   anything else is allowed unchanged. A core ``InjectionError`` is a denial (``allowed: false``,
   ``status.code`` 400, the core's message). The patch is the core's ``InjectionResult.json_patch()``
-  (jsonpatch), base64-encoded, with ``patchType: JSONPatch``; the core's warnings go into
-  ``warnings``.
+  (built from what injection changed), base64-encoded, with ``patchType: JSONPatch``; the
+  core's warnings go into ``warnings``.
 - Malformed input is a 400 whose message names the field (``request.uid``...); a body over
   ``SIDECARHUB_ADMISSION_MAX_BODY_BYTES`` is a 413; a cluster the hub does not know is a 404.
   It never raises: an unexpected error is logged and answered as the cluster's
@@ -26,7 +26,8 @@ cluster SERVES (decision 17, ``SidecarSetPlacement.serving_revision``; not neces
 current one) as ``latest``, every retained revision as ``history`` (revision pinning), each an
 ``InjectionRevision`` with the stored ``revision_hash`` / ``hash_without_images`` so the core
 never re-hashes per request. Revisions are immutable, so a parsed revision is reused across
-rebuilds by its id.
+rebuilds by its id. Each snapshot also carries the core's ``CandidateIndex`` of its candidates,
+built once, so a review matches only the SidecarSets that may select its pod.
 
 Several web processes (gunicorn workers) serve the endpoint, so an in-process signal alone
 cannot invalidate every copy. Each process therefore keeps a **definitions generation** per
@@ -40,6 +41,13 @@ the ``revision_published`` / ``sidecarset_deleted`` signals also force the next 
 re-check at once. A publish thus reaches every process within the check interval plus one
 rebuild (tested: within 2 seconds). If the database cannot be read, the last snapshot is used
 (logged); without any snapshot the endpoint answers 503 and the cluster's failurePolicy applies.
+
+Warm-up
+-------
+:func:`warm_up` does, before a web process serves, what the first admission of each cluster
+would otherwise do (snapshot, kube client, every namespace's labels in one list); the admission
+listener's gunicorn settings (``sidecarhub/gunicorn_admission.py``) run it in
+``post_worker_init``.
 
 Namespace labels
 ----------------

@@ -362,7 +362,13 @@ def warm_up() -> int:
     warmed is warmed by its first admission instead.
     """
     warmed = 0
-    for name in Cluster.objects.order_by("name").values_list("name", flat=True):
+    try:
+        names = list(Cluster.objects.order_by("name").values_list("name", flat=True))
+    except DatabaseError:  # the database is down: serve anyway, each first admission warms up
+        log.warning("admission: no warm-up, the clusters cannot be read", exc_info=True)
+        _close_broken_connection()
+        return 0
+    for name in names:
         try:
             snapshot = active_candidates(name)
             cluster = snapshot.cluster

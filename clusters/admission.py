@@ -350,6 +350,11 @@ def namespace_labels(cluster: Cluster, namespace: str) -> dict[str, str] | None:
 # --- warm-up (before a web process serves its first admission) ----------------------------------
 
 
+# A worker warms up before gunicorn's heartbeat starts (its ``timeout``, 30 s, would kill it):
+# clusters not reached within this budget are warmed by their first admission instead.
+WARM_UP_BUDGET_SECONDS = 15.0
+
+
 def warm_up() -> int:
     """Make a fresh process's first admission cost what every later one does; returns how many
     clusters were warmed.
@@ -359,8 +364,10 @@ def warm_up() -> int:
     per-namespace GETs would, same TTL); then one review of a synthetic pod through the whole
     handler, so lazy imports and first-call paths run here. Without it, a fresh worker's first
     admission took ≈ 420 ms (issue 17). Errors are logged, never raised: a cluster that cannot be
-    warmed is warmed by its first admission instead.
+    warmed (or is not reached within ``WARM_UP_BUDGET_SECONDS``; each namespace list is one
+    attempt) is warmed by its first admission instead.
     """
+    deadline = time.monotonic() + WARM_UP_BUDGET_SECONDS
     warmed = 0
     try:
         names = list(Cluster.objects.order_by("name").values_list("name", flat=True))
@@ -369,6 +376,9 @@ def warm_up() -> int:
         _close_broken_connection()
         return 0
     for name in names:
+        if time.monotonic() > deadline:
+            log.warning("admission: warm-up budget spent after %d of %d cluster(s)", warmed, len(names))
+            break
         try:
             snapshot = active_candidates(name)
             cluster = snapshot.cluster
@@ -376,11 +386,18 @@ def warm_up() -> int:
                 continue
             if snapshot.candidates:
                 kube = cached_kube_client(cluster)
-                namespaces = kube.namespace_labels()
+                listed = kube.call(
+                    client.CoreV1Api(kube.api_client).list_namespace,
+                    what="list namespaces",
+                    timeout_seconds=max(1.0, min(5.0, deadline - time.monotonic())),
+                    attempts=1,
+                )
                 now = time.monotonic()
                 with _namespace_lock:
-                    for namespace, labels in namespaces.items():
-                        _namespace_cache[(cluster.pk, namespace)] = (labels, now)
+                    for item in listed.get("items") or []:
+                        metadata = item.get("metadata") or {}
+                        labels = {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()}
+                        _namespace_cache[(cluster.pk, str(metadata.get("name")))] = (labels, now)
             review_pod_admission(name, _WARM_UP_REVIEW)
             warmed += 1
         except Exception:  # never keep a worker from starting

@@ -18,6 +18,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseNotAllowed,
@@ -32,7 +33,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from clusters.kube import KubeError
-from rollouts import fleet, previews, restarts, services
+from rollouts import fleet, pages, previews, restarts, services
 from rollouts.choices import (
     APPROVABLE_STEP_STATES,
     PodUpdateOutcome,
@@ -52,10 +53,10 @@ from rollouts.queries import (
     steps_with_progress,
 )
 from rollouts.services import NotPermitted
-from rollouts.transitions import InvalidTransition, RolloutError
+from rollouts.transitions import InvalidTransition, RolloutError, RolloutNotFound
 from sidecarhub.admin import ReadOnlyAdmin, SidecarSetAdmin
 from sidecarhub.middleware import request_id_of
-from sidecarhub.models import SidecarSet
+from sidecarhub.models import SidecarSet, SidecarSetRevision
 
 __all__ = ["PodUpdateAdmin", "RolloutAdmin", "fleet_panel", "progress_bar_html", "state_badge"]
 
@@ -114,7 +115,7 @@ def progress_bar_html(progress: Progress, width_px: int = 160) -> str:
     """A bar (green updated, red failed, grey in flight) and ``updated / total`` with failures."""
     title = (
         f"{progress.updated} updated, {progress.failed} failed, {progress.in_flight} in flight, "
-        f"{progress.skipped} skipped, {progress.pod_gone} gone, of {progress.total} pods in prepared steps"
+        f"{progress.skipped} skipped, {progress.pod_gone} gone, of {progress.total} pods over all steps"
     )
     text = f"{progress.updated} / {progress.total} updated"
     failed = (
@@ -160,6 +161,35 @@ def _span(seconds: int) -> str:
     if seconds < 86400:
         return f"{seconds // 3600}h {seconds % 3600 // 60}m"
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def _diff_url(
+    rollout: Rollout, from_revision: SidecarSetRevision | None, to_revision: SidecarSetRevision | None
+) -> str:
+    """The SidecarSet's revision diff page for the rollout's two revisions ('' when either is gone)."""
+    if rollout.sidecarset_id is None or from_revision is None or to_revision is None:
+        return ""
+    url = reverse("admin:sidecarhub_sidecarset_diff", args=[rollout.sidecarset_id])
+    return f"{url}?from={from_revision.number}&to={to_revision.number}"
+
+
+def _release_url(rollout: Rollout) -> str:
+    """The page of the release an update (or the rollback of one) belongs to."""
+    if rollout.sidecarset_id is None or rollout.kind == RolloutKind.RESTART:
+        return ""
+    revision = rollout.to_revision_number
+    if rollout.kind == RolloutKind.ROLLBACK:
+        if rollout.rollback_of_id is None:
+            return ""
+        source = Rollout.objects.filter(pk=rollout.rollback_of_id)
+        revision = source.values_list("to_revision_number", flat=True).first() or 0
+        if not revision:
+            return ""
+    return release_url(rollout.sidecarset_id, revision)
+
+
+def release_url(sidecarset_id: int, revision: int) -> str:
+    return reverse("admin:rollouts_rollout_release", args=[sidecarset_id, revision])
 
 
 def deleted_label(name: str, deleted: bool) -> str:
@@ -367,6 +397,11 @@ class RolloutAdmin(ReadOnlyAdmin):
             ),
             path("<int:object_id>/preview/", view(self.preview_view), name="rollouts_rollout_preview"),
             path(
+                "release/<int:sidecarset_id>/<int:revision>/",
+                view(self.release_view),
+                name="rollouts_rollout_release",
+            ),
+            path(
                 "<int:object_id>/restart-preview/",
                 view(self.restart_preview_view),
                 name="rollouts_rollout_restart_preview",
@@ -380,32 +415,10 @@ class RolloutAdmin(ReadOnlyAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        """The rollout's page: summary, progress, buttons, steps with pods and approvals, history."""
-        steps = steps_with_progress(RolloutStep.objects.order_by("ordinal")).prefetch_related(
-            Prefetch("approvals", queryset=Approval.objects.order_by("at", "id"))
-        )
-        rollout = get_object_or_404(
-            self.get_queryset(request).prefetch_related(Prefetch("rollout_steps", queryset=steps)),
-            pk=object_id if str(object_id).isdigit() else -1,
-        )
-        if not self.has_view_permission(request, rollout):
-            raise PermissionDenied
-        user = request.user
-        step_rows = []
-        for step in rollout.rollout_steps.all():
-            decidable = step.state in APPROVABLE_STEP_STATES and rollout.state == RolloutState.RUNNING
-            step.rollout = rollout  # the policy reads step.rollout.cluster: no extra query
-            step_rows.append(
-                {
-                    "step": step,
-                    "badge": state_badge(step.state, step.get_state_display()),
-                    "progress": progress_bar_html(progress_of(step), 120),
-                    "decidable": decidable,
-                    "refusal": approval_refusal(user, step) if decidable else None,
-                    "expires_in": _ago(step.expires_at) if step.expires_at else "",
-                }
-            )
-        operable = can_operate(user)
+        """The rollout's page: what changes (images, revisions, diff), where (SidecarSet, cluster,
+        release), what it waits for, progress over all steps, buttons, steps, history."""
+        rollout = self._page_rollout(request, object_id)
+        operable = can_operate(request.user)
         verbs = [
             (verb, VERB_HELP[verb])
             for verb, allowed_states in (
@@ -424,17 +437,30 @@ class RolloutAdmin(ReadOnlyAdmin):
         history = (
             StepTransition.objects.filter(rollout=rollout).select_related("step").order_by("-at", "-id")[:100]
         )
+        revisions = {
+            revision.pk: revision
+            for revision in SidecarSetRevision.objects.filter(
+                pk__in=[pk for pk in (rollout.from_revision_id, rollout.to_revision_id) if pk is not None]
+            )
+        }
+        from_revision = revisions.get(rollout.from_revision_id) if rollout.from_revision_id else None
+        to_revision = revisions.get(rollout.to_revision_id) if rollout.to_revision_id else None
         context = {
             **self.admin_site.each_context(request),
+            **self.progress_context(request, rollout),
             "title": f"Rollout {rollout.pk}: {rollout.sidecarset_name} in {rollout.cluster_name}",
             "opts": self.model._meta,
             "original": rollout,
-            "rollout": rollout,
-            "state": state_badge(rollout.state, rollout.get_state_display()),
-            "progress": progress_of(rollout),
-            "progress_bar": progress_bar_html(progress_of(rollout), 320),
             "revisions": self.revisions(rollout),
-            "steps": step_rows,
+            "images": pages.image_changes(from_revision, to_revision),
+            "diff_url": _diff_url(rollout, from_revision, to_revision),
+            "sidecarset_url": reverse("admin:sidecarhub_sidecarset_change", args=[rollout.sidecarset_id])
+            if rollout.sidecarset_id
+            else "",
+            "cluster_url": reverse("admin:clusters_cluster_change", args=[rollout.cluster_id])
+            if rollout.cluster_id
+            else "",
+            "release_url": _release_url(rollout),
             "verbs": verbs if operable else [],
             "operable": operable,
             "history": history,
@@ -449,6 +475,53 @@ class RolloutAdmin(ReadOnlyAdmin):
             "rollback_of_url": self._detail_url(rollout.rollback_of_id) if rollout.rollback_of_id else "",
         }
         return TemplateResponse(request, "admin/rollouts/rollout/detail.html", context)
+
+    def _page_rollout(self, request: HttpRequest, object_id: str | int) -> Rollout:
+        """The rollout with its progress counts and its steps (each with its counts and approvals)."""
+        steps = steps_with_progress(RolloutStep.objects.order_by("ordinal")).prefetch_related(
+            Prefetch("approvals", queryset=Approval.objects.order_by("at", "id"))
+        )
+        rollout = get_object_or_404(
+            self.get_queryset(request).prefetch_related(Prefetch("rollout_steps", queryset=steps)),
+            pk=object_id if str(object_id).isdigit() else -1,
+        )
+        if not self.has_view_permission(request, rollout):
+            raise PermissionDenied
+        return rollout
+
+    def progress_context(self, request: HttpRequest, rollout: Rollout) -> dict[str, Any]:
+        """The context of ``_progress.html`` (status sentence, progress over all steps, steps with
+        their pods and approvals): the part of the page that changes while a rollout moves."""
+        user = request.user
+        steps = list(rollout.rollout_steps.all())
+        step_rows = []
+        for step in steps:
+            decidable = step.state in APPROVABLE_STEP_STATES and rollout.state == RolloutState.RUNNING
+            step.rollout = rollout  # the policy reads step.rollout.cluster: no extra query
+            step_rows.append(
+                {
+                    "step": step,
+                    "badge": state_badge(step.state, step.get_state_display()),
+                    "progress": progress_bar_html(progress_of(step), 120),
+                    "decidable": decidable,
+                    "refusal": approval_refusal(user, step) if decidable else None,
+                    "expires_in": _ago(step.expires_at) if step.expires_at else "",
+                    # A step's note is current only while it is paused or once it has ended: a
+                    # resumed step's pause note is history (shown in the table below).
+                    "note": step.explanation
+                    if step.state not in (StepState.RUNNING, StepState.APPROVED, StepState.PENDING)
+                    else "",
+                }
+            )
+        progress = progress_of(rollout)
+        return {
+            "rollout": rollout,
+            "state": self.state_display(rollout),
+            "status": pages.rollout_status(rollout, steps),
+            "progress": progress,
+            "progress_bar": progress_bar_html(progress, 320),
+            "steps": step_rows,
+        }
 
     def operate_view(self, request: HttpRequest, object_id: int, verb: str) -> HttpResponse:
         """POST: pause, resume, abort or roll back (through the services)."""
@@ -476,6 +549,46 @@ class RolloutAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         self._decide(request, step.pk, decision, request.POST.get("comment", "")[:2000])
         return HttpResponseRedirect(self._detail_url(object_id))
+
+    def release_view(self, request: HttpRequest, sidecarset_id: int, revision: int) -> HttpResponse:
+        """One release: a published revision across its clusters and waves (``rollouts.pages``)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            page = pages.release_page(sidecarset_id, revision)
+        except RolloutNotFound as exc:
+            raise Http404(str(exc)) from None
+        diff_url = ""
+        if page.previous_revision is not None:
+            diff_url = (
+                reverse("admin:sidecarhub_sidecarset_diff", args=[sidecarset_id])
+                + f"?from={page.previous_revision}&to={revision}"
+            )
+        lines = [
+            {
+                "line": line,
+                "rollout": _rollout_cell(line.member.rollout),
+                "rollback": _rollout_cell(line.member.rollback),
+                "progress_bar": progress_bar_html(line.progress, 140),
+                "cluster_url": reverse("admin:clusters_cluster_change", args=[line.member.cluster_id])
+                if line.member.cluster_id
+                else "",
+            }
+            for line in page.rollouts
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Release of {page.sidecarset} revision {revision}",
+            "opts": self.model._meta,
+            "page": page,
+            "release": page.release,
+            "badge": state_badge(page.release.stage, page.release.stage_text),
+            "progress_bar": progress_bar_html(page.progress, 320),
+            "lines": lines,
+            "diff_url": diff_url,
+            "sidecarset_url": reverse("admin:sidecarhub_sidecarset_change", args=[sidecarset_id]),
+        }
+        return TemplateResponse(request, "admin/rollouts/rollout/release.html", context)
 
     def preview_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """The next step's exact pods: stored once prepared, computed from the cluster before."""
@@ -533,6 +646,7 @@ class RolloutAdmin(ReadOnlyAdmin):
 # --- the fleet view on the SidecarSet's page ------------------------------------------------------
 
 FLEET_PERMISSIONS = ("rollouts.view_rollout", "clusters.view_cluster")
+RECENT_ROLLOUTS = 20  # the SidecarSet page lists its newest rollouts; the changelist has them all
 
 
 def _rollout_cell(rollout: fleet.RolloutSummary | None) -> dict[str, Any] | None:
@@ -575,6 +689,7 @@ def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
         {
             "release": release,
             "badge": state_badge(release.stage, release.stage_text),
+            "url": release_url(sidecarset.pk, release.revision),
             "clusters": [
                 {
                     "wave": wave.wave,
@@ -588,7 +703,27 @@ def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
         }
         for release in fleet.releases_of(sidecarset.pk).releases
     ]
-    context = {"fleet": found, "clusters": clusters, "releases": releases}
+    recent = rollouts_with_progress(
+        Rollout.objects.filter(sidecarset_id=sidecarset.pk).order_by("-created_at", "-id")
+    ).prefetch_related("rollout_steps")[:RECENT_ROLLOUTS]
+    rollouts = [
+        {
+            "rollout": rollout,
+            "url": reverse("admin:rollouts_rollout_change", args=[rollout.pk]),
+            "badge": state_badge(rollout.state, rollout.get_state_display()),
+            "status": pages.rollout_status(rollout, rollout.rollout_steps.all()),
+            "progress": progress_bar_html(progress_of(rollout), 120),
+        }
+        for rollout in recent
+    ]
+    context = {
+        "fleet": found,
+        "clusters": clusters,
+        "releases": releases,
+        "rollouts": rollouts,
+        "all_rollouts_url": reverse("admin:rollouts_rollout_changelist")
+        + f"?sidecarset_name={sidecarset.name}",
+    }
     return render_to_string("admin/rollouts/sidecarset/fleet.html", context, request=request)
 
 

@@ -165,5 +165,6 @@ def rollout_progress(rollout_id: int) -> RolloutProgress:
         steps[state] = steps.get(state, 0) + 1
         if current is None and state not in TERMINAL_STEP_STATES:
             current = ordinal
-    total = sum(rollout.rollout_steps.values_list("pod_count", flat=True))
+    # Over all steps, as ``rollouts.queries`` counts it: unprepared steps via ``planned_pods``.
+    total = max(sum(rollout.rollout_steps.values_list("pod_count", flat=True)), rollout.planned_pods or 0)
     return RolloutProgress(rollout.pk, rollout.state, total, pods, steps, current)

@@ -730,6 +730,43 @@ def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
 SidecarSetAdmin.add_change_page_panel(fleet_panel)
 
 
+def publish_preview_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
+    """What publishing would do (``previews.preview_publish``), shown on the publish page before
+    confirming: the clusters by wave, the steps, pods in place vs needing recreate per cluster."""
+    if not request.user.has_perms(FLEET_PERMISSIONS):
+        return ""
+    preview = previews.preview_publish(sidecarset.pk, actor=request.user)
+    rows = [
+        {"row": cluster, "url": reverse("admin:clusters_cluster_change", args=[cluster.cluster_id])}
+        for cluster in preview.clusters
+    ]
+    context = {"preview": preview, "rows": rows}
+    return render_to_string("admin/rollouts/sidecarset/publish_preview.html", context, request=request)
+
+
+def published_note(request: HttpRequest, revision: SidecarSetRevision) -> str:
+    """The success message's link to the release a publish started (its rollouts by cluster)."""
+    clusters = list(
+        Rollout.objects.filter(to_revision=revision, kind=RolloutKind.UPDATE)
+        .order_by("wave", "cluster_name")
+        .values_list("cluster_name", flat=True)
+    )
+    if not clusters:
+        return "No rollout: every target cluster serves it at once (or it has no target cluster)."
+    return format_html(
+        '<a href="{}" class="sh-release-link">Release of revision {}</a>: {} rollout{} ({}).',
+        release_url(revision.sidecarset_id, revision.number),
+        revision.number,
+        len(clusters),
+        "" if len(clusters) == 1 else "s",
+        ", ".join(clusters),
+    )
+
+
+SidecarSetAdmin.add_publish_page_panel(publish_preview_panel)
+SidecarSetAdmin.add_published_note(published_note)
+
+
 @admin.register(PodUpdate)
 class PodUpdateAdmin(ReadOnlyAdmin):
     """Per-pod history (read-only) with filters and CSV export of the filtered list."""

@@ -30,7 +30,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from clusters.kube import KubeError
 from rollouts import fleet, pages, previews, restarts, services
@@ -161,6 +161,15 @@ def _span(seconds: int) -> str:
     if seconds < 86400:
         return f"{seconds // 3600}h {seconds % 3600 // 60}m"
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _image_tail(image: str) -> str:
+    """``registry.example.com/team/log-agent:2`` -> ``log-agent:2`` (the whole one is the tooltip)."""
+    return _shorten(image.rsplit("/", 1)[-1], 40)
 
 
 def _diff_url(
@@ -771,17 +780,15 @@ SidecarSetAdmin.add_published_note(published_note)
 class PodUpdateAdmin(ReadOnlyAdmin):
     """Per-pod history (read-only) with filters and CSV export of the filtered list."""
 
+    # Eight narrow columns, so the image and outcome stay on screen at 1,400 px: long values
+    # (pod names, image references, errors) are truncated with the whole value as a tooltip.
     list_display = (
-        "claimed_at",
+        "when",
         "cluster_display",
-        "namespace",
-        "pod_name",
+        "pod_display",
         "rollout_link",
-        "step_ordinal",
-        "container",
         "image_change",
         "outcome_display",
-        "state",
         "duration",
         "error_display",
     )
@@ -801,22 +808,61 @@ class PodUpdateAdmin(ReadOnlyAdmin):
     actions = ("export_selected",)
     change_list_template = "admin/rollouts/podupdate/change_list.html"
 
+    @admin.display(description="claimed (UTC)", ordering="claimed_at")
+    def when(self, update: PodUpdate) -> str:
+        return format_html(
+            '<span title="{}" class="sh-nowrap">{}</span>',
+            update.claimed_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            update.claimed_at.strftime("%m-%d %H:%M"),
+        )
+
     @admin.display(description="cluster", ordering="cluster_name")
     def cluster_display(self, update: PodUpdate) -> str:
         return deleted_label(update.cluster_name, update.cluster_id is None)
 
-    @admin.display(description="rollout", ordering="rollout")
+    @admin.display(description="pod", ordering="pod_name")
+    def pod_display(self, update: PodUpdate) -> str:
+        full = f"{update.namespace}/{update.pod_name}"
+        workload = f" ({update.workload_kind} {update.workload_name})" if update.workload_kind else ""
+        return format_html(
+            '<span class="sh-cut sh-pod" title="{}{}">{}</span>', full, workload, _shorten(full, 44)
+        )
+
+    @admin.display(description="rollout · step", ordering="rollout")
     def rollout_link(self, update: PodUpdate) -> str:
         url = reverse("admin:rollouts_rollout_change", args=[update.rollout_id])
-        return format_html('<a href="{}">{} #{}</a>', url, update.rollout.sidecarset_name, update.rollout_id)
+        return format_html(
+            '<a href="{}" title="{} rollout {}, step {}" class="sh-nowrap">#{} · {}</a>',
+            url,
+            update.rollout.sidecarset_name,
+            update.rollout_id,
+            update.step.ordinal,
+            update.rollout_id,
+            update.step.ordinal,
+        )
 
-    @admin.display(description="step", ordering="step__ordinal")
-    def step_ordinal(self, update: PodUpdate) -> int:
-        return update.step.ordinal
-
-    @admin.display(description="image")
+    @admin.display(description="image (from → to)")
     def image_change(self, update: PodUpdate) -> str:
-        return format_html("{} → <strong>{}</strong>", update.from_image or "?", update.to_image)
+        # Several sidecars: comma-joined, in the same order (see PodUpdate).
+        containers = update.container.split(",")
+        before = update.from_image.split(",") if update.from_image else []
+        after = update.to_image.split(",")
+        lines = []
+        for position, container in enumerate(containers):
+            old = before[position] if position < len(before) else "?"
+            new = after[position] if position < len(after) else "?"
+            lines.append(
+                format_html(
+                    '<div class="sh-cut sh-image" title="{}: {} → {}">{}: {} → <strong>{}</strong></div>',
+                    container,
+                    old,
+                    new,
+                    container,
+                    _image_tail(old),
+                    _image_tail(new),
+                )
+            )
+        return format_html_join("", "{}", ((line,) for line in lines))
 
     @admin.display(description="outcome", ordering="outcome")
     def outcome_display(self, update: PodUpdate) -> str:
@@ -834,8 +880,9 @@ class PodUpdateAdmin(ReadOnlyAdmin):
     def error_display(self, update: PodUpdate) -> str:
         if not update.error:
             return ""
-        short = update.error if len(update.error) <= 80 else update.error[:79] + "…"
-        return format_html('<span title="{}">{}</span>', update.error, short)
+        return format_html(
+            '<span class="sh-cut sh-error" title="{}">{}</span>', update.error, _shorten(update.error, 60)
+        )
 
     def _csv_response(self, rows: Any) -> StreamingHttpResponse:
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")

@@ -591,7 +591,7 @@ class RolloutAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
             "page": page,
             "release": page.release,
-            "badge": state_badge(page.release.stage, page.release.stage_text),
+            "badge": state_badge(page.release.stage, ReleaseStage(page.release.stage).label),
             "progress_bar": progress_bar_html(page.progress, 320),
             "lines": lines,
             "diff_url": diff_url,
@@ -749,7 +749,11 @@ def publish_preview_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
         {"row": cluster, "url": reverse("admin:clusters_cluster_change", args=[cluster.cluster_id])}
         for cluster in preview.clusters
     ]
-    context = {"preview": preview, "rows": rows}
+    supersedes = [
+        {"rollout": rollout, "url": reverse("admin:rollouts_rollout_change", args=[rollout.id])}
+        for rollout in preview.supersedes
+    ]
+    context = {"preview": preview, "rows": rows, "supersedes": supersedes}
     return render_to_string("admin/rollouts/sidecarset/publish_preview.html", context, request=request)
 
 

@@ -17,9 +17,9 @@ from django.db.models import Max
 from clusters.kube import KubeError, cached_kube_client, open_kube_client
 from clusters.models import Cluster
 from clusters.targeting import resolve_targets
-from rollouts.choices import TERMINAL_STEP_STATES, PodUpdateOutcome, StepState
+from rollouts.choices import ACTIVE_ROLLOUT_STATES, TERMINAL_STEP_STATES, PodUpdateOutcome, StepState
 from rollouts.lifecycle import SERVE_STEP, stale_pods
-from rollouts.models import PodUpdate
+from rollouts.models import PodUpdate, Rollout
 from rollouts.pass_inputs import PassInputs, fetch_pods
 from rollouts.services import (
     RolloutError,
@@ -42,6 +42,7 @@ __all__ = [
     "RevisionPreview",
     "RolloutProgress",
     "StepPreview",
+    "SupersededRollout",
     "preview_next_step",
     "preview_publish",
     "preview_revision",
@@ -194,6 +195,16 @@ class PublishPreviewCluster:
 
 
 @dataclass(frozen=True)
+class SupersededRollout:
+    """An active rollout that publishing aborts ("superseded"): the newer revision wins."""
+
+    id: int
+    cluster: str
+    to_revision: int
+    state: str
+
+
+@dataclass(frozen=True)
 class PublishPreview:
     """What publishing the SidecarSet's unpublished definition would do (nothing is written):
     the revision it would become, the change kind, the rollout steps and, per target cluster by
@@ -207,6 +218,7 @@ class PublishPreview:
     steps: tuple[str, ...]
     settings_error: str
     clusters: tuple[PublishPreviewCluster, ...]
+    supersedes: tuple[SupersededRollout, ...]
 
     @property
     def waves(self) -> tuple[tuple[int, tuple[PublishPreviewCluster, ...]], ...]:
@@ -313,6 +325,15 @@ def preview_publish(
                 needs_recreate=recreate[:PUBLISH_PREVIEW_PODS],
             )
         )
+    # What ``services.create_rollouts_for_revision`` aborts when it creates the release: every
+    # active rollout of the SidecarSet (they go to another revision) — unless pods see no change.
+    superseded = (
+        Rollout.objects.filter(sidecarset_id=sidecarset.pk, state__in=ACTIVE_ROLLOUT_STATES)
+        .order_by("wave", "cluster_name")
+        .values_list("pk", "cluster_name", "to_revision_number", "state")
+        if not nothing and change_kind != ChangeKind.NONE
+        else []
+    )
     return PublishPreview(
         sidecarset=sidecarset.name,
         from_revision=current.number if current is not None else None,
@@ -322,6 +343,7 @@ def preview_publish(
         steps=steps,
         settings_error=settings_error,
         clusters=tuple(rows),
+        supersedes=tuple(SupersededRollout(*row) for row in superseded),
     )
 
 

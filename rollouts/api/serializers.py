@@ -521,6 +521,13 @@ class PublishPreviewClusterSerializer(serializers.Serializer):
     needs_recreate = PodPreviewSerializer(many=True, help_text="The first pods that need recreate")
 
 
+class SupersededRolloutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    cluster = serializers.CharField()
+    to_revision = serializers.IntegerField()
+    state = serializers.CharField(help_text="One of RolloutStateEnum")
+
+
 class PublishPreviewSerializer(serializers.Serializer):
     """``GET /api/v1/sidecarsets/{name}/publish-preview/``: what publishing would do now."""
 
@@ -533,3 +540,6 @@ class PublishPreviewSerializer(serializers.Serializer):
     settings_error = serializers.CharField(help_text="Invalid rollout settings (publish would refuse)")
     rollouts = serializers.IntegerField(help_text="Rollouts it would create")
     clusters = PublishPreviewClusterSerializer(many=True)
+    supersedes = SupersededRolloutSerializer(
+        many=True, help_text="Active rollouts that publishing aborts (a newer revision wins)"
+    )

@@ -378,3 +378,24 @@ def test_pod_history_has_few_columns_with_image_and_outcome_and_full_values_as_t
     assert 'title="log-agent: log-agent:1 → log-agent:2"' in html
     assert 'title="shop/web-1"' in html and 'title="ErrImagePull: log-agent:2"' in html
     assert "Succeeded" in html and "Failed" in html and "Claimed…" in html
+
+
+def test_publish_preview_names_the_active_rollouts_it_supersedes(author: User) -> None:
+    sidecarset, rollouts = _release_in_two_waves(author)
+    update_sidecarset(
+        "rel", source=document("rel", "log-agent:3", "1,50%,100%"), actor=author, expected_version=None
+    )
+    client = Client()
+    client.force_login(make_user("preview-reader", *FLEET))
+    body = client.get(f"/api/v1/sidecarsets/{sidecarset.name}/publish-preview/?pods=false").json()
+    assert body["to_revision"] == 3
+    assert [(s["id"], s["cluster"], s["to_revision"]) for s in body["supersedes"]] == [
+        (rollouts[0].pk, "prod-eu", 2),
+        (rollouts[1].pk, "prod-us", 2),
+    ]
+    staff_user = staff("preview-staff", *FLEET, "sidecarhub.publish_sidecarset")
+    html = login(staff_user).get(reverse("admin:sidecarhub_sidecarset_publish", args=[sidecarset.pk]))
+    assert (
+        f'It supersedes: <a href="{detail_url(rollouts[0].pk)}">rollout {rollouts[0].pk}</a>'
+        in html.content.decode()
+    )

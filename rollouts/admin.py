@@ -167,9 +167,22 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _image_tail(image: str) -> str:
-    """``registry.example.com/team/log-agent:2`` -> ``log-agent:2`` (the whole one is the tooltip)."""
-    return _shorten(image.rsplit("/", 1)[-1], 40)
+def _split_tag(image: str) -> tuple[str, str]:
+    """``registry:5000/team/agent:2`` -> (``registry:5000/team/agent``, ``2``); no tag -> ''."""
+    repository, colon, tag = image.rpartition(":")
+    if not colon or "/" in tag:  # the colon was a registry port
+        return image, ""
+    return repository, tag
+
+
+def _image_change_text(old: str, new: str) -> tuple[str, str]:
+    """Short forms of an image change (the whole references are the tooltip): only the tags
+    when the repository is the same (``2.4.0`` → ``2.4.1``), else the last path segments."""
+    old_repository, old_tag = _split_tag(old)
+    new_repository, new_tag = _split_tag(new)
+    if old_repository == new_repository and old_tag and new_tag:
+        return _shorten(old_tag, 24), _shorten(new_tag, 24)
+    return _shorten(old.rsplit("/", 1)[-1], 32), _shorten(new.rsplit("/", 1)[-1], 32)
 
 
 def _diff_url(
@@ -784,17 +797,16 @@ SidecarSetAdmin.add_published_note(published_note)
 class PodUpdateAdmin(ReadOnlyAdmin):
     """Per-pod history (read-only) with filters and CSV export of the filtered list."""
 
-    # Eight narrow columns, so the image and outcome stay on screen at 1,400 px: long values
-    # (pod names, image references, errors) are truncated with the whole value as a tooltip.
+    # Six narrow columns, so the image and outcome stay on screen at 1,400 px beside the nav
+    # and filter sidebars: the cluster goes under the pod, the error under the outcome, and long
+    # values (pod names, image references, errors) are cut with the whole value as a tooltip.
     list_display = (
         "when",
-        "cluster_display",
         "pod_display",
         "rollout_link",
-        "image_change",
         "outcome_display",
+        "image_change",
         "duration",
-        "error_display",
     )
     list_filter = ("outcome", "state", "workload_kind", "cluster_name", "claimed_at")
     search_fields = (
@@ -820,19 +832,22 @@ class PodUpdateAdmin(ReadOnlyAdmin):
             update.claimed_at.strftime("%m-%d %H:%M"),
         )
 
-    @admin.display(description="cluster", ordering="cluster_name")
-    def cluster_display(self, update: PodUpdate) -> str:
-        return deleted_label(update.cluster_name, update.cluster_id is None)
-
     @admin.display(description="pod", ordering="pod_name")
     def pod_display(self, update: PodUpdate) -> str:
         full = f"{update.namespace}/{update.pod_name}"
         workload = f" ({update.workload_kind} {update.workload_name})" if update.workload_kind else ""
         return format_html(
-            '<span class="sh-cut sh-pod" title="{}{}">{}</span>', full, workload, _shorten(full, 44)
+            '<span class="sh-cut sh-pod" title="{}{}">{}</span>'
+            '<span class="sh-cut sh-pod sh-quiet" title="{}">{} · {}</span>',
+            full,
+            workload,
+            update.pod_name,
+            full,
+            deleted_label(update.cluster_name, update.cluster_id is None),
+            update.namespace,
         )
 
-    @admin.display(description="rollout · step", ordering="rollout")
+    @admin.display(description="rollout", ordering="rollout")
     def rollout_link(self, update: PodUpdate) -> str:
         url = reverse("admin:rollouts_rollout_change", args=[update.rollout_id])
         return format_html(
@@ -855,6 +870,7 @@ class PodUpdateAdmin(ReadOnlyAdmin):
         for position, container in enumerate(containers):
             old = before[position] if position < len(before) else "?"
             new = after[position] if position < len(after) else "?"
+            short_old, short_new = _image_change_text(old, new)
             lines.append(
                 format_html(
                     '<div class="sh-cut sh-image" title="{}: {} → {}">{}: {} → <strong>{}</strong></div>',
@@ -862,8 +878,8 @@ class PodUpdateAdmin(ReadOnlyAdmin):
                     old,
                     new,
                     container,
-                    _image_tail(old),
-                    _image_tail(new),
+                    short_old,
+                    short_new,
                 )
             )
         return format_html_join("", "{}", ((line,) for line in lines))
@@ -872,21 +888,18 @@ class PodUpdateAdmin(ReadOnlyAdmin):
     def outcome_display(self, update: PodUpdate) -> str:
         if not update.outcome:
             return state_badge(update.state, f"{update.get_state_display()}…")
-        return state_badge(update.outcome, update.get_outcome_display())
+        badge = state_badge(update.outcome, update.get_outcome_display())
+        if not update.error:
+            return badge
+        return format_html(
+            '{}<span class="sh-cut sh-error" title="{}">{}</span>', badge, update.error, update.error
+        )
 
     @admin.display(description="took")
     def duration(self, update: PodUpdate) -> str:
         if update.done_at is None:
             return "-"
         return _span(max(0, int((update.done_at - update.claimed_at).total_seconds())))
-
-    @admin.display(description="error")
-    def error_display(self, update: PodUpdate) -> str:
-        if not update.error:
-            return ""
-        return format_html(
-            '<span class="sh-cut sh-error" title="{}">{}</span>', update.error, _shorten(update.error, 60)
-        )
 
     def _csv_response(self, rows: Any) -> StreamingHttpResponse:
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")

@@ -84,14 +84,13 @@ def rollout_status(rollout: Rollout, steps: Iterable[RolloutStep]) -> str:
             return capfirst(reason)
         return f"Waiting to start (wave {rollout.wave}): the reconciler starts it on its next pass"
     if state == RolloutState.PAUSED:
-        return f"Paused: {rollout.reason}" if rollout.reason else "Paused"
+        return _labelled("Paused", rollout.reason)
     if state == RolloutState.COMPLETED:
         if rollout.needs_recreate:
             return f"Completed: {rollout.needs_recreate} pods need recreate"
         return "Completed"
     if state in (RolloutState.ABORTED, RolloutState.FAILED):
-        label = "Aborted" if state == RolloutState.ABORTED else "Failed"
-        return f"{label}: {rollout.reason}" if rollout.reason else label
+        return _labelled("Aborted" if state == RolloutState.ABORTED else "Failed", rollout.reason)
     # running
     step = _current_step(ordered)
     if rollout.abort_requested:
@@ -108,6 +107,15 @@ def rollout_status(rollout: Rollout, steps: Iterable[RolloutStep]) -> str:
     if step.state == StepState.APPROVED:
         return f"Starting {where} (approved)"
     return f"Running {where}"
+
+
+def _labelled(label: str, reason: str) -> str:
+    """``Paused: <reason>``, or the reason alone when it says so already ("paused by ...")."""
+    if not reason:
+        return label
+    if reason.lower().startswith(label.lower()):
+        return capfirst(reason)
+    return f"{label}: {reason}"
 
 
 def _intent(label: str, rollout: Rollout) -> str:

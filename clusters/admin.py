@@ -251,7 +251,20 @@ class ClusterAdmin(admin.ModelAdmin):
         self.message_user(request, f"Health check queued for {len(ids)} cluster(s).", messages.SUCCESS)
 
 
+class SelectorField(forms.JSONField):
+    """A cluster label selector as one line of JSON; empty (not ``null``) when there is none."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return "" if value is None else super().prepare_value(value)
+
+
 class TargetAdminForm(forms.ModelForm):
+    cluster_selector = SelectorField(
+        required=False,
+        widget=forms.TextInput(attrs={"size": 48, "placeholder": '{"matchLabels": {"env": "prod"}}'}),
+        help_text="A label selector over cluster labels (instead of one cluster)",
+    )
+
     class Meta:
         model = SidecarSetTarget
         fields = ("sidecarset", "cluster", "cluster_selector", "wave")

@@ -11,7 +11,7 @@ four-eyes checks are the services' own. Refusals are shown as messages a person 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.contrib import admin, messages
@@ -671,7 +671,16 @@ FLEET_PERMISSIONS = ("rollouts.view_rollout", "clusters.view_cluster")
 RECENT_ROLLOUTS = 20  # the SidecarSet page lists its newest rollouts; the changelist has them all
 
 
-def _rollout_cell(rollout: fleet.RolloutSummary | None) -> dict[str, Any] | None:
+def _statuses(summaries: Iterable[fleet.RolloutSummary | None]) -> dict[int, str]:
+    """Rollout id -> ``pages.rollout_status`` of the summarized rollouts (two queries)."""
+    ids = {summary.id for summary in summaries if summary is not None}
+    rows = Rollout.objects.filter(pk__in=ids).prefetch_related("rollout_steps")
+    return {row.pk: pages.rollout_status(row, row.rollout_steps.all()) for row in rows}
+
+
+def _rollout_cell(
+    rollout: fleet.RolloutSummary | None, statuses: Mapping[int, str] | None = None
+) -> dict[str, Any] | None:
     if rollout is None:
         return None
     source = f"#{rollout.from_revision}" if rollout.from_revision is not None else "none"
@@ -682,6 +691,7 @@ def _rollout_cell(rollout: fleet.RolloutSummary | None) -> dict[str, Any] | None
         "badge": state_badge(rollout.state),
         "step_badge": state_badge(rollout.step_state) if rollout.step_state else "",
         "revisions": f"{source}{arrow}#{rollout.to_revision}",
+        "status": (statuses or {}).get(rollout.id, rollout.reason),
     }
 
 
@@ -691,6 +701,16 @@ def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
     if not request.user.has_perms(FLEET_PERMISSIONS):
         return ""
     found = fleet.fleet_of(sidecarset.pk)
+    found_releases = fleet.releases_of(sidecarset.pk).releases
+    statuses = _statuses(
+        [row.latest_rollout for row in found.clusters]
+        + [
+            summary
+            for release in found_releases
+            for member in release.clusters
+            for summary in (member.rollout, member.rollback)
+        ]
+    )
     clusters = []
     for row in found.clusters:
         pods = None
@@ -703,7 +723,7 @@ def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
                 "cluster_url": reverse("admin:clusters_cluster_change", args=[row.cluster_id]),
                 "drift_url": reverse("admin:clusters_driftedpod_changelist")
                 + f"?cluster__id__exact={row.cluster_id}",
-                "rollout": _rollout_cell(row.latest_rollout),
+                "rollout": _rollout_cell(row.latest_rollout, statuses),
                 "pods": pods,
             }
         )
@@ -716,14 +736,14 @@ def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
                 {
                     "wave": wave.wave,
                     "member": member,
-                    "rollout": _rollout_cell(member.rollout),
-                    "rollback": _rollout_cell(member.rollback),
+                    "rollout": _rollout_cell(member.rollout, statuses),
+                    "rollback": _rollout_cell(member.rollback, statuses),
                 }
                 for wave in release.waves
                 for member in wave.clusters
             ],
         }
-        for release in fleet.releases_of(sidecarset.pk).releases
+        for release in found_releases
     ]
     recent = rollouts_with_progress(
         Rollout.objects.filter(sidecarset_id=sidecarset.pk).order_by("-created_at", "-id")

@@ -215,7 +215,7 @@ class SidecarSetAdmin(admin.ModelAdmin):
         return super().get_queryset(request).select_related("current_revision")
 
     def get_inlines(self, request: HttpRequest, obj: SidecarSet | None) -> Any:
-        return [*self.inlines, *self.extra_inlines] if obj is not None else []
+        return [*self.extra_inlines, *self.inlines] if obj is not None else []
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         for inline in self.extra_inlines:

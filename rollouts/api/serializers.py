@@ -93,9 +93,10 @@ class PublishPreviewQuerySerializer(serializers.Serializer):
 
 
 class ProgressSerializer(serializers.Serializer):
-    """Pod counts (``rollouts.queries``): total is the pods of the steps prepared so far."""
+    """Pod counts (``rollouts.queries``): total is the pods of every step (counted when a step is
+    prepared: pods updated so far plus the in-place candidates left; 0 before step 1 is prepared)."""
 
-    total = serializers.IntegerField(source="progress_total", help_text="Pods in the prepared steps")
+    total = serializers.IntegerField(source="progress_total", help_text="Pods to update over all steps")
     updated = serializers.IntegerField(source="progress_updated", help_text="Outcome succeeded")
     failed = serializers.IntegerField(source="progress_failed", help_text="Outcome failed or timed out")
     skipped = serializers.IntegerField(source="progress_skipped")

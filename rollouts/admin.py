@@ -286,9 +286,9 @@ class RolloutAdmin(ReadOnlyAdmin):
         total = getattr(rollout, "steps_total", 0)
         return f"{current} of {total}" if current else f"done ({total})"
 
-    @admin.display(description="reason")
+    @admin.display(description="what it waits for")
     def reason_display(self, rollout: Rollout) -> str:
-        return rollout.reason or "-"
+        return pages.annotated_rollout_status(rollout)
 
     @admin.display(description="changed", ordering="state_changed_at")
     def changed(self, rollout: Rollout) -> str:

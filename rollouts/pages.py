@@ -29,6 +29,8 @@ __all__ = [
     "ImageChange",
     "ReleasePage",
     "ReleaseRollout",
+    "annotated_rollout_status",
+    "describe_rollout",
     "image_changes",
     "release_page",
     "rollout_status",
@@ -76,7 +78,22 @@ def rollout_status(rollout: Rollout, steps: Iterable[RolloutStep]) -> str:
     """What the rollout waits for or does now, in one sentence (its current reason only: the
     stored ``reason`` of the state it is in, never a pause reason after a resume)."""
     ordered = sorted(steps, key=lambda step: step.ordinal)
-    total = len(ordered)
+    step = _current_step(ordered)
+    return describe_rollout(
+        rollout, step.ordinal if step else None, step.state if step else None, len(ordered)
+    )
+
+
+def annotated_rollout_status(rollout: Rollout) -> str:
+    """``rollout_status`` of a row annotated by ``queries.rollouts_with_progress`` (no query)."""
+    current: int | None = getattr(rollout, "current_step", None)
+    state: str | None = getattr(rollout, "current_step_state", None)
+    return describe_rollout(rollout, current, state, int(getattr(rollout, "steps_total", 0) or 0))
+
+
+def describe_rollout(rollout: Rollout, current: int | None, current_state: str | None, total: int) -> str:
+    """The sentence of ``rollout_status`` from the rollout row and its first unfinished step
+    (``current``, ``current_state``; ``None`` when every step finished) of ``total`` steps."""
     state = rollout.state
     if state == RolloutState.PENDING:
         reason = rollout.reason.strip()
@@ -92,19 +109,18 @@ def rollout_status(rollout: Rollout, steps: Iterable[RolloutStep]) -> str:
     if state in (RolloutState.ABORTED, RolloutState.FAILED):
         return _labelled("Aborted" if state == RolloutState.ABORTED else "Failed", rollout.reason)
     # running
-    step = _current_step(ordered)
     if rollout.abort_requested:
         return _intent("Aborting", rollout)
     if rollout.pause_requested:
         return _intent("Pausing", rollout)
-    if step is None:
+    if current is None:
         return "Running: every step finished, completing"
-    where = f"step {step.ordinal} of {total}"
-    if step.state == StepState.AWAITING_APPROVAL:
-        return f"Waiting for approval of step {step.ordinal}"
-    if step.state == StepState.PENDING:
+    where = f"step {current} of {total}"
+    if current_state == StepState.AWAITING_APPROVAL:
+        return f"Waiting for approval of step {current}"
+    if current_state == StepState.PENDING:
         return f"Preparing {where}: its pod list is computed from the cluster"
-    if step.state == StepState.APPROVED:
+    if current_state == StepState.APPROVED:
         return f"Starting {where} (approved)"
     return f"Running {where}"
 

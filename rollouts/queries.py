@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import CharField, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from rollouts.choices import (
@@ -56,8 +56,8 @@ def _count_pod_updates(condition: Q) -> Coalesce:
 
 
 def rollouts_with_progress(queryset: QuerySet[Rollout]) -> QuerySet[Rollout]:
-    """``queryset`` annotated with ``progress_*`` counts, ``steps_total`` and ``current_step``
-    (ordinal of the first step not finished; ``None`` when all are)."""
+    """``queryset`` annotated with ``progress_*`` counts, ``steps_total``, ``current_step``
+    (ordinal of the first step not finished; ``None`` when all are) and ``current_step_state``."""
     steps = RolloutStep.objects.filter(rollout=OuterRef("pk")).order_by()
     total = steps.values("rollout").annotate(n=Sum("pod_count")).values("n")
     step_count = steps.values("rollout").annotate(n=Count("pk")).values("n")
@@ -80,6 +80,7 @@ def rollouts_with_progress(queryset: QuerySet[Rollout]) -> QuerySet[Rollout]:
         progress_in_flight=_count_pod_updates(Q(state__in=OPEN_POD_UPDATE_STATES)),
         steps_total=Coalesce(Subquery(step_count, output_field=IntegerField()), Value(0)),
         current_step=Subquery(current, output_field=IntegerField()),
+        current_step_state=Subquery(current.values("state")[:1], output_field=CharField()),
     )
 
 

@@ -107,7 +107,8 @@ def test_progress_totals_count_every_step_not_only_the_prepared_ones(world: Worl
     # What ``lifecycle.prepare_step`` writes: 6 pods to update over all steps.
     Rollout.objects.filter(pk=world.rollout.pk).update(planned_pods=6)
     assert "1 / 6 updated" in progress_region(client.get(detail_url(world.rollout.pk)).content.decode())
-    assert "1 / 6 updated" in client.get(reverse("admin:rollouts_rollout_changelist")).content.decode()
+    listing = client.get(reverse("admin:rollouts_rollout_changelist")).content.decode()
+    assert "1 / 6 updated" in listing and "Waiting for approval of step 1" in listing
 
 
 def test_a_pending_rollout_says_what_it_waits_for(author: User) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from rollouts.choices import RolloutState, StepState
 from rollouts.models import Rollout, RolloutStep
-from rollouts.pages import ImageChange, image_changes, rollout_status
+from rollouts.pages import ImageChange, annotated_rollout_status, image_changes, rollout_status
 from sidecarhub.models import SidecarSetRevision
 
 
@@ -79,6 +79,23 @@ def test_rollout_status_says_what_it_waits_for(
     rollout: Rollout, steps: list[RolloutStep], expected: str
 ) -> None:
     assert rollout_status(rollout, steps) == expected
+
+
+def test_the_changelist_sentence_from_annotations_is_the_same() -> None:
+    """A changelist row has no steps loaded: ``rollouts_with_progress``'s annotations say the same."""
+    rollout = _rollout(RolloutState.RUNNING)
+    steps = _steps(StepState.SUCCEEDED, StepState.AWAITING_APPROVAL, StepState.PENDING)
+    rollout.current_step, rollout.current_step_state, rollout.steps_total = 2, StepState.AWAITING_APPROVAL, 3  # type: ignore[attr-defined]
+    assert (
+        annotated_rollout_status(rollout)
+        == rollout_status(rollout, steps)
+        == "Waiting for approval of step 2"
+    )
+    rollout.current_step, rollout.current_step_state = 3, StepState.PENDING  # type: ignore[attr-defined]
+    assert (
+        annotated_rollout_status(rollout)
+        == "Preparing step 3 of 3: its pod list is computed from the cluster"
+    )
 
 
 def _revision(**images: str) -> SidecarSetRevision:

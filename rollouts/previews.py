@@ -8,6 +8,7 @@ cluster's pods and stores nothing. Errors are the services' (``RolloutNotFound``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from rollouts.lifecycle import SERVE_STEP, stale_pods
 from rollouts.models import PodUpdate, Rollout
 from rollouts.pass_inputs import PassInputs, fetch_pods
 from rollouts.services import (
+    ReleaseMember,
     RolloutError,
     RolloutNotFound,
     get_rollout,
@@ -236,6 +238,8 @@ class PublishPreview:
 
 # Pods that need recreate listed per cluster in a publish preview (the counts are complete).
 PUBLISH_PREVIEW_PODS = 20
+# Clusters whose pods a publish preview reads at the same time.
+PUBLISH_PREVIEW_READERS = 8
 
 
 def _pods_towards(core: CoreSidecarSet, kube: Any, *, in_place: bool) -> tuple[int, tuple[PodPreview, ...]]:
@@ -293,20 +297,29 @@ def preview_publish(
     )
     clusters = Cluster.objects.in_bulk([member.cluster_id for member in members])
     opener = kube_for or (lambda cluster: open_kube_client(cluster, max_attempts=1))
+
+    def read(member: ReleaseMember) -> tuple[int | None, tuple[PodPreview, ...], str]:
+        """(pods in place, pods that need recreate, error) of one cluster; no database access,
+        so the clusters are read in parallel (an unreachable one costs its timeout once)."""
+        cluster = clusters[member.cluster_id]
+        try:
+            with opener(cluster) as kube:
+                in_place, recreate = _pods_towards(draft_core, kube, in_place=member.in_place)
+            return in_place, recreate, ""
+        except KubeError as exc:
+            return None, (), f"cannot read the pods of cluster {cluster.name} now: {exc}"
+
+    to_read = [m for m in members if read_pods and m.creates_rollout and m.cluster_id in clusters]
+    pods: dict[int, tuple[int | None, tuple[PodPreview, ...], str]] = {}
+    if to_read:
+        with ThreadPoolExecutor(max_workers=min(PUBLISH_PREVIEW_READERS, len(to_read))) as pool:
+            pods = dict(zip((m.cluster_id for m in to_read), pool.map(read, to_read), strict=True))
     rows = []
     for member in members:
         cluster = clusters.get(member.cluster_id)
         if cluster is None:
             continue
-        in_place: int | None = None
-        recreate: tuple[PodPreview, ...] = ()
-        error = ""
-        if read_pods and member.creates_rollout:
-            try:
-                with opener(cluster) as kube:
-                    in_place, recreate = _pods_towards(draft_core, kube, in_place=member.in_place)
-            except KubeError as exc:
-                error = f"cannot read the pods of cluster {cluster.name} now: {exc}"
+        in_place, recreate, error = pods.get(member.cluster_id, (None, (), ""))
         rows.append(
             PublishPreviewCluster(
                 cluster_id=cluster.pk,

@@ -392,3 +392,38 @@ def test_publish_preview_names_the_active_rollouts_it_supersedes(author: User) -
         f'It supersedes: <a href="{detail_url(rollouts[0].pk)}">rollout {rollouts[0].pk}</a>'
         in html.content.decode()
     )
+
+
+def test_a_target_by_cluster_labels_is_added_inline_and_a_bad_selector_is_refused_by_the_service(
+    world: World, db: None
+) -> None:
+    sidecarset = world.rollout.live_sidecarset
+    labelled = make_cluster("prod-labelled", labels={"env": "prod"})
+    editor = staff("selector-editor", *FLEET, "sidecarhub.change_sidecarset", "clusters.add_sidecarsettarget")
+    client = login(editor)
+    url = reverse("admin:sidecarhub_sidecarset_change", args=[sidecarset.pk])
+
+    def add_row(selector: str) -> Any:
+        page = client.get(url)
+        data = _post_data(page)
+        prefix = next(
+            inline.formset.prefix
+            for inline in page.context["inline_admin_formsets"]
+            if inline.formset.model is SidecarSetTarget
+        )
+        index = int(data[f"{prefix}-INITIAL_FORMS"])
+        data[f"{prefix}-TOTAL_FORMS"] = index + 1
+        data.update({f"{prefix}-{index}-cluster_selector": selector, f"{prefix}-{index}-wave": 1})
+        return client.post(url, data, follow=True)
+
+    add_row('{"matchLabels": {"env": "prod"}}')
+    target = SidecarSetTarget.objects.get(sidecarset=sidecarset, cluster__isnull=True)
+    assert target.cluster_selector == {"matchLabels": {"env": "prod"}} and target.wave == 1
+    assert SidecarSetPlacement.objects.filter(sidecarset=sidecarset, cluster=labelled).exists()
+
+    refused = add_row('{"matchLabels": {"env": 5}}')
+    texts = [str(message) for message in refused.context["messages"]]
+    assert any(
+        "target not saved" in text and "matchLabels must map strings to strings" in text for text in texts
+    )
+    assert SidecarSetTarget.objects.filter(sidecarset=sidecarset, cluster__isnull=True).count() == 1

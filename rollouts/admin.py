@@ -231,10 +231,9 @@ class RolloutAdmin(ReadOnlyAdmin):
         "revisions",
         "cluster_display",
         "wave",
-        "state_display",
+        "state_and_status",
         "progress_display",
         "step_display",
-        "reason_display",
         "author_name",
         "changed",
     )
@@ -278,7 +277,7 @@ class RolloutAdmin(ReadOnlyAdmin):
 
     @admin.display(description="progress")
     def progress_display(self, rollout: Rollout) -> str:
-        return progress_bar_html(progress_of(rollout))
+        return progress_bar_html(progress_of(rollout), 120)
 
     @admin.display(description="step")
     def step_display(self, rollout: Rollout) -> str:
@@ -286,9 +285,13 @@ class RolloutAdmin(ReadOnlyAdmin):
         total = getattr(rollout, "steps_total", 0)
         return f"{current} of {total}" if current else f"done ({total})"
 
-    @admin.display(description="what it waits for")
-    def reason_display(self, rollout: Rollout) -> str:
-        return pages.annotated_rollout_status(rollout)
+    @admin.display(description="state: what it waits for", ordering="state")
+    def state_and_status(self, rollout: Rollout) -> str:
+        return format_html(
+            '{}<div class="sh-status-line" style="font-size:11px;max-width:260px">{}</div>',
+            self.state_display(rollout),
+            pages.annotated_rollout_status(rollout),
+        )
 
     @admin.display(description="changed", ordering="state_changed_at")
     def changed(self, rollout: Rollout) -> str:

@@ -461,9 +461,12 @@ def _waves(clusters: Iterable[ReleaseCluster]) -> tuple[ReleaseWave, ...]:
     )
 
 
-def releases_of(sidecarset_id: int, *, limit: int = DEFAULT_RELEASES) -> Releases:
+def releases_of(
+    sidecarset_id: int, *, limit: int = DEFAULT_RELEASES, revision: int | None = None
+) -> Releases:
     """The newest ``limit`` releases of the SidecarSet (at most ``MAX_RELEASES``), newest first,
-    each with its rollouts by wave and its stage (see ``release_stage``).
+    each with its rollouts by wave and its stage (see ``release_stage``); only the release of
+    revision number ``revision`` when given (none when it has no rollout).
 
     A release is a published revision that has ``update`` rollouts (a first publish, or a change
     pods do not see, has none: every cluster served it at once). Five queries, whatever the
@@ -473,9 +476,11 @@ def releases_of(sidecarset_id: int, *, limit: int = DEFAULT_RELEASES) -> Release
     limit = max(1, min(limit, MAX_RELEASES))
     sidecarset = _load_sidecarset(sidecarset_id)
     current = _current_number(sidecarset)
+    updates_of_sidecarset = Rollout.objects.filter(sidecarset_id=sidecarset.pk, kind=RolloutKind.UPDATE)
+    if revision is not None:
+        updates_of_sidecarset = updates_of_sidecarset.filter(to_revision_number=revision)
     numbers = list(
-        Rollout.objects.filter(sidecarset_id=sidecarset.pk, kind=RolloutKind.UPDATE)
-        .order_by("-to_revision_number")
+        updates_of_sidecarset.order_by("-to_revision_number")
         .values_list("to_revision_number", flat=True)
         .distinct()[:limit]
     )

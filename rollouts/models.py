@@ -107,6 +107,12 @@ class Rollout(models.Model):
     needs_recreate = models.PositiveIntegerField(
         default=0, help_text="Pods still running the definition it replaced when it completed (decision 18)"
     )
+    planned_pods = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Pods the whole rollout updates in place, as counted when its latest step was "
+        "prepared (its pods updated so far plus the in-place candidates left); empty until then",
+    )
     steps = models.JSONField(help_text='Step targets, e.g. ["canary", "50%", "100%"] or [1, "10%", "100%"]')
     max_unavailable = models.CharField(max_length=16, help_text="maxUnavailable: an int or 'N%'")
     failure_threshold = models.PositiveIntegerField(

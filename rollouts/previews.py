@@ -282,6 +282,7 @@ def preview_publish(
         number=number,
         name=f"{sidecarset.name}-{number}",
         document=sidecarset.to_document(),
+        rollout_policy=dict(sidecarset.rollout_policy),  # publish freezes the draft's policy
     )
     steps: tuple[str, ...] = ()
     settings_error = ""

@@ -97,7 +97,7 @@ def test_rollout_page_shows_progress_without_reloading(console: Console, fast_re
     make_pod_update(step, PODS[1], outcome=PodUpdateOutcome.FAILED, error="ErrImagePull")
     expect(live.locator(".sh-progress").first).to_contain_text("1 failed")
     pause_rollout_row(rollout.pk, actor=None, reason="step 1: 1 pod failed (threshold 0)")
-    expect(live.locator(".sh-reason")).to_have_text("step 1: 1 pod failed (threshold 0)")
+    expect(live.locator("#sh-status")).to_have_text("Paused: step 1: 1 pod failed (threshold 0)")
     assert same_document(page)
 
 

@@ -21,4 +21,7 @@ RUN SIDECARHUB_ENV=dev SIDECARHUB_VAR_DIR=/tmp/build-var python manage.py collec
  && chown -R sidecarhub /var/lib/sidecarhub
 USER sidecarhub
 EXPOSE 8000 8443
+# The web console and API. The admission listener (TLS, called by the clusters' apiservers) runs
+# from the same image with its own settings, as docker-compose.yml's `admission` service does:
+#   gunicorn -c python:sidecarhub.gunicorn_admission --bind 0.0.0.0:8443 sidecarhub.admission_wsgi:application
 CMD ["gunicorn", "sidecarhub.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

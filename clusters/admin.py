@@ -41,6 +41,7 @@ from clusters.services import (
     validate_webhook_token,
 )
 from clusters.webhooks import WebhookNotConfigured, apiserver_admission_config
+from sidecarhub.admin import SidecarSetAdmin
 from sidecarhub.middleware import request_id_of
 from sidecarhub.teams import NotTeamMember, team_refusal
 from sidecarhub.transitions import InvalidTransition
@@ -373,7 +374,20 @@ class ClusterAdmin(admin.ModelAdmin):
         self.message_user(request, f"Health check queued for {len(ids)} cluster(s).", messages.SUCCESS)
 
 
+class SelectorField(forms.JSONField):
+    """A cluster label selector as one line of JSON; empty (not ``null``) when there is none."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return "" if value is None else super().prepare_value(value)
+
+
 class TargetAdminForm(forms.ModelForm):
+    cluster_selector = SelectorField(
+        required=False,
+        widget=forms.TextInput(attrs={"size": 48, "placeholder": '{"matchLabels": {"env": "prod"}}'}),
+        help_text="A label selector over cluster labels (instead of one cluster)",
+    )
+
     class Meta:
         model = SidecarSetTarget
         fields = ("sidecarset", "cluster", "cluster_selector", "wave")
@@ -427,6 +441,68 @@ class TargetAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[SidecarSetTarget]) -> None:
         for pk in list(queryset.values_list("pk", flat=True)):
             delete_target(pk, actor=request.user)
+
+
+class TargetInlineForm(TargetAdminForm):
+    class Meta:
+        model = SidecarSetTarget
+        fields = ("cluster", "cluster_selector", "wave")
+
+
+class SidecarSetTargetInline(admin.TabularInline):
+    """The targets of a SidecarSet, edited on its own page. Rows are written by the
+    ``clusters.push`` services (change log, placement re-resolution), never by ``save()``."""
+
+    model = SidecarSetTarget
+    form = TargetInlineForm
+    fk_name = "sidecarset"
+    fields = ("cluster", "cluster_selector", "wave")
+    extra = 1
+    verbose_name = "target"
+    verbose_name_plural = "Targets (clusters and waves; saved with the page)"
+
+    @staticmethod
+    def save_through_services(request: HttpRequest, formset: Any, parent: Any) -> None:
+        """Create, change and delete the formset's targets through the services; a refusal
+        (``TargetInvalid``) is shown as a message and that row is left as it was."""
+        request_id = request_id_of(request)
+        deleted = {id(form) for form in formset.deleted_forms}
+        # What Django's change message (the admin's LogEntry) reads from a saved formset.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for form in formset.forms:
+            pk = form.instance.pk
+            try:
+                if id(form) in deleted:
+                    if pk is not None:
+                        delete_target(pk, actor=request.user, request_id=request_id)
+                        formset.deleted_objects.append(form.instance)
+                    continue
+                if not form.has_changed():
+                    continue
+                data = form.cleaned_data
+                cluster = data.get("cluster")
+                cluster_id = cluster.pk if cluster else None
+                selector = data.get("cluster_selector") or None
+                wave = int(data.get("wave") or 0)
+                if pk is None:
+                    created = create_target(
+                        sidecarset_id=parent.pk,
+                        cluster_id=cluster_id,
+                        cluster_selector=selector,
+                        wave=wave,
+                        actor=request.user,
+                        request_id=request_id,
+                    )
+                    formset.new_objects.append(created)
+                else:
+                    changes = {"cluster_id": cluster_id, "cluster_selector": selector, "wave": wave}
+                    updated = update_target(pk, changes=changes, actor=request.user, request_id=request_id)
+                    formset.changed_objects.append((updated, form.changed_data))
+            except TargetInvalid as exc:
+                messages.error(request, f"target not saved: {exc}")
+
+
+SidecarSetAdmin.add_inline(SidecarSetTargetInline)
 
 
 @admin.register(SidecarSetPlacement)

@@ -181,6 +181,7 @@ class SidecarSetTarget(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "SidecarSet target"
         ordering = ("sidecarset", "wave", "id")
         constraints = [
             models.CheckConstraint(
@@ -247,6 +248,7 @@ class SidecarSetPlacement(models.Model):
     objects = PlacementQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "SidecarSet placement"
         ordering = ("sidecarset_name", "cluster__name")
         constraints = [
             models.UniqueConstraint(fields=("sidecarset_name", "cluster"), name="placement_unique"),

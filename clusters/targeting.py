@@ -15,13 +15,21 @@ from django.db.models import Q
 from clusters.models import Cluster, SidecarSetTarget
 from sidecarhub.sidecarset import LabelSelector
 
-__all__ = ["resolve_targets", "sidecarset_ids_targeting"]
+__all__ = ["resolve_targets", "resolve_targets_of", "sidecarset_ids_targeting"]
 
 
 def resolve_targets(sidecarset_id: int) -> dict[int, int]:
     """Cluster id -> wave for every cluster the SidecarSet's targets select (lowest wave wins)."""
-    waves: dict[int, int] = {}
-    targets = list(SidecarSetTarget.objects.filter(sidecarset_id=sidecarset_id))
+    return resolve_targets_of([sidecarset_id])[sidecarset_id]
+
+
+def resolve_targets_of(sidecarset_ids: Iterable[int]) -> dict[int, dict[int, int]]:
+    """``resolve_targets`` of each SidecarSet, at once: SidecarSet id -> (cluster id -> wave).
+
+    Two queries at most, however many SidecarSets (the clusters' labels are read only when a
+    target is a label selector)."""
+    resolved: dict[int, dict[int, int]] = {sidecarset_id: {} for sidecarset_id in sidecarset_ids}
+    targets = list(SidecarSetTarget.objects.filter(sidecarset_id__in=list(resolved)))
     selectors = [t for t in targets if t.cluster_id is None]
     clusters = list(Cluster.objects.values_list("pk", "labels")) if selectors else []
     for target in targets:
@@ -32,9 +40,10 @@ def resolve_targets(sidecarset_id: int) -> dict[int, int]:
             chosen = [
                 pk for pk, labels in clusters if selector is not None and selector.matches(labels or {})
             ]
+        waves = resolved[target.sidecarset_id]
         for cluster_id in chosen:
             waves[cluster_id] = min(target.wave, waves.get(cluster_id, target.wave))
-    return waves
+    return resolved
 
 
 def sidecarset_ids_targeting(cluster: Cluster) -> set[int]:

@@ -11,13 +11,14 @@ four-eyes checks are the services' own. Refusals are shown as messages a person 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseNotAllowed,
@@ -29,11 +30,12 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from clusters.kube import KubeError
-from rollouts import fleet, previews, restarts, services
+from rollouts import fleet, pages, previews, restarts, services
 from rollouts.choices import (
+    ACTIVE_ROLLOUT_STATES,
     APPROVABLE_STEP_STATES,
     PodUpdateOutcome,
     ReleaseStage,
@@ -52,10 +54,11 @@ from rollouts.queries import (
     steps_with_progress,
 )
 from rollouts.services import NotPermitted
-from rollouts.transitions import InvalidTransition, RolloutError
+from rollouts.transitions import InvalidTransition, RolloutError, RolloutNotFound
 from sidecarhub.admin import ReadOnlyAdmin, SidecarSetAdmin
+from sidecarhub.live import live_response, page_context
 from sidecarhub.middleware import request_id_of
-from sidecarhub.models import SidecarSet
+from sidecarhub.models import SidecarSet, SidecarSetRevision
 
 __all__ = ["PodUpdateAdmin", "RolloutAdmin", "fleet_panel", "progress_bar_html", "state_badge"]
 
@@ -114,7 +117,7 @@ def progress_bar_html(progress: Progress, width_px: int = 160) -> str:
     """A bar (green updated, red failed, grey in flight) and ``updated / total`` with failures."""
     title = (
         f"{progress.updated} updated, {progress.failed} failed, {progress.in_flight} in flight, "
-        f"{progress.skipped} skipped, {progress.pod_gone} gone, of {progress.total} pods in prepared steps"
+        f"{progress.skipped} skipped, {progress.pod_gone} gone, of {progress.total} pods over all steps"
     )
     text = f"{progress.updated} / {progress.total} updated"
     failed = (
@@ -162,6 +165,57 @@ def _span(seconds: int) -> str:
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
 
 
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _split_tag(image: str) -> tuple[str, str]:
+    """``registry:5000/team/agent:2`` -> (``registry:5000/team/agent``, ``2``); no tag -> ''."""
+    repository, colon, tag = image.rpartition(":")
+    if not colon or "/" in tag:  # the colon was a registry port
+        return image, ""
+    return repository, tag
+
+
+def _image_change_text(old: str, new: str) -> tuple[str, str]:
+    """Short forms of an image change (the whole references are the tooltip): only the tags
+    when the repository is the same (``2.4.0`` → ``2.4.1``), else the last path segments."""
+    old_repository, old_tag = _split_tag(old)
+    new_repository, new_tag = _split_tag(new)
+    if old_repository == new_repository and old_tag and new_tag:
+        return _shorten(old_tag, 24), _shorten(new_tag, 24)
+    return _shorten(old.rsplit("/", 1)[-1], 32), _shorten(new.rsplit("/", 1)[-1], 32)
+
+
+def _diff_url(
+    rollout: Rollout, from_revision: SidecarSetRevision | None, to_revision: SidecarSetRevision | None
+) -> str:
+    """The SidecarSet's revision diff page for the rollout's two revisions ('' when either is gone)."""
+    if rollout.sidecarset_id is None or from_revision is None or to_revision is None:
+        return ""
+    url = reverse("admin:sidecarhub_sidecarset_diff", args=[rollout.sidecarset_id])
+    return f"{url}?from={from_revision.number}&to={to_revision.number}"
+
+
+def _release_url(rollout: Rollout) -> str:
+    """The page of the release an update (or the rollback of one) belongs to."""
+    if rollout.sidecarset_id is None or rollout.kind == RolloutKind.RESTART:
+        return ""
+    revision = rollout.to_revision_number
+    if rollout.kind == RolloutKind.ROLLBACK:
+        if rollout.rollback_of_id is None:
+            return ""
+        source = Rollout.objects.filter(pk=rollout.rollback_of_id)
+        revision = source.values_list("to_revision_number", flat=True).first() or 0
+        if not revision:
+            return ""
+    return release_url(rollout.sidecarset_id, revision)
+
+
+def release_url(sidecarset_id: int, revision: int) -> str:
+    return reverse("admin:rollouts_rollout_release", args=[sidecarset_id, revision])
+
+
 def deleted_label(name: str, deleted: bool) -> str:
     """A cluster's (or SidecarSet's) copied name, marked when it was deleted from the hub."""
     if deleted:
@@ -179,10 +233,9 @@ class RolloutAdmin(ReadOnlyAdmin):
         "revisions",
         "cluster_display",
         "wave",
-        "state_display",
+        "state_and_status",
         "progress_display",
         "step_display",
-        "reason_display",
         "author_name",
         "changed",
     )
@@ -226,7 +279,7 @@ class RolloutAdmin(ReadOnlyAdmin):
 
     @admin.display(description="progress")
     def progress_display(self, rollout: Rollout) -> str:
-        return progress_bar_html(progress_of(rollout))
+        return progress_bar_html(progress_of(rollout), 120)
 
     @admin.display(description="step")
     def step_display(self, rollout: Rollout) -> str:
@@ -234,9 +287,13 @@ class RolloutAdmin(ReadOnlyAdmin):
         total = getattr(rollout, "steps_total", 0)
         return f"{current} of {total}" if current else f"done ({total})"
 
-    @admin.display(description="reason")
-    def reason_display(self, rollout: Rollout) -> str:
-        return rollout.reason or "-"
+    @admin.display(description="state: what it waits for", ordering="state")
+    def state_and_status(self, rollout: Rollout) -> str:
+        return format_html(
+            '{}<div class="sh-status-line" style="font-size:11px;max-width:260px">{}</div>',
+            self.state_display(rollout),
+            pages.annotated_rollout_status(rollout),
+        )
 
     @admin.display(description="changed", ordering="state_changed_at")
     def changed(self, rollout: Rollout) -> str:
@@ -366,6 +423,12 @@ class RolloutAdmin(ReadOnlyAdmin):
                 name="rollouts_rollout_decide",
             ),
             path("<int:object_id>/preview/", view(self.preview_view), name="rollouts_rollout_preview"),
+            path("fleet/<int:sidecarset_id>/", view(self.fleet_view), name="rollouts_rollout_fleet"),
+            path(
+                "release/<int:sidecarset_id>/<int:revision>/",
+                view(self.release_view),
+                name="rollouts_rollout_release",
+            ),
             path(
                 "<int:object_id>/restart-preview/",
                 view(self.restart_preview_view),
@@ -380,32 +443,10 @@ class RolloutAdmin(ReadOnlyAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        """The rollout's page: summary, progress, buttons, steps with pods and approvals, history."""
-        steps = steps_with_progress(RolloutStep.objects.order_by("ordinal")).prefetch_related(
-            Prefetch("approvals", queryset=Approval.objects.order_by("at", "id"))
-        )
-        rollout = get_object_or_404(
-            self.get_queryset(request).prefetch_related(Prefetch("rollout_steps", queryset=steps)),
-            pk=object_id if str(object_id).isdigit() else -1,
-        )
-        if not self.has_view_permission(request, rollout):
-            raise PermissionDenied
-        user = request.user
-        step_rows = []
-        for step in rollout.rollout_steps.all():
-            decidable = step.state in APPROVABLE_STEP_STATES and rollout.state == RolloutState.RUNNING
-            step.rollout = rollout  # the policy reads step.rollout.cluster: no extra query
-            step_rows.append(
-                {
-                    "step": step,
-                    "badge": state_badge(step.state, step.get_state_display()),
-                    "progress": progress_bar_html(progress_of(step), 120),
-                    "decidable": decidable,
-                    "refusal": approval_refusal(user, step) if decidable else None,
-                    "expires_in": _ago(step.expires_at) if step.expires_at else "",
-                }
-            )
-        operable = can_operate(user, rollout)
+        """The rollout's page: what changes (images, revisions, diff), where (SidecarSet, cluster,
+        release), what it waits for, progress over all steps, buttons, steps, history."""
+        rollout = self._page_rollout(request, object_id)
+        operable = can_operate(request.user, rollout)
         verbs = [
             (verb, VERB_HELP[verb])
             for verb, allowed_states in (
@@ -424,17 +465,30 @@ class RolloutAdmin(ReadOnlyAdmin):
         history = (
             StepTransition.objects.filter(rollout=rollout).select_related("step").order_by("-at", "-id")[:100]
         )
+        revisions = {
+            revision.pk: revision
+            for revision in SidecarSetRevision.objects.filter(
+                pk__in=[pk for pk in (rollout.from_revision_id, rollout.to_revision_id) if pk is not None]
+            )
+        }
+        from_revision = revisions.get(rollout.from_revision_id) if rollout.from_revision_id else None
+        to_revision = revisions.get(rollout.to_revision_id) if rollout.to_revision_id else None
         context = {
             **self.admin_site.each_context(request),
+            **self.progress_context(request, rollout),
             "title": f"Rollout {rollout.pk}: {rollout.sidecarset_name} in {rollout.cluster_name}",
             "opts": self.model._meta,
             "original": rollout,
-            "rollout": rollout,
-            "state": state_badge(rollout.state, rollout.get_state_display()),
-            "progress": progress_of(rollout),
-            "progress_bar": progress_bar_html(progress_of(rollout), 320),
             "revisions": self.revisions(rollout),
-            "steps": step_rows,
+            "images": pages.image_changes(from_revision, to_revision),
+            "diff_url": _diff_url(rollout, from_revision, to_revision),
+            "sidecarset_url": reverse("admin:sidecarhub_sidecarset_change", args=[rollout.sidecarset_id])
+            if rollout.sidecarset_id
+            else "",
+            "cluster_url": reverse("admin:clusters_cluster_change", args=[rollout.cluster_id])
+            if rollout.cluster_id
+            else "",
+            "release_url": _release_url(rollout),
             "verbs": verbs if operable else [],
             "operable": operable,
             "history": history,
@@ -447,8 +501,57 @@ class RolloutAdmin(ReadOnlyAdmin):
             else reverse("admin:rollouts_rollout_restart_preview", args=[rollout.pk]),
             "restart_of_url": self._detail_url(rollout.restart_of_id) if rollout.restart_of_id else "",
             "rollback_of_url": self._detail_url(rollout.rollback_of_id) if rollout.rollback_of_id else "",
+            # A live region (sidecarhub.live): polled while the rollout can still change.
+            **page_context(request, live=rollout.state in ACTIVE_ROLLOUT_STATES),
         }
-        return TemplateResponse(request, "admin/rollouts/rollout/detail.html", context)
+        return live_response(TemplateResponse(request, "admin/rollouts/rollout/detail.html", context))
+
+    def _page_rollout(self, request: HttpRequest, object_id: str | int) -> Rollout:
+        """The rollout with its progress counts and its steps (each with its counts and approvals)."""
+        steps = steps_with_progress(RolloutStep.objects.order_by("ordinal")).prefetch_related(
+            Prefetch("approvals", queryset=Approval.objects.order_by("at", "id"))
+        )
+        rollout = get_object_or_404(
+            self.get_queryset(request).prefetch_related(Prefetch("rollout_steps", queryset=steps)),
+            pk=object_id if str(object_id).isdigit() else -1,
+        )
+        if not self.has_view_permission(request, rollout):
+            raise PermissionDenied
+        return rollout
+
+    def progress_context(self, request: HttpRequest, rollout: Rollout) -> dict[str, Any]:
+        """The context of ``_progress.html`` (status sentence, progress over all steps, steps with
+        their pods and approvals): the part of the page that changes while a rollout moves."""
+        user = request.user
+        steps = list(rollout.rollout_steps.all())
+        step_rows = []
+        for step in steps:
+            decidable = step.state in APPROVABLE_STEP_STATES and rollout.state == RolloutState.RUNNING
+            step.rollout = rollout  # the policy reads step.rollout.cluster: no extra query
+            step_rows.append(
+                {
+                    "step": step,
+                    "badge": state_badge(step.state, step.get_state_display()),
+                    "progress": progress_bar_html(progress_of(step), 120),
+                    "decidable": decidable,
+                    "refusal": approval_refusal(user, step) if decidable else None,
+                    "expires_in": _ago(step.expires_at) if step.expires_at else "",
+                    # A step's note is current only while it is paused or once it has ended: a
+                    # resumed step's pause note is history (shown in the table below).
+                    "note": step.explanation
+                    if step.state not in (StepState.RUNNING, StepState.APPROVED, StepState.PENDING)
+                    else "",
+                }
+            )
+        progress = progress_of(rollout)
+        return {
+            "rollout": rollout,
+            "state": self.state_display(rollout),
+            "status": pages.rollout_status(rollout, steps),
+            "progress": progress,
+            "progress_bar": progress_bar_html(progress, 320),
+            "steps": step_rows,
+        }
 
     def operate_view(self, request: HttpRequest, object_id: int, verb: str) -> HttpResponse:
         """POST: pause, resume, abort or roll back (through the services)."""
@@ -476,6 +579,54 @@ class RolloutAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         self._decide(request, step.pk, decision, request.POST.get("comment", "")[:2000])
         return HttpResponseRedirect(self._detail_url(object_id))
+
+    def fleet_view(self, request: HttpRequest, sidecarset_id: int) -> HttpResponse:
+        """The fleet panel of a SidecarSet's page alone: what its live region polls."""
+        sidecarset = get_object_or_404(SidecarSet, pk=sidecarset_id)
+        html = fleet_panel(request, sidecarset)
+        if not html:
+            raise PermissionDenied
+        return live_response(HttpResponse(html))
+
+    def release_view(self, request: HttpRequest, sidecarset_id: int, revision: int) -> HttpResponse:
+        """One release: a published revision across its clusters and waves (``rollouts.pages``)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            page = pages.release_page(sidecarset_id, revision)
+        except RolloutNotFound as exc:
+            raise Http404(str(exc)) from None
+        diff_url = ""
+        if page.previous_revision is not None:
+            diff_url = (
+                reverse("admin:sidecarhub_sidecarset_diff", args=[sidecarset_id])
+                + f"?from={page.previous_revision}&to={revision}"
+            )
+        lines = [
+            {
+                "line": line,
+                "rollout": _rollout_cell(line.member.rollout),
+                "rollback": _rollout_cell(line.member.rollback),
+                "progress_bar": progress_bar_html(line.progress, 140),
+                "cluster_url": reverse("admin:clusters_cluster_change", args=[line.member.cluster_id])
+                if line.member.cluster_id
+                else "",
+            }
+            for line in page.rollouts
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Release of {page.sidecarset} revision {revision}",
+            "opts": self.model._meta,
+            "page": page,
+            "release": page.release,
+            "badge": state_badge(page.release.stage, ReleaseStage(page.release.stage).label),
+            "progress_bar": progress_bar_html(page.progress, 320),
+            "lines": lines,
+            "diff_url": diff_url,
+            "sidecarset_url": reverse("admin:sidecarhub_sidecarset_change", args=[sidecarset_id]),
+        }
+        return TemplateResponse(request, "admin/rollouts/rollout/release.html", context)
 
     def preview_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """The next step's exact pods: stored once prepared, computed from the cluster before."""
@@ -533,9 +684,19 @@ class RolloutAdmin(ReadOnlyAdmin):
 # --- the fleet view on the SidecarSet's page ------------------------------------------------------
 
 FLEET_PERMISSIONS = ("rollouts.view_rollout", "clusters.view_cluster")
+RECENT_ROLLOUTS = 20  # the SidecarSet page lists its newest rollouts; the changelist has them all
 
 
-def _rollout_cell(rollout: fleet.RolloutSummary | None) -> dict[str, Any] | None:
+def _statuses(summaries: Iterable[fleet.RolloutSummary | None]) -> dict[int, str]:
+    """Rollout id -> ``pages.rollout_status`` of the summarized rollouts (two queries)."""
+    ids = {summary.id for summary in summaries if summary is not None}
+    rows = Rollout.objects.filter(pk__in=ids).prefetch_related("rollout_steps")
+    return {row.pk: pages.rollout_status(row, row.rollout_steps.all()) for row in rows}
+
+
+def _rollout_cell(
+    rollout: fleet.RolloutSummary | None, statuses: Mapping[int, str] | None = None
+) -> dict[str, Any] | None:
     if rollout is None:
         return None
     source = f"#{rollout.from_revision}" if rollout.from_revision is not None else "none"
@@ -546,6 +707,7 @@ def _rollout_cell(rollout: fleet.RolloutSummary | None) -> dict[str, Any] | None
         "badge": state_badge(rollout.state),
         "step_badge": state_badge(rollout.step_state) if rollout.step_state else "",
         "revisions": f"{source}{arrow}#{rollout.to_revision}",
+        "status": (statuses or {}).get(rollout.id, rollout.reason),
     }
 
 
@@ -555,6 +717,16 @@ def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
     if not request.user.has_perms(FLEET_PERMISSIONS):
         return ""
     found = fleet.fleet_of(sidecarset.pk)
+    found_releases = fleet.releases_of(sidecarset.pk).releases
+    statuses = _statuses(
+        [row.latest_rollout for row in found.clusters]
+        + [
+            summary
+            for release in found_releases
+            for member in release.clusters
+            for summary in (member.rollout, member.rollback)
+        ]
+    )
     clusters = []
     for row in found.clusters:
         pods = None
@@ -567,7 +739,7 @@ def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
                 "cluster_url": reverse("admin:clusters_cluster_change", args=[row.cluster_id]),
                 "drift_url": reverse("admin:clusters_driftedpod_changelist")
                 + f"?cluster__id__exact={row.cluster_id}",
-                "rollout": _rollout_cell(row.latest_rollout),
+                "rollout": _rollout_cell(row.latest_rollout, statuses),
                 "pods": pods,
             }
         )
@@ -575,43 +747,106 @@ def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
         {
             "release": release,
             "badge": state_badge(release.stage, release.stage_text),
+            "url": release_url(sidecarset.pk, release.revision),
             "clusters": [
                 {
                     "wave": wave.wave,
                     "member": member,
-                    "rollout": _rollout_cell(member.rollout),
-                    "rollback": _rollout_cell(member.rollback),
+                    "rollout": _rollout_cell(member.rollout, statuses),
+                    "rollback": _rollout_cell(member.rollback, statuses),
                 }
                 for wave in release.waves
                 for member in wave.clusters
             ],
         }
-        for release in fleet.releases_of(sidecarset.pk).releases
+        for release in found_releases
     ]
-    context = {"fleet": found, "clusters": clusters, "releases": releases}
+
+    recent = rollouts_with_progress(
+        Rollout.objects.filter(sidecarset_id=sidecarset.pk).order_by("-created_at", "-id")
+    ).prefetch_related("rollout_steps")[:RECENT_ROLLOUTS]
+    rollouts = [
+        {
+            "rollout": rollout,
+            "url": reverse("admin:rollouts_rollout_change", args=[rollout.pk]),
+            "badge": state_badge(rollout.state, rollout.get_state_display()),
+            "status": pages.rollout_status(rollout, rollout.rollout_steps.all()),
+            "progress": progress_bar_html(progress_of(rollout), 120),
+        }
+        for rollout in recent
+    ]
+    context = {
+        "fleet": found,
+        "clusters": clusters,
+        "releases": releases,
+        # A live region (sidecarhub.live) that polls this panel alone.
+        **page_context(request),
+        "live_url": reverse("admin:rollouts_rollout_fleet", args=[sidecarset.pk]),
+        "rollouts": rollouts,
+        "all_rollouts_url": reverse("admin:rollouts_rollout_changelist")
+        + f"?sidecarset_name={sidecarset.name}",
+    }
     return render_to_string("admin/rollouts/sidecarset/fleet.html", context, request=request)
 
 
 SidecarSetAdmin.add_change_page_panel(fleet_panel)
 
 
+def publish_preview_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
+    """What publishing would do (``previews.preview_publish``), shown on the publish page before
+    confirming: the clusters by wave, the steps, pods in place vs needing recreate per cluster."""
+    if not request.user.has_perms(FLEET_PERMISSIONS):
+        return ""
+    preview = previews.preview_publish(sidecarset.pk, actor=request.user)
+    rows = [
+        {"row": cluster, "url": reverse("admin:clusters_cluster_change", args=[cluster.cluster_id])}
+        for cluster in preview.clusters
+    ]
+    supersedes = [
+        {"rollout": rollout, "url": reverse("admin:rollouts_rollout_change", args=[rollout.id])}
+        for rollout in preview.supersedes
+    ]
+    context = {"preview": preview, "rows": rows, "supersedes": supersedes}
+    return render_to_string("admin/rollouts/sidecarset/publish_preview.html", context, request=request)
+
+
+def published_note(request: HttpRequest, revision: SidecarSetRevision) -> str:
+    """The success message's link to the release a publish started (its rollouts by cluster)."""
+    clusters = list(
+        Rollout.objects.filter(to_revision=revision, kind=RolloutKind.UPDATE)
+        .order_by("wave", "cluster_name")
+        .values_list("cluster_name", flat=True)
+    )
+    if not clusters:
+        return "No rollout: every target cluster serves it at once (or it has no target cluster)."
+    return format_html(
+        '<a href="{}" class="sh-release-link">Release of revision {}</a>: {} rollout{} ({}).',
+        release_url(revision.sidecarset_id, revision.number),
+        revision.number,
+        len(clusters),
+        "" if len(clusters) == 1 else "s",
+        ", ".join(clusters),
+    )
+
+
+SidecarSetAdmin.add_publish_page_panel(publish_preview_panel)
+SidecarSetAdmin.add_published_note(published_note)
+
+
 @admin.register(PodUpdate)
 class PodUpdateAdmin(ReadOnlyAdmin):
     """Per-pod history (read-only) with filters and CSV export of the filtered list."""
 
+    # Six narrow columns, so the image and outcome stay on screen at 1,400 px beside the nav
+    # and filter sidebars: the cluster goes under the pod, the error under the outcome, and long
+    # values (pod names, image references, errors) are cut with the whole value as a tooltip.
     list_display = (
-        "claimed_at",
-        "cluster_display",
-        "namespace",
-        "pod_name",
+        "when",
+        "pod_display",
         "rollout_link",
-        "step_ordinal",
-        "container",
-        "image_change",
         "outcome_display",
-        "state",
+        "image_change",
         "duration",
-        "error_display",
     )
     list_filter = ("outcome", "state", "workload_kind", "cluster_name", "claimed_at")
     search_fields = (
@@ -629,41 +864,82 @@ class PodUpdateAdmin(ReadOnlyAdmin):
     actions = ("export_selected",)
     change_list_template = "admin/rollouts/podupdate/change_list.html"
 
-    @admin.display(description="cluster", ordering="cluster_name")
-    def cluster_display(self, update: PodUpdate) -> str:
-        return deleted_label(update.cluster_name, update.cluster_id is None)
+    @admin.display(description="claimed (UTC)", ordering="claimed_at")
+    def when(self, update: PodUpdate) -> str:
+        return format_html(
+            '<span title="{}" class="sh-nowrap">{}</span>',
+            update.claimed_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            update.claimed_at.strftime("%m-%d %H:%M"),
+        )
+
+    @admin.display(description="pod", ordering="pod_name")
+    def pod_display(self, update: PodUpdate) -> str:
+        full = f"{update.namespace}/{update.pod_name}"
+        workload = f" ({update.workload_kind} {update.workload_name})" if update.workload_kind else ""
+        return format_html(
+            '<span class="sh-cut sh-pod" title="{}{}">{}</span>'
+            '<span class="sh-cut sh-pod sh-quiet" title="{}">{} · {}</span>',
+            full,
+            workload,
+            update.pod_name,
+            full,
+            deleted_label(update.cluster_name, update.cluster_id is None),
+            update.namespace,
+        )
 
     @admin.display(description="rollout", ordering="rollout")
     def rollout_link(self, update: PodUpdate) -> str:
         url = reverse("admin:rollouts_rollout_change", args=[update.rollout_id])
-        return format_html('<a href="{}">{} #{}</a>', url, update.rollout.sidecarset_name, update.rollout_id)
+        return format_html(
+            '<a href="{}" title="{} rollout {}, step {}" class="sh-nowrap">#{} · {}</a>',
+            url,
+            update.rollout.sidecarset_name,
+            update.rollout_id,
+            update.step.ordinal,
+            update.rollout_id,
+            update.step.ordinal,
+        )
 
-    @admin.display(description="step", ordering="step__ordinal")
-    def step_ordinal(self, update: PodUpdate) -> int:
-        return update.step.ordinal
-
-    @admin.display(description="image")
+    @admin.display(description="image (from → to)")
     def image_change(self, update: PodUpdate) -> str:
-        return format_html("{} → <strong>{}</strong>", update.from_image or "?", update.to_image)
+        # Several sidecars: comma-joined, in the same order (see PodUpdate).
+        containers = update.container.split(",")
+        before = update.from_image.split(",") if update.from_image else []
+        after = update.to_image.split(",")
+        lines = []
+        for position, container in enumerate(containers):
+            old = before[position] if position < len(before) else "?"
+            new = after[position] if position < len(after) else "?"
+            short_old, short_new = _image_change_text(old, new)
+            lines.append(
+                format_html(
+                    '<div class="sh-cut sh-image" title="{}: {} → {}">{}: {} → <strong>{}</strong></div>',
+                    container,
+                    old,
+                    new,
+                    container,
+                    short_old,
+                    short_new,
+                )
+            )
+        return format_html_join("", "{}", ((line,) for line in lines))
 
     @admin.display(description="outcome", ordering="outcome")
     def outcome_display(self, update: PodUpdate) -> str:
         if not update.outcome:
             return state_badge(update.state, f"{update.get_state_display()}…")
-        return state_badge(update.outcome, update.get_outcome_display())
+        badge = state_badge(update.outcome, update.get_outcome_display())
+        if not update.error:
+            return badge
+        return format_html(
+            '{}<span class="sh-cut sh-error" title="{}">{}</span>', badge, update.error, update.error
+        )
 
     @admin.display(description="took")
     def duration(self, update: PodUpdate) -> str:
         if update.done_at is None:
             return "-"
         return _span(max(0, int((update.done_at - update.claimed_at).total_seconds())))
-
-    @admin.display(description="error")
-    def error_display(self, update: PodUpdate) -> str:
-        if not update.error:
-            return ""
-        short = update.error if len(update.error) <= 80 else update.error[:79] + "…"
-        return format_html('<span title="{}">{}</span>', update.error, short)
 
     def _csv_response(self, rows: Any) -> StreamingHttpResponse:
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")

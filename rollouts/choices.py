@@ -20,6 +20,7 @@ __all__ = [
     "STEP_TRANSITIONS",
     "TERMINAL_ROLLOUT_STATES",
     "TERMINAL_STEP_STATES",
+    "UPDATED_OUTCOMES",
     "ApprovalDecision",
     "PodUpdateOutcome",
     "PodUpdateState",
@@ -170,6 +171,8 @@ class PodUpdateOutcome(models.TextChoices):
 
 
 FAILED_OUTCOMES = frozenset({PodUpdateOutcome.FAILED, PodUpdateOutcome.TIMED_OUT})
+# A pod updated in place, or replaced by its workload's restart (decision 18).
+UPDATED_OUTCOMES = frozenset({PodUpdateOutcome.SUCCEEDED, PodUpdateOutcome.RECREATED})
 
 
 class ApprovalDecision(models.TextChoices):

@@ -1,10 +1,11 @@
 """The fleet view (issue 13 §5), read-only: where each target cluster of a SidecarSet stands, and
 where each of its releases stands.
 
-- ``fleet_of(sidecarset_id)``: one row per target cluster (placements the hub wants, plus
-  clusters the targets select that have no placement yet): its wave and hold, the revision it
-  serves against the SidecarSet's current one, its latest rollout, its pod counters (from the
-  placement's status refresh), its needs-recreate count and its drift.
+- ``fleet_of(sidecarset_id)`` (``fleets_of(ids)``: many at once): one row per target cluster
+  (placements the hub wants, plus clusters the targets select that have no placement yet): its
+  wave and hold, the revision it serves against the SidecarSet's current one, its latest
+  rollout, its pod counters (from the placement's status refresh), its needs-recreate count and
+  its drift.
 - ``releases_of(sidecarset_id)``: the newest releases (a published revision with rollouts),
   each with its rollouts grouped by wave and one overall stage (``ReleaseStage``) in words.
 
@@ -21,10 +22,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import Max, OuterRef, Q, Subquery
 
 from clusters.models import Cluster, DriftedPod, SidecarSetPlacement
-from clusters.targeting import resolve_targets
+from clusters.targeting import resolve_targets_of
 from rollouts.choices import (
     ACTIVE_ROLLOUT_STATES,
     TERMINAL_STEP_STATES,
@@ -48,6 +49,7 @@ __all__ = [
     "Releases",
     "RolloutSummary",
     "fleet_of",
+    "fleets_of",
     "release_stage",
     "releases_of",
 ]
@@ -245,20 +247,28 @@ def _summaries(rollouts: Sequence[Rollout]) -> dict[int, RolloutSummary]:
     return summaries
 
 
-def _drift_counts(sidecarset_name: str, cluster_ids: Iterable[int]) -> dict[int, int]:
-    """Cluster id -> drifted pods that lack ``sidecarset_name`` (one query).
+def _drift_counts(sidecarset_names: Iterable[str], cluster_ids: Iterable[int]) -> dict[tuple[str, int], int]:
+    """(SidecarSet name, cluster id) -> drifted pods of that cluster that lack that SidecarSet
+    (one query; none without names).
 
     SQLite (the quick start) has no JSON ``contains``: the database narrows the rows with a
-    substring match on the quoted name (names are letters, digits and '-', so ``"web"`` never
+    substring match on each quoted name (names are letters, digits and '-', so ``"web"`` never
     matches inside ``"web-2"``), and the exact, case-sensitive membership is checked here.
     """
-    counts: dict[int, int] = defaultdict(int)
-    rows = DriftedPod.objects.filter(
-        cluster_id__in=list(cluster_ids), missing_sidecarsets__icontains=f'"{sidecarset_name}"'
-    ).values_list("cluster_id", "missing_sidecarsets")
+    names = sorted(set(sidecarset_names))
+    counts: dict[tuple[str, int], int] = defaultdict(int)
+    if not names:
+        return counts
+    any_name = Q()
+    for name in names:
+        any_name |= Q(missing_sidecarsets__icontains=f'"{name}"')
+    rows = DriftedPod.objects.filter(any_name, cluster_id__in=list(cluster_ids)).values_list(
+        "cluster_id", "missing_sidecarsets"
+    )
     for cluster_id, missing in rows:
-        if sidecarset_name in (missing or []):
-            counts[cluster_id] += 1
+        for name in names:
+            if name in (missing or []):
+                counts[(name, cluster_id)] += 1
     return counts
 
 
@@ -270,43 +280,93 @@ def fleet_of(sidecarset_id: int) -> Fleet:
 
     Target clusters: the placements the hub wants (``should_exist``) plus the clusters its
     targets select that have no placement yet. Eight queries at most (seven when no target is a
-    label selector), whatever the number of clusters. ``RolloutNotFound`` when the SidecarSet
-    does not exist.
+    label selector), whatever the number of clusters (``fleets_of``). ``RolloutNotFound`` when
+    the SidecarSet does not exist.
     """
-    sidecarset = _load_sidecarset(sidecarset_id)
-    current = _current_number(sidecarset)
-    targets = resolve_targets(sidecarset.pk)
+    found = fleets_of([sidecarset_id])
+    if not found:
+        raise RolloutNotFound("SidecarSet", sidecarset_id)
+    return found[0]
+
+
+def fleets_of(sidecarset_ids: Sequence[int]) -> list[Fleet]:
+    """``fleet_of`` of each SidecarSet, in the order given (ids of SidecarSets that do not exist
+    are left out), in the same eight queries at most, whatever the number of SidecarSets and
+    clusters (the home dashboard's fleet matrix)."""
+    sidecarsets = SidecarSet.objects.select_related("current_revision").in_bulk(list(sidecarset_ids))
+    ids = [sidecarset_id for sidecarset_id in sidecarset_ids if sidecarset_id in sidecarsets]
+    if not ids:
+        return []
+    targets = resolve_targets_of(ids)
     placements = {
-        placement.cluster_id: placement
+        (placement.sidecarset_id, placement.cluster_id): placement
         for placement in SidecarSetPlacement.objects.filter(
-            sidecarset_id=sidecarset.pk, should_exist=True
+            sidecarset_id__in=ids, should_exist=True
         ).select_related("serving_revision")
     }
-    cluster_ids = set(targets) | set(placements)
-    if not cluster_ids:
-        return Fleet(sidecarset.pk, sidecarset.name, current, ())
-    clusters = Cluster.objects.in_bulk(cluster_ids)
-    newest = Rollout.objects.filter(sidecarset_id=sidecarset.pk, cluster_id=OuterRef("cluster_id")).order_by(
-        "-created_at", "-id"
-    )
+    cluster_ids_of: dict[int, set[int]] = {
+        sidecarset_id: set(targets[sidecarset_id]) for sidecarset_id in ids
+    }
+    for placed_sidecarset_id, cluster_id in placements:
+        if placed_sidecarset_id is not None:  # filtered by id: never None here
+            cluster_ids_of[placed_sidecarset_id].add(cluster_id)
+    all_cluster_ids = set().union(*cluster_ids_of.values())
+    if not all_cluster_ids:
+        return [
+            Fleet(
+                sidecarset_id,
+                sidecarsets[sidecarset_id].name,
+                _current_number(sidecarsets[sidecarset_id]),
+                (),
+            )
+            for sidecarset_id in ids
+        ]
+    clusters = Cluster.objects.in_bulk(all_cluster_ids)
+    newest = Rollout.objects.filter(
+        sidecarset_id=OuterRef("sidecarset_id"), cluster_id=OuterRef("cluster_id")
+    ).order_by("-created_at", "-id")
     latest = list(
-        Rollout.objects.filter(sidecarset_id=sidecarset.pk, cluster_id__in=cluster_ids).filter(
+        Rollout.objects.filter(sidecarset_id__in=ids, cluster_id__in=all_cluster_ids).filter(
             pk=Subquery(newest.values("pk")[:1])
         )
     )
     summaries = _summaries(latest)
-    latest_by_cluster = {rollout.cluster_id: summaries[rollout.pk] for rollout in latest}
-    drift = _drift_counts(sidecarset.name, cluster_ids)
+    latest_of = {(rollout.sidecarset_id, rollout.cluster_id): summaries[rollout.pk] for rollout in latest}
+    drift = _drift_counts((sidecarsets[sidecarset_id].name for sidecarset_id in ids), all_cluster_ids)
+    return [
+        _fleet(
+            sidecarsets[sidecarset_id],
+            cluster_ids_of[sidecarset_id],
+            targets[sidecarset_id],
+            placements,
+            clusters,
+            latest_of,
+            drift,
+        )
+        for sidecarset_id in ids
+    ]
 
+
+def _fleet(
+    sidecarset: SidecarSet,
+    cluster_ids: Iterable[int],
+    targets: dict[int, int],
+    placements: dict[tuple[int | None, int], SidecarSetPlacement],
+    clusters: dict[int, Cluster],
+    latest_of: dict[tuple[int | None, int | None], RolloutSummary],
+    drift: dict[tuple[str, int], int],
+) -> Fleet:
+    """One SidecarSet's fleet from the rows ``fleets_of`` read for all of them."""
+    current = _current_number(sidecarset)
     rows: list[FleetCluster] = []
     for cluster_id in cluster_ids:
         cluster = clusters.get(cluster_id)
         if cluster is None:  # deleted between the two reads
             continue
-        placement = placements.get(cluster_id)
+        placement = placements.get((sidecarset.pk, cluster_id))
         serving = placement.serving_revision if placement is not None else None
         serving_number = serving.number if serving is not None else None
-        rollout = latest_by_cluster.get(cluster_id)
+        rollout = latest_of.get((sidecarset.pk, cluster_id))
         rows.append(
             FleetCluster(
                 cluster_id=cluster_id,
@@ -331,7 +391,7 @@ def fleet_of(sidecarset_id: int) -> Fleet:
                 updated_ready_pods=placement.updated_ready_pods if placement is not None else None,
                 status_observed_at=placement.status_observed_at if placement is not None else None,
                 needs_recreate=rollout.needs_recreate if rollout is not None else 0,
-                drift=drift.get(cluster_id, 0),
+                drift=drift.get((sidecarset.name, cluster_id), 0),
             )
         )
     rows.sort(key=lambda row: (row.wave, row.cluster))
@@ -401,9 +461,12 @@ def _waves(clusters: Iterable[ReleaseCluster]) -> tuple[ReleaseWave, ...]:
     )
 
 
-def releases_of(sidecarset_id: int, *, limit: int = DEFAULT_RELEASES) -> Releases:
+def releases_of(
+    sidecarset_id: int, *, limit: int = DEFAULT_RELEASES, revision: int | None = None
+) -> Releases:
     """The newest ``limit`` releases of the SidecarSet (at most ``MAX_RELEASES``), newest first,
-    each with its rollouts by wave and its stage (see ``release_stage``).
+    each with its rollouts by wave and its stage (see ``release_stage``); only the release of
+    revision number ``revision`` when given (none when it has no rollout).
 
     A release is a published revision that has ``update`` rollouts (a first publish, or a change
     pods do not see, has none: every cluster served it at once). Five queries, whatever the
@@ -413,9 +476,11 @@ def releases_of(sidecarset_id: int, *, limit: int = DEFAULT_RELEASES) -> Release
     limit = max(1, min(limit, MAX_RELEASES))
     sidecarset = _load_sidecarset(sidecarset_id)
     current = _current_number(sidecarset)
+    updates_of_sidecarset = Rollout.objects.filter(sidecarset_id=sidecarset.pk, kind=RolloutKind.UPDATE)
+    if revision is not None:
+        updates_of_sidecarset = updates_of_sidecarset.filter(to_revision_number=revision)
     numbers = list(
-        Rollout.objects.filter(sidecarset_id=sidecarset.pk, kind=RolloutKind.UPDATE)
-        .order_by("-to_revision_number")
+        updates_of_sidecarset.order_by("-to_revision_number")
         .values_list("to_revision_number", flat=True)
         .distinct()[:limit]
     )

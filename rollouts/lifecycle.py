@@ -20,12 +20,19 @@ from clusters.kube import KubeError, cached_kube_client
 from clusters.models import SidecarSetPlacement
 from clusters.push import serve_revision
 from rollouts import pod_updates, transitions
-from rollouts.choices import TERMINAL_STEP_STATES, ApprovalDecision, RolloutKind, RolloutState, StepState
-from rollouts.models import Approval, Rollout, RolloutStep
+from rollouts.choices import (
+    TERMINAL_STEP_STATES,
+    UPDATED_OUTCOMES,
+    ApprovalDecision,
+    RolloutKind,
+    RolloutState,
+    StepState,
+)
+from rollouts.models import Approval, PodUpdate, Rollout, RolloutStep
 from rollouts.pass_inputs import PassInputs, PodListing
 from rollouts.transitions import InvalidTransition, RolloutError, RolloutNotFound
 from sidecarhub.changes import Actor, actor_name
-from sidecarhub.sidecarset import PodClass, PodDecision, SidecarSet, plan_round, plan_step
+from sidecarhub.sidecarset import PodClass, PodDecision, RoundPlan, SidecarSet, plan_round, plan_step
 from sidecarhub.sidecarset.rollout_settings import parse_step_target
 
 # The step target of a rollout with no in-place steps: only the gate (decision 17).
@@ -99,8 +106,10 @@ def prepare_step(
         raise RolloutError(f"step {step.ordinal} cannot be prepared: {plan.blocked_reason}")
     recreate = plan.round.of_class(PodClass.NEEDS_RECREATE)
     needs_recreate = [{**_ref_dict(decision.ref), "reason": decision.reason} for decision in recreate[:1000]]
+    planned = _planned_pods(rollout, step, plan.round, core, listing)
     now = timezone.now()
     with transaction.atomic():
+        Rollout.objects.filter(pk=rollout.pk).update(planned_pods=planned)
         # The first step is also the cluster's gate (decision 17): approved even with no pod to
         # patch, since approving it makes the cluster serve the new revision to new pods.
         if not plan.pods and not is_gate(step, rollout):
@@ -212,6 +221,22 @@ def open_gate(step: RolloutStep, rollout: Rollout) -> None:
     changes nothing its cluster serves (it starts only where the revision is served already)."""
     if step.ordinal == 1 and rollout.to_revision_id is not None and rollout.kind != RolloutKind.RESTART:
         serve_revision(rollout.live_sidecarset_id, rollout.live_cluster_id, rollout.to_revision_id)
+
+
+def _planned_pods(
+    rollout: Rollout, step: RolloutStep, round_plan: RoundPlan, core: SidecarSet, listing: PodListing
+) -> int:
+    """The pods the whole rollout updates in place, counted now: those it updated so far plus the
+    in-place candidates left in the cluster (this step's and later steps'), so progress totals
+    cover every step, not only the prepared ones. A canary step's round sees only the canary
+    selector's pods: the cluster's count needs the round without it."""
+    if step.canary:
+        round_plan = plan_round(
+            core, listing.pods, namespace_labels=listing.namespace_labels, apply_canary_selector=False
+        )
+    counts = round_plan.class_counts()
+    updated = PodUpdate.objects.filter(rollout=rollout, outcome__in=UPDATED_OUTCOMES).count()
+    return updated + counts[PodClass.CANDIDATE] + counts[PodClass.WAITING]
 
 
 def stale_pods(core: SidecarSet, listing: PodListing) -> list[PodDecision]:

@@ -107,6 +107,12 @@ class Rollout(models.Model):
     needs_recreate = models.PositiveIntegerField(
         default=0, help_text="Pods still running the definition it replaced when it completed (decision 18)"
     )
+    planned_pods = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Pods the whole rollout updates in place, as counted when its latest step was "
+        "prepared (its pods updated so far plus the in-place candidates left); empty until then",
+    )
     steps = models.JSONField(help_text='Step targets, e.g. ["canary", "50%", "100%"] or [1, "10%", "100%"]')
     max_unavailable = models.CharField(max_length=16, help_text="maxUnavailable: an int or 'N%'")
     failure_threshold = models.PositiveIntegerField(
@@ -348,6 +354,8 @@ class PodUpdate(models.Model):
     objects = PodUpdateQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "pod update"
+        verbose_name_plural = "per-pod history"
         ordering = ("rollout", "step", "namespace", "pod_name")
         constraints = [models.UniqueConstraint(fields=("rollout", "pod_uid"), name="pod_update_unique")]
         indexes = [models.Index(fields=("step", "state"), name="pod_update_step_state_idx")]

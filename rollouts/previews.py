@@ -7,28 +7,46 @@ cluster's pods and stores nothing. Errors are the services' (``RolloutNotFound``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from clusters.kube import cached_kube_client
+from django.db.models import Max
+
+from clusters.kube import KubeError, cached_kube_client, open_kube_client
 from clusters.models import Cluster
-from rollouts.choices import TERMINAL_STEP_STATES, PodUpdateOutcome, StepState
-from rollouts.lifecycle import stale_pods
-from rollouts.models import PodUpdate
+from clusters.targeting import resolve_targets
+from rollouts.choices import ACTIVE_ROLLOUT_STATES, TERMINAL_STEP_STATES, PodUpdateOutcome, StepState
+from rollouts.lifecycle import SERVE_STEP, stale_pods
+from rollouts.models import PodUpdate, Rollout
 from rollouts.pass_inputs import PassInputs, fetch_pods
-from rollouts.services import RolloutNotFound, get_rollout
+from rollouts.services import (
+    ReleaseMember,
+    RolloutError,
+    RolloutNotFound,
+    get_rollout,
+    plan_release,
+    resolve_settings,
+    serving_revisions,
+)
 from sidecarhub.changes import Actor
-from sidecarhub.models import SidecarSetRevision
-from sidecarhub.sidecarset import PodClass, plan_round, plan_step
+from sidecarhub.models import SidecarSet, SidecarSetRevision
+from sidecarhub.sidecarset import ChangeKind, PodClass, classify_change, plan_round, plan_step
+from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
 from sidecarhub.sidecarset.rollout_settings import parse_step_target
 
 __all__ = [
     "PodPreview",
+    "PublishPreview",
+    "PublishPreviewCluster",
     "RevisionPreview",
     "RolloutProgress",
     "StepPreview",
+    "SupersededRollout",
     "preview_next_step",
+    "preview_publish",
     "preview_revision",
     "rollout_progress",
 ]
@@ -155,6 +173,194 @@ def preview_revision(revision_id: int, *, actor: Actor, cluster_id: int, kube: A
     )
 
 
+@dataclass(frozen=True)
+class PublishPreviewCluster:
+    """What publishing would do in one target cluster: a rollout (steps, in place or only a
+    gate) or none (``why``), and its running pods towards the new definition, read live:
+    ``pods_in_place`` can be updated in place, ``pods_need_recreate`` cannot (``None`` when the
+    pods were not read; ``pods_error`` says why)."""
+
+    cluster_id: int
+    cluster: str
+    wave: int
+    held: bool
+    held_reason: str
+    serving_revision: int | None
+    creates_rollout: bool
+    in_place: bool
+    why: str
+    steps: tuple[str, ...]
+    pods_in_place: int | None
+    pods_need_recreate: int | None
+    pods_error: str
+    needs_recreate: tuple[PodPreview, ...]  # the first few, with their reasons
+
+
+@dataclass(frozen=True)
+class SupersededRollout:
+    """An active rollout that publishing aborts ("superseded"): the newer revision wins."""
+
+    id: int
+    cluster: str
+    to_revision: int
+    state: str
+
+
+@dataclass(frozen=True)
+class PublishPreview:
+    """What publishing the SidecarSet's unpublished definition would do (nothing is written):
+    the revision it would become, the change kind, the rollout steps and, per target cluster by
+    wave, the rollout it would get and its pods in place vs needing recreate."""
+
+    sidecarset: str
+    from_revision: int | None
+    to_revision: int
+    change_kind: str
+    nothing_to_publish: bool
+    steps: tuple[str, ...]
+    settings_error: str
+    clusters: tuple[PublishPreviewCluster, ...]
+    supersedes: tuple[SupersededRollout, ...]
+
+    @property
+    def waves(self) -> tuple[tuple[int, tuple[PublishPreviewCluster, ...]], ...]:
+        """``(wave, clusters)`` in rollout order (clusters that get a rollout only)."""
+        numbers = sorted({cluster.wave for cluster in self.clusters if cluster.creates_rollout})
+        return tuple(
+            (wave, tuple(c for c in self.clusters if c.creates_rollout and c.wave == wave))
+            for wave in numbers
+        )
+
+    @property
+    def rollouts(self) -> int:
+        return sum(1 for cluster in self.clusters if cluster.creates_rollout)
+
+
+# Pods that need recreate listed per cluster in a publish preview (the counts are complete).
+PUBLISH_PREVIEW_PODS = 20
+# Clusters whose pods a publish preview reads at the same time.
+PUBLISH_PREVIEW_READERS = 8
+
+
+def _pods_towards(core: CoreSidecarSet, kube: Any, *, in_place: bool) -> tuple[int, tuple[PodPreview, ...]]:
+    """How many running pods can take ``core`` in place, and those that need recreate: the same
+    classes the rollout uses (``plan_round``; with no in-place steps every stale pod, as
+    ``lifecycle.stale_pods``)."""
+    listing = PassInputs(kube).pods(core)
+    if not in_place:
+        return 0, tuple(_preview(d, False) for d in stale_pods(core, listing))
+    plan = plan_round(
+        core, listing.pods, namespace_labels=listing.namespace_labels, apply_canary_selector=False
+    )
+    in_place_count = len(plan.of_class(PodClass.CANDIDATE)) + len(plan.of_class(PodClass.WAITING))
+    return in_place_count, tuple(_preview(d, False) for d in plan.of_class(PodClass.NEEDS_RECREATE))
+
+
+def preview_publish(
+    sidecarset_id: int,
+    *,
+    actor: Actor,
+    read_pods: bool = True,
+    kube_for: Callable[[Cluster], AbstractContextManager[Any]] | None = None,
+) -> PublishPreview:
+    """What publishing the SidecarSet now would do, computed by the same rule as the publish
+    (``services.plan_release``, ``services.resolve_settings``) on its unpublished definition.
+    ``read_pods``: read each rollout cluster's pods (one LIST each, one attempt: a person is
+    waiting); a cluster that cannot be read gets ``pods_error`` instead of counts."""
+    sidecarset = SidecarSet.objects.select_related("current_revision").filter(pk=sidecarset_id).first()
+    if sidecarset is None:
+        raise RolloutNotFound("SidecarSet", sidecarset_id)
+    current = sidecarset.current_revision
+    draft_core = sidecarset.to_core()
+    number = (sidecarset.revisions.aggregate(highest=Max("number"))["highest"] or 0) + 1
+    nothing = not sidecarset.has_unpublished_changes
+    change_kind = classify_change(current.to_core(), draft_core) if current is not None else ChangeKind.OTHER
+    # The revision it would become, never saved: the settings are resolved exactly as for the
+    # published one.
+    draft = SidecarSetRevision(
+        sidecarset=sidecarset,
+        number=number,
+        name=f"{sidecarset.name}-{number}",
+        document=sidecarset.to_document(),
+        rollout_policy=dict(sidecarset.rollout_policy),  # publish freezes the draft's policy
+    )
+    steps: tuple[str, ...] = ()
+    settings_error = ""
+    try:
+        steps = tuple(str(step) for step in resolve_settings(draft).steps or ())
+    except RolloutError as exc:
+        settings_error = str(exc)
+    targets = resolve_targets(sidecarset.pk)
+    members = (
+        []
+        if nothing or change_kind == ChangeKind.NONE
+        else plan_release(draft_core, number, targets, serving_revisions(sidecarset.pk, targets))
+    )
+    clusters = Cluster.objects.in_bulk([member.cluster_id for member in members])
+    opener = kube_for or (lambda cluster: open_kube_client(cluster, max_attempts=1))
+
+    def read(member: ReleaseMember) -> tuple[int | None, tuple[PodPreview, ...], str]:
+        """(pods in place, pods that need recreate, error) of one cluster; no database access,
+        so the clusters are read in parallel (an unreachable one costs its timeout once)."""
+        cluster = clusters[member.cluster_id]
+        try:
+            with opener(cluster) as kube:
+                in_place, recreate = _pods_towards(draft_core, kube, in_place=member.in_place)
+            return in_place, recreate, ""
+        except KubeError as exc:
+            return None, (), f"cannot read the pods of cluster {cluster.name} now: {exc}"
+
+    to_read = [m for m in members if read_pods and m.creates_rollout and m.cluster_id in clusters]
+    pods: dict[int, tuple[int | None, tuple[PodPreview, ...], str]] = {}
+    if to_read:
+        with ThreadPoolExecutor(max_workers=min(PUBLISH_PREVIEW_READERS, len(to_read))) as pool:
+            pods = dict(zip((m.cluster_id for m in to_read), pool.map(read, to_read), strict=True))
+    rows = []
+    for member in members:
+        cluster = clusters.get(member.cluster_id)
+        if cluster is None:
+            continue
+        in_place, recreate, error = pods.get(member.cluster_id, (None, (), ""))
+        rows.append(
+            PublishPreviewCluster(
+                cluster_id=cluster.pk,
+                cluster=cluster.name,
+                wave=member.wave,
+                held=cluster.held,
+                held_reason=cluster.held_reason,
+                serving_revision=member.source.number if member.source is not None else None,
+                creates_rollout=member.creates_rollout,
+                in_place=member.in_place,
+                why=member.why,
+                steps=(steps if member.in_place else (SERVE_STEP,)) if member.creates_rollout else (),
+                pods_in_place=in_place,
+                pods_need_recreate=len(recreate) if in_place is not None else None,
+                pods_error=error,
+                needs_recreate=recreate[:PUBLISH_PREVIEW_PODS],
+            )
+        )
+    # What ``services.create_rollouts_for_revision`` aborts when it creates the release: every
+    # active rollout of the SidecarSet (they go to another revision) — unless pods see no change.
+    superseded = (
+        Rollout.objects.filter(sidecarset_id=sidecarset.pk, state__in=ACTIVE_ROLLOUT_STATES)
+        .order_by("wave", "cluster_name")
+        .values_list("pk", "cluster_name", "to_revision_number", "state")
+        if not nothing and change_kind != ChangeKind.NONE
+        else []
+    )
+    return PublishPreview(
+        sidecarset=sidecarset.name,
+        from_revision=current.number if current is not None else None,
+        to_revision=number,
+        change_kind=str(change_kind),
+        nothing_to_publish=nothing,
+        steps=steps,
+        settings_error=settings_error,
+        clusters=tuple(rows),
+        supersedes=tuple(SupersededRollout(*row) for row in superseded),
+    )
+
+
 def rollout_progress(rollout_id: int) -> RolloutProgress:
     """Counts for progress bars and the CLI (two small aggregate queries)."""
     rollout = get_rollout(rollout_id)
@@ -165,5 +371,6 @@ def rollout_progress(rollout_id: int) -> RolloutProgress:
         steps[state] = steps.get(state, 0) + 1
         if current is None and state not in TERMINAL_STEP_STATES:
             current = ordinal
-    total = sum(rollout.rollout_steps.values_list("pod_count", flat=True))
+    # Over all steps, as ``rollouts.queries`` counts it: unprepared steps via ``planned_pods``.
+    total = max(sum(rollout.rollout_steps.values_list("pod_count", flat=True)), rollout.planned_pods or 0)
     return RolloutProgress(rollout.pk, rollout.state, total, pods, steps, current)

@@ -4,8 +4,9 @@ Nothing here changes a row. Progress counts are annotations computed by correlat
 so a page of rollouts costs one query however many pods they touched (STYLE P5: constant
 number of queries). The numbers mean the same as ``previews.rollout_progress``:
 
-- ``total``: pods in the steps prepared so far (a step's pod list is fixed when it is prepared,
-  so the total grows as later steps are prepared);
+- ``total``: pods over ALL steps of the rollout: the larger of the pods in the steps prepared
+  so far and ``Rollout.planned_pods`` (its updated pods plus the in-place candidates left,
+  counted when its latest step was prepared); before any step is prepared, 0;
 - ``updated``: PodUpdates whose outcome is ``succeeded`` (or ``recreated``: a restart replaced
   the pod); ``failed``: ``failed`` or
   ``timed_out``; ``skipped`` and ``pod_gone``: the other final outcomes;
@@ -20,13 +21,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import CharField, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
 
 from rollouts.choices import (
     FAILED_OUTCOMES,
     OPEN_POD_UPDATE_STATES,
     TERMINAL_STEP_STATES,
+    UPDATED_OUTCOMES,
     PodUpdateOutcome,
 )
 from rollouts.models import PodUpdate, Rollout, RolloutStep
@@ -42,10 +44,6 @@ __all__ = [
 ]
 
 
-# A pod updated in place, or replaced by its workload's restart (decision 18).
-UPDATED_OUTCOMES = (PodUpdateOutcome.SUCCEEDED, PodUpdateOutcome.RECREATED)
-
-
 def _count_pod_updates(condition: Q) -> Coalesce:
     rows = (
         PodUpdate.objects.filter(condition, rollout=OuterRef("pk"))
@@ -58,8 +56,8 @@ def _count_pod_updates(condition: Q) -> Coalesce:
 
 
 def rollouts_with_progress(queryset: QuerySet[Rollout]) -> QuerySet[Rollout]:
-    """``queryset`` annotated with ``progress_*`` counts, ``steps_total`` and ``current_step``
-    (ordinal of the first step not finished; ``None`` when all are)."""
+    """``queryset`` annotated with ``progress_*`` counts, ``steps_total``, ``current_step``
+    (ordinal of the first step not finished; ``None`` when all are) and ``current_step_state``."""
     steps = RolloutStep.objects.filter(rollout=OuterRef("pk")).order_by()
     total = steps.values("rollout").annotate(n=Sum("pod_count")).values("n")
     step_count = steps.values("rollout").annotate(n=Count("pk")).values("n")
@@ -70,7 +68,11 @@ def rollouts_with_progress(queryset: QuerySet[Rollout]) -> QuerySet[Rollout]:
         .values("ordinal")[:1]
     )
     return queryset.annotate(
-        progress_total=Coalesce(Subquery(total, output_field=IntegerField()), Value(0)),
+        progress_total=Greatest(
+            Coalesce(Subquery(total, output_field=IntegerField()), Value(0)),
+            Coalesce("planned_pods", Value(0)),
+            output_field=IntegerField(),
+        ),
         progress_updated=_count_pod_updates(Q(outcome__in=UPDATED_OUTCOMES)),
         progress_failed=_count_pod_updates(Q(outcome__in=FAILED_OUTCOMES)),
         progress_skipped=_count_pod_updates(Q(outcome=PodUpdateOutcome.SKIPPED)),
@@ -78,6 +80,7 @@ def rollouts_with_progress(queryset: QuerySet[Rollout]) -> QuerySet[Rollout]:
         progress_in_flight=_count_pod_updates(Q(state__in=OPEN_POD_UPDATE_STATES)),
         steps_total=Coalesce(Subquery(step_count, output_field=IntegerField()), Value(0)),
         current_step=Subquery(current, output_field=IntegerField()),
+        current_step_state=Subquery(current.values("state")[:1], output_field=CharField()),
     )
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -68,6 +69,7 @@ from rollouts.transitions import InvalidTransition, NotPermitted, RolloutError, 
 from sidecarhub.changes import Actor, actor_name
 from sidecarhub.models import SidecarSet, SidecarSetRevision
 from sidecarhub.sidecarset import CANARY_STEP, ChangeKind, classify_change
+from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
 from sidecarhub.sidecarset.rollout_settings import (
     RolloutSettings,
     check_steps,
@@ -79,6 +81,7 @@ from sidecarhub.sidecarset.rollout_settings import (
 __all__ = [
     "InvalidTransition",
     "NotPermitted",
+    "ReleaseMember",
     "RolloutError",
     "RolloutNotFound",
     "RolloutSettings",
@@ -90,8 +93,10 @@ __all__ = [
     "get_rollout",
     "on_revision_published",
     "pause_rollout",
+    "plan_release",
     "resume_rollout",
     "rollback_rollout",
+    "serving_revisions",
     "wake_cluster",
 ]
 
@@ -283,6 +288,70 @@ def on_revision_published(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class ReleaseMember:
+    """What publishing a revision does in one target cluster (``plan_release``): a rollout from
+    what the cluster serves (``source``), in place or only a gate, or none, and why."""
+
+    cluster_id: int
+    wave: int
+    source: SidecarSetRevision | None
+    creates_rollout: bool
+    in_place: bool
+    why: str
+
+
+def serving_revisions(sidecarset_id: int, cluster_ids: Iterable[int]) -> dict[int, SidecarSetRevision | None]:
+    """Cluster id -> the revision its placement of the SidecarSet serves (one query)."""
+    return {
+        placement.cluster_id: placement.serving_revision
+        for placement in SidecarSetPlacement.objects.select_related("serving_revision").filter(
+            sidecarset_id=sidecarset_id, cluster_id__in=list(cluster_ids), should_exist=True
+        )
+    }
+
+
+def plan_release(
+    core: CoreSidecarSet,
+    number: int,
+    targets: Mapping[int, int],
+    serving: Mapping[int, SidecarSetRevision | None],
+    *,
+    revision_id: int | None = None,
+) -> list[ReleaseMember]:
+    """Per target cluster (``cluster id -> wave``, in wave order), what a release of revision
+    ``number`` (``core``; ``revision_id`` None: not published yet, a preview) does, given what
+    each cluster serves (``serving``: its placement's revision). The one rule that the publish
+    and its preview share (see ``create_rollouts_for_revision``)."""
+    members = []
+    for cluster_id, wave in sorted(targets.items(), key=lambda item: (item[1], item[0])):
+        source = serving.get(cluster_id)
+        if source is None:
+            members.append(
+                ReleaseMember(cluster_id, wave, None, False, False, "new target: serves it at once")
+            )
+            continue
+        if source.pk == revision_id:
+            members.append(ReleaseMember(cluster_id, wave, source, False, False, "serves it already"))
+            continue
+        kind = classify_change(source.to_core(), core)
+        if kind == ChangeKind.NONE:
+            why = f"serves revision {source.number}, which differs in nothing pods see: serves it at once"
+            members.append(ReleaseMember(cluster_id, wave, source, False, False, why))
+            continue
+        in_place = kind == ChangeKind.IMAGES_ONLY and core.update_strategy.type != "NotUpdate"
+        if in_place:
+            why = f"revision {number} changes only sidecar images"
+        else:
+            why = (
+                f"revision {number}: updateStrategy.type is NotUpdate"
+                if kind == ChangeKind.IMAGES_ONLY
+                else f"revision {number} changes more than sidecar images"
+            ) + "; pods are not updated in place (they need recreate)"
+        members.append(ReleaseMember(cluster_id, wave, source, True, in_place, why))
+    return members
+
+
 def create_rollouts_for_revision(
     revision_id: int,
     *,
@@ -342,48 +411,32 @@ def create_rollouts_for_revision(
                 wake_cluster(cluster_id)
             return []
         _supersede(sidecarset.pk, revision, actor=actor, request_id=request_id)
-        serving = {
-            placement.cluster_id: placement.serving_revision
-            for placement in SidecarSetPlacement.objects.select_related("serving_revision").filter(
-                sidecarset=sidecarset, cluster_id__in=list(targets), should_exist=True
-            )
-        }
+        serving = serving_revisions(sidecarset.pk, targets)
         released = set(Rollout.objects.filter(to_revision=revision).values_list("cluster_id", flat=True))
         effective: RolloutSettings | None = None
         rollouts = []
-        for cluster_id, wave in sorted(targets.items(), key=lambda item: (item[1], item[0])):
-            source = serving.get(cluster_id)
-            if source is None or source.pk == revision.pk or cluster_id in released:
+        for member in plan_release(core, revision.number, targets, serving, revision_id=revision.pk):
+            if not member.creates_rollout or member.cluster_id in released:
                 continue  # a new target, it serves this revision already, or its release exists
-            kind = classify_change(source.to_core(), core)
-            if kind == ChangeKind.NONE:
-                continue  # what this cluster serves differs in nothing pods see: no gate needed
-            in_place = kind == ChangeKind.IMAGES_ONLY and core.update_strategy.type != "NotUpdate"
-            if in_place:
+            if member.in_place:
                 effective = effective or resolve_settings(revision, settings)
                 rollout_settings = effective
-                why = f"revision {revision.number} changes only sidecar images"
             else:
                 rollout_settings = dataclasses.replace(
                     resolve_settings(revision, settings), steps=(SERVE_STEP,)
                 )
-                why = (
-                    f"revision {revision.number}: updateStrategy.type is NotUpdate"
-                    if kind == ChangeKind.IMAGES_ONLY
-                    else f"revision {revision.number} changes more than sidecar images"
-                ) + "; pods are not updated in place (they need recreate)"
             rollouts.append(
                 _create_rollout(
                     sidecarset=sidecarset,
-                    cluster_id=cluster_id,
-                    wave=wave,
-                    from_revision=source,
+                    cluster_id=member.cluster_id,
+                    wave=member.wave,
+                    from_revision=member.source,
                     to_revision=revision,
                     effective=rollout_settings,
                     actor=actor,
                     request_id=request_id,
-                    reason=why,
-                    in_place=in_place,
+                    reason=member.why,
+                    in_place=member.in_place,
                 )
             )
         return rollouts

@@ -27,6 +27,13 @@ ensure_system_tools() {
   [ ${#missing[@]} -eq 0 ] || { say "installing ${missing[*]}"; apt_install "${missing[@]}"; }
 }
 
+ensure_browser() {
+  # The browser tests (tests/console/) drive Debian's Chromium through Playwright; Playwright's
+  # own browser download is never used (it needs more than the package registries).
+  # fonts-liberation: readable text in the failure screenshots (chromium only recommends fonts).
+  [ -x /usr/bin/chromium ] || { say "installing chromium (browser tests)"; apt_install chromium fonts-liberation; }
+}
+
 ensure_venv() {
   # Reinstall only when pyproject.toml or the lock file changed since the last install.
   local stamp=$VENV/.sidecarhub-installed
@@ -94,6 +101,7 @@ ensure_test_services() {
   # Everything the tests and benchmarks need, and the environment that points the hub at it.
   # $1: the default Redis database number (SIDECARHUB_REDIS_DB overrides it).
   ensure_system_tools
+  ensure_browser
   ensure_venv
   ensure_redis
   ensure_postgres

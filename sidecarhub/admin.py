@@ -13,13 +13,14 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import InlineModelAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from sidecarhub import services
 from sidecarhub.middleware import request_id_of
@@ -37,7 +38,10 @@ __all__ = [
 
 # A panel of the SidecarSet change page: the request and the SidecarSet in, HTML out ("" to show
 # nothing, e.g. when the user may not see it). Rendered below the revisions, in the order added.
+# The publish page takes panels of the same shape (what publishing would do, before confirming).
 ChangePagePanel = Callable[[HttpRequest, "SidecarSet"], str]
+# What a publish started, as HTML added to its success message (e.g. a link to the release).
+PublishedNote = Callable[[HttpRequest, "SidecarSetRevision"], str]
 
 NEW_SIDECARSET_YAML = """\
 apiVersion: apps.kruise.io/v1beta1
@@ -213,7 +217,7 @@ class SidecarSetAdmin(admin.ModelAdmin):
         "owner_team",
         "current_revision_number",
         "has_unpublished_changes",
-        "version",
+        "version_display",
         "updated_at",
     )
     list_filter = ("owner_team",)
@@ -221,12 +225,35 @@ class SidecarSetAdmin(admin.ModelAdmin):
     actions = ["publish_selected"]
     change_form_template = "admin/sidecarhub/sidecarset/change_form.html"
     change_page_panels: ClassVar[list[ChangePagePanel]] = []
+    publish_page_panels: ClassVar[list[ChangePagePanel]] = []
+    published_notes: ClassVar[list[PublishedNote]] = []
+    extra_inlines: ClassVar[list[type[InlineModelAdmin[Any, Any]]]] = []
 
     @classmethod
     def add_change_page_panel(cls, panel: ChangePagePanel) -> None:
         """Show ``panel`` on every SidecarSet's change page (idempotent: added once)."""
         if panel not in cls.change_page_panels:
             cls.change_page_panels.append(panel)
+
+    @classmethod
+    def add_publish_page_panel(cls, panel: ChangePagePanel) -> None:
+        """Show ``panel`` on the publish page, above the confirm button (idempotent)."""
+        if panel not in cls.publish_page_panels:
+            cls.publish_page_panels.append(panel)
+
+    @classmethod
+    def add_published_note(cls, note: PublishedNote) -> None:
+        """Add ``note``'s HTML to the success message of every publish (idempotent)."""
+        if note not in cls.published_notes:
+            cls.published_notes.append(note)
+
+    @classmethod
+    def add_inline(cls, inline: type[InlineModelAdmin[Any, Any]]) -> None:
+        """Edit another app's rows on the change page (e.g. the clusters app's targets). The
+        inline saves its formset itself (``save_formset(request, formset, parent)``), so its
+        app's services do the writes, never Django's plain ``save()``."""
+        if inline not in cls.extra_inlines:
+            cls.extra_inlines.append(inline)
 
     def render_change_form(
         self,
@@ -257,7 +284,14 @@ class SidecarSetAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj) and self._acts_on(request, obj)
 
     def get_inlines(self, request: HttpRequest, obj: SidecarSet | None) -> Any:
-        return self.inlines if obj is not None else []
+        return [*self.extra_inlines, *self.inlines] if obj is not None else []
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        for inline in self.extra_inlines:
+            if formset.model is inline.model:
+                inline.save_through_services(request, formset, form.instance)  # type: ignore[attr-defined]
+                return
+        super().save_formset(request, form, formset, change)
 
     def get_fieldsets(self, request: HttpRequest, obj: SidecarSet | None = None) -> Any:
         editable = ("document_yaml", "owner_team", "change_message", "version")
@@ -287,13 +321,15 @@ class SidecarSetAdmin(admin.ModelAdmin):
 
     @admin.display(description="current revision")
     def current_revision_number(self, obj: SidecarSet) -> str:
-        return str(obj.current_revision.number) if obj.current_revision is not None else "-"
+        return f"#{obj.current_revision.number}" if obj.current_revision is not None else "-"
 
     @admin.display(description="unpublished changes", boolean=True)
     def has_unpublished_changes(self, obj: SidecarSet) -> bool:
         return obj.has_unpublished_changes
 
-    @admin.display(description="version")
+    # "Revision" is what a publish creates (#1, #2, ...); "edit version" counts saved edits of the
+    # draft (the lost-update guard), which publishing does not change.
+    @admin.display(description="edit version", ordering="version")
     def version_display(self, obj: SidecarSet) -> int:
         return obj.version
 
@@ -378,9 +414,14 @@ class SidecarSetAdmin(admin.ModelAdmin):
         except (DefinitionError, NotTeamMember) as exc:
             self.message_user(request, f"{name} not published: {exc}", messages.WARNING)
             return False
-        self.message_user(
-            request, f"Published {revision.name} (hash {revision.revision_hash[:12]})", messages.SUCCESS
+        notes = [note(request, revision) for note in self.published_notes]
+        text = format_html(
+            "Published {} (hash {}){}",
+            revision.name,
+            revision.revision_hash[:12],
+            format_html_join("", " {}", ((note,) for note in notes if note)),
         )
+        self.message_user(request, text, messages.SUCCESS)
         return True
 
     def get_urls(self) -> list[URLPattern]:
@@ -414,6 +455,9 @@ class SidecarSetAdmin(admin.ModelAdmin):
             "original": sidecarset,
             "diff": services.diff_unpublished(sidecarset.name),
             "change_url": change_url,
+            "publish_panels": [
+                html for html in (panel(request, sidecarset) for panel in self.publish_page_panels) if html
+            ],
         }
         return TemplateResponse(request, "admin/sidecarhub/sidecarset/publish.html", context)
 

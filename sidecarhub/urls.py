@@ -1,9 +1,11 @@
 """URL routes.
 
 /healthz                 database and broker reachable (unauthenticated)
-/admin/                  the web console (Django admin)
+/admin/                  the web console (Django admin; its first page is the home dashboard,
+                         every model at /admin/models/; sidecarhub.console)
 /api/v1/                 the REST API (token or session authentication)
-/api/v1/schema/          OpenAPI 3 schema; /api/v1/docs/ renders it
+/api/v1/schema/          OpenAPI 3 schema; /api/v1/docs/ (Swagger UI) and /api/v1/redoc/ (ReDoc)
+                         render it with assets the hub serves itself (no CDN)
 
 The admission webhook is not here: it is served only on the TLS listener, whose URLconf is
 ``clusters.admission_urls`` (``sidecarhub.admission_wsgi``); under /admission/ this one answers 404.
@@ -16,15 +18,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from sidecarhub.api.urls import router
-from sidecarhub.views import ApiDocsView, healthz
+from sidecarhub.views import ApiDocsView, ApiRedocView, healthz
 
 handler400 = "sidecarhub.api.errors.error_page_400"
 handler404 = "sidecarhub.api.errors.error_page_404"
 handler500 = "sidecarhub.api.errors.error_page_500"
-
-admin.site.site_header = "sidecarhub"
-admin.site.site_title = "sidecarhub"
-admin.site.index_title = "SidecarSets, clusters and rollouts"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -32,4 +30,5 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/redoc/", ApiRedocView.as_view(url_name="schema"), name="api-redoc"),
 ]

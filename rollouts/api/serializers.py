@@ -78,13 +78,25 @@ class ReleasesQuerySerializer(serializers.Serializer):
     )
 
 
+class PublishPreviewQuerySerializer(serializers.Serializer):
+    """Query of ``GET /api/v1/sidecarsets/{name}/publish-preview/``."""
+
+    pods = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="Read each rollout cluster's pods (one LIST each) to count in place vs needs "
+        "recreate; false answers from the database only",
+    )
+
+
 # --- outputs -----------------------------------------------------------------------------------
 
 
 class ProgressSerializer(serializers.Serializer):
-    """Pod counts (``rollouts.queries``): total is the pods of the steps prepared so far."""
+    """Pod counts (``rollouts.queries``): total is the pods of every step (counted when a step is
+    prepared: pods updated so far plus the in-place candidates left; 0 before step 1 is prepared)."""
 
-    total = serializers.IntegerField(source="progress_total", help_text="Pods in the prepared steps")
+    total = serializers.IntegerField(source="progress_total", help_text="Pods to update over all steps")
     updated = serializers.IntegerField(source="progress_updated", help_text="Outcome succeeded")
     failed = serializers.IntegerField(source="progress_failed", help_text="Outcome failed or timed out")
     skipped = serializers.IntegerField(source="progress_skipped")
@@ -489,3 +501,46 @@ class ReleasesSerializer(serializers.Serializer):
     sidecarset_id = serializers.IntegerField()
     current_revision = serializers.IntegerField(allow_null=True)
     releases = ReleaseSerializer(many=True)
+
+
+class PublishPreviewClusterSerializer(serializers.Serializer):
+    """What publishing would do in one target cluster (``rollouts.previews.PublishPreviewCluster``)."""
+
+    cluster = serializers.CharField()
+    cluster_id = serializers.IntegerField()
+    wave = serializers.IntegerField()
+    held = serializers.BooleanField(help_text="Its rollout waits until the hold is released")
+    held_reason = serializers.CharField()
+    serving_revision = serializers.IntegerField(allow_null=True, help_text="What it serves now")
+    creates_rollout = serializers.BooleanField(help_text="False: it serves the new revision at once")
+    in_place = serializers.BooleanField(help_text="False: a gate only; its pods need recreate")
+    why = serializers.CharField(help_text="Why it gets this rollout, or none")
+    steps = serializers.ListField(child=serializers.CharField())
+    pods_in_place = serializers.IntegerField(allow_null=True, help_text="null: pods not read")
+    pods_need_recreate = serializers.IntegerField(allow_null=True, help_text="null: pods not read")
+    pods_error = serializers.CharField(help_text="Why the pods could not be read")
+    needs_recreate = PodPreviewSerializer(many=True, help_text="The first pods that need recreate")
+
+
+class SupersededRolloutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    cluster = serializers.CharField()
+    to_revision = serializers.IntegerField()
+    state = serializers.CharField(help_text="One of RolloutStateEnum")
+
+
+class PublishPreviewSerializer(serializers.Serializer):
+    """``GET /api/v1/sidecarsets/{name}/publish-preview/``: what publishing would do now."""
+
+    sidecarset = serializers.CharField()
+    from_revision = serializers.IntegerField(allow_null=True)
+    to_revision = serializers.IntegerField(help_text="The number the new revision would get")
+    change_kind = serializers.CharField(help_text="none, images_only or other")
+    nothing_to_publish = serializers.BooleanField()
+    steps = serializers.ListField(child=serializers.CharField(), help_text="Steps of in-place rollouts")
+    settings_error = serializers.CharField(help_text="Invalid rollout settings (publish would refuse)")
+    rollouts = serializers.IntegerField(help_text="Rollouts it would create")
+    clusters = PublishPreviewClusterSerializer(many=True)
+    supersedes = SupersededRolloutSerializer(
+        many=True, help_text="Active rollouts that publishing aborts (a newer revision wins)"
+    )

@@ -42,6 +42,8 @@ from rollouts.api.serializers import (
     CommentSerializer,
     FleetSerializer,
     PodUpdateSerializer,
+    PublishPreviewQuerySerializer,
+    PublishPreviewSerializer,
     ReasonSerializer,
     ReleasesQuerySerializer,
     ReleasesSerializer,
@@ -432,7 +434,7 @@ class SidecarSetFleetViewSet(_RolloutsViewMixin, viewsets.ViewSet):
     GET /api/v1/sidecarsets/{name}/fleet/ · GET /api/v1/sidecarsets/{name}/releases/?limit=
     """
 
-    required_permissions = {"fleet": _FLEET, "releases": _FLEET}
+    required_permissions = {"fleet": _FLEET, "releases": _FLEET, "publish_preview": _FLEET}
 
     def _sidecarset_id(self, name: str) -> int:
         found = SidecarSet.objects.filter(name=name).values_list("pk", flat=True).first()
@@ -470,3 +472,22 @@ class SidecarSetFleetViewSet(_RolloutsViewMixin, viewsets.ViewSet):
         sidecarset_id = self._sidecarset_id(name)
         releases = fleet.releases_of(sidecarset_id, limit=int(query.validated_data["limit"]))
         return Response(ReleasesSerializer(releases).data)
+
+    @extend_schema(
+        operation_id="sidecarsets_publish_preview",
+        summary="What publishing the SidecarSet's unpublished definition would do",
+        description="Nothing is written. The revision number it would become, its change kind, "
+        "the rollout steps and, per target cluster by wave, the rollout it would get (in place, a "
+        "gate only, or none and why) and its running pods in place vs needing recreate (read live "
+        "unless `pods=false`; a cluster that cannot be read has `pods_error`).",
+        parameters=[_SIDECARSET_NAME, PublishPreviewQuerySerializer],
+        responses={200: PublishPreviewSerializer, 400: _ERRORS, **_READ_RESPONSES},
+    )
+    @action(detail=False, methods=["get"], url_path="publish-preview")
+    def publish_preview(self, request: Request, name: str) -> Response:
+        query = PublishPreviewQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        preview = previews.preview_publish(
+            self._sidecarset_id(name), actor=request.user, read_pods=bool(query.validated_data["pods"])
+        )
+        return Response(PublishPreviewSerializer(preview).data)

@@ -88,6 +88,9 @@ class SidecarSet(models.Model):
     objects = SidecarSetQuerySet.as_manager()
 
     class Meta:
+        # Kruise's spelling, everywhere in the console (Django would say "sidecar set").
+        verbose_name = "SidecarSet"
+        verbose_name_plural = "SidecarSets"
         ordering = ("name",)
         permissions = [("publish_sidecarset", "Can publish a SidecarSet (create a revision)")]
 
@@ -152,6 +155,7 @@ class SidecarSetRevision(models.Model):
     objects = RevisionQuerySet.as_manager()
 
     class Meta:
+        verbose_name = "SidecarSet revision"
         ordering = ("sidecarset", "-number")
         constraints = [
             models.UniqueConstraint(fields=("sidecarset", "number"), name="sidecarset_revision_number_unique")

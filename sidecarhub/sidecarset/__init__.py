@@ -17,6 +17,7 @@ from sidecarhub.sidecarset.errors import FieldError, SidecarSetInvalid
 from sidecarhub.sidecarset.evaluation import evaluate_pod
 from sidecarhub.sidecarset.hashing import ChangeKind, classify_change, hash_without_images, revision_hash
 from sidecarhub.sidecarset.injection import (
+    CandidateIndex,
     InjectionCandidate,
     InjectionError,
     InjectionResult,
@@ -71,6 +72,7 @@ __all__ = [
     "ANNOTATION_INPLACE_UPDATE_STATE",
     "CANARY_STEP",
     "MAX_DOCUMENT_BYTES",
+    "CandidateIndex",
     "ChangeKind",
     "ConflictIndex",
     "Document",

@@ -27,12 +27,10 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-import jsonpatch
 
 from sidecarhub.sidecarset.annotations import (
     ANNOTATION_HASH,
@@ -42,6 +40,7 @@ from sidecarhub.sidecarset.annotations import (
     load_json_object,
 )
 from sidecarhub.sidecarset.hashing import hash_without_images, revision_hash
+from sidecarhub.sidecarset.json_patch import patch_between
 from sidecarhub.sidecarset.matching import (
     InjectionError,
     application_order,
@@ -54,7 +53,7 @@ from sidecarhub.sidecarset.matching import (
     pod_selector_matches,
     selector_error,
 )
-from sidecarhub.sidecarset.model import LabelSelector, SidecarSet
+from sidecarhub.sidecarset.model import NAMESPACE_NAME_LABEL, LabelSelector, SidecarSet
 from sidecarhub.sidecarset.shapes import list_of_dicts
 from sidecarhub.sidecarset.sidecar_building import (
     SERVICE_ACCOUNT_TOKEN_MOUNT_PATH,
@@ -63,6 +62,7 @@ from sidecarhub.sidecarset.sidecar_building import (
 
 __all__ = [
     "SERVICE_ACCOUNT_TOKEN_MOUNT_PATH",
+    "CandidateIndex",
     "InjectionCandidate",
     "InjectionError",
     "InjectionResult",
@@ -135,8 +135,10 @@ class InjectionCandidate:
 class InjectionResult:
     """The outcome of :func:`inject`: the new pod, what was injected, and admission warnings.
 
-    ``pod`` and ``original`` are private deep copies (the caller's pod is never mutated).
-    ``excluded_reason`` is non-empty when decision 6 (or an inactive pod) ruled injection out.
+    ``original`` is a private deep copy of the caller's pod (which is never mutated or shared).
+    ``pod`` shares every part injection left unchanged with ``original`` (copies are made only of
+    what changes): treat both as read-only. ``excluded_reason`` is non-empty when decision 6 (or
+    an inactive pod) ruled injection out.
     """
 
     original: dict[str, Any]
@@ -150,8 +152,9 @@ class InjectionResult:
         return self.pod != self.original
 
     def json_patch(self) -> list[dict[str, Any]]:
-        """RFC 6902 operations turning ``original`` into ``pod`` (``jsonpatch.make_patch``)."""
-        return list(jsonpatch.make_patch(self.original, self.pod).patch)
+        """RFC 6902 operations turning ``original`` into ``pod``, built from what injection changed
+        (``json_patch.patch_between``: the parts both share are skipped without being compared)."""
+        return patch_between(self.original, self.pod)
 
 
 @dataclass(frozen=True)
@@ -247,10 +250,86 @@ def _has_bad_operator(selector: LabelSelector) -> bool:
     )
 
 
+class CandidateIndex:
+    """The candidates of one definitions snapshot, in decision 5's order, indexed for matching.
+
+    Build it once per snapshot (the admission cache does) and pass it to :func:`inject` instead of
+    the sequence: matching then looks only at the candidates :meth:`reachable` names, so its cost
+    follows the SidecarSets that may concern the pod, not every SidecarSet of the cluster.
+
+    Each candidate is filed under one requirement its pod selector cannot match without (a
+    ``matchLabels`` pair, the values of an ``In`` expression, the key of an ``Exists`` one),
+    scoped by the namespace its ``namespaceSelector`` pins with ``kubernetes.io/metadata.name``
+    (a v1alpha1 ``namespace``) when it pins one. Left out entirely: paused candidates, a
+    ``namespaceSelector`` Kubernetes cannot parse, an absent or empty pod selector (none of these
+    ever matches or refuses a pod). A selector with a bad operator refuses every pod of the
+    namespaces it applies to (Kruise), so it is always reachable, as is a selector made only of
+    ``NotIn`` / ``DoesNotExist`` expressions.
+
+    Raises ``ValueError`` when two candidates share a name.
+    """
+
+    def __init__(self, candidates: Iterable[InjectionCandidate]) -> None:
+        ordered = sorted(candidates, key=lambda item: application_order(item.latest.sidecarset))
+        names = {candidate.name for candidate in ordered}
+        if len(names) != len(ordered):
+            raise ValueError("each SidecarSet may be a candidate only once")
+        self.candidates: tuple[InjectionCandidate, ...] = tuple(ordered)
+        self._always: list[int] = []
+        # (namespace scope or None, label key, label value) and (scope, key) -> positions.
+        self._by_label: dict[tuple[str | None, str, str], list[int]] = {}
+        self._by_key: dict[tuple[str | None, str], list[int]] = {}
+        for position, candidate in enumerate(self.candidates):
+            self._file(position, candidate.latest.sidecarset)
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def _file(self, position: int, sidecarset: SidecarSet) -> None:
+        namespace_selector = sidecarset.namespace_selector
+        selector = sidecarset.selector
+        if sidecarset.injection_strategy.paused or selector is None or selector.is_empty:
+            return
+        scope: str | None = None
+        if namespace_selector is not None:
+            if selector_error(namespace_selector) is not None:
+                return  # matches no namespace (namespace_matches)
+            scope = namespace_selector.match_labels.get(NAMESPACE_NAME_LABEL)
+        if _has_bad_operator(selector):
+            self._always.append(position)
+        elif selector.match_labels:
+            key, value = min(selector.match_labels.items())
+            self._by_label.setdefault((scope, key, value), []).append(position)
+        elif required := next((r for r in selector.match_expressions if r.operator == "In"), None):
+            for value in dict.fromkeys(required.values):
+                self._by_label.setdefault((scope, required.key, value), []).append(position)
+        elif exists := next((r for r in selector.match_expressions if r.operator == "Exists"), None):
+            self._by_key.setdefault((scope, exists.key), []).append(position)
+        else:
+            self._always.append(position)
+
+    def reachable(
+        self, labels: Mapping[str, str], namespace_labels: Mapping[str, str] | None
+    ) -> list[InjectionCandidate]:
+        """The candidates that may match or refuse a pod with ``labels`` in a namespace with
+        ``namespace_labels`` (as ``namespace_labels_for`` gives them), in decision 5's order.
+        Every other candidate would be skipped by ``_select`` without effect."""
+        scopes: tuple[str | None, ...] = (None,)
+        if namespace_labels is not None and NAMESPACE_NAME_LABEL in namespace_labels:
+            scopes = (None, namespace_labels[NAMESPACE_NAME_LABEL])
+        positions = set(self._always)
+        by_label, by_key = self._by_label, self._by_key
+        for key, value in labels.items():
+            for scope in scopes:
+                positions.update(by_label.get((scope, key, value), ()))
+                positions.update(by_key.get((scope, key), ()))
+        return [self.candidates[position] for position in sorted(positions)]
+
+
 def _select(
     pod: Mapping[str, Any],
     namespace_labels: Mapping[str, str] | None,
-    candidates: Sequence[InjectionCandidate],
+    candidates: CandidateIndex,
     seed: str,
 ) -> tuple[list[_Chosen], list[str]]:
     """§7.2-§7.3 over candidates in decision 5's order: the versions to inject, and pinning warnings."""
@@ -258,7 +337,7 @@ def _select(
     effective_namespace_labels = namespace_labels_for(pod, namespace_labels)
     chosen: list[_Chosen] = []
     warnings: list[str] = []
-    for candidate in sorted(candidates, key=lambda item: application_order(item.latest.sidecarset)):
+    for candidate in candidates.reachable(labels, effective_namespace_labels):
         sidecarset = candidate.latest.sidecarset
         if sidecarset.injection_strategy.paused or not namespace_matches(
             sidecarset, effective_namespace_labels
@@ -436,6 +515,19 @@ def _working_containers(annotations: Mapping[str, str]) -> dict[str, str]:
     return {str(key): str(value) for key, value in data.items()}  # unreadable: empty, as in Kruise
 
 
+def _private_copy(value: Any) -> Any:
+    """A deep copy of decoded JSON (several times faster than ``copy.deepcopy`` on a pod); any
+    other type is deep-copied as ``copy.deepcopy`` does."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _private_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_private_copy(item) for item in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    return copy.deepcopy(value)
+
+
 def _timestamp(now: datetime) -> str:
     moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -447,7 +539,7 @@ def _timestamp(now: datetime) -> str:
 def inject(
     pod: Mapping[str, Any],
     namespace_labels: Mapping[str, str] | None,
-    candidates: Sequence[InjectionCandidate],
+    candidates: Sequence[InjectionCandidate] | CandidateIndex,
     *,
     now: datetime,
     seed: str = "",
@@ -459,7 +551,9 @@ def inject(
             ``metadata.namespace``, the namespace's ``kubernetes.io/metadata.name`` label is used.
         namespace_labels: the labels of the pod's Namespace object; ``None`` when it could not
             be read (then SidecarSets with a ``namespaceSelector`` do not match, as in Kruise).
-        candidates: the cluster's active SidecarSets with their revision history, any order.
+        candidates: the cluster's active SidecarSets with their revision history, any order; or
+            a :class:`CandidateIndex` of them, built once and reused for many pods (the same
+            answer, without re-sorting and scanning every candidate per pod).
         now: the injection time written into the hash records (naive values are taken as UTC).
         seed: feeds the deterministic draw that replaces Kruise's random choice for a ``Partial``
             pin with a percent partition; pass the admission request UID so pods differ.
@@ -473,24 +567,24 @@ def inject(
         ValueError: two candidates share a name.
     """
     try:
-        original = copy.deepcopy(dict(pod))
+        original = _private_copy(dict(pod))
     except RecursionError:
         raise InjectionError("the pod is nested too deeply to be read") from None
     for part in ("metadata", "spec"):
         if not isinstance(original.get(part, {}), dict):
             raise InjectionError(f"the pod's {part} must be an object")
-    names = [candidate.name for candidate in candidates]
-    if len(set(names)) != len(names):
-        raise ValueError("each SidecarSet may be a candidate only once")
+    index = candidates if isinstance(candidates, CandidateIndex) else CandidateIndex(candidates)
     reason = excluded_reason(original, namespace_labels)
     if reason:
-        return InjectionResult(original=original, pod=copy.deepcopy(original), excluded_reason=reason)
-    chosen, warnings = _select(original, namespace_labels, candidates, seed)
+        return InjectionResult(original=original, pod=original, excluded_reason=reason)
+    chosen, warnings = _select(original, namespace_labels, index, seed)
     if not chosen:
-        return InjectionResult(original=original, pod=copy.deepcopy(original), warnings=tuple(warnings))
+        return InjectionResult(original=original, pod=original, warnings=tuple(warnings))
 
-    result = copy.deepcopy(original)
-    metadata = result.setdefault("metadata", {})
+    # Copy on write: only the dicts changed below are copied; the rest is shared with ``original``
+    # (the lists merged below are new lists; the sidecars are built fresh).
+    result = dict(original)
+    metadata = result["metadata"] = dict(original.get("metadata", {}))
     annotations = pod_annotations(result)
     _patch_metadata(annotations, chosen)
     if annotations or "annotations" in metadata:
@@ -524,7 +618,7 @@ def inject(
         # §7.8: nothing to inject; only the metadata patches remain.
         return InjectionResult(original=original, pod=result, warnings=tuple(warnings))
 
-    spec = result.setdefault("spec", {})
+    spec = result["spec"] = dict(original.get("spec", {}))
     if all_init:
         # Init containers are sorted by name across SidecarSets (stable), as in Kruise.
         ordered_init = sorted(all_init, key=lambda entry: entry[1]["name"])

@@ -56,8 +56,18 @@ def freeze(value: Any) -> Any:
     return value
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def thaw(value: Any) -> Any:
     """A plain, mutable deep copy of (possibly frozen) JSON data."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:  # most values; the ABC checks below are slow (injection)
+        return value
+    if kind is MappingProxyType or kind is dict:  # what ``freeze`` makes, checked by type first
+        return {key: thaw(item) for key, item in value.items()}
+    if kind is tuple or kind is list:
+        return [thaw(item) for item in value]
     if isinstance(value, Mapping):
         return {key: thaw(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

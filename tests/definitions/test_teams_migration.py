@@ -12,8 +12,8 @@ from sidecarhub.models import SidecarSet, Team
 from sidecarhub.roles import ROLES
 
 BEFORE_TEAMS = [
-    ("sidecarhub", "0002_rollout_policy_fields"),
-    ("clusters", "0006_webhook_token"),
+    ("sidecarhub", "0003_console_verbose_names"),
+    ("clusters", "0007_console_verbose_names"),
 ]
 
 

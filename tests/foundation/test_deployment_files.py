@@ -31,8 +31,10 @@ def test_compose_commands_name_real_modules() -> None:
     importlib.import_module("sidecarhub.wsgi")
     # The webhook has its own listener, over TLS, serving the admission URLconf only.
     admission = services["admission"]["command"]
-    assert admission[1] == "sidecarhub.admission_wsgi:application"
-    assert "--certfile" in admission and "--keyfile" in admission
+    assert admission[-1] == "sidecarhub.admission_wsgi:application"
+    assert "python:sidecarhub.gunicorn_admission" in admission  # keep-alive, one TLS context
+    tls = services["admission"]["environment"]
+    assert tls["SIDECARHUB_WEBHOOK_CERT_FILE"] and tls["SIDECARHUB_WEBHOOK_KEY_FILE"]
     assert importlib.import_module("sidecarhub.admission_wsgi").ADMISSION_URLCONF == "clusters.admission_urls"
     for name in ("worker", "beat"):
         command = services[name]["command"]

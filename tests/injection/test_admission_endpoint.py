@@ -13,6 +13,7 @@ from typing import Any
 import jsonpatch
 import pytest
 
+from clusters import admission
 from tests.injection.conftest import Hub, make_pod, percentile, sidecarset
 
 pytestmark = [pytest.mark.k8s, pytest.mark.django_db(transaction=True)]
@@ -149,3 +150,25 @@ def test_answers_carry_the_core_patch_and_latency_is_measured(hub: Hub) -> None:
         f"p99 {percentile(handler, 0.99) * 1000:.2f} ms)"
     )
     assert p99 < 250
+
+
+def test_warm_up_reads_definitions_and_namespace_labels_before_the_first_review(hub: Hub) -> None:
+    # What an admission worker runs before it serves (gunicorn_admission.post_worker_init).
+    hub.publish(sidecarset("warm-a"))
+    admission._entries.clear()
+    with admission._namespace_lock:
+        admission._namespace_cache.clear()
+    assert admission.warm_up() >= 1
+    snapshot = admission._entries["alpha"].snapshot
+    assert "warm-a" in [candidate.name for candidate in snapshot.index.candidates]
+    namespaces = {item.metadata.name for item in hub.core.list_namespace().items if item.metadata}
+    with admission._namespace_lock:
+        cached = {
+            namespace for cluster_id, namespace in admission._namespace_cache if cluster_id == hub.cluster.pk
+        }
+    assert cached == namespaces
+    # The warm-up's own synthetic review left no trace: a real one is answered as before.
+    api = _Client(hub)
+    status, payload = api.post(_review())
+    api.close()
+    assert status == 200 and payload["response"]["patchType"] == "JSONPatch"

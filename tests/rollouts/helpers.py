@@ -169,14 +169,23 @@ def make_fleet(
 
 
 def reconcile_until(
-    cluster_id: int, predicate: Any, *, passes: int = 200, what: str = "condition", **kwargs: Any
+    cluster_id: int,
+    predicate: Any,
+    *,
+    passes: int = 200,
+    what: str = "condition",
+    budget: float = 0.5,
+    interval: float = 0.0,
 ) -> list[ReconcileReport]:
-    """Call the reconciler synchronously (short passes) until ``predicate()`` is true."""
+    """Call the reconciler synchronously (passes of ``budget`` seconds, ``interval`` apart) until
+    ``predicate()`` is true. A budget of 0 ends every pass after its first turn."""
     reports: list[ReconcileReport] = []
     for _ in range(passes):
         if predicate():
             return reports
-        reports.append(reconcile_cluster(cluster_id, time_budget_seconds=kwargs.get("budget", 0.5)))
+        if reports and interval:
+            time.sleep(interval)
+        reports.append(reconcile_cluster(cluster_id, time_budget_seconds=budget))
     assert predicate(), f"reconciler never reached {what}; last reports: {reports[-3:]}"
     return reports
 

@@ -9,8 +9,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("clusters", "0006_webhook_token"),
-        ("sidecarhub", "0003_team_ownership"),
+        ("clusters", "0007_console_verbose_names"),
+        ("sidecarhub", "0004_team_ownership"),
     ]
 
     operations = [

@@ -26,7 +26,7 @@ def owner_text_from_teams(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("sidecarhub", "0002_rollout_policy_fields"),
+        ("sidecarhub", "0003_console_verbose_names"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -15,9 +15,9 @@ class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
-        ("sidecarhub", "0003_team_ownership"),
-        ("clusters", "0007_team_ownership_and_rollout_policy"),
-        ("rollouts", "0008_ledger_outlives_clusters"),
+        ("sidecarhub", "0004_team_ownership"),
+        ("clusters", "0008_team_ownership_and_rollout_policy"),
+        ("rollouts", "0010_rollout_planned_pods"),
     ]
 
     # Reversing keeps the groups: people may have been added to them since.

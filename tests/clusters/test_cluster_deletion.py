@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.management import CommandError
+from django.core.management import CommandError, call_command
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from rest_framework.test import APIClient
@@ -215,24 +215,24 @@ def test_api_delete_answers_409_400_and_200_with_what_was_removed(unreachable: C
     assert not Cluster.objects.filter(name="faraway").exists()
 
 
-def test_cli_delete(unreachable: Cluster) -> None:
+def test_cli_delete(unreachable: Cluster, cli_admin: Any) -> None:
     parser = argparse.ArgumentParser(prog="sidecarhub")
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["cluster", "delete", "faraway"])
     assert (args.handler, args.keep_in_cluster) == (handle_delete, False)
 
     with pytest.raises(CommandError, match="keep_in_cluster"):
-        handle_delete(args)
+        call_command("sidecarhub", "cluster", "delete", "faraway", stdout=io.StringIO())
     assert Cluster.objects.filter(name="faraway").exists()
 
     out = io.StringIO()
-    handle_delete(parser.parse_args(["cluster", "delete", "faraway", "--keep-in-cluster"]), stdout=out)
+    call_command("sidecarhub", "cluster", "delete", "faraway", "--keep-in-cluster", stdout=out)
     assert out.getvalue() == (
         "cluster faraway deleted; the hub's webhook and SidecarSets were left in the cluster "
         "(keep_in_cluster)\n"
     )
     with pytest.raises(CommandError, match="no cluster named 'faraway'"):
-        handle_delete(args)
+        call_command("sidecarhub", "cluster", "delete", "faraway", stdout=io.StringIO())
 
 
 def test_admin_deletes_through_the_service(unreachable: Cluster, client: Any) -> None:

@@ -189,11 +189,21 @@ def as_fetched(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def served_pages(pods: list[dict[str, Any]], page_size: int = 500) -> list[bytes]:
-    """The PodList pages an apiserver sends for ``pods`` (dressed as ``served_pods.as_served``)."""
-    served = [as_served(pod, index) for index, pod in enumerate(pods)]
+    """The PodList pages an apiserver sends for ``pods`` (dressed as ``served_pods.as_served``).
+
+    Built a page at a time: dressed, the 10,000 pods are ≈ 400 MB of dicts, and freeing them all
+    at once leaves a heap so fragmented that the records decoded next lie scattered in it (every
+    row, the sort baseline included, then measured 4-8x slower)."""
     return [
-        orjson.dumps({"kind": "PodList", "items": served[start : start + page_size]})
-        for start in range(0, len(served), page_size)
+        orjson.dumps(
+            {
+                "kind": "PodList",
+                "items": [
+                    as_served(pods[index], index) for index in range(start, min(start + page_size, len(pods)))
+                ],
+            }
+        )
+        for start in range(0, len(pods), page_size)
     ]
 
 
@@ -350,7 +360,7 @@ def main() -> int:
             before=lambda: churn(steady_pods, 0.05, rng),
         ),
     }
-    server = PodListServer([as_served(pod, index) for index, pod in enumerate(built)])
+    server = PodListServer.of_pages(served_pages(built))
     try:
         rows[LIST], rows[DECODE_PLAN], listed = list_then_plan(
             sidecarset, server.url, len(server.pages), repetitions

@@ -284,6 +284,17 @@ class PodListServer:
                 "items": pods[start : start + page_size],
             }
             self.pages.append(orjson.dumps(body))
+        self._serve(page_size)
+
+    @classmethod
+    def of_pages(cls, pages: list[bytes], *, page_size: int = 500) -> PodListServer:
+        """A server of pages already rendered (each ``page_size`` pods; ``continue`` not set)."""
+        server = cls.__new__(cls)
+        server.pages = pages
+        server._serve(page_size)
+        return server
+
+    def _serve(self, page_size: int) -> None:
         self.page_size = page_size
         self.body_bytes = sum(len(page) for page in self.pages)
         server = self

@@ -3,7 +3,8 @@
 Each ``KubeClient`` has its own ``kubernetes.client.Configuration`` and ``ApiClient`` (never the
 process-global config, never ``load_kube_config()``). Every call carries a timeout; 429, 5xx and
 connection errors are retried with exponential backoff and jitter; results are plain JSON
-(``_preload_content=False`` + ``json.loads``), not generated model objects.
+(``_preload_content=False`` + ``orjson.loads``), not generated model objects; pods are decoded
+into compact records of the same shape (``sidecarhub.sidecarset.pod_records``).
 
 Callers only ever see two exceptions, whose messages never contain credentials:
 

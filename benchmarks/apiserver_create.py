@@ -13,15 +13,19 @@ Targets (exit 1 when one is missed):
   benchmark namespace, against the same database and apiserver).
 
 Set-up: one sandbox control plane (etcd + kube-apiserver, no controller-manager: nothing else
-writes to it), registered with the hub (``import_kubeconfig``), 200 SidecarSets published and
+writes to it) whose admission configuration presents a webhook token to every webhook (the
+sandbox's ``webhook_token`` without a ``webhook_url``: the listeners below have a port each),
+registered with the hub (``import_kubeconfig``) and given that token (``set_webhook_token``: the
+hub answers 401 without it, as on any new cluster), 200 SidecarSets published and
 served there (``admission_data.publish_sidecarsets``), a serving certificate for 127.0.0.1, and
 the hub's admission listeners as subprocesses:
 
-- ``gthread``: ``gunicorn -c python:sidecarhub.gunicorn_admission sidecarhub.wsgi:application``
+- ``gthread``: ``gunicorn -c python:sidecarhub.gunicorn_admission
+  sidecarhub.admission_wsgi:application`` as ``scripts/run.sh`` and ``docker-compose.yml`` serve it
   (gthread workers, keep-alive, one TLS context per process, warmed before serving);
-- ``sync`` (``--no-sync`` leaves it out): ``gunicorn sidecarhub.wsgi:application --workers 2
-  --certfile ... --keyfile ...``, how ``make run`` served it before (sync workers: one
-  connection per request, a TLS context per connection).
+- ``sync`` (``--no-sync`` leaves it out): ``gunicorn sidecarhub.admission_wsgi:application
+  --workers 2 --certfile ... --keyfile ...``, the server model ``make run`` used before (sync
+  workers: one connection per request, a TLS context per connection).
 
 Each listener gets the hub's own MutatingWebhookConfiguration (``clusters.webhooks.
 webhook_configuration``) under its own name, its URL and CA, with one more ``namespaceSelector``
@@ -59,10 +63,10 @@ import http.client
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,15 +91,16 @@ from benchmarks.support.admission_data import (  # noqa: E402
     APP_CONTAINERS,
     clean_up,
     code_commit,
+    figures,
     load_average,
     matching_sidecars,
-    percentile,
     pod_object,
     publish_sidecarsets,
     review_body,
 )
+from benchmarks.support.hub_sandbox import say  # noqa: E402
 from clusters import admission  # noqa: E402
-from clusters.services import import_kubeconfig  # noqa: E402
+from clusters.services import import_kubeconfig, set_webhook_token  # noqa: E402
 from clusters.webhooks import webhook_configuration  # noqa: E402
 from sandbox.cluster import SandboxCluster, find_binaries, free_port  # noqa: E402
 from sandbox.pki import make_serving_certificate  # noqa: E402
@@ -109,10 +114,7 @@ TARGET_P99_RATIO = 2.0
 TARGET_FIRST_ADMISSION_MS = 20.0
 SERVER_LABEL = "bench.sidecarhub.io/server"
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
-
-
-def say(message: str) -> None:
-    print(f"[apiserver_create] {message}", file=sys.stderr, flush=True)
+ADMISSION_APP = "sidecarhub.admission_wsgi:application"  # the TLS listener's app (scripts/run.sh)
 
 
 # --- the hub's listeners ---------------------------------------------------------------------
@@ -163,10 +165,10 @@ class Listener:
         self.port = free_port()
         bind = f"127.0.0.1:{self.port}"
         if model == "gthread":
-            command = [GUNICORN, "-c", "python:sidecarhub.gunicorn_admission", "sidecarhub.wsgi:application"]
+            command = [GUNICORN, "-c", "python:sidecarhub.gunicorn_admission", ADMISSION_APP]
             command += ["--bind", bind]
         elif model == "sync":
-            command = [GUNICORN, "sidecarhub.wsgi:application", "--workers", "2"]
+            command = [GUNICORN, ADMISSION_APP, "--workers", "2"]
             command += ["--certfile", str(cert), "--keyfile", str(key), "--bind", bind]
         else:
             command = [sys.executable, "-c", FLOOR_WEBHOOK, str(self.port), str(cert), str(key), patch]
@@ -289,27 +291,28 @@ def check_created(label: str, status: int, data: bytes, expected: set[str] | Non
 FRESH_WORKER = """
 import json, os, sys, time
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sidecarhub.settings")
-from sidecarhub.wsgi import application  # what a gunicorn worker loads first
+from sidecarhub.admission_wsgi import application  # what an admission worker loads first
 from clusters.admission import review_pod_admission
 from sidecarhub.gunicorn_admission import warm_up_and_freeze
-mode, cluster = sys.argv[1], sys.argv[2]
+mode, cluster, authorization = sys.argv[1], sys.argv[2], "Bearer " + os.environ["BENCH_WEBHOOK_TOKEN"]
 body = sys.stdin.buffer.read()
 if mode == "warm":
     warm_up_and_freeze()  # post_worker_init
 times = []
 for _ in range(2):
     started = time.perf_counter()
-    answer = review_pod_admission(cluster, body)
+    answer = review_pod_admission(cluster, body, authorization)
     times.append(time.perf_counter() - started)
     assert answer.status == 200 and "patch" in answer.body["response"], answer
 print(json.dumps(times))
 """
 
 
-def first_admission(mode: str, cluster_name: str, body: bytes) -> tuple[float, float]:
+def first_admission(mode: str, cluster_name: str, body: bytes, token: str) -> tuple[float, float]:
     found = subprocess.run(
         [sys.executable, "-c", FRESH_WORKER, mode, cluster_name],
         cwd=ROOT,
+        env={**os.environ, "BENCH_WEBHOOK_TOKEN": token},  # not on the command line (ps shows it)
         input=body,
         capture_output=True,
         check=True,
@@ -320,10 +323,6 @@ def first_admission(mode: str, cluster_name: str, body: bytes) -> tuple[float, f
 
 
 # --- the run --------------------------------------------------------------------------------
-
-
-def figures(samples: list[float]) -> tuple[float, float, float, float]:
-    return (statistics.median(samples), percentile(samples, 0.95), percentile(samples, 0.99), max(samples))
 
 
 def main() -> int:
@@ -341,8 +340,13 @@ def main() -> int:
     prefix = f"{name}-ss"
     load_at_start = load_average()
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    token = secrets.token_urlsafe(32)
     sandbox = SandboxCluster(
-        name=name, workdir=workdir / "sandbox", bin_dir=find_binaries(), with_controller_manager=False
+        name=name,
+        workdir=workdir / "sandbox",
+        bin_dir=find_binaries(),
+        with_controller_manager=False,
+        webhook_token=token,  # no webhook_url: presented to every webhook (one port per listener)
     )
     listeners: list[Listener] = []
     samples: dict[str, list[float]] = {}
@@ -358,6 +362,8 @@ def main() -> int:
         cluster, _ = import_kubeconfig(
             name=name, kubeconfig_path=sandbox.kubeconfig, context=name, actor=None
         )
+        set_webhook_token(cluster.pk, token=token)
+        cluster.refresh_from_db()
         started = time.monotonic()
         publish_sidecarsets(cluster, prefix, SIDECARSETS, MATCHING)
         say(f"{SIDECARSETS} SidecarSets published in {time.monotonic() - started:.0f}s")
@@ -446,7 +452,7 @@ def main() -> int:
             check_created(label, status, data, configurations[label][2])
         review = review_body(1, namespace="bench-hub")
         for mode in ("cold", "warm"):
-            fresh[mode] = first_admission(mode, name, review)
+            fresh[mode] = first_admission(mode, name, review, token)
     finally:
         for listener in listeners:
             listener.stop()

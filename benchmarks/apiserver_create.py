@@ -23,6 +23,8 @@ the hub's admission listeners as subprocesses:
 - ``gthread``: ``gunicorn -c python:sidecarhub.gunicorn_admission
   sidecarhub.admission_wsgi:application`` as ``scripts/run.sh`` and ``docker-compose.yml`` serve it
   (gthread workers, keep-alive, one TLS context per process, warmed before serving);
+- ``full``: the same, serving ``benchmarks.support.full_chain_wsgi:application``: the admission
+  app through the project's whole ``MIDDLEWARE``, as it was served before its lean chain;
 - ``sync`` (``--no-sync`` leaves it out): ``gunicorn sidecarhub.admission_wsgi:application
   --workers 2 --certfile ... --keyfile ...``, the server model ``make run`` used before (sync
   workers: one connection per request, a TLS context per connection).
@@ -36,6 +38,8 @@ Configurations, interleaved round by round in a shuffled order (same run, same a
   (the webhooks' namespaceSelector skips it in the apiserver);
 - (d) no webhook, the same pod already injected (what the hub's core makes of it): the floor;
 - (b) the hub's webhook, gthread listener: namespace ``bench-hub``;
+- (f) the hub's webhook, gthread listener with the full middleware chain: namespace ``bench-full``
+  (b / f is what the lean chain saves);
 - (s) the hub's webhook, sync listener: namespace ``bench-sync``;
 - (n) the floor for any webhook injecting these sidecars: a no-op server (``FLOOR_WEBHOOK``:
   the standard library's threaded HTTP/1.1 server over TLS, keep-alive) answering every review
@@ -115,6 +119,7 @@ TARGET_FIRST_ADMISSION_MS = 20.0
 SERVER_LABEL = "bench.sidecarhub.io/server"
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 ADMISSION_APP = "sidecarhub.admission_wsgi:application"  # the TLS listener's app (scripts/run.sh)
+FULL_CHAIN_APP = "benchmarks.support.full_chain_wsgi:application"  # the same before its lean chain
 
 
 # --- the hub's listeners ---------------------------------------------------------------------
@@ -157,7 +162,8 @@ Server(("127.0.0.1", port), Handler).serve_forever()
 
 class Listener:
     """One webhook server over TLS in its own process group: the hub's WSGI app under gunicorn
-    (``gthread``: gunicorn_admission.py; ``sync``: how make run served it before), or the
+    (``gthread``: gunicorn_admission.py; ``full``: the same with the project's whole middleware;
+    ``sync``: how make run served it before), or the
     ``floor`` webhook above (``patch``: the base64 patch it answers)."""
 
     def __init__(self, model: str, workdir: Path, cert: Path, key: Path, patch: str = "") -> None:
@@ -167,6 +173,8 @@ class Listener:
         if model == "gthread":
             command = [GUNICORN, "-c", "python:sidecarhub.gunicorn_admission", ADMISSION_APP]
             command += ["--bind", bind]
+        elif model == "full":
+            command = [GUNICORN, "-c", "python:sidecarhub.gunicorn_admission", FULL_CHAIN_APP, "--bind", bind]
         elif model == "sync":
             command = [GUNICORN, ADMISSION_APP, "--workers", "2"]
             command += ["--certfile", str(cert), "--keyfile", str(key), "--bind", bind]
@@ -370,6 +378,7 @@ def main() -> int:
         namespaces = {
             "off": {NAMESPACE_INJECT_LABEL: NAMESPACE_INJECT_DISABLED},
             "hub": {SERVER_LABEL: "gthread"},
+            "full": {SERVER_LABEL: "full"},
             "sync": {SERVER_LABEL: "sync"},
             "floor": {SERVER_LABEL: "floor"},
         }
@@ -399,6 +408,7 @@ def main() -> int:
             "a": ("bench-off", plain, None),
             "d": ("bench-off", injected, expected),
             "b": ("bench-hub", plain, expected),
+            "f": ("bench-full", plain, expected),
         }
         if not args.no_sync:
             configurations["s"] = ("bench-sync", plain, expected)
@@ -406,7 +416,7 @@ def main() -> int:
 
         certs = make_serving_certificate(workdir / "webhook-tls", hosts=("127.0.0.1", "localhost"))
         ca = certs.ca_cert.read_bytes()
-        models = ["gthread", "floor"] if args.no_sync else ["gthread", "sync", "floor"]
+        models = ["gthread", "full", "floor"] if args.no_sync else ["gthread", "full", "sync", "floor"]
         listeners = [Listener(model, workdir, certs.cert, certs.key, floor_patch) for model in models]
         client_context = ssl.create_default_context(cafile=str(certs.ca_cert))
         admission_api = client.AdmissionregistrationV1Api(api)
@@ -417,7 +427,7 @@ def main() -> int:
         creator = Creator(sandbox)
         # The apiserver sees new webhook configurations through an informer: wait until each injects.
         deadline = time.monotonic() + 60
-        for label in ("b", "n", "s") if not args.no_sync else ("b", "n"):
+        for label in ("b", "f", "n", "s") if not args.no_sync else ("b", "f", "n"):
             namespace, body, _ = configurations[label]
             while True:
                 _, status, data = creator.create(namespace, body)
@@ -471,6 +481,7 @@ def main() -> int:
         "a": "(a) no webhook, plain pod",
         "d": "(d) no webhook, pre-injected pod (floor)",
         "b": "(b) hub webhook, gunicorn_admission (gthread)",
+        "f": "(f) the same, full middleware chain (before)",
         "s": "(s) hub webhook, sync workers (before)",
         "n": "(n) no-op webhook, same patch (webhook floor)",
     }
@@ -478,7 +489,8 @@ def main() -> int:
     table = {label: figures(values) for label, values in samples.items()}
     for label, values in table.items():
         print(f"  {titles[label]:<48}" + "".join(f"{value * 1000:>8.3f}" for value in values))
-    for top, bottom in (("b", "d"), ("b", "a"), ("s", "d"), ("b", "s"), ("n", "d"), ("b", "n")):
+    pairs = (("b", "d"), ("b", "a"), ("f", "d"), ("b", "f"), ("s", "d"), ("b", "s"), ("n", "d"), ("b", "n"))
+    for top, bottom in pairs:
         if top in table and bottom in table:
             ratios = [t / b for t, b in zip(table[top], table[bottom], strict=True)]
             print(f"  {top + ' / ' + bottom:<48}" + "".join(f"{value:>7.2f}x" for value in ratios))

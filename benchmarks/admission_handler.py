@@ -244,7 +244,14 @@ def call_wsgi(app: AdmissionWSGIHandler, cluster_name: str, body: bytes) -> tupl
         "wsgi.input": io.BytesIO(body),
     }
     status: list[str] = []
-    response = app(environ, lambda line, headers, exc_info=None: status.append(line))
+
+    def start_response(
+        line: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
+        status.append(line)
+        return lambda data: None  # the legacy write() callable: Django never uses it
+
+    response = app(environ, start_response)
     try:
         data = b"".join(response)
     finally:

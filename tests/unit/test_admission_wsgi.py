@@ -4,6 +4,7 @@ chain (``settings.ADMISSION_MIDDLEWARE``), and the rest of the process keeps the
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -26,7 +27,7 @@ def middleware_chain(handler: WSGIHandler) -> list[type]:
     """The middleware classes a request passes through, outermost first (each link of Django's
     chain is the middleware instance wrapped by ``convert_exception_to_response``)."""
     classes = []
-    link: Any = handler._middleware_chain
+    link: Any = vars(handler)["_middleware_chain"]  # set by load_middleware
     while hasattr(link, "__wrapped__"):
         instance = link.__wrapped__
         if not hasattr(instance, "get_response"):
@@ -64,8 +65,11 @@ def call(environ_extra: dict[str, str]) -> tuple[str, dict[str, str], bytes]:
     }
     answer: dict[str, Any] = {}
 
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
         answer["status"], answer["headers"] = status, dict(headers)
+        return lambda data: None  # the legacy write() callable: Django never uses it
 
     body = b"".join(AdmissionWSGIHandler()(environ, start_response))
     return answer["status"], answer["headers"], body

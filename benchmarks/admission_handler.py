@@ -24,10 +24,24 @@ running as in production (no collection forced between repetitions):
 - **core + JSON decode + patch (baseline)**: what any handler must do for this request: decode
   the AdmissionReview body, give the pod its namespace, ``inject`` with the snapshot's candidate
   index and the namespace labels, the JSON patch as the handler builds it;
-- **handler**: ``clusters.admission.review_pod_admission(cluster, body)``: size check,
-  AdmissionReview validation, the per-process snapshot and its generation check (one SQL
-  statement at most once a second), the namespace labels (per-process cache), the core, the
-  answer. **The targets apply to this row.**
+- **handler**: ``clusters.admission.review_pod_admission(cluster, body, authorization)``, what the
+  view calls: size check, the webhook token check (every call carries the cluster's token, as
+  on a cluster configured for it), AdmissionReview validation, the per-process snapshot and its
+  generation check (one SQL statement at most once a second), the namespace labels (per-process
+  cache), the core, the answer. **The targets apply to this row.**
+
+Then, at the smallest size, the whole request through the admission listener's WSGI app (no
+target; what issue 17 target 1 pays per admission beyond the handler), interleaved call by call:
+
+- **WSGI app, lean chain**: ``sidecarhub.admission_wsgi.AdmissionWSGIHandler`` as the listener
+  serves it (``settings.ADMISSION_MIDDLEWARE``), a POST environ as gunicorn builds it, the
+  answer's bytes joined and the response closed (``request_finished`` runs);
+- **WSGI app, full chain (before)**: the same handler built with the project's ``MIDDLEWARE``
+  (sessions, auth, CSRF, messages, whitenoise...), how the listener served it before
+  (``benchmarks/support/full_chain_wsgi.py``);
+
+with the CPU time of each call and the cyclic garbage each leaves (objects a full collection
+finds unreachable after 500 calls with the collector off, per call).
 
 The body is a pod CREATE as the apiserver sends it from a ReplicaSet; each call gets its own
 ``uid`` and pod name from a ring of 64 pre-built bodies. The cluster is not reachable, so its
@@ -36,7 +50,7 @@ own latency is not in these figures). Every answer is checked: HTTP 200, allowed
 that, applied to the pod, adds exactly the 10 matching sidecars.
 
     .venv/bin/python benchmarks/admission_handler.py [--calls 2000] [--repetitions 5] [--warmup 200]
-        [--sizes 200,1000] [--quick] [--profile FILE]
+        [--sizes 200,1000] [--quick] [--profile FILE] [--no-wsgi]
 
 Needs a migrated PostgreSQL database: ``BENCH=admission_handler bash scripts/bench.sh`` sets one
 up. Everything it creates has a unique name and is deleted at the end.
@@ -48,6 +62,7 @@ import argparse
 import base64
 import cProfile
 import gc
+import io
 import json
 import os
 import pstats
@@ -88,9 +103,12 @@ from benchmarks.support.admission_data import (  # noqa: E402
     row,
     seed_non_matching,
 )
+from benchmarks.support.full_chain_wsgi import FullChainHandler  # noqa: E402
 from clusters import admission  # noqa: E402
 from clusters.choices import CredentialKind  # noqa: E402
+from clusters.crypto import encrypt_secret  # noqa: E402
 from clusters.models import Cluster  # noqa: E402
+from sidecarhub.admission_wsgi import AdmissionWSGIHandler  # noqa: E402
 from sidecarhub.gunicorn_admission import warm_up_and_freeze  # noqa: E402
 from sidecarhub.sidecarset import CandidateIndex, inject  # noqa: E402
 
@@ -99,6 +117,10 @@ TARGET_MAX_MS = 10.0
 TARGET_GROWTH = 1.25  # median at the largest size / median at the smallest
 MATCHING = 10
 BODY_RING = 64
+# The apiserver's webhook token (clusters.admission_auth): every call is authenticated, as on a
+# cluster configured for it, so the check's cost is in the handler's figures.
+WEBHOOK_TOKEN = "bench-webhook-token-0123456789"
+AUTHORIZATION = f"Bearer {WEBHOOK_TOKEN}"
 
 
 class NamespaceStub:
@@ -160,7 +182,7 @@ def measure(
 ) -> SizeRun:
     run = SizeRun(size)
     started = time.perf_counter()
-    first = admission.review_pod_admission(cluster.name, bodies[0])
+    first = admission.review_pod_admission(cluster.name, bodies[0], AUTHORIZATION)
     run.first_call = time.perf_counter() - started  # the snapshot rebuilt with the new SidecarSets
     check_answer(first.status, first.body, bodies[0], expected)
     snapshot = admission.active_candidates(cluster.name)
@@ -170,7 +192,7 @@ def measure(
     warm_up_and_freeze()  # as post_worker_init does in a worker started at this size
     run.frozen = gc.get_freeze_count()
     for index in range(args.warmup):
-        admission.review_pod_admission(cluster.name, bodies[index % BODY_RING])
+        admission.review_pod_admission(cluster.name, bodies[index % BODY_RING], AUTHORIZATION)
         core_only(bodies[index % BODY_RING], snapshot.index, labels)
     clock, cpu_clock = time.perf_counter, time.thread_time
     for repetition in range(args.repetitions):
@@ -184,7 +206,7 @@ def measure(
                 if which == 0:
                     c0 = cpu_clock()
                     t0 = clock()
-                    answer = admission.review_pod_admission(cluster.name, body)
+                    answer = admission.review_pod_admission(cluster.name, body, AUTHORIZATION)
                     handler.append(clock() - t0)
                     run.handler_cpu.append(cpu_clock() - c0)
                     answers.append((answer.status, answer.body, body))
@@ -200,6 +222,104 @@ def measure(
         run.p99_per_repetition.append((percentile(handler, 0.99), percentile(baseline, 0.99)))
     gc.unfreeze()  # the next size starts as a fresh worker would
     return run
+
+
+def call_wsgi(app: AdmissionWSGIHandler, cluster_name: str, body: bytes) -> tuple[int, Json]:
+    """One admission POST through ``app`` as gunicorn makes it: environ, answer bytes, close."""
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": f"/admission/v1/clusters/{cluster_name}/pods",
+        "QUERY_STRING": "timeout=10s",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8443",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1:8443",
+        "HTTP_AUTHORIZATION": AUTHORIZATION,
+        "HTTP_ACCEPT": "application/json, */*",
+        "HTTP_USER_AGENT": "kube-apiserver-admission",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "https",
+        "wsgi.input": io.BytesIO(body),
+    }
+    status: list[str] = []
+
+    def start_response(
+        line: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
+        status.append(line)
+        return lambda data: None  # the legacy write() callable: Django never uses it
+
+    response = app(environ, start_response)
+    try:
+        data = b"".join(response)
+    finally:
+        response.close()  # request_finished, as gunicorn does
+    return int(status[0].split()[0]), json.loads(data)
+
+
+@dataclass
+class WsgiRun:
+    wall: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    garbage: dict[str, float] = field(default_factory=dict)
+
+
+WSGI_ROWS = {"lean": "WSGI app, lean chain", "full": "WSGI app, full chain (before)"}
+GARBAGE_CALLS = 500
+
+
+def measure_wsgi(
+    cluster: Cluster, args: argparse.Namespace, bodies: list[bytes], expected: set[str]
+) -> WsgiRun:
+    apps: dict[str, AdmissionWSGIHandler] = {"lean": AdmissionWSGIHandler(), "full": FullChainHandler()}
+    run = WsgiRun({key: [] for key in apps}, {key: [] for key in apps})
+    for index in range(args.warmup):
+        for app in apps.values():
+            call_wsgi(app, cluster.name, bodies[index % BODY_RING])
+    warm_up_and_freeze()
+    clock, cpu_clock = time.perf_counter, time.thread_time
+    for repetition in range(args.repetitions):
+        answers: list[tuple[int, Json, bytes]] = []
+        for index in range(args.calls):
+            body = bodies[index % BODY_RING]
+            order = ("lean", "full") if (index + repetition) % 2 == 0 else ("full", "lean")
+            for key in order:
+                c0 = cpu_clock()
+                t0 = clock()
+                status, answer = call_wsgi(apps[key], cluster.name, body)
+                run.wall[key].append(clock() - t0)
+                run.cpu[key].append(cpu_clock() - c0)
+                answers.append((status, answer, body))
+        for status, answer, body in answers:
+            check_answer(status, answer, body, expected)
+    for key, app in apps.items():  # the cyclic garbage each call leaves for the collector
+        gc.collect()
+        gc.disable()
+        try:
+            for index in range(GARBAGE_CALLS):
+                call_wsgi(app, cluster.name, bodies[index % BODY_RING])
+        finally:
+            run.garbage[key] = gc.collect() / GARBAGE_CALLS
+            gc.enable()
+    gc.unfreeze()
+    return run
+
+
+def report_wsgi(run: WsgiRun, size: int) -> None:
+    calls = len(run.wall["lean"])
+    print(f"  through the admission WSGI app at {size} SidecarSets, all {calls} calls of each row (ms)")
+    for key, title in WSGI_ROWS.items():
+        print(row(title, run.wall[key]))
+    for key, title in WSGI_ROWS.items():
+        print(row(f"{title}, CPU time", run.cpu[key]))
+    means = {key: statistics.fmean(values) * 1000 for key, values in run.cpu.items()}
+    print(
+        f"  CPU per admission (mean, ms): lean {means['lean']:.3f}, full {means['full']:.3f}"
+        f" (lean / full {means['lean'] / means['full']:.2f}x); cyclic garbage per call (objects):"
+        f" lean {run.garbage['lean']:.1f}, full {run.garbage['full']:.1f}"
+    )
 
 
 def report(run: SizeRun) -> list[str]:
@@ -248,6 +368,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=200, help="untimed calls of each row first")
     parser.add_argument("--sizes", default="200,1000", help="SidecarSet counts, ascending (>= 200)")
     parser.add_argument("--quick", action="store_true", help="--calls 1000 --repetitions 2 (a smoke run)")
+    parser.add_argument("--no-wsgi", action="store_true", help="leave out the WSGI app rows")
     parser.add_argument(
         "--profile", metavar="FILE", help="after the timed runs, cProfile N handler calls into FILE"
     )
@@ -264,6 +385,7 @@ def main() -> int:
     original_client = admission.cached_kube_client
     setattr(admission, "cached_kube_client", lambda cluster: stub)  # noqa: B010 (the cluster is never contacted)
     runs: list[SizeRun] = []
+    wsgi_run: WsgiRun | None = None
     profile = None
     try:
         cluster = Cluster.objects.create(
@@ -271,6 +393,7 @@ def main() -> int:
             api_server_url="https://127.0.0.1:9",
             credential_kind=CredentialKind.TOKEN,
             credentials_ciphertext="unused",
+            webhook_token_ciphertext=encrypt_secret(WEBHOOK_TOKEN),
         )
         publish_sidecarsets(cluster, prefix, 200, MATCHING)
         setup_seconds = time.perf_counter() - started_setup
@@ -282,11 +405,13 @@ def main() -> int:
                 seed_non_matching(cluster, prefix, stored, size - stored)
                 stored = size
             runs.append(measure(cluster, size, args, bodies, expected))
+            if size == sizes[0] and not args.no_wsgi:
+                wsgi_run = measure_wsgi(cluster, args, bodies, expected)
         if args.profile:  # separate from the timed runs: the profiler slows every call
             profile = cProfile.Profile()
             profile.enable()
             for index in range(args.calls):
-                admission.review_pod_admission(cluster.name, bodies[index % BODY_RING])
+                admission.review_pod_admission(cluster.name, bodies[index % BODY_RING], AUTHORIZATION)
             profile.disable()
     finally:
         setattr(admission, "cached_kube_client", original_client)  # noqa: B010
@@ -302,6 +427,8 @@ def main() -> int:
     missed: list[str] = []
     for run in runs:
         missed += report(run)
+    if wsgi_run is not None:
+        report_wsgi(wsgi_run, sizes[0])
     if len(runs) > 1:
         growth = statistics.median(runs[-1].handler) / statistics.median(runs[0].handler)
         print(

@@ -13,15 +13,21 @@ Targets (exit 1 when one is missed):
   benchmark namespace, against the same database and apiserver).
 
 Set-up: one sandbox control plane (etcd + kube-apiserver, no controller-manager: nothing else
-writes to it), registered with the hub (``import_kubeconfig``), 200 SidecarSets published and
+writes to it) whose admission configuration presents a webhook token to every webhook (the
+sandbox's ``webhook_token`` without a ``webhook_url``: the listeners below have a port each),
+registered with the hub (``import_kubeconfig``) and given that token (``set_webhook_token``: the
+hub answers 401 without it, as on any new cluster), 200 SidecarSets published and
 served there (``admission_data.publish_sidecarsets``), a serving certificate for 127.0.0.1, and
 the hub's admission listeners as subprocesses:
 
-- ``gthread``: ``gunicorn -c python:sidecarhub.gunicorn_admission sidecarhub.wsgi:application``
+- ``gthread``: ``gunicorn -c python:sidecarhub.gunicorn_admission
+  sidecarhub.admission_wsgi:application`` as ``scripts/run.sh`` and ``docker-compose.yml`` serve it
   (gthread workers, keep-alive, one TLS context per process, warmed before serving);
-- ``sync`` (``--no-sync`` leaves it out): ``gunicorn sidecarhub.wsgi:application --workers 2
-  --certfile ... --keyfile ...``, how ``make run`` served it before (sync workers: one
-  connection per request, a TLS context per connection).
+- ``full``: the same, serving ``benchmarks.support.full_chain_wsgi:application``: the admission
+  app through the project's whole ``MIDDLEWARE``, as it was served before its lean chain;
+- ``sync`` (``--no-sync`` leaves it out): ``gunicorn sidecarhub.admission_wsgi:application
+  --workers 2 --certfile ... --keyfile ...``, the server model ``make run`` used before (sync
+  workers: one connection per request, a TLS context per connection).
 
 Each listener gets the hub's own MutatingWebhookConfiguration (``clusters.webhooks.
 webhook_configuration``) under its own name, its URL and CA, with one more ``namespaceSelector``
@@ -32,6 +38,8 @@ Configurations, interleaved round by round in a shuffled order (same run, same a
   (the webhooks' namespaceSelector skips it in the apiserver);
 - (d) no webhook, the same pod already injected (what the hub's core makes of it): the floor;
 - (b) the hub's webhook, gthread listener: namespace ``bench-hub``;
+- (f) the hub's webhook, gthread listener with the full middleware chain: namespace ``bench-full``
+  (b / f is what the lean chain saves);
 - (s) the hub's webhook, sync listener: namespace ``bench-sync``;
 - (n) the floor for any webhook injecting these sidecars: a no-op server (``FLOOR_WEBHOOK``:
   the standard library's threaded HTTP/1.1 server over TLS, keep-alive) answering every review
@@ -59,10 +67,10 @@ import http.client
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,15 +95,16 @@ from benchmarks.support.admission_data import (  # noqa: E402
     APP_CONTAINERS,
     clean_up,
     code_commit,
+    figures,
     load_average,
     matching_sidecars,
-    percentile,
     pod_object,
     publish_sidecarsets,
     review_body,
 )
+from benchmarks.support.hub_sandbox import say  # noqa: E402
 from clusters import admission  # noqa: E402
-from clusters.services import import_kubeconfig  # noqa: E402
+from clusters.services import import_kubeconfig, set_webhook_token  # noqa: E402
 from clusters.webhooks import webhook_configuration  # noqa: E402
 from sandbox.cluster import SandboxCluster, find_binaries, free_port  # noqa: E402
 from sandbox.pki import make_serving_certificate  # noqa: E402
@@ -109,10 +118,8 @@ TARGET_P99_RATIO = 2.0
 TARGET_FIRST_ADMISSION_MS = 20.0
 SERVER_LABEL = "bench.sidecarhub.io/server"
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
-
-
-def say(message: str) -> None:
-    print(f"[apiserver_create] {message}", file=sys.stderr, flush=True)
+ADMISSION_APP = "sidecarhub.admission_wsgi:application"  # the TLS listener's app (scripts/run.sh)
+FULL_CHAIN_APP = "benchmarks.support.full_chain_wsgi:application"  # the same before its lean chain
 
 
 # --- the hub's listeners ---------------------------------------------------------------------
@@ -155,7 +162,8 @@ Server(("127.0.0.1", port), Handler).serve_forever()
 
 class Listener:
     """One webhook server over TLS in its own process group: the hub's WSGI app under gunicorn
-    (``gthread``: gunicorn_admission.py; ``sync``: how make run served it before), or the
+    (``gthread``: gunicorn_admission.py; ``full``: the same with the project's whole middleware;
+    ``sync``: how make run served it before), or the
     ``floor`` webhook above (``patch``: the base64 patch it answers)."""
 
     def __init__(self, model: str, workdir: Path, cert: Path, key: Path, patch: str = "") -> None:
@@ -163,10 +171,12 @@ class Listener:
         self.port = free_port()
         bind = f"127.0.0.1:{self.port}"
         if model == "gthread":
-            command = [GUNICORN, "-c", "python:sidecarhub.gunicorn_admission", "sidecarhub.wsgi:application"]
+            command = [GUNICORN, "-c", "python:sidecarhub.gunicorn_admission", ADMISSION_APP]
             command += ["--bind", bind]
+        elif model == "full":
+            command = [GUNICORN, "-c", "python:sidecarhub.gunicorn_admission", FULL_CHAIN_APP, "--bind", bind]
         elif model == "sync":
-            command = [GUNICORN, "sidecarhub.wsgi:application", "--workers", "2"]
+            command = [GUNICORN, ADMISSION_APP, "--workers", "2"]
             command += ["--certfile", str(cert), "--keyfile", str(key), "--bind", bind]
         else:
             command = [sys.executable, "-c", FLOOR_WEBHOOK, str(self.port), str(cert), str(key), patch]
@@ -289,27 +299,28 @@ def check_created(label: str, status: int, data: bytes, expected: set[str] | Non
 FRESH_WORKER = """
 import json, os, sys, time
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sidecarhub.settings")
-from sidecarhub.wsgi import application  # what a gunicorn worker loads first
+from sidecarhub.admission_wsgi import application  # what an admission worker loads first
 from clusters.admission import review_pod_admission
 from sidecarhub.gunicorn_admission import warm_up_and_freeze
-mode, cluster = sys.argv[1], sys.argv[2]
+mode, cluster, authorization = sys.argv[1], sys.argv[2], "Bearer " + os.environ["BENCH_WEBHOOK_TOKEN"]
 body = sys.stdin.buffer.read()
 if mode == "warm":
     warm_up_and_freeze()  # post_worker_init
 times = []
 for _ in range(2):
     started = time.perf_counter()
-    answer = review_pod_admission(cluster, body)
+    answer = review_pod_admission(cluster, body, authorization)
     times.append(time.perf_counter() - started)
     assert answer.status == 200 and "patch" in answer.body["response"], answer
 print(json.dumps(times))
 """
 
 
-def first_admission(mode: str, cluster_name: str, body: bytes) -> tuple[float, float]:
+def first_admission(mode: str, cluster_name: str, body: bytes, token: str) -> tuple[float, float]:
     found = subprocess.run(
         [sys.executable, "-c", FRESH_WORKER, mode, cluster_name],
         cwd=ROOT,
+        env={**os.environ, "BENCH_WEBHOOK_TOKEN": token},  # not on the command line (ps shows it)
         input=body,
         capture_output=True,
         check=True,
@@ -320,10 +331,6 @@ def first_admission(mode: str, cluster_name: str, body: bytes) -> tuple[float, f
 
 
 # --- the run --------------------------------------------------------------------------------
-
-
-def figures(samples: list[float]) -> tuple[float, float, float, float]:
-    return (statistics.median(samples), percentile(samples, 0.95), percentile(samples, 0.99), max(samples))
 
 
 def main() -> int:
@@ -341,8 +348,13 @@ def main() -> int:
     prefix = f"{name}-ss"
     load_at_start = load_average()
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    token = secrets.token_urlsafe(32)
     sandbox = SandboxCluster(
-        name=name, workdir=workdir / "sandbox", bin_dir=find_binaries(), with_controller_manager=False
+        name=name,
+        workdir=workdir / "sandbox",
+        bin_dir=find_binaries(),
+        with_controller_manager=False,
+        webhook_token=token,  # no webhook_url: presented to every webhook (one port per listener)
     )
     listeners: list[Listener] = []
     samples: dict[str, list[float]] = {}
@@ -358,12 +370,15 @@ def main() -> int:
         cluster, _ = import_kubeconfig(
             name=name, kubeconfig_path=sandbox.kubeconfig, context=name, actor=None
         )
+        set_webhook_token(cluster.pk, token=token)
+        cluster.refresh_from_db()
         started = time.monotonic()
         publish_sidecarsets(cluster, prefix, SIDECARSETS, MATCHING)
         say(f"{SIDECARSETS} SidecarSets published in {time.monotonic() - started:.0f}s")
         namespaces = {
             "off": {NAMESPACE_INJECT_LABEL: NAMESPACE_INJECT_DISABLED},
             "hub": {SERVER_LABEL: "gthread"},
+            "full": {SERVER_LABEL: "full"},
             "sync": {SERVER_LABEL: "sync"},
             "floor": {SERVER_LABEL: "floor"},
         }
@@ -393,6 +408,7 @@ def main() -> int:
             "a": ("bench-off", plain, None),
             "d": ("bench-off", injected, expected),
             "b": ("bench-hub", plain, expected),
+            "f": ("bench-full", plain, expected),
         }
         if not args.no_sync:
             configurations["s"] = ("bench-sync", plain, expected)
@@ -400,7 +416,7 @@ def main() -> int:
 
         certs = make_serving_certificate(workdir / "webhook-tls", hosts=("127.0.0.1", "localhost"))
         ca = certs.ca_cert.read_bytes()
-        models = ["gthread", "floor"] if args.no_sync else ["gthread", "sync", "floor"]
+        models = ["gthread", "full", "floor"] if args.no_sync else ["gthread", "full", "sync", "floor"]
         listeners = [Listener(model, workdir, certs.cert, certs.key, floor_patch) for model in models]
         client_context = ssl.create_default_context(cafile=str(certs.ca_cert))
         admission_api = client.AdmissionregistrationV1Api(api)
@@ -411,7 +427,7 @@ def main() -> int:
         creator = Creator(sandbox)
         # The apiserver sees new webhook configurations through an informer: wait until each injects.
         deadline = time.monotonic() + 60
-        for label in ("b", "n", "s") if not args.no_sync else ("b", "n"):
+        for label in ("b", "f", "n", "s") if not args.no_sync else ("b", "f", "n"):
             namespace, body, _ = configurations[label]
             while True:
                 _, status, data = creator.create(namespace, body)
@@ -446,7 +462,7 @@ def main() -> int:
             check_created(label, status, data, configurations[label][2])
         review = review_body(1, namespace="bench-hub")
         for mode in ("cold", "warm"):
-            fresh[mode] = first_admission(mode, name, review)
+            fresh[mode] = first_admission(mode, name, review, token)
     finally:
         for listener in listeners:
             listener.stop()
@@ -465,6 +481,7 @@ def main() -> int:
         "a": "(a) no webhook, plain pod",
         "d": "(d) no webhook, pre-injected pod (floor)",
         "b": "(b) hub webhook, gunicorn_admission (gthread)",
+        "f": "(f) the same, full middleware chain (before)",
         "s": "(s) hub webhook, sync workers (before)",
         "n": "(n) no-op webhook, same patch (webhook floor)",
     }
@@ -472,7 +489,8 @@ def main() -> int:
     table = {label: figures(values) for label, values in samples.items()}
     for label, values in table.items():
         print(f"  {titles[label]:<48}" + "".join(f"{value * 1000:>8.3f}" for value in values))
-    for top, bottom in (("b", "d"), ("b", "a"), ("s", "d"), ("b", "s"), ("n", "d"), ("b", "n")):
+    pairs = (("b", "d"), ("b", "a"), ("f", "d"), ("b", "f"), ("s", "d"), ("b", "s"), ("n", "d"), ("b", "n"))
+    for top, bottom in pairs:
         if top in table and bottom in table:
             ratios = [t / b for t, b in zip(table[top], table[bottom], strict=True)]
             print(f"  {top + ' / ' + bottom:<48}" + "".join(f"{value:>7.2f}x" for value in ratios))

@@ -89,6 +89,7 @@ from clusters.admission_auth import (
 from clusters.choices import FailurePolicy
 from clusters.kube import cached_kube_client
 from clusters.models import Cluster, SidecarSetPlacement, SidecarSetTarget
+from clusters.services import webhook_token_of
 from clusters.targeting import sidecarset_ids_targeting
 from sidecarhub.models import SidecarSetRevision
 from sidecarhub.sidecarset import (
@@ -428,7 +429,10 @@ def warm_up() -> int:
                         metadata = item.get("metadata") or {}
                         labels = {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()}
                         _namespace_cache[(cluster.pk, str(metadata.get("name")))] = (labels, now)
-            review_pod_admission(name, _WARM_UP_REVIEW)
+            # With the token the cluster's apiserver presents: a refused review would stop at the
+            # token check and leave the parse, the core and the answer cold.
+            token = webhook_token_of(cluster)
+            review_pod_admission(name, _WARM_UP_REVIEW, f"Bearer {token}" if token else "")
             warmed += 1
         except Exception:  # never keep a worker from starting
             log.warning("admission: warming up cluster %s failed", name, exc_info=True)

@@ -63,6 +63,7 @@ from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
 from sidecarhub.sidecarset.caches import PlanningCaches
 from sidecarhub.sidecarset.conditions import CONDITION_TYPE, recorded, upgradable_condition
 from sidecarhub.sidecarset.planning import PodClass, compute_status, plan_round
+from sidecarhub.sidecarset.pod_records import decode_pod
 from sidecarhub.teams import require_team_access
 from sidecarhub.transitions import InvalidTransition
 
@@ -659,6 +660,7 @@ def _write_upgradable_conditions(
                 namespace,
                 {"status": {"conditions": [condition]}},
                 what=f"mark pod {namespace}/{name} {CONDITION_TYPE}={condition['status']}",
+                decode=decode_pod,
             )
         except ClusterApiError as exc:
             if not exc.not_found:

@@ -26,6 +26,7 @@ from kubernetes import client
 
 from clusters.kube import ClusterApiError, ClusterUnreachable, KubeClient
 from sidecarhub.sidecarset.inplace import pod_uid
+from sidecarhub.sidecarset.pod_records import decode_pod
 
 __all__ = [
     "MAX_CONFLICTS",
@@ -76,6 +77,7 @@ def send_patch(
             body,
             _content_type=STRATEGIC_MERGE_PATCH,
             what=f"{what} pod {namespace}/{name}",
+            decode=decode_pod,
         )
     except ClusterUnreachable as exc:
         return PatchReply(PatchResult.UNREACHABLE, timezone.now(), error=str(exc))
@@ -105,6 +107,7 @@ def read_pod(kube: KubeClient, namespace: str, name: str, uid: str) -> PodRead:
             name,
             namespace,
             what=f"read pod {namespace}/{name}",
+            decode=decode_pod,
         )
     except ClusterUnreachable as exc:
         return PodRead(None, unreachable=str(exc))

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -52,7 +53,8 @@ from typing import Any, cast
 import yaml
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import CharField, Max
+from django.db.models.functions import Cast
 
 from sidecarhub.changes import Actor, record_change
 from sidecarhub.choices import ApplyOutcome, ChangeAction, KruiseVersion
@@ -332,6 +334,55 @@ def _split_policy(
     return core, policy, problems
 
 
+class _StoredDefinitions:
+    """Every stored SidecarSet, parsed and indexed for conflict checks (a ``ConflictIndex``, as an
+    import builds one), kept by this process between calls.
+
+    Each use brings it up to date from one narrow query (name, pk, version, updated_at of every
+    row: no documents) and parses only the rows that changed since, so a create or a publish with
+    1,000 stored SidecarSets does not parse 1,000 documents (issue 17: ≈ 220 ms a call before).
+    ``updated_at`` is in the key because ``version`` alone can repeat: a rolled-back edit and a
+    later committed one reach the same number. Callers hold the definitions lock
+    (``_lock_definitions``), so no row changes between the two queries.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._index = ConflictIndex()
+        self._keys: dict[str, tuple[Any, ...]] = {}
+
+    def _refresh(self) -> None:
+        # updated_at as text: parsing 1,000 timestamps into datetimes was half of a refresh
+        stamped = SidecarSet.objects.annotate(stamp=Cast("updated_at", output_field=CharField()))
+        rows = {
+            name: (pk, version, stamp)
+            for name, pk, version, stamp in stamped.values_list("name", "pk", "version", "stamp")
+        }
+        for name in self._keys.keys() - rows.keys():
+            self._index.remove(name)
+            del self._keys[name]
+        changed = [name for name, key in rows.items() if self._keys.get(name) != key]
+        if changed:
+            for row in stamped.filter(name__in=changed):
+                self._index.put(row.to_core())
+                self._keys[row.name] = (row.pk, row.version, row.stamp)
+
+    def find_conflicts(self, core: CoreSidecarSet) -> list[FieldError]:
+        """Conflicts of ``core`` with every stored SidecarSet (its own stored version ignored)."""
+        with self._lock:
+            self._refresh()
+            return self._index.find_conflicts(core)
+
+    def copy(self) -> ConflictIndex:
+        """An index of every stored SidecarSet that the caller may change (an import adds to it)."""
+        with self._lock:
+            self._refresh()
+            return ConflictIndex(self._index)
+
+
+_stored_definitions = _StoredDefinitions()
+
+
 def _check(
     core: CoreSidecarSet,
     existing: SidecarSet | None,
@@ -343,7 +394,7 @@ def _check(
     ``policy_errors``: the problems :func:`_split_policy` found, reported with Kruise's.
     As in Kruise, cross-SidecarSet conflicts are looked for only when everything else is valid.
     ``stored``: every stored SidecarSet, already parsed (an import checks many documents against
-    one parse of the store); without it they are read and parsed here.
+    its own copy, which grows as it writes); without it, this process's ``_stored_definitions``.
     """
     old = None
     if existing is not None:
@@ -359,9 +410,7 @@ def _check(
     )
     errors = [*errors, *policy_errors]
     if not errors:
-        if stored is None:
-            stored = ConflictIndex(other.to_core() for other in SidecarSet.objects.exclude(name=core.name))
-        errors = stored.find_conflicts(core)
+        errors = (stored if stored is not None else _stored_definitions).find_conflicts(core)
     if errors:
         raise SidecarSetInvalid(errors)
 
@@ -789,10 +838,11 @@ def import_documents(
     seen: dict[str, int] = {}
     with transaction.atomic():
         _lock_definitions()
-        # Read and parse the store once (not once per document: that was quadratic); each
-        # document written joins it, so later documents are checked against it.
+        # The store parsed once (not once per document: that was quadratic; rows this process
+        # parsed before are not parsed again); each document written joins this copy, so later
+        # documents are checked against it.
         rows = {row.name: row for row in SidecarSet.objects.select_for_update()}
-        stored = ConflictIndex(row.to_core() for row in rows.values())
+        stored = _stored_definitions.copy()
         for document in documents:
 
             def fail(problems: Sequence[FieldError], document: Any = document) -> None:

@@ -44,6 +44,7 @@ __all__ = [
     "Json",
     "clean_up",
     "code_commit",
+    "figures",
     "load_average",
     "matching_sidecars",
     "percentile",
@@ -325,9 +326,13 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
+def figures(samples: list[float]) -> tuple[float, float, float, float]:
+    """Median, p95, p99 and maximum (the columns of every admission benchmark's tables)."""
+    return (statistics.median(samples), percentile(samples, 0.95), percentile(samples, 0.99), max(samples))
+
+
 def row(label: str, samples: list[float]) -> str:
-    figures = [statistics.median(samples), percentile(samples, 0.95), percentile(samples, 0.99), max(samples)]
-    return f"  {label:<40}" + "".join(f"{value * 1000:>8.3f}" for value in figures)
+    return f"  {label:<40}" + "".join(f"{value * 1000:>8.3f}" for value in figures(samples))
 
 
 def load_average() -> str:

@@ -151,7 +151,7 @@ class ConflictIndex:
     compares the candidate only with those sharing an init container, container, volume or
     patched annotation name with it: a clash needs a shared name, so the answer is the same, and
     checking n documents against n stored ones costs about n comparisons instead of n².
-    ``put`` adds a SidecarSet or replaces the one of the same name.
+    ``put`` adds a SidecarSet or replaces the one of the same name; ``remove`` drops one.
     """
 
     def __init__(self, sidecarsets: Iterable[SidecarSet] = ()) -> None:
@@ -171,13 +171,18 @@ class ConflictIndex:
         return self._by_name.get(name)
 
     def put(self, sidecarset: SidecarSet) -> None:
-        for key in self._keys.pop(sidecarset.name, set()):
-            self._names_by_key[key].discard(sidecarset.name)
+        self.remove(sidecarset.name)
         keys = _conflict_keys(sidecarset)
         self._by_name[sidecarset.name] = sidecarset
         self._keys[sidecarset.name] = keys
         for key in keys:
             self._names_by_key.setdefault(key, set()).add(sidecarset.name)
+
+    def remove(self, name: str) -> None:
+        """Drop the SidecarSet ``name`` (nothing when it is not indexed)."""
+        self._by_name.pop(name, None)
+        for key in self._keys.pop(name, set()):
+            self._names_by_key[key].discard(name)
 
     def find_conflicts(self, candidate: SidecarSet) -> list[FieldError]:
         names = set().union(*(self._names_by_key.get(key, set()) for key in _conflict_keys(candidate)))

@@ -65,6 +65,7 @@ __all__ = [
     "RoundPlan",
     "SidecarSetStatusCounts",
     "compute_status",
+    "cyclic_gc_paused",
     "plan_round",
     "resolve_max_unavailable",
     "resolve_partition",
@@ -546,7 +547,7 @@ def _evaluate_all(
     return matched, unmatched, current if cache is not None else None, briefs
 
 
-def _cyclic_gc_paused(function: Callable[_P, _R]) -> Callable[_P, _R]:
+def cyclic_gc_paused(function: Callable[_P, _R]) -> Callable[_P, _R]:
     """Run ``function`` with the cyclic garbage collector paused (the process-wide switch; left
     alone when it is already off).
 
@@ -580,7 +581,7 @@ def _status(matched: Sequence[_Matched], briefs: _Brief) -> SidecarSetStatusCoun
     return SidecarSetStatusCounts(len(matched) + len(briefs.pods), updated, ready, updated_ready)
 
 
-@_cyclic_gc_paused
+@cyclic_gc_paused
 def compute_status(
     sidecarset: SidecarSet,
     pods: Iterable[Mapping[str, Any]],
@@ -653,7 +654,7 @@ def _scatter(
     return [candidates[position] for position in positions]
 
 
-@_cyclic_gc_paused
+@cyclic_gc_paused
 def plan_round(
     sidecarset: SidecarSet,
     pods: Iterable[Mapping[str, Any]],

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
 
 from sidecarhub import services
 from sidecarhub.choices import ApplyOutcome, ChangeAction
@@ -160,6 +161,49 @@ def test_conflicting_sidecarsets_are_refused(author: User) -> None:
     # Disjoint pod selectors may reuse the container name.
     services.create_sidecarset(make_document(name="second", app="other"), actor=author)
     assert SidecarSet.objects.count() == 2
+
+
+def test_conflict_checks_follow_every_change_to_the_store(author: User) -> None:
+    """The process keeps the stored SidecarSets parsed between calls (issue 17): edits, deletes
+    and rolled-back edits, in this process or behind it, must all be seen by the next check.
+    Every SidecarSet here uses the container "log": they conflict when their selectors overlap."""
+
+    def create(name: str, app: str) -> None:
+        services.create_sidecarset(make_document(name=name, container="log", app=app), actor=author)
+
+    def move_first(app: str, version: int) -> SidecarSet:
+        document = make_document(name="first", container="log", app=app)
+        return services.update_sidecarset("first", source=document, actor=author, expected_version=version)
+
+    create("first", "web")
+    with pytest.raises(SidecarSetInvalid):
+        create("second", "web")
+    move_first("a1", 1)
+    create("second", "web")
+    # A rolled-back edit, seen by a check before the rollback, must not linger in the process's
+    # copy, even when a later committed edit reaches the same version number.
+    with pytest.raises(RuntimeError), transaction.atomic():
+        move_first("a2", 2)
+        create("probe", "p")
+        raise RuntimeError("roll back")
+    # ... here by another process (the same number as the rolled-back edit; no check between)
+    SidecarSet.objects.filter(name="first").update(
+        version=3, spec=make_document(container="log", app="a3")["spec"]
+    )
+    with pytest.raises(SidecarSetInvalid) as caught:
+        create("third", "a3")
+    assert "first" in caught.value.errors[0].message
+    create("fourth", "a2")
+    # A row changed behind the services (another process, a data migration): seen too.
+    SidecarSet.objects.filter(name="fourth").update(
+        version=99, spec=make_document(container="log", app="a4")["spec"]
+    )
+    create("fifth", "a2")
+    with pytest.raises(SidecarSetInvalid):
+        create("sixth", "a4")
+    # A deleted one no longer conflicts.
+    services.delete_sidecarset("first", actor=author, expected_version=None)
+    create("third", "a3")
 
 
 def test_delete_logs_and_signals_after_commit(

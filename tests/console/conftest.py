@@ -11,6 +11,8 @@ Reusable fixtures:
 - ``sign_in_through_form(page, url, username, password)``: the real login form.
 - ``fast_refresh``: live regions poll every second.
 - ``make_staff_user(name, *perms)`` and ``watcher(name)`` (sees and approves rollouts).
+- ``roles``: the ready-made role groups (``sidecarhub.roles``), and ``team_member(name, *roles,
+  teams=...)``: a console user who holds only those roles, in those teams.
 
 The server runs in a thread of the test process, so tests change rows directly (or through the
 services) and watch the page pick the change up.
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.db import connections
@@ -33,8 +36,10 @@ from django.test import Client
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
+from sidecarhub.models import Team
+from sidecarhub.roles import install_roles
 from tests.clusters.conftest import make_user
-from tests.rollouts_api.conftest import APPROVE, fast_passwords, quiet_queue  # noqa: F401  (autouse here too)
+from tests.rollouts_api.conftest import APPROVE, fast_passwords, person, quiet_queue  # noqa: F401  (autouse here too)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts"
@@ -189,6 +194,20 @@ def sign_in_through_form(page: Page, url: str, username: str, password: str) -> 
 def make_staff_user(username: str, *perms: str) -> User:
     """A user who may sign in to the console (``is_staff``), with ``perms``; password ``pw-NAME``."""
     user = make_user(username, *perms)
+    User.objects.filter(pk=user.pk).update(is_staff=True)
+    return User.objects.get(pk=user.pk)
+
+
+@pytest.fixture
+def roles(db: None) -> None:
+    """The role groups. Their data migration made them, but a transactional test's flush empties
+    every table, so they are installed again (idempotent)."""
+    install_roles(apps)
+
+
+def team_member(username: str, *roles: str, teams: tuple[Team, ...] = ()) -> User:
+    """A console user (``is_staff``) in the role groups ``roles`` and ``teams``; password ``pw-NAME``."""
+    user = person(username, *roles, teams=teams)
     User.objects.filter(pk=user.pk).update(is_staff=True)
     return User.objects.get(pk=user.pk)
 

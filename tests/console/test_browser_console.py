@@ -1,6 +1,7 @@
 """The console in a real Chromium (issue 16, "What must show it"): sign in and see the fleet
 matrix; a second user approves from "waiting for my approval" while the author cannot; progress
-appears without reloading the page; the per-pod history opens; the API docs render offline."""
+appears without reloading the page; the per-pod history opens; the API docs render offline; and
+the whole workflow of two teams in one scenario (``test_a_teams_author_publishes_...``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,22 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
+from clusters.push import create_target, sync_placements
 from rollouts.choices import PodUpdateOutcome, StepState
 from rollouts.models import Approval, Rollout, RolloutStep
 from rollouts.transitions import pause_rollout_row
-from tests.console.conftest import Console, save_failure_artifacts, sign_in_through_form, watcher
+from sidecarhub.models import SidecarSet, Team
+from sidecarhub.services import create_sidecarset, publish_sidecarset
+from tests.console.conftest import (
+    Console,
+    save_failure_artifacts,
+    sign_in_through_form,
+    team_member,
+    watcher,
+)
 from tests.rollouts_api.conftest import (
     PODS,
+    document,
     make_cluster,
     make_pod_update,
     make_rollout,
@@ -214,3 +225,124 @@ def test_failure_artifacts_are_a_screenshot_and_the_html_of_each_open_page(
     assert written == [tmp_path / "a-test-1.png", tmp_path / "a-test-1.html"]  # a closed page has none
     assert written[0].read_bytes().startswith(b"\x89PNG")
     assert 'id="sh-dashboard"' in written[1].read_text()
+
+
+@pytest.mark.usefixtures("roles")
+def test_a_teams_author_publishes_and_only_the_teams_approver_approves(
+    console: Console, fast_refresh: int
+) -> None:
+    """Issue 16's browser scenario, as people with ready-made roles in two teams live it: the
+    payments author publishes an image change through the publish page (preview first, then a
+    link to the release); the search approver neither sees nor may decide the step (not even by
+    a forced POST); the payments approver approves from the dashboard; the rollout page follows
+    the pods without reloading; the per-pod history shows each pod's image and outcome.
+
+    The engine is not running (``quiet_queue``): its work is simulated the way the other tests
+    here do it, by the transitions it makes (step 1 prepared) and the PodUpdate rows it writes."""
+    payments, search = Team.objects.create(name="payments"), Team.objects.create(name="search")
+    author = team_member("pay-author", "author", teams=(payments,))
+    team_member("search-approver", "approver", teams=(search,))
+    pay_approver = team_member("pay-approver", "approver", teams=(payments,))
+    # pay-mesh serves revision 1 in two payments clusters, one per wave; a canary pod first.
+    sidecarset = create_sidecarset(document("pay-mesh", "log-agent:1", "1,100%"), actor=author)
+    SidecarSet.objects.filter(pk=sidecarset.pk).update(owner_team=payments)
+    for wave, cluster in enumerate(("pay-eu", "pay-us")):
+        target = make_cluster(cluster, owner_team=payments)
+        create_target(sidecarset_id=sidecarset.pk, cluster_id=target.pk, wave=wave)
+    publish_sidecarset("pay-mesh", actor=author)
+    sync_placements(sidecarset.pk)
+
+    # 1. The author signs in, changes the image and publishes, seeing what it will do first.
+    page = console.new_page()
+    sign_in_through_form(page, console.url("/admin/login/?next=/admin/"), "pay-author", "pw-pay-author")
+    expect(page.locator("#sh-dashboard")).to_be_visible()
+    page.goto(console.url(f"/admin/sidecarhub/sidecarset/{sidecarset.pk}/change/"))
+    definition = page.locator("#id_document_yaml")
+    definition.fill(definition.input_value().replace("log-agent:1", "log-agent:2"))
+    page.click("input[name=_continue]")
+    expect(page.locator("ul.messagelist")).to_contain_text("was changed successfully")
+    page.get_by_role("link", name="Publish (unpublished changes)").click()
+    preview = page.locator("#sh-publish-preview")
+    expect(preview).to_contain_text("It becomes revision 2 (after revision 1)")
+    expect(preview).to_contain_text("images_only")
+    expect(preview).to_contain_text("2 rollouts in 2 waves, steps 1, 100% (2 steps, each approved)")
+    for wave, cluster in enumerate(("pay-eu", "pay-us")):
+        row = preview.locator(f'#sh-preview-clusters tr[data-cluster="{cluster}"]')
+        expect(row.locator("td").first).to_have_text(str(wave))
+        expect(row).to_contain_text("#1")  # serves revision 1 now
+        expect(row).to_contain_text("in place")
+        # The test clusters cannot be reached: the pods are unknown and the page says why.
+        expect(row.locator(".sh-recreate")).to_contain_text(f"cannot read the pods of cluster {cluster}")
+    assert not Rollout.objects.exists()  # a preview writes nothing
+    page.fill("#id_message", "log-agent 2")
+    page.click("input[type=submit][value=Publish]")
+    success = page.locator("ul.messagelist .success")
+    expect(success).to_contain_text("Published pay-mesh")
+    expect(success).to_contain_text("Release of revision 2: 2 rollouts (pay-eu, pay-us).")
+    success.get_by_role("link", name="Release of revision 2").click()
+    expect(page.locator("#content")).to_contain_text("pay-eu")
+    expect(page.locator("#content")).to_contain_text("pay-us")
+    rollout = Rollout.objects.get(sidecarset=sidecarset, to_revision_number=2, wave=0)
+    assert (rollout.cluster_name, rollout.author_id) == ("pay-eu", author.pk)
+    step = start_and_prepare(rollout)  # the engine starts wave 0 and prepares its step 1
+    rollout_path = f"/admin/rollouts/rollout/{rollout.pk}/change/"
+
+    # 2. An approver of another team: not in their list, refused on the page and by a POST.
+    stranger = console.new_page()
+    sign_in_through_form(
+        stranger, console.url("/admin/login/?next=/admin/"), "search-approver", "pw-search-approver"
+    )
+    expect(stranger.locator("#sh-awaiting")).to_contain_text("Nothing waits for your approval.")
+    stranger.goto(console.url(rollout_path))
+    expect(stranger.locator(f"#step-{step.pk} .sh-refusal")).to_have_text(
+        "You cannot decide on this step: search-approver is not a member of team 'payments', "
+        "which owns the approval of steps in cluster 'pay-eu'."
+    )
+    expect(stranger.get_by_role("button", name=re.compile("^Approve"))).to_have_count(0)
+    csrf = next(c["value"] for c in stranger.context.cookies() if c["name"] == "csrftoken")
+    forced = stranger.request.post(
+        console.url(f"/admin/rollouts/rollout/{rollout.pk}/steps/{step.pk}/approve/"),
+        form={"csrfmiddlewaretoken": csrf, "comment": "let me"},
+    )
+    assert forced.ok  # the refusal is a message on the rollout page it redirects to
+    assert "is not a member of team" in forced.text()
+    assert RolloutStep.objects.get(pk=step.pk).state == StepState.AWAITING_APPROVAL
+    assert not Approval.objects.exists()
+
+    # 3. The payments approver (not the author) approves from the dashboard.
+    approver = console.new_page()
+    sign_in_through_form(
+        approver, console.url("/admin/login/?next=/admin/"), "pay-approver", "pw-pay-approver"
+    )
+    row = approver.locator(f'.sh-awaiting-row[data-step="{step.pk}"]')
+    expect(row).to_contain_text("pay-mesh")
+    expect(row).to_contain_text("pay-eu")
+    expect(row).to_contain_text("#1 → #2")
+    row.get_by_role("button", name="Approve step 1").click()
+    expect(approver.locator("ul.messagelist")).to_contain_text("step 1 approved", ignore_case=True)
+    expect(approver.locator(f"#step-{step.pk}")).to_contain_text("Approved by pay-approver")
+    assert Approval.objects.get(step=step).actor_name == pay_approver.username
+
+    # 4. The engine updates the pods; the rollout page follows without reloading.
+    expect(approver).to_have_url(re.compile(re.escape(rollout_path) + "$"))
+    live = approver.locator("#sh-rollout-live")
+    expect(live.locator(".sh-progress").first).to_contain_text("0 / 3 updated")
+    mark_page(approver)
+    make_pod_update(step, PODS[0])
+    expect(live.locator(".sh-progress").first).to_contain_text("1 / 3 updated")
+    make_pod_update(step, PODS[1], outcome=PodUpdateOutcome.FAILED, error="ErrImagePull: log-agent:2")
+    expect(live.locator(".sh-progress").first).to_contain_text("1 failed")
+    assert same_document(approver)
+
+    # 5. The per-pod history: each pod with its image and outcome, on screen at 1400 px.
+    approver.get_by_role("link", name="per-pod history", exact=True).click()
+    rows = approver.locator("#result_list tbody tr")
+    expect(rows).to_have_count(2)
+    for pod, outcome in (("web-0", "Succeeded"), ("web-1", "FailedErrImagePull: log-agent:2")):
+        pod_row = rows.filter(has_text=pod)
+        image, result = pod_row.locator("td.field-image_change"), pod_row.locator("td.field-outcome_display")
+        expect(image).to_have_text("log-agent: 1 → 2")
+        expect(image.locator(".sh-image")).to_have_attribute("title", "log-agent: log-agent:1 → log-agent:2")
+        expect(result).to_have_text(outcome)
+        expect(image).to_be_in_viewport()
+        expect(result).to_be_in_viewport()

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from clusters.choices import CredentialKind
@@ -20,6 +20,7 @@ from rollouts.choices import PodUpdateOutcome, PodUpdateState
 from rollouts.models import PodUpdate, Rollout, RolloutStep
 from rollouts.services import create_rollouts_for_revision
 from rollouts.transitions import mark_step_awaiting_approval, start_rollout_row
+from sidecarhub.models import Team
 from sidecarhub.services import create_sidecarset, publish_sidecarset, update_sidecarset
 from tests.clusters.conftest import make_user
 
@@ -43,6 +44,15 @@ def quiet_queue(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     monkeypatch.setattr("rollouts.services.wake_cluster", woken.append)
     monkeypatch.setattr("clusters.enqueue.push", lambda *args, **kwargs: None)
     return woken
+
+
+def person(username: str, *roles: str, teams: tuple[Team, ...] = ()) -> User:
+    """A user in the given role groups and teams (nothing else)."""
+    user = User.objects.create_user(username, password="pw-" + username)
+    user.groups.set(Group.objects.filter(name__in=roles))
+    for team in teams:
+        team.members.add(user)
+    return User.objects.get(pk=user.pk)  # fresh permission cache
 
 
 def make_cluster(name: str = "prod-eu", **fields: Any) -> Cluster:

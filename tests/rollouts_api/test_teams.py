@@ -23,7 +23,7 @@ from rollouts.permissions import steps_awaiting_approval_by
 from sidecarhub.clitools import EXIT_NOT_PERMITTED
 from sidecarhub.models import ChangeRecord, SidecarSet, Team
 from sidecarhub.roles import HUB_APPS, ROLES, role_permissions
-from tests.rollouts_api.conftest import make_cluster, make_rollout, start_and_prepare
+from tests.rollouts_api.conftest import make_cluster, make_rollout, person, start_and_prepare
 
 pytestmark = pytest.mark.django_db
 
@@ -32,15 +32,6 @@ def client_for(user: User) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client
-
-
-def person(username: str, *roles: str, teams: tuple[Team, ...] = ()) -> User:
-    """A user in the given role groups and teams (nothing else)."""
-    user = User.objects.create_user(username, password="pw-" + username)
-    user.groups.set(Group.objects.filter(name__in=roles))
-    for team in teams:
-        team.members.add(user)
-    return User.objects.get(pk=user.pk)  # fresh permission cache
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 from kubernetes.client.rest import ApiException
 
 from sandbox.testing import RunningCluster, SandboxPool, wait_for
@@ -101,6 +102,17 @@ def _kill_marked(prefix: str) -> int:
                 os.kill(int(entry.name), signal.SIGKILL)
                 killed += 1
     return killed
+
+
+def own_redis_database(url: str) -> str:
+    """The test Redis with another database number, emptied, for processes a test starts with
+    their own Celery worker: their messages must not reach this run's (suspended) workers, whose
+    pending BRPOP would take one and freeze it."""
+    parts = urlsplit(url)
+    number = (int(parts.path.strip("/") or 0) + 8) % 16
+    child_url = urlunsplit(parts._replace(path=f"/{number}"))
+    redis.Redis.from_url(child_url).flushdb()
+    return child_url
 
 
 @contextlib.contextmanager

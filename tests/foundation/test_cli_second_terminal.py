@@ -29,7 +29,7 @@ from kubernetes import client, config
 
 from sandbox.cluster import free_port
 from sandbox.testing import wait_for
-from tests.conftest import _MARKER, _kill_marked, suspend_workers
+from tests.conftest import _MARKER, _kill_marked, own_redis_database, suspend_workers
 
 pytestmark = [pytest.mark.k8s, pytest.mark.e2e]
 
@@ -97,7 +97,9 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
     var = tmp_path / "var"
     log = tmp_path / "run.log"
     marker = f"cli-e2e-{uuid.uuid4().hex[:8]}"
-    broker = os.environ["REDIS_URL"]
+    # Its own broker database: a suspended session worker's pending BRPOP would otherwise take
+    # one of run.sh's tasks and hold it while stopped (the release would never be created).
+    broker = own_redis_database(os.environ["REDIS_URL"])
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", str(tmp_path)),
@@ -110,9 +112,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
     for name in ("SIDECARHUB_K8S_BIN", "SIDECARHUB_REDIS_PORT"):
         if name in os.environ:
             env[name] = os.environ[name]
-    # run.sh's worker shares the test broker database: the session's workers must not take its
-    # tasks (they would run them against the test database), and neither side may see the
-    # other's leftovers.
+    # The session's workers are stopped meanwhile: nothing of theirs competes for the CPU.
     queue = redis.Redis.from_url(broker)
     with suspend_workers():
         queue.flushdb()

@@ -14,24 +14,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 
-from tests.conftest import suspend_workers
+from tests.conftest import own_redis_database, suspend_workers
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _own_redis_database(url: str) -> str:
-    """The test Redis with another database number, emptied: the child's Celery messages must not
-    reach this run's (suspended) workers, whose pending BRPOP would take one and freeze it."""
-    parts = urlsplit(url)
-    number = (int(parts.path.strip("/") or 0) + 8) % 16
-    child_url = urlunsplit(parts._replace(path=f"/{number}"))
-    redis.Redis.from_url(child_url).flushdb()
-    return child_url
 
 
 def _run_marked_tests_on_sqlite(tmp_path: Path, files: list[str], **env: str) -> None:
@@ -39,7 +27,7 @@ def _run_marked_tests_on_sqlite(tmp_path: Path, files: list[str], **env: str) ->
     child_env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'hub.sqlite3'}",
-        "REDIS_URL": _own_redis_database(os.environ["REDIS_URL"]),
+        "REDIS_URL": own_redis_database(os.environ["REDIS_URL"]),
         **env,
     }
     pytest_command = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider"]

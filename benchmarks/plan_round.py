@@ -1,23 +1,32 @@
-"""Benchmark: plan one update round for 10,000 pods (issue 6; target: under 50 ms).
+"""Benchmark: plan one update round for 10,000 pods (issue 17 target 5).
 
 Builds 10,000 synthetic pods in the middle of a rollout (40% updated, a few still restarting or not
 ready, the rest waiting), as the apiserver would return them: every pod has its own timestamps,
-so no two annotation values are equal. By default the pods are then decoded from one JSON list
-body, as a worker holds them right after listing them (``--layout built`` keeps the shuffled
-Python-built dicts instead). Times, over several repetitions:
+so no two annotation values are equal. By default the pods are then decoded from apiserver-shaped
+JSON pages into compact records, as a worker holds them right after listing them (``--layout
+built`` keeps the shuffled Python-built dicts instead). Times, over several repetitions:
 
 - ``plan_round`` cold: no cache, every pod evaluated from scratch: what a worker pays when it
-  plans a round from the pod list it just fetched. **The target applies to this row**;
+  plans a round from the pod list it just fetched;
 - ``plan_round`` steady state: with a ``PlanningCache`` kept from the previous round, after 5% of
   the pods changed (new resourceVersion, as a watch delivers them): extra information;
+- the list call and list -> plan (decoding the listed pages into records + a cold round).
 
 and, in the same run on the same pods, three baselines: sorting the pods by name (the floor for
 any ordering), the unavoidable reads (``unavoidable_reads``: what any cold round must read and
 parse, nothing more) and evaluating the predicates alone (``evaluate_pod``), so that a slow or
-busy machine shows in the baselines too. Exits 1 when the cold median or p95 is over target.
+busy machine shows in the baselines too.
 
-    .venv/bin/python benchmarks/plan_round.py [--pods 10000] [--repetitions 15] [--scatter]
-        [--layout fetched|built]
+Targets (medians, same run): cold ``plan_round`` <= 2.0x the unavoidable reads, and decode + plan
+<= the list call. The list call is the real one only with ``--apiserver``: a sandbox kube-apiserver
+holding the pods (``support/sandbox_pods.py``; storing 10,000 takes ≈ 80 s), listed paged as
+``KubeClient.list_pods`` lists them; it prints the list rows and the cold / floor rows over the
+records listed from it. Without it, the list call is a local server sending ready bytes (a lower
+bound of any list call): that ratio is printed as information only. Exits 1 when a target is
+missed.
+
+    .venv/bin/python benchmarks/plan_round.py [--pods 10000] [--repetitions 15] [--quick]
+        [--scatter] [--layout fetched|built] [--apiserver]
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import copy
 import gc
 import json
 import random
+import re
 import statistics
 import sys
 import time
@@ -60,6 +70,8 @@ TARGET_RATIO = 2.0  # cold plan_round / unavoidable reads (issue 17 target 5)
 COLD = "plan_round cold (no cache)"
 FLOOR = "unavoidable reads (floor)"
 LIST = "list call (HTTP, bytes only)"
+LIST_APISERVER = "list call (kube-apiserver, bytes)"
+CONTINUE = re.compile(rb'"continue":"([^"]+)"')
 DECODE_PLAN = "list -> plan: decode + cold plan"
 ZONES = ("a", "b", "c", "d")
 
@@ -297,23 +309,29 @@ def p95(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-def list_then_plan(
-    sidecarset: Any, url: str, pages: int, repetitions: int
-) -> tuple[list[float], list[float], int]:
-    """Per repetition: the paged list call (bytes only, one kept-alive connection, as the
-    kubernetes client's urllib3 pool does), then decoding its pages into compact records and a
-    cold ``plan_round`` over them. Returns (list ms, decode + plan ms, pods planned)."""
+def local_pages(url: str, pages: int) -> Callable[[], list[bytes]]:
+    """The paged list call against the local server (bytes only, one kept-alive connection, as
+    the kubernetes client's urllib3 pool does)."""
     http = urllib3.PoolManager(maxsize=1)
+    return lambda: [
+        http.request("GET", f"{url}/api/v1/pods?limit=500&continue={index * 500}").data
+        for index in range(pages)
+    ]
+
+
+def list_then_plan(
+    sidecarset: Any, list_pages: Callable[[], list[bytes]], repetitions: int
+) -> tuple[list[float], list[float], int]:
+    """Per repetition: the paged list call (``list_pages``: the bodies of its pages, bytes
+    only), then decoding its pages into compact records and a cold ``plan_round`` over them.
+    Returns (list ms, decode + plan ms, pods planned)."""
     listed: list[float] = []
     planned: list[float] = []
     count = 0
     for repetition in range(repetitions + 1):  # the first one warms up
         gc.collect()
         started = time.perf_counter()
-        bodies = [
-            http.request("GET", f"{url}/api/v1/pods?limit=500&continue={index * 500}").data
-            for index in range(pages)
-        ]
+        bodies = list_pages()
         fetched = time.perf_counter()
         pods: list[Any] = []
         for body in bodies:
@@ -329,6 +347,98 @@ def list_then_plan(
     return listed, planned, count
 
 
+def kube_pages(kube: Any, page_size: int = 500) -> Callable[[], list[bytes]]:
+    """The paged list call as ``KubeClient.list_pods`` makes it (same client, same ``call``, the
+    hub's page size), bytes only: the continue token is read from the list's ``metadata``, which
+    the apiserver writes before the items."""
+    from kubernetes import client
+
+    api = client.CoreV1Api(kube.api_client)
+
+    def list_pages() -> list[bytes]:
+        bodies: list[bytes] = []
+        token = ""
+        while True:
+            kwargs: dict[str, Any] = {"limit": page_size}
+            if token:
+                kwargs["_continue"] = token
+            body = kube.call(api.list_pod_for_all_namespaces, what="list pods", decode=bytes, **kwargs)
+            bodies.append(body)
+            found = CONTINUE.search(body, 0, 4096)
+            token = found.group(1).decode() if found else ""
+            if not token:
+                return bodies
+
+    return list_pages
+
+
+def against_apiserver(args: argparse.Namespace, repetitions: int) -> int:
+    """``--apiserver``: the list call against a sandbox kube-apiserver holding the pods, against
+    decode + cold plan of the same pages (target 5's second half)."""
+    import tempfile
+
+    from benchmarks.support.sandbox_pods import SandboxPods
+    from benchmarks.support.served_pods import as_served
+    from clusters.crypto import ClusterCredentials
+    from clusters.kube import KubeClient
+
+    sidecarset = build_sidecarset(scatter=args.scatter)
+    facts = SidecarSetFacts.of(sidecarset)
+    built = build_pods(args.pods, facts)
+    with tempfile.TemporaryDirectory(prefix="plan-round-") as workdir:
+        started = time.perf_counter()
+        sandbox = SandboxPods("plan-round", Path(workdir))
+        try:
+            sandbox.store([as_served(pod, index) for index, pod in enumerate(built)])
+            stored_s = time.perf_counter() - started
+            del built
+            kube = KubeClient(
+                cluster_name="plan-round",
+                api_server_url=sandbox.server,
+                ca_bundle=sandbox.ca_bundle,
+                credentials=ClusterCredentials(token=sandbox.token),
+                timeout_seconds=120,
+                max_attempts=1,
+                backoff_base_seconds=0,
+            )
+            list_pages = kube_pages(kube)
+            body_mib = sum(len(page) for page in list_pages()) / 2**20
+            rows: dict[str, list[float]] = {}
+            rows[LIST_APISERVER], rows[DECODE_PLAN], listed = list_then_plan(
+                sidecarset, list_pages, repetitions
+            )
+            pods = kube.list_pods()  # what a worker holds, for the cold / floor rows
+            plan = plan_round(sidecarset, pods)
+            rows.update(
+                interleaved_ms(
+                    {
+                        FLOOR: lambda: unavoidable_reads(facts, pods),
+                        COLD: lambda: plan_round(sidecarset, pods),
+                    },
+                    repetitions,
+                )
+            )
+            kube.close()
+        finally:
+            sandbox.close()
+    assert listed == args.pods, listed
+    print(
+        f"{args.pods} pods, {repetitions} repetitions, scatter={'on' if args.scatter else 'off'}; "
+        f"stored in a sandbox kube-apiserver in {stored_s:.0f} s; list: {body_mib:.1f} MiB of pod JSON "
+        f"in pages of 500 (KubeClient.list_pods' page size)"
+    )
+    print(f"status {plan.status.as_status()}; this round patches {len(plan.to_patch)} pods")
+    for label, samples in rows.items():
+        print(f"  {label:34s} median {statistics.median(samples):7.2f} ms   p95 {p95(samples):7.2f} ms")
+    ratio = statistics.median(rows[COLD]) / statistics.median(rows[FLOOR])
+    list_ratio = statistics.median(rows[DECODE_PLAN]) / statistics.median(rows[LIST_APISERVER])
+    ok = ratio <= TARGET_RATIO and list_ratio <= 1.0
+    print(f"  cold plan_round / floor: {ratio:.2f}x (medians, same run; target <= {TARGET_RATIO:.1f}x)")
+    print(f"  decode + plan / list call: {list_ratio:.2f}x (medians, same run; target <= 1.0x)")
+    print(f"  target -> {'OK' if ok else 'OVER TARGET'}")
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=10_000)
@@ -342,8 +452,16 @@ def main() -> int:
         help="fetched: compact records decoded from the apiserver's JSON pages (what a worker has, "
         "the default); built: the Python-built dicts, shuffled (scattered in memory; for comparison)",
     )
+    parser.add_argument(
+        "--apiserver",
+        action="store_true",
+        help="time the list call against a sandbox kube-apiserver holding the pods (creating them "
+        "takes minutes) instead of a local server of ready bytes",
+    )
     args = parser.parse_args()
     repetitions = 5 if args.quick else args.repetitions
+    if args.apiserver:
+        return against_apiserver(args, repetitions)
 
     sidecarset = build_sidecarset(scatter=args.scatter)
     facts = SidecarSetFacts.of(sidecarset)
@@ -378,7 +496,7 @@ def main() -> int:
     server = PodListServer.of_pages(served_pages(built))
     try:
         rows[LIST], rows[DECODE_PLAN], listed = list_then_plan(
-            sidecarset, server.url, len(server.pages), repetitions
+            sidecarset, local_pages(server.url, len(server.pages)), repetitions
         )
         body_mib = server.body_bytes / 2**20
     finally:
@@ -393,9 +511,12 @@ def main() -> int:
         print(f"  {label:34s} median {statistics.median(samples):7.2f} ms   p95 {p95(samples):7.2f} ms")
     ratio = statistics.median(rows[COLD]) / statistics.median(rows[FLOOR])
     list_ratio = statistics.median(rows[DECODE_PLAN]) / statistics.median(rows[LIST])
-    ok = ratio <= TARGET_RATIO and list_ratio <= 1.0
+    ok = ratio <= TARGET_RATIO
     print(f"  cold plan_round / floor: {ratio:.2f}x (medians, same run; target <= {TARGET_RATIO:.1f}x)")
-    print(f"  decode + plan / list call: {list_ratio:.2f}x (medians, same run; target <= 1.0x)")
+    print(
+        f"  decode + plan / local list: {list_ratio:.2f}x (information: the target is measured "
+        "against a kube-apiserver, --apiserver)"
+    )
     print(f"  target -> {'OK' if ok else 'OVER TARGET'}")
     return 0 if ok else 1
 

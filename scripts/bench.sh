@@ -31,6 +31,12 @@ for script in benchmarks/${BENCH:-*}.py; do
   if [ -n "${QUICK:-}" ]; then read -r -a extra <<<"$(quick_args "$script")"; fi
   say "benchmark: $script ${extra[*]:-} $*"
   "$PY" "$script" "${extra[@]}" "$@" || failed+=("$script")
+  # Target 5's second half times the real list call: plan_round again against a sandbox
+  # kube-apiserver holding the pods (storing 10,000 takes ≈ 80 s).
+  if [ "$(basename "$script" .py)" = plan_round ]; then
+    say "benchmark: $script --apiserver ${extra[*]:-} $*"
+    "$PY" "$script" --apiserver "${extra[@]}" "$@" || failed+=("$script --apiserver")
+  fi
 done
 say "benchmarks took $(( $(date +%s) - START ))s"
 if [ ${#failed[@]} -gt 0 ]; then

@@ -14,6 +14,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from clusters.models import Cluster, SidecarSetPlacement
@@ -26,9 +27,10 @@ from rollouts.models import Rollout, RolloutStep
 from rollouts.permissions import steps_awaiting_approval_by
 from sidecarhub.clitools import EXIT_NOT_PERMITTED
 from sidecarhub.models import ChangeRecord, SidecarSet, Team
-from sidecarhub.roles import HUB_APPS, ROLES, role_permissions
-from sidecarhub.services import create_sidecarset, publish_sidecarset
+from sidecarhub.roles import HUB_APPS, ROLE_APPS, ROLES, TOKEN_PERMISSIONS, role_permissions
+from sidecarhub.services import create_sidecarset, publish_sidecarset, update_sidecarset
 from sidecarhub.teams import NotTeamMember
+from sidecarhub.tokens import TokenNotPermitted, issue_token
 from tests.rollouts_api.conftest import document, make_cluster, make_rollout, person, start_and_prepare
 
 pytestmark = pytest.mark.django_db
@@ -344,7 +346,7 @@ def test_viewers_list_every_teams_objects(teams: Teams) -> None:
 def test_the_role_groups_hold_exactly_their_documented_permissions() -> None:
     available = {
         (app, codename)
-        for app, codename in Permission.objects.filter(content_type__app_label__in=HUB_APPS).values_list(
+        for app, codename in Permission.objects.filter(content_type__app_label__in=ROLE_APPS).values_list(
             "content_type__app_label", "codename"
         )
     }
@@ -361,6 +363,22 @@ def test_the_role_groups_hold_exactly_their_documented_permissions() -> None:
     assert approver == {"approve_rolloutstep"}
     assert ("sidecarhub", "act_for_all_teams") in role_permissions("admin", available)
     assert ("sidecarhub", "act_for_all_teams") not in role_permissions("operator", available)
+    tokens = {tuple(name.split(".")) for name in TOKEN_PERMISSIONS}
+    assert tokens <= role_permissions("admin", available)
+    for role in set(ROLES) - {"admin"}:  # the token list shows keys: the viewer's view_* stops short
+        assert not tokens & role_permissions(role, available), role
+    assert {app for app, _ in role_permissions("viewer", available)} == set(HUB_APPS)
+
+
+def test_an_org_admin_who_is_not_a_superuser_issues_api_tokens(teams: Teams) -> None:
+    """``sidecarhub token create`` needs ``tokens.ISSUE_PERMISSIONS``: the admin role has them,
+    the viewer (or any other role) does not."""
+    assert not teams.org_admin.is_superuser
+    key = issue_token("viewer", actor=teams.org_admin)
+    assert Token.objects.get(user=teams.viewer).key == key
+    for user in (teams.viewer, teams.pay_operator, teams.pay_author):
+        with pytest.raises(TokenNotPermitted):
+            issue_token("search-author", actor=user)
 
 
 # --- the admin: same rules, through the same services ------------------------------------------
@@ -500,6 +518,23 @@ def test_a_selector_target_selects_only_clusters_its_sidecarsets_team_may_use(te
     update_cluster(search_prod.pk, changes={"owner_team": ""}, actor=teams.org_admin)
     assert _placed_on(paying) == {"prod-pay", "prod-search", "prod-shared"}
     assert selector_skips_of([paying.pk]) == {paying.pk: set()}
+
+
+def test_a_sidecarsets_team_change_re_resolves_its_selectors(
+    teams: Teams, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Taking the SidecarSet's team away (after commit) lets its selector reach every prod
+    cluster; giving it to search moves it off payments' cluster."""
+    make_cluster("prod-search", owner_team=teams.search, labels={"env": "prod"})
+    Cluster.objects.filter(pk=teams.cluster.pk).update(labels={"env": "prod"})
+    paying = _selector_sidecarset("pay-sel", teams.pay_author, "payments")
+    assert _placed_on(paying) == {"prod-pay"}
+    with django_capture_on_commit_callbacks(execute=True):
+        update_sidecarset("pay-sel", owner_team="", actor=teams.org_admin, expected_version=None)
+    assert _placed_on(paying) == {"prod-pay", "prod-search"}
+    with django_capture_on_commit_callbacks(execute=True):
+        update_sidecarset("pay-sel", owner_team="search", actor=teams.org_admin, expected_version=None)
+    assert _placed_on(paying) == {"prod-search"}
 
 
 def test_an_explicit_target_by_an_org_admin_still_crosses_teams(teams: Teams) -> None:

@@ -567,3 +567,34 @@ def test_retrying_a_placement_needs_the_clusters_team(teams: Teams) -> None:
     assert len(queued) == 2
     with pytest.raises(NotTeamMember):
         retry_placement(placement.pk, actor=teams.search_operator)
+
+
+def test_the_admins_retry_action_needs_the_permission_and_the_clusters_team(teams: Teams) -> None:
+    """The placement list offers retry to those holding ``change_sidecarsetplacement`` only; a
+    member of another team is told why and nothing is queued."""
+    from django.test import Client
+
+    placement = SidecarSetPlacement.objects.get(sidecarset_name="pay-mesh", cluster=teams.cluster)
+    url = "/admin/clusters/sidecarsetplacement/"
+    form = {"action": "retry", "_selected_action": [str(placement.pk)]}
+    User.objects.filter(pk__in=[teams.viewer.pk, teams.search_operator.pk, teams.pay_operator.pk]).update(
+        is_staff=True
+    )
+    queued: list[tuple[Any, ...]] = []
+
+    def post(user: User) -> str:
+        browser = Client()
+        browser.force_login(user)
+        return browser.post(url, form, follow=True).content.decode()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("clusters.enqueue.push", lambda *args, **kwargs: queued.append(args))
+        browser = Client()
+        browser.force_login(teams.viewer)
+        assert 'value="retry"' not in browser.get(url).content.decode()
+        post(teams.viewer)
+        assert queued == []
+        assert "not a member of team &#x27;payments&#x27;" in post(teams.search_operator)
+        assert queued == []
+        assert "1 placement(s) queued again." in post(teams.pay_operator)
+    assert len(queued) == 1

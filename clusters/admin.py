@@ -533,14 +533,18 @@ class PlacementAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Retry push / removal now", permissions=["view"])
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        # the API's permission for retry; the change form stays closed (placements are the hub's)
+        return request.user.has_perm("clusters.change_sidecarsetplacement")
+
+    @admin.action(description="Retry push / removal now", permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet[SidecarSetPlacement]) -> None:
         queued = 0
         for pk in queryset.values_list("pk", flat=True):
             try:
-                retry_placement(pk)
+                retry_placement(pk, actor=request.user)
                 queued += 1
-            except InvalidTransition as exc:
+            except (InvalidTransition, NotTeamMember) as exc:
                 self.message_user(request, str(exc), messages.WARNING)
         self.message_user(request, f"{queued} placement(s) queued again.", messages.SUCCESS)
 

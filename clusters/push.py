@@ -217,8 +217,8 @@ def _record(
 def _require_target_access(actor: Any, sidecarset: SidecarSet, cluster_id: int | None) -> None:
     """A target belongs to its SidecarSet's team; one that names a cluster also needs the
     cluster's team (a new target is served at once, without a rollout to approve). Selector
-    targets match by labels, so the cluster's team decides there through step approvals
-    (``rollouts.permissions``) and holds."""
+    targets select only clusters their SidecarSet's team may use (``clusters.targeting``), so
+    they never reach another team's cluster and need no check here."""
     require_team_access(actor, [sidecarset.owner_team], f"SidecarSet {sidecarset.name!r}")
     if cluster_id is not None:
         cluster = Cluster.objects.select_related("owner_team").filter(pk=cluster_id).first()
@@ -453,9 +453,17 @@ def resync_selector_targets(*, actor: Any = None, request_id: str = "") -> None:
 
 
 @transaction.atomic
-def retry_placement(placement_id: int) -> SidecarSetPlacement:
-    """Queue the placement's push (or removal) again now; refused unless it failed or is pending."""
-    placement = SidecarSetPlacement.objects.select_for_update().get(pk=placement_id)
+def retry_placement(placement_id: int, *, actor: Any = None) -> SidecarSetPlacement:
+    """Queue the placement's push (or removal) again now; refused unless it failed or is pending.
+    A write to the cluster: refused (``NotTeamMember``) unless ``actor`` may act in the
+    cluster's team, as for the cluster's other writes (``clusters.services``)."""
+    placement = (
+        SidecarSetPlacement.objects.select_for_update(of=("self",))
+        .select_related("cluster__owner_team")
+        .get(pk=placement_id)
+    )
+    cluster = placement.cluster
+    require_team_access(actor, [cluster.owner_team], f"cluster {cluster.name!r}")
     if placement.state not in _ACTIVE_STATES and placement.state != PlacementState.REMOVING:
         raise InvalidTransition("placement", placement.pk, placement.state, PlacementState.PENDING)
     _requeue(placement)

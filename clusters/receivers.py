@@ -8,7 +8,7 @@ from typing import Any
 from clusters.push import sidecarset_removed, sync_placements
 from sidecarhub.sidecarset import ChangeKind
 
-__all__ = ["on_revision_published", "on_sidecarset_deleted"]
+__all__ = ["on_revision_published", "on_sidecarset_deleted", "on_sidecarset_team_changed"]
 
 
 def on_revision_published(
@@ -30,3 +30,8 @@ def on_revision_published(
 def on_sidecarset_deleted(sender: Any, *, name: str, **kwargs: Any) -> None:
     """Remove the deleted SidecarSet's resource from every cluster it was pushed to."""
     sidecarset_removed(name)
+
+
+def on_sidecarset_team_changed(sender: Any, *, sidecarset_id: int, **kwargs: Any) -> None:
+    """Its label selectors may now select other clusters (``clusters.targeting``)."""
+    sync_placements(sidecarset_id)

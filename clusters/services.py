@@ -342,8 +342,9 @@ def _register_imported(
 def update_cluster(
     cluster_id: int, *, changes: Mapping[str, Any], actor: Any = None, request_id: str = ""
 ) -> Cluster:
-    """Change non-credential fields, and ``owner_team`` (a team's name, "" = none). A label
-    change re-resolves label-selector targets."""
+    """Change non-credential fields, and ``owner_team`` (a team's name, "" = none). A label or
+    team change re-resolves label-selector targets (selectors stay inside their team:
+    ``clusters.targeting``)."""
     unknown = set(changes) - {*EDITABLE_FIELDS, "owner_team"}
     if unknown:
         raise ClusterInvalid({sorted(unknown)[0]: "cannot be changed here"})
@@ -364,7 +365,7 @@ def update_cluster(
         record_change(
             cluster, ChangeAction.UPDATE, actor=actor, request_id=request_id, before=before, after=after
         )
-    if before["labels"] != after["labels"]:
+    if before["labels"] != after["labels"] or before["owner_team"] != after["owner_team"]:
         resync_selector_targets(actor=actor, request_id=request_id)
     if any(before[field] != after[field] for field in _WEBHOOK_INPUTS):
         _queue_webhook_registration(cluster.pk)

@@ -4,6 +4,17 @@ The two directions of one rule (a target names a cluster, or selects clusters by
 lowest wave wins): ``resolve_targets`` from a SidecarSet's side, for placements and rollouts;
 ``sidecarset_ids_targeting`` from a cluster's side, for admission and drift. Queries only: no
 kube client, no tasks, so every module that needs the rule can import it.
+
+Teams (``sidecarhub.teams``): a label selector stays inside its SidecarSet's team. A selector
+target of a SidecarSet owned by a team selects only clusters without a team or owned by that
+same team; another team's cluster is skipped even when its labels match (a new placement is
+served at once, with no one of that team to agree). A SidecarSet without a team selects by
+labels alone, as before teams existed. To serve a SidecarSet in another team's cluster, name the
+cluster in an explicit target: that is checked when the target is written (its author must be
+allowed in the cluster's team, e.g. an organisation admin). The rule depends on the owners
+only, never on who wrote the target, so every reader (placements, releases, previews, fleet
+views, the dashboard, admission) resolves the same clusters. ``selector_skips_of`` names the
+clusters skipped this way.
 """
 
 from __future__ import annotations
@@ -13,9 +24,22 @@ from collections.abc import Iterable
 from django.db.models import Q
 
 from clusters.models import Cluster, SidecarSetTarget
+from sidecarhub.models import SidecarSet
 from sidecarhub.sidecarset import LabelSelector
 
-__all__ = ["resolve_targets", "resolve_targets_of", "sidecarset_ids_targeting"]
+__all__ = [
+    "resolve_targets",
+    "resolve_targets_of",
+    "selector_may_select",
+    "selector_skips_of",
+    "sidecarset_ids_targeting",
+]
+
+
+def selector_may_select(sidecarset_team_id: int | None, cluster_team_id: int | None) -> bool:
+    """Whether a selector target of a SidecarSet owned by ``sidecarset_team_id`` may select a
+    cluster owned by ``cluster_team_id`` (the module docstring's team rule)."""
+    return sidecarset_team_id is None or cluster_team_id is None or cluster_team_id == sidecarset_team_id
 
 
 def resolve_targets(sidecarset_id: int) -> dict[int, int]:
@@ -26,41 +50,73 @@ def resolve_targets(sidecarset_id: int) -> dict[int, int]:
 def resolve_targets_of(sidecarset_ids: Iterable[int]) -> dict[int, dict[int, int]]:
     """``resolve_targets`` of each SidecarSet, at once: SidecarSet id -> (cluster id -> wave).
 
-    Two queries at most, however many SidecarSets (the clusters' labels are read only when a
-    target is a label selector)."""
+    Three queries at most, however many SidecarSets (the clusters' labels and the SidecarSets'
+    teams are read only when a target is a label selector)."""
+    return _resolve(sidecarset_ids)[0]
+
+
+def selector_skips_of(sidecarset_ids: Iterable[int]) -> dict[int, set[int]]:
+    """SidecarSet id -> ids of the clusters its label selectors match but may not select
+    (another team's: the module docstring's team rule), for the views that explain why."""
+    return _resolve(sidecarset_ids)[1]
+
+
+def _resolve(sidecarset_ids: Iterable[int]) -> tuple[dict[int, dict[int, int]], dict[int, set[int]]]:
     resolved: dict[int, dict[int, int]] = {sidecarset_id: {} for sidecarset_id in sidecarset_ids}
+    skipped: dict[int, set[int]] = {sidecarset_id: set() for sidecarset_id in resolved}
     targets = list(SidecarSetTarget.objects.filter(sidecarset_id__in=list(resolved)))
     selectors = [t for t in targets if t.cluster_id is None]
-    clusters = list(Cluster.objects.values_list("pk", "labels")) if selectors else []
+    clusters = list(Cluster.objects.values_list("pk", "labels", "owner_team_id")) if selectors else []
+    teams_of: dict[int, int | None] = (
+        dict(
+            SidecarSet.objects.filter(pk__in={t.sidecarset_id for t in selectors}).values_list(
+                "pk", "owner_team_id"
+            )
+        )
+        if selectors
+        else {}
+    )
     for target in targets:
         if target.cluster_id is not None:
-            chosen: Iterable[int] = [target.cluster_id]
+            chosen: list[int] = [target.cluster_id]
         else:
             selector = LabelSelector.from_dict(target.cluster_selector)
-            chosen = [
-                pk for pk, labels in clusters if selector is not None and selector.matches(labels or {})
-            ]
+            team_id = teams_of.get(target.sidecarset_id)
+            chosen = []
+            for pk, labels, cluster_team_id in clusters:
+                if selector is None or not selector.matches(labels or {}):
+                    continue
+                if selector_may_select(team_id, cluster_team_id):
+                    chosen.append(pk)
+                else:
+                    skipped[target.sidecarset_id].add(pk)
         waves = resolved[target.sidecarset_id]
         for cluster_id in chosen:
             waves[cluster_id] = min(target.wave, waves.get(cluster_id, target.wave))
-    return resolved
+    for sidecarset_id, waves in resolved.items():
+        skipped[sidecarset_id] -= waves.keys()  # named explicitly as well: selected after all
+    return resolved, skipped
 
 
 def sidecarset_ids_targeting(cluster: Cluster) -> set[int]:
     """IDs of the SidecarSets whose targets select ``cluster``: named explicitly, or by a label
     selector over the cluster's labels (the rule of ``resolve_targets``, seen from the cluster's
-    side). These are the SidecarSets "active in the cluster" for admission and drift (those with
-    a published revision). One query."""
+    side, team rule included). These are the SidecarSets "active in the cluster" for admission
+    and drift (those with a published revision). One query."""
     labels = cluster.labels or {}
     chosen: set[int] = set()
     rows = SidecarSetTarget.objects.filter(Q(cluster_id=cluster.pk) | Q(cluster__isnull=True)).values_list(
-        "sidecarset_id", "cluster_id", "cluster_selector"
+        "sidecarset_id", "cluster_id", "cluster_selector", "sidecarset__owner_team_id"
     )
-    for sidecarset_id, cluster_id, cluster_selector in rows:
+    for sidecarset_id, cluster_id, cluster_selector, team_id in rows:
         if cluster_id is not None:
             chosen.add(sidecarset_id)
             continue
         selector = LabelSelector.from_dict(cluster_selector)
-        if selector is not None and selector.matches(labels):
+        if (
+            selector is not None
+            and selector.matches(labels)
+            and selector_may_select(team_id, cluster.owner_team_id)
+        ):
             chosen.add(sidecarset_id)
     return chosen

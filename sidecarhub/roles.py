@@ -18,7 +18,9 @@ them to the team (admin: Teams → Members). Roles say *what* a user may do; tea
 - ``admin``: the organisation admin — every permission of the hub's apps, which includes
   registering and changing clusters and their credentials, changing a cluster's rollout policy
   (``clusters.change_rollout_policy``), managing teams, and acting for every team
-  (``sidecarhub.act_for_all_teams``).
+  (``sidecarhub.act_for_all_teams``); and issuing API tokens (``authtoken.add/change/delete/
+  view_token``: ``sidecarhub token create``, ``sidecarhub.tokens``). Only the admin: token rows
+  hold the keys, so ``viewer``'s "see everything" covers the hub's apps, not tokens.
 
 Roles combine: an author who also approves is in both groups. :func:`install_roles` makes the
 groups hold exactly these permissions (migrations call it with their historical app registry);
@@ -30,10 +32,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["HUB_APPS", "ROLES", "install_roles", "role_permissions"]
+__all__ = ["HUB_APPS", "ROLES", "ROLE_APPS", "TOKEN_PERMISSIONS", "install_roles", "role_permissions"]
 
-# The apps whose permissions the roles are made of.
+# The apps whose permissions "*" and the viewer's ``view_*`` are made of.
 HUB_APPS: Final = ("sidecarhub", "clusters", "rollouts")
+# Issuing API tokens (DRF's ``authtoken``): named one by one, never part of "*" or ``view_*``.
+TOKEN_PERMISSIONS: Final = (
+    "authtoken.add_token",
+    "authtoken.change_token",
+    "authtoken.delete_token",
+    "authtoken.view_token",
+)
+# Every app a role takes permissions from.
+ROLE_APPS: Final = (*HUB_APPS, "authtoken")
 
 # Role -> (includes viewer?, extra "app_label.codename" permissions). "*" is every permission.
 ROLES: Final[Mapping[str, tuple[bool, tuple[str, ...]]]] = {
@@ -55,20 +66,22 @@ ROLES: Final[Mapping[str, tuple[bool, tuple[str, ...]]]] = {
         True,
         ("rollouts.operate_rollout", "clusters.hold_cluster", "clusters.change_sidecarsetplacement"),
     ),
-    "admin": (True, ("*",)),
+    "admin": (True, ("*", *TOKEN_PERMISSIONS)),
 }
 
 
 def role_permissions(role: str, available: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The ``(app_label, codename)`` pairs of ``role``, chosen among ``available`` (the hub
-    apps' permissions). Pure, so the definition above is testable without a database."""
+    """The ``(app_label, codename)`` pairs of ``role``, chosen among ``available`` (the
+    permissions of ``ROLE_APPS``). Pure, so the definition above is testable without a database."""
     with_viewer, extra = ROLES[role]
+    hub = {(app, codename) for app, codename in available if app in HUB_APPS}
     chosen: set[tuple[str, str]] = set()
     if with_viewer:
-        chosen |= {(app, codename) for app, codename in available if codename.startswith("view_")}
-    if "*" in extra:
-        return set(available)
+        chosen |= {(app, codename) for app, codename in hub if codename.startswith("view_")}
     for name in extra:
+        if name == "*":
+            chosen |= hub
+            continue
         app, codename = name.split(".", 1)
         if (app, codename) not in available:
             raise LookupError(f"role {role}: permission {name} does not exist")
@@ -86,7 +99,7 @@ def install_roles(apps: Any) -> None:
     from django.apps import apps as installed_apps
     from django.contrib.auth.management import create_permissions
 
-    for app_label in ("contenttypes", "auth", *HUB_APPS):
+    for app_label in ("contenttypes", "auth", *ROLE_APPS):
         # the installed app's config (it says the app has models); its models come from ``apps``
         create_permissions(installed_apps.get_app_config(app_label), apps=apps, verbosity=0)
     group_model = apps.get_model("auth", "Group")
@@ -94,7 +107,7 @@ def install_roles(apps: Any) -> None:
     rows = {
         (app, codename): pk
         for pk, app, codename in permission_model.objects.filter(
-            content_type__app_label__in=HUB_APPS
+            content_type__app_label__in=ROLE_APPS
         ).values_list("pk", "content_type__app_label", "codename")
     }
     for role in ROLES:

@@ -81,7 +81,7 @@ from sidecarhub.sidecarset.conversion import KruiseVersion as CoreKruiseVersion
 from sidecarhub.sidecarset.documents import DOCUMENT_PATH
 from sidecarhub.sidecarset.errors import FieldPath
 from sidecarhub.sidecarset.rollout_settings import POLICY_PATH
-from sidecarhub.signals import revision_published, sidecarset_deleted
+from sidecarhub.signals import revision_published, sidecarset_deleted, sidecarset_team_changed
 from sidecarhub.teams import TeamNotFound, find_team, require_team_access, require_team_assignment
 
 __all__ = [
@@ -537,6 +537,8 @@ def _update(
     changed += _changed_paths(before["rollout_policy"], sidecarset.rollout_policy, POLICY_PATH)
     if _snapshot(sidecarset)["owner_team"] != before["owner_team"]:
         changed.append("owner_team")
+        sidecarset_id = sidecarset.pk
+        transaction.on_commit(lambda: _send(sidecarset_team_changed, SidecarSet, sidecarset_id=sidecarset_id))
     if not changed:
         return []
     sidecarset.version += 1

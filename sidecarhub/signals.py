@@ -1,7 +1,7 @@
 """Signals other apps subscribe to. No domain logic here (STYLE §7): senders are services,
 receivers live in the subscribing app (clusters push, rollouts, the admission cache).
 
-Both signals are sent with ``send_robust`` from ``transaction.on_commit``: receivers see
+The signals are sent with ``send_robust`` from ``transaction.on_commit``: receivers see
 committed rows, and a failing receiver is logged, never undoing or failing the publish.
 Receivers get IDs only (as Celery tasks do); reload rows before use.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-__all__ = ["revision_published", "sidecarset_deleted"]
+__all__ = ["revision_published", "sidecarset_deleted", "sidecarset_team_changed"]
 
 revision_published = Signal()
 """Sent after a new revision committed.
@@ -33,4 +33,11 @@ sidecarset_deleted = Signal()
 
 Keyword arguments (``sender`` is the ``SidecarSet`` class): ``sidecarset_id`` (int, no longer
 in the database), ``name`` (str), ``actor_id`` (int | None).
+"""
+
+sidecarset_team_changed = Signal()
+"""Sent after a change of a SidecarSet's ``owner_team`` committed (its label-selector targets
+may select other clusters: ``clusters.targeting``).
+
+Keyword arguments (``sender`` is the ``SidecarSet`` class): ``sidecarset_id`` (int).
 """

@@ -20,7 +20,11 @@ The rules, applied by the service functions (so the API, the admin and the CLI a
    existed: a hub that does not use teams works unchanged, and an org admin gives the object to a
    team to protect it;
 5. giving an object to a team (create with a team, or change its team) needs membership of that
-   team; taking its team away (making it everyone's) needs an organisation admin.
+   team; taking its team away (making it everyone's) needs an organisation admin;
+6. a label-selector target of a team's SidecarSet selects only clusters without a team or of
+   that same team (``clusters.targeting``: it is served at once, with no one of the other team
+   to agree); crossing teams takes an explicit target naming the cluster, which rule 3 checks
+   when it is written.
 
 Reading is not scoped: viewers see every team's objects (lists and details), so a fleet-wide
 view stays possible.

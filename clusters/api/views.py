@@ -421,7 +421,7 @@ class PlacementViewSet(
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str | None = None) -> Response:
         placement = self.get_object()
-        retry_placement(placement.pk)
+        retry_placement(placement.pk, actor=request.user)
         return Response(
             PlacementSerializer(self.get_queryset().get(pk=placement.pk)).data,
             status=status.HTTP_202_ACCEPTED,

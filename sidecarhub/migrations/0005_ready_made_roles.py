@@ -18,6 +18,8 @@ class Migration(migrations.Migration):
         ("sidecarhub", "0004_team_ownership"),
         ("clusters", "0008_team_ownership_and_rollout_policy"),
         ("rollouts", "0010_rollout_planned_pods"),
+        # install_roles reads authtoken's permissions (the admin role's, since 0006)
+        ("authtoken", "0004_alter_tokenproxy_options"),
     ]
 
     # Reversing keeps the groups: people may have been added to them since.

@@ -14,16 +14,24 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from clusters.models import Cluster
+from clusters.models import Cluster, SidecarSetPlacement
+from clusters.push import create_target, retry_placement
+from clusters.services import update_cluster
+from clusters.targeting import resolve_targets, selector_skips_of, sidecarset_ids_targeting
 from rollouts.choices import StepState
+from rollouts.fleet import fleet_of
 from rollouts.models import Rollout, RolloutStep
 from rollouts.permissions import steps_awaiting_approval_by
 from sidecarhub.clitools import EXIT_NOT_PERMITTED
 from sidecarhub.models import ChangeRecord, SidecarSet, Team
-from sidecarhub.roles import HUB_APPS, ROLES, role_permissions
-from tests.rollouts_api.conftest import make_cluster, make_rollout, person, start_and_prepare
+from sidecarhub.roles import HUB_APPS, ROLE_APPS, ROLES, TOKEN_PERMISSIONS, role_permissions
+from sidecarhub.services import create_sidecarset, publish_sidecarset, update_sidecarset
+from sidecarhub.teams import NotTeamMember
+from sidecarhub.tokens import TokenNotPermitted, issue_token
+from tests.rollouts_api.conftest import document, make_cluster, make_rollout, person, start_and_prepare
 
 pytestmark = pytest.mark.django_db
 
@@ -338,7 +346,7 @@ def test_viewers_list_every_teams_objects(teams: Teams) -> None:
 def test_the_role_groups_hold_exactly_their_documented_permissions() -> None:
     available = {
         (app, codename)
-        for app, codename in Permission.objects.filter(content_type__app_label__in=HUB_APPS).values_list(
+        for app, codename in Permission.objects.filter(content_type__app_label__in=ROLE_APPS).values_list(
             "content_type__app_label", "codename"
         )
     }
@@ -355,6 +363,22 @@ def test_the_role_groups_hold_exactly_their_documented_permissions() -> None:
     assert approver == {"approve_rolloutstep"}
     assert ("sidecarhub", "act_for_all_teams") in role_permissions("admin", available)
     assert ("sidecarhub", "act_for_all_teams") not in role_permissions("operator", available)
+    tokens = {tuple(name.split(".")) for name in TOKEN_PERMISSIONS}
+    assert tokens <= role_permissions("admin", available)
+    for role in set(ROLES) - {"admin"}:  # the token list shows keys: the viewer's view_* stops short
+        assert not tokens & role_permissions(role, available), role
+    assert {app for app, _ in role_permissions("viewer", available)} == set(HUB_APPS)
+
+
+def test_an_org_admin_who_is_not_a_superuser_issues_api_tokens(teams: Teams) -> None:
+    """``sidecarhub token create`` needs ``tokens.ISSUE_PERMISSIONS``: the admin role has them,
+    the viewer (or any other role) does not."""
+    assert not teams.org_admin.is_superuser
+    key = issue_token("viewer", actor=teams.org_admin)
+    assert Token.objects.get(user=teams.viewer).key == key
+    for user in (teams.viewer, teams.pay_operator, teams.pay_author):
+        with pytest.raises(TokenNotPermitted):
+            issue_token("search-author", actor=user)
 
 
 # --- the admin: same rules, through the same services ------------------------------------------
@@ -447,3 +471,130 @@ def test_another_teams_member_cannot_issue_a_clusters_webhook_token(teams: Teams
     )
     assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     assert list(Cluster.objects.filter(webhook_token_updated_at__isnull=False)) == [own]
+
+
+# --- selector targets and placements across teams ------------------------------------------------
+
+
+def _selector_sidecarset(name: str, author: User, owner_team: str) -> SidecarSet:
+    """A published SidecarSet of ``owner_team`` ("" = none) whose one target selects env=prod."""
+    sidecarset = create_sidecarset(document(name, "log-agent:1"), actor=author, owner_team=owner_team)
+    publish_sidecarset(name, actor=author)
+    create_target(sidecarset.pk, cluster_selector={"matchLabels": {"env": "prod"}}, actor=author)
+    return sidecarset
+
+
+def _placed_on(sidecarset: SidecarSet) -> set[str]:
+    return set(
+        SidecarSetPlacement.objects.filter(sidecarset=sidecarset, should_exist=True).values_list(
+            "cluster__name", flat=True
+        )
+    )
+
+
+def test_a_selector_target_selects_only_clusters_its_sidecarsets_team_may_use(teams: Teams) -> None:
+    """A payments SidecarSet selecting env=prod is placed on payments' and team-less prod
+    clusters, never on search's; every reader of the targets agrees; a SidecarSet without a team
+    selects by labels alone; the cluster joins once it leaves its team."""
+    Cluster.objects.filter(pk=teams.cluster.pk).update(labels={"env": "prod"})
+    search_prod = make_cluster("prod-search", owner_team=teams.search, labels={"env": "prod"})
+    shared_prod = make_cluster("prod-shared", labels={"env": "prod"})
+    make_cluster("dev-pay", owner_team=teams.payments, labels={"env": "dev"})
+
+    paying = _selector_sidecarset("pay-sel", teams.pay_author, "payments")
+    assert _placed_on(paying) == {"prod-pay", "prod-shared"}
+    assert set(resolve_targets(paying.pk)) == {teams.cluster.pk, shared_prod.pk}
+    assert selector_skips_of([paying.pk]) == {paying.pk: {search_prod.pk}}
+    assert {entry.cluster for entry in fleet_of(paying.pk).clusters} == {"prod-pay", "prod-shared"}
+    # admission and drift, from the cluster's side
+    assert paying.pk not in sidecarset_ids_targeting(search_prod)
+    assert paying.pk in sidecarset_ids_targeting(Cluster.objects.get(pk=teams.cluster.pk))
+
+    everyones = _selector_sidecarset("all-sel", teams.org_admin, "")
+    assert _placed_on(everyones) == {"prod-pay", "prod-search", "prod-shared"}
+    assert everyones.pk in sidecarset_ids_targeting(search_prod)
+
+    # the search cluster given to no team: the payments selector now reaches it
+    update_cluster(search_prod.pk, changes={"owner_team": ""}, actor=teams.org_admin)
+    assert _placed_on(paying) == {"prod-pay", "prod-search", "prod-shared"}
+    assert selector_skips_of([paying.pk]) == {paying.pk: set()}
+
+
+def test_a_sidecarsets_team_change_re_resolves_its_selectors(
+    teams: Teams, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Taking the SidecarSet's team away (after commit) lets its selector reach every prod
+    cluster; giving it to search moves it off payments' cluster."""
+    make_cluster("prod-search", owner_team=teams.search, labels={"env": "prod"})
+    Cluster.objects.filter(pk=teams.cluster.pk).update(labels={"env": "prod"})
+    paying = _selector_sidecarset("pay-sel", teams.pay_author, "payments")
+    assert _placed_on(paying) == {"prod-pay"}
+    with django_capture_on_commit_callbacks(execute=True):
+        update_sidecarset("pay-sel", owner_team="", actor=teams.org_admin, expected_version=None)
+    assert _placed_on(paying) == {"prod-pay", "prod-search"}
+    with django_capture_on_commit_callbacks(execute=True):
+        update_sidecarset("pay-sel", owner_team="search", actor=teams.org_admin, expected_version=None)
+    assert _placed_on(paying) == {"prod-search"}
+
+
+def test_an_explicit_target_by_an_org_admin_still_crosses_teams(teams: Teams) -> None:
+    """Naming another team's cluster is the deliberate way across (checked when written)."""
+    search_prod = make_cluster("prod-search", owner_team=teams.search, labels={"env": "prod"})
+    paying = _selector_sidecarset("pay-sel", teams.pay_author, "payments")
+    assert _placed_on(paying) == set()
+    with pytest.raises(NotTeamMember):
+        create_target(paying.pk, cluster_id=search_prod.pk, actor=teams.pay_author)
+    create_target(paying.pk, cluster_id=search_prod.pk, actor=teams.org_admin)
+    assert _placed_on(paying) == {"prod-search"}
+    assert selector_skips_of([paying.pk]) == {paying.pk: set()}  # selected after all
+
+
+def test_retrying_a_placement_needs_the_clusters_team(teams: Teams) -> None:
+    """Retry is a cluster write: the API answers 403 to another team's operator and queues
+    nothing; the cluster's team's operator and an org admin retry."""
+    placement = SidecarSetPlacement.objects.get(sidecarset_name="pay-mesh", cluster=teams.cluster)
+    url = f"/api/v1/sidecarset-placements/{placement.pk}/retry/"
+    queued: list[tuple[Any, ...]] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("clusters.enqueue.push", lambda *args, **kwargs: queued.append(args))
+        refused = client_for(teams.search_operator).post(url, {}, format="json")
+        assert refused.status_code == 403, refused.json()
+        assert "not a member of team 'payments'" in refused.json()["errors"][0]["message"]
+        assert queued == []
+        assert client_for(teams.viewer).post(url, {}, format="json").status_code == 403
+        assert client_for(teams.pay_operator).post(url, {}, format="json").status_code == 202
+        assert client_for(teams.org_admin).post(url, {}, format="json").status_code == 202
+    assert len(queued) == 2
+    with pytest.raises(NotTeamMember):
+        retry_placement(placement.pk, actor=teams.search_operator)
+
+
+def test_the_admins_retry_action_needs_the_permission_and_the_clusters_team(teams: Teams) -> None:
+    """The placement list offers retry to those holding ``change_sidecarsetplacement`` only; a
+    member of another team is told why and nothing is queued."""
+    from django.test import Client
+
+    placement = SidecarSetPlacement.objects.get(sidecarset_name="pay-mesh", cluster=teams.cluster)
+    url = "/admin/clusters/sidecarsetplacement/"
+    form = {"action": "retry", "_selected_action": [str(placement.pk)]}
+    User.objects.filter(pk__in=[teams.viewer.pk, teams.search_operator.pk, teams.pay_operator.pk]).update(
+        is_staff=True
+    )
+    queued: list[tuple[Any, ...]] = []
+
+    def post(user: User) -> str:
+        browser = Client()
+        browser.force_login(user)
+        return browser.post(url, form, follow=True).content.decode()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("clusters.enqueue.push", lambda *args, **kwargs: queued.append(args))
+        browser = Client()
+        browser.force_login(teams.viewer)
+        assert 'value="retry"' not in browser.get(url).content.decode()
+        post(teams.viewer)
+        assert queued == []
+        assert "not a member of team &#x27;payments&#x27;" in post(teams.search_operator)
+        assert queued == []
+        assert "1 placement(s) queued again." in post(teams.pay_operator)
+    assert len(queued) == 1

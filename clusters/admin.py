@@ -41,7 +41,7 @@ from clusters.services import (
     validate_webhook_token,
 )
 from clusters.webhooks import WebhookNotConfigured, apiserver_admission_config
-from sidecarhub.admin import SidecarSetAdmin
+from sidecarhub.admin import SidecarSetAdmin, TeamOwnedAdmin
 from sidecarhub.middleware import request_id_of
 from sidecarhub.teams import NotTeamMember, team_refusal
 from sidecarhub.transitions import InvalidTransition
@@ -121,7 +121,7 @@ class ClusterAdminForm(forms.ModelForm):
 
 
 @admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
+class ClusterAdmin(TeamOwnedAdmin):
     form = ClusterAdminForm
     list_display = (
         "name",
@@ -195,16 +195,6 @@ class ClusterAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Cluster]:
         return super().get_queryset(request).select_related("owner_team")
-
-    def _acts_on(self, request: HttpRequest, obj: Cluster | None) -> bool:
-        """Another team's cluster is read-only here (the services refuse it anyway)."""
-        return obj is None or team_refusal(request.user, [obj.owner_team], "it") is None
-
-    def has_change_permission(self, request: HttpRequest, obj: Cluster | None = None) -> bool:
-        return super().has_change_permission(request, obj) and self._acts_on(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Cluster | None = None) -> bool:
-        return super().has_delete_permission(request, obj) and self._acts_on(request, obj)
 
     def changeform_view(
         self,

@@ -34,6 +34,7 @@ __all__ = [
     "SidecarSetAdmin",
     "SidecarSetAdminForm",
     "SidecarSetRevisionAdmin",
+    "TeamOwnedAdmin",
 ]
 
 # A panel of the SidecarSet change page: the request and the SidecarSet in, HTML out ("" to show
@@ -85,6 +86,20 @@ def _policy_text(value: Any) -> str:
     if value is None:
         return ""
     return ", ".join(str(step) for step in value) if isinstance(value, list) else str(value)
+
+
+class TeamOwnedAdmin(admin.ModelAdmin):
+    """Admin of a model with an ``owner_team``: another team's object is read-only here (the
+    services refuse changing it anyway), so the page does not offer what would be refused."""
+
+    def _acts_on(self, request: HttpRequest, obj: Any) -> bool:
+        return obj is None or team_refusal(request.user, [obj.owner_team], "it") is None
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and self._acts_on(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and self._acts_on(request, obj)
 
 
 class SidecarSetAdminForm(forms.ModelForm):
@@ -207,7 +222,7 @@ class RevisionInline(admin.TabularInline):
 
 
 @admin.register(SidecarSet)
-class SidecarSetAdmin(admin.ModelAdmin):
+class SidecarSetAdmin(TeamOwnedAdmin):
     """Authoring console; saves, deletes and publishes through ``sidecarhub.services``."""
 
     form = SidecarSetAdminForm
@@ -272,16 +287,6 @@ class SidecarSetAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SidecarSet]:
         return super().get_queryset(request).select_related("current_revision", "owner_team")
-
-    def _acts_on(self, request: HttpRequest, obj: SidecarSet | None) -> bool:
-        """Another team's SidecarSet is read-only here (the services refuse it anyway)."""
-        return obj is None or team_refusal(request.user, [obj.owner_team], "it") is None
-
-    def has_change_permission(self, request: HttpRequest, obj: SidecarSet | None = None) -> bool:
-        return super().has_change_permission(request, obj) and self._acts_on(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: SidecarSet | None = None) -> bool:
-        return super().has_delete_permission(request, obj) and self._acts_on(request, obj)
 
     def get_inlines(self, request: HttpRequest, obj: SidecarSet | None) -> Any:
         return [*self.extra_inlines, *self.inlines] if obj is not None else []

@@ -22,6 +22,7 @@ RUN SIDECARHUB_ENV=dev SIDECARHUB_VAR_DIR=/tmp/build-var python manage.py collec
 USER sidecarhub
 EXPOSE 8000 8443
 # The web console and API. The admission listener (TLS, called by the clusters' apiservers) runs
-# from the same image with its own settings, as docker-compose.yml's `admission` service does:
-#   gunicorn -c python:sidecarhub.gunicorn_admission --bind 0.0.0.0:8443 sidecarhub.admission_wsgi:application
+# from the same image with its own server (granian; sidecarhub/admission_server.py), as
+# docker-compose.yml's `admission` service does:
+#   python -m sidecarhub.admission_server --bind 0.0.0.0:8443
 CMD ["gunicorn", "sidecarhub.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -4,12 +4,12 @@ targets 1 and 3).
 Targets (exit 1 when one is missed):
 
 - **(b) median <= 1.5x (d) median and (b) p99 <= 2.0x (d) p99**, where (b) is a plain pod created
-  through the hub's webhook served as ``make run`` and the image serve it (gunicorn with
-  ``sidecarhub/gunicorn_admission.py``), 200 SidecarSets targeting the cluster, 10 selecting the
+  through the hub's webhook served as ``make run`` and the image serve it
+  (``python -m sidecarhub.admission_server``), 200 SidecarSets targeting the cluster, 10 selecting the
   pod; and (d) the same pod submitted already injected, without the webhook: the floor for
   storing the same object;
 - **the first admission in a freshly started worker <= 20 ms** (in a new process that loads the
-  WSGI app and runs what ``post_worker_init`` runs, then answers one AdmissionReview for the
+  WSGI app and runs what each server worker runs before it serves, then answers one AdmissionReview for the
   benchmark namespace, against the same database and apiserver).
 
 Set-up: one sandbox control plane (etcd + kube-apiserver, no controller-manager: nothing else
@@ -20,14 +20,12 @@ hub answers 401 without it, as on any new cluster), 200 SidecarSets published an
 served there (``admission_data.publish_sidecarsets``), a serving certificate for 127.0.0.1, and
 the hub's admission listeners as subprocesses:
 
-- ``gthread``: ``gunicorn -c python:sidecarhub.gunicorn_admission
-  sidecarhub.admission_wsgi:application`` as ``scripts/run.sh`` and ``docker-compose.yml`` serve it
-  (gthread workers, keep-alive, one TLS context per process, warmed before serving);
-- ``full``: the same, serving ``benchmarks.support.full_chain_wsgi:application``: the admission
-  app through the project's whole ``MIDDLEWARE``, as it was served before its lean chain;
-- ``sync`` (``--no-sync`` leaves it out): ``gunicorn sidecarhub.admission_wsgi:application
-  --workers 2 --certfile ... --keyfile ...``, the server model ``make run`` used before (sync
-  workers: one connection per request, a TLS context per connection).
+- ``hub``: ``python -m sidecarhub.admission_server`` as ``scripts/run.sh``, the image and
+  ``docker-compose.yml`` serve it (granian, the admission WSGI app, keep-alive, TLS loaded once
+  per worker, workers warmed before serving);
+- ``gthread``: the same app under gunicorn's gthread workers, the server model the listener had
+  before (``gunicorn --worker-class gthread --workers 2 --threads 4 --keep-alive 120
+  'sidecarhub.admission_wsgi:warmed_application()'``): what choosing granian saves.
 
 Each listener gets the hub's own MutatingWebhookConfiguration (``clusters.webhooks.
 webhook_configuration``) under its own name, its URL and CA, with one more ``namespaceSelector``
@@ -37,10 +35,9 @@ Configurations, interleaved round by round in a shuffled order (same run, same a
 - (a) no webhook, plain pod: namespace ``bench-off``, labelled ``sidecarhub.io/inject=disabled``
   (the webhooks' namespaceSelector skips it in the apiserver);
 - (d) no webhook, the same pod already injected (what the hub's core makes of it): the floor;
-- (b) the hub's webhook, gthread listener: namespace ``bench-hub``;
-- (f) the hub's webhook, gthread listener with the full middleware chain: namespace ``bench-full``
-  (b / f is what the lean chain saves);
-- (s) the hub's webhook, sync listener: namespace ``bench-sync``;
+- (b) the hub's webhook as deployed: namespace ``bench-hub``;
+- (g) the hub's webhook under gunicorn gthread: namespace ``bench-gthread`` (b / g is what the
+  server model saves);
 - (n) the floor for any webhook injecting these sidecars: a no-op server (``FLOOR_WEBHOOK``:
   the standard library's threaded HTTP/1.1 server over TLS, keep-alive) answering every review
   at once with the patch the hub's core makes for this pod: namespace ``bench-floor``. (b) / (n)
@@ -52,7 +49,7 @@ Each CREATE is one POST on a kept-alive HTTPS connection of this process (``http
 bearer token), timed from sending to the whole answer read; every answer is checked afterwards
 (201, and 12 containers with exactly the 10 expected sidecars for (b), (s) and (d), 2 for (a)).
 
-    BENCH=apiserver_create bash scripts/bench.sh [--creates 500] [--warmup 50] [--no-sync] [--quick]
+    BENCH=apiserver_create bash scripts/bench.sh [--creates 500] [--warmup 50] [--quick]
 
 Everything it creates is deleted at the end (the sandbox is stopped, its rows deleted).
 """
@@ -118,8 +115,7 @@ TARGET_P99_RATIO = 2.0
 TARGET_FIRST_ADMISSION_MS = 20.0
 SERVER_LABEL = "bench.sidecarhub.io/server"
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
-ADMISSION_APP = "sidecarhub.admission_wsgi:application"  # the TLS listener's app (scripts/run.sh)
-FULL_CHAIN_APP = "benchmarks.support.full_chain_wsgi:application"  # the same before its lean chain
+WARMED_APP = "sidecarhub.admission_wsgi:warmed_application()"  # gunicorn's factory-call syntax
 
 
 # --- the hub's listeners ---------------------------------------------------------------------
@@ -161,23 +157,19 @@ Server(("127.0.0.1", port), Handler).serve_forever()
 
 
 class Listener:
-    """One webhook server over TLS in its own process group: the hub's WSGI app under gunicorn
-    (``gthread``: gunicorn_admission.py; ``full``: the same with the project's whole middleware;
-    ``sync``: how make run served it before), or the
+    """One webhook server over TLS in its own process group: the hub's listener as deployed
+    (``hub``: sidecarhub.admission_server), the same app under gunicorn (``gthread``), or the
     ``floor`` webhook above (``patch``: the base64 patch it answers)."""
 
     def __init__(self, model: str, workdir: Path, cert: Path, key: Path, patch: str = "") -> None:
         self.model = model
         self.port = free_port()
         bind = f"127.0.0.1:{self.port}"
-        if model == "gthread":
-            command = [GUNICORN, "-c", "python:sidecarhub.gunicorn_admission", ADMISSION_APP]
-            command += ["--bind", bind]
-        elif model == "full":
-            command = [GUNICORN, "-c", "python:sidecarhub.gunicorn_admission", FULL_CHAIN_APP, "--bind", bind]
-        elif model == "sync":
-            command = [GUNICORN, ADMISSION_APP, "--workers", "2"]
-            command += ["--certfile", str(cert), "--keyfile", str(key), "--bind", bind]
+        if model == "hub":
+            command = [sys.executable, "-m", "sidecarhub.admission_server", "--bind", bind]
+        elif model == "gthread":
+            command = [GUNICORN, WARMED_APP, "--worker-class", "gthread", "--workers", "2", "--threads", "4"]
+            command += ["--keep-alive", "120", "--certfile", str(cert), "--keyfile", str(key), "--bind", bind]
         else:
             command = [sys.executable, "-c", FLOOR_WEBHOOK, str(self.port), str(cert), str(key), patch]
         environment = {
@@ -185,7 +177,7 @@ class Listener:
             "SIDECARHUB_WEBHOOK_CERT_FILE": str(cert),
             "SIDECARHUB_WEBHOOK_KEY_FILE": str(key),
         }
-        self.log = workdir / f"gunicorn-{model}.log"
+        self.log = workdir / f"listener-{model}.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 command,
@@ -299,13 +291,13 @@ def check_created(label: str, status: int, data: bytes, expected: set[str] | Non
 FRESH_WORKER = """
 import json, os, sys, time
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sidecarhub.settings")
-from sidecarhub.admission_wsgi import application  # what an admission worker loads first
+from sidecarhub.admission_wsgi import AdmissionApp  # what an admission worker loads first
 from clusters.admission import review_pod_admission
-from sidecarhub.gunicorn_admission import warm_up_and_freeze
+from sidecarhub.admission_server import warm_up_and_freeze
 mode, cluster, authorization = sys.argv[1], sys.argv[2], "Bearer " + os.environ["BENCH_WEBHOOK_TOKEN"]
 body = sys.stdin.buffer.read()
 if mode == "warm":
-    warm_up_and_freeze()  # post_worker_init
+    warm_up_and_freeze()  # what warmed_application runs before the worker serves
 times = []
 for _ in range(2):
     started = time.perf_counter()
@@ -337,7 +329,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--creates", type=int, default=500, help="timed creates per configuration")
     parser.add_argument("--warmup", type=int, default=50, help="untimed creates per configuration first")
-    parser.add_argument("--no-sync", action="store_true", help="leave out the sync-worker listener (s)")
     parser.add_argument("--quick", action="store_true", help="--creates 150 --warmup 20 (a smoke run)")
     parser.add_argument("--repetitions", type=int, default=1, help="ignored (bench.sh passes it to all)")
     args = parser.parse_args()
@@ -377,9 +368,8 @@ def main() -> int:
         say(f"{SIDECARSETS} SidecarSets published in {time.monotonic() - started:.0f}s")
         namespaces = {
             "off": {NAMESPACE_INJECT_LABEL: NAMESPACE_INJECT_DISABLED},
-            "hub": {SERVER_LABEL: "gthread"},
-            "full": {SERVER_LABEL: "full"},
-            "sync": {SERVER_LABEL: "sync"},
+            "hub": {SERVER_LABEL: "hub"},
+            "gthread": {SERVER_LABEL: "gthread"},
             "floor": {SERVER_LABEL: "floor"},
         }
         for suffix, labels in namespaces.items():
@@ -408,15 +398,13 @@ def main() -> int:
             "a": ("bench-off", plain, None),
             "d": ("bench-off", injected, expected),
             "b": ("bench-hub", plain, expected),
-            "f": ("bench-full", plain, expected),
+            "g": ("bench-gthread", plain, expected),
+            "n": ("bench-floor", plain, expected),
         }
-        if not args.no_sync:
-            configurations["s"] = ("bench-sync", plain, expected)
-        configurations["n"] = ("bench-floor", plain, expected)
 
         certs = make_serving_certificate(workdir / "webhook-tls", hosts=("127.0.0.1", "localhost"))
         ca = certs.ca_cert.read_bytes()
-        models = ["gthread", "full", "floor"] if args.no_sync else ["gthread", "full", "sync", "floor"]
+        models = ["hub", "gthread", "floor"]
         listeners = [Listener(model, workdir, certs.cert, certs.key, floor_patch) for model in models]
         client_context = ssl.create_default_context(cafile=str(certs.ca_cert))
         admission_api = client.AdmissionregistrationV1Api(api)
@@ -427,7 +415,7 @@ def main() -> int:
         creator = Creator(sandbox)
         # The apiserver sees new webhook configurations through an informer: wait until each injects.
         deadline = time.monotonic() + 60
-        for label in ("b", "f", "n", "s") if not args.no_sync else ("b", "f", "n"):
+        for label in ("b", "g", "n"):
             namespace, body, _ = configurations[label]
             while True:
                 _, status, data = creator.create(namespace, body)
@@ -480,23 +468,22 @@ def main() -> int:
     titles = {
         "a": "(a) no webhook, plain pod",
         "d": "(d) no webhook, pre-injected pod (floor)",
-        "b": "(b) hub webhook, gunicorn_admission (gthread)",
-        "f": "(f) the same, full middleware chain (before)",
-        "s": "(s) hub webhook, sync workers (before)",
+        "b": "(b) hub webhook (admission_server, granian)",
+        "g": "(g) the same app, gunicorn gthread (before)",
         "n": "(n) no-op webhook, same patch (webhook floor)",
     }
     print(f"  {'per CREATE (ms)':<48}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}")
     table = {label: figures(values) for label, values in samples.items()}
     for label, values in table.items():
         print(f"  {titles[label]:<48}" + "".join(f"{value * 1000:>8.3f}" for value in values))
-    pairs = (("b", "d"), ("b", "a"), ("f", "d"), ("b", "f"), ("s", "d"), ("b", "s"), ("n", "d"), ("b", "n"))
+    pairs = (("b", "d"), ("b", "a"), ("g", "d"), ("b", "g"), ("n", "d"), ("b", "n"))
     for top, bottom in pairs:
         if top in table and bottom in table:
             ratios = [t / b for t, b in zip(table[top], table[bottom], strict=True)]
             print(f"  {top + ' / ' + bottom:<48}" + "".join(f"{value:>7.2f}x" for value in ratios))
     print(
         "  first admission in a fresh process (first, second call, ms): without warm-up"
-        f" {fresh['cold'][0] * 1000:.1f}, {fresh['cold'][1] * 1000:.2f}; after post_worker_init's warm-up"
+        f" {fresh['cold'][0] * 1000:.1f}, {fresh['cold'][1] * 1000:.2f}; after the worker's warm-up"
         f" {fresh['warm'][0] * 1000:.1f}, {fresh['warm'][1] * 1000:.2f}"
     )
     print(

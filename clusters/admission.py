@@ -1,8 +1,8 @@
 """The pod admission webhook as a service: AdmissionReview ``admission.k8s.io/v1`` in, answer out.
 
 :func:`review_pod_admission` is the whole decision for one call of
-``POST /admission/v1/clusters/<cluster>/pods`` (the view in ``clusters.admission_views`` only
-reads the body and writes the JSON). Guarantees:
+``POST /admission/v1/clusters/<cluster>/pods`` (the listener's WSGI app,
+``sidecarhub.admission_wsgi``, only routes, reads the body and writes the JSON). Guarantees:
 
 - It answers every well-formed AdmissionReview with HTTP 200 and a ``response`` carrying the
   request's ``uid``. Only CREATE of ``pods`` (no subresource) is injected (decision 10);
@@ -49,9 +49,9 @@ rebuild (tested: within 2 seconds). If the database cannot be read, the last sna
 Warm-up
 -------
 :func:`warm_up` does, before a web process serves, what the first admission of each cluster
-would otherwise do (snapshot, kube client, every namespace's labels in one list); the admission
-listener's gunicorn settings (``sidecarhub/gunicorn_admission.py``) run it in
-``post_worker_init``.
+would otherwise do (snapshot, kube client, every namespace's labels in one list); each worker of
+the admission listener runs it before it accepts a connection
+(``sidecarhub.admission_wsgi.warmed_application``).
 
 Namespace labels
 ----------------
@@ -147,14 +147,14 @@ UNAUTHENTICATED = AdmissionAnswer(
 )
 
 
-def _error(status: int, message: str, path: str | None = None) -> AdmissionAnswer:
+def error_answer(status: int, message: str, path: str | None = None) -> AdmissionAnswer:
     return AdmissionAnswer(status, {"errors": [{"path": path, "message": message}]})
 
 
 def too_large_answer(size: int | None = None) -> AdmissionAnswer:
     limit = max_body_bytes()
     shown = f" ({size} bytes)" if size is not None else ""
-    return _error(413, f"the AdmissionReview{shown} is larger than the {limit}-byte limit")
+    return error_answer(413, f"the AdmissionReview{shown} is larger than the {limit}-byte limit")
 
 
 # --- the active revisions cache ----------------------------------------------------------------
@@ -524,7 +524,7 @@ def review_pod_admission(cluster_name: str, body: bytes, authorization: str = ""
         return _answer(cluster_name, body, authorization)
     except Exception:
         log.exception("admission: unexpected error for cluster %s", cluster_name)
-        return _error(503, "sidecarhub could not evaluate this request (internal error)")
+        return error_answer(503, "sidecarhub could not evaluate this request (internal error)")
 
 
 def _answer(cluster_name: str, body: bytes, authorization: str) -> AdmissionAnswer:
@@ -534,7 +534,7 @@ def _answer(cluster_name: str, body: bytes, authorization: str) -> AdmissionAnsw
         snapshot = active_candidates(cluster_name)
     except DefinitionsUnavailable:
         log.exception("admission: definitions unavailable for cluster %s", cluster_name)
-        return _error(503, "the hub cannot read its definitions right now")
+        return error_answer(503, "the hub cannot read its definitions right now")
     cluster = snapshot.cluster
     if not is_authenticated(snapshot.credential, authorization) or cluster is None:
         # Its own outcome, apart from bad input: a misconfigured apiserver or a stranger.
@@ -543,16 +543,16 @@ def _answer(cluster_name: str, body: bytes, authorization: str) -> AdmissionAnsw
     try:
         request = _parse(body)
     except _BadReview as exc:
-        return _error(400, exc.message, exc.path)
+        return error_answer(400, exc.message, exc.path)
     uid = request["uid"]
     if not _is_pod_create(request):
         return _review(uid)  # decision 10: CREATE of pods only
     pod = request.get("object")
     if not isinstance(pod, dict):
-        return _error(400, "required for a pod CREATE: the pod object", "request.object")
+        return error_answer(400, "required for a pod CREATE: the pod object", "request.object")
     for part in ("metadata", "spec"):
         if not isinstance(pod.get(part, {}), dict):
-            return _error(400, "must be an object", f"request.object.{part}")
+            return error_answer(400, "must be an object", f"request.object.{part}")
     try:
         return _inject(cluster, snapshot.index, request, pod, uid)
     except Exception:  # the endpoint never answers 500; the failurePolicy decides

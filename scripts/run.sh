@@ -100,11 +100,10 @@ start beat "$PY" -m celery -A sidecarhub.celery beat --loglevel=INFO --schedule 
 start web "$VENV/bin/gunicorn" sidecarhub.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 --access-logfile -
 # The admission listener, over TLS, for the clusters' apiservers: only the webhook and /healthz
 # (sidecarhub.admission_wsgi); the plain port above has no admission route.
-# Its server model: gthread workers with keep-alive, one TLS context per process, warmed before
-# serving (sidecarhub/gunicorn_admission.py; the certificate and key come from
+# Its server model: granian, keep-alive, TLS loaded once per worker, workers warmed before
+# serving (sidecarhub/admission_server.py; the certificate and key come from
 # SIDECARHUB_WEBHOOK_CERT_FILE / SIDECARHUB_WEBHOOK_KEY_FILE).
-start web-tls "$VENV/bin/gunicorn" -c python:sidecarhub.gunicorn_admission sidecarhub.admission_wsgi:application \
-  --bind "127.0.0.1:$WEBHOOK_PORT"
+start web-tls "$PY" -m sidecarhub.admission_server --bind "127.0.0.1:$WEBHOOK_PORT"
 
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.3; done
 for _ in $(seq 100); do

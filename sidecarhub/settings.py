@@ -96,15 +96,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
-# The admission listener's chain (sidecarhub.admission_wsgi), not MIDDLEWARE: its two routes answer
-# apiservers and probes in JSON and use no session, user, CSRF token, message or static file. Every
-# pod CREATE in every cluster waits for this listener, and those middlewares cost it CPU and cyclic
-# garbage on each call (issue 17; benchmarks/README.md, "Lean admission middleware").
-ADMISSION_MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",  # nosniff; HSTS / SSL redirect when configured
-    "sidecarhub.middleware.RequestIdMiddleware",
-    "django.middleware.common.CommonMiddleware",  # Host against ALLOWED_HOSTS; Content-Length set
-]
 
 ROOT_URLCONF = "sidecarhub.urls"
 WSGI_APPLICATION = "sidecarhub.wsgi.application"

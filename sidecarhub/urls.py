@@ -7,8 +7,9 @@
 /api/v1/schema/          OpenAPI 3 schema; /api/v1/docs/ (Swagger UI) and /api/v1/redoc/ (ReDoc)
                          render it with assets the hub serves itself (no CDN)
 
-The admission webhook is not here: it is served only on the TLS listener, whose URLconf is
-``clusters.admission_urls`` (``sidecarhub.admission_wsgi``); under /admission/ this one answers 404.
+The admission webhook is not here: it is served only on the TLS listener, by its own WSGI app
+(``sidecarhub.admission_wsgi``, ``python -m sidecarhub.admission_server``); under /admission/ this
+one answers 404.
 Errors Django answers itself (an unknown URL, a body over its limits, a crash) use the API's error
 body under /api/ and /admission/ (sidecarhub.api.errors); a body over the limit is 413 everywhere.
 """

@@ -130,6 +130,20 @@ def suspend_workers() -> Iterator[None]:
                 os.killpg(proc.pid, signal.SIGCONT)
 
 
+def child_process_environment() -> dict[str, str]:
+    """This process's environment with ``DATABASE_URL`` naming pytest-django's test database: a
+    process a test starts (a worker, a server) must see the rows the test commits."""
+    from django.db import connection
+
+    env = dict(os.environ)
+    if connection.vendor == "sqlite":  # the test database is a file (sidecarhub.envconfig)
+        env["DATABASE_URL"] = f"sqlite:///{os.path.abspath(connection.settings_dict['NAME'])}"
+    else:
+        url = urlsplit(os.environ["DATABASE_URL"])
+        env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
+    return env
+
+
 def start_worker(
     log_name: str = "test-worker.log",
     *,
@@ -140,17 +154,9 @@ def start_worker(
 ) -> subprocess.Popen[bytes]:
     """Start a real Celery worker process (its own session) against the test Redis and the test
     database; with ``wait_ready``, return once it answered a ping. Stop it with ``stop_worker``."""
-    from django.db import connection
-
     from sidecarhub.tasks import ping
 
-    env = dict(os.environ)
-    # The worker must see the rows the tests commit: point it at pytest-django's test database.
-    if connection.vendor == "sqlite":  # the test database is a file (sidecarhub.envconfig)
-        env["DATABASE_URL"] = f"sqlite:///{os.path.abspath(connection.settings_dict['NAME'])}"
-    else:
-        url = urlsplit(os.environ["DATABASE_URL"])
-        env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
+    env = child_process_environment()
     env.update(extra_env or {})
     marker = f"{_SESSION}:{uuid.uuid4().hex[:8]}"
     env[_MARKER] = marker

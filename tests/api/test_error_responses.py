@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 from clusters.choices import CredentialKind
 from clusters.models import Cluster
 from sidecarhub.api.pagination import MAX_PAGE_SIZE
+from tests.admission_client import AdmissionClient
 
 pytestmark = pytest.mark.django_db
 
@@ -138,9 +139,8 @@ def test_3_deeply_nested_json_is_a_400(api: APIClient, url: str) -> None:
     assert "nested too deeply" in _errors(response)[0]["message"]
 
 
-@pytest.mark.urls("clusters.admission_urls")  # the admission listener's URLconf
 def test_3_deeply_nested_admission_review_is_a_400(cluster: Cluster) -> None:
-    client = Client(raise_request_exception=False)
+    client = AdmissionClient()  # the admission listener's own WSGI app
     response = client.generic(
         "POST", "/admission/v1/clusters/alpha/pods", NESTED_BODY, content_type="application/json"
     )
@@ -262,11 +262,10 @@ def test_7_malformed_kubeconfig_is_a_field_error(api: APIClient, kubeconfig: str
 
 @pytest.mark.parametrize("part", ["spec", "metadata"])
 @pytest.mark.parametrize("value", ["x", 5, [], None])
-@pytest.mark.urls("clusters.admission_urls")
 def test_8_a_pod_part_that_is_not_an_object_is_a_400(cluster: Cluster, part: str, value: Any) -> None:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}}
     pod[part] = value
-    client = Client(raise_request_exception=False)
+    client = AdmissionClient()
     response = client.post(
         "/admission/v1/clusters/alpha/pods", _admission_review(pod), content_type="application/json"
     )
@@ -274,9 +273,8 @@ def test_8_a_pod_part_that_is_not_an_object_is_a_400(cluster: Cluster, part: str
     assert _paths(response) == [f"request.object.{part}"]
 
 
-@pytest.mark.urls("clusters.admission_urls")
 def test_8_admission_paths_that_no_cluster_can_have_are_a_json_404(cluster: Cluster) -> None:
-    client = Client(raise_request_exception=False)
+    client = AdmissionClient()
     for name in ("a%00b", "UPPER", "a" * 64):
         response = client.post(f"/admission/v1/clusters/{name}/pods", {}, content_type="application/json")
         assert response.status_code == 404 and _paths(response) == [None]

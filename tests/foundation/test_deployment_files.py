@@ -29,13 +29,16 @@ def test_compose_commands_name_real_modules() -> None:
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     assert services["web"]["command"][1] == "sidecarhub.wsgi:application"
     importlib.import_module("sidecarhub.wsgi")
-    # The webhook has its own listener, over TLS, serving the admission URLconf only.
+    # The webhook has its own listener, over TLS, serving the webhook and /healthz only.
     admission = services["admission"]["command"]
-    assert admission[-1] == "sidecarhub.admission_wsgi:application"
-    assert "python:sidecarhub.gunicorn_admission" in admission  # keep-alive, one TLS context
+    assert admission[:3] == ["python", "-m", "sidecarhub.admission_server"]
+    server = importlib.import_module("sidecarhub.admission_server")
+    assert server.APP_FACTORY.startswith("sidecarhub.admission_wsgi:")
+    assert callable(
+        getattr(importlib.import_module("sidecarhub.admission_wsgi"), server.APP_FACTORY.split(":")[1])
+    )
     tls = services["admission"]["environment"]
     assert tls["SIDECARHUB_WEBHOOK_CERT_FILE"] and tls["SIDECARHUB_WEBHOOK_KEY_FILE"]
-    assert importlib.import_module("sidecarhub.admission_wsgi").ADMISSION_URLCONF == "clusters.admission_urls"
     for name in ("worker", "beat"):
         command = services[name]["command"]
         assert command[:3] == ["celery", "-A", "sidecarhub.celery"]

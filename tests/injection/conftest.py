@@ -102,11 +102,11 @@ class HubServer:
         return f"https://127.0.0.1:{self.port}"
 
     def _app(self) -> Callable[..., Any]:
-        # Imported here: the module builds its own application at import, which needs the static
-        # directory the suite's pytest_configure creates.
-        from sidecarhub.admission_wsgi import AdmissionWSGIHandler
+        # Imported here, once Django is set up by pytest-django (the module sets it up itself
+        # when a server imports it).
+        from sidecarhub.admission_wsgi import AdmissionApp
 
-        django_app = AdmissionWSGIHandler()
+        admission_app = AdmissionApp()
 
         def recording_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
             admission = environ.get("PATH_INFO", "").startswith("/admission/")
@@ -117,11 +117,10 @@ class HubServer:
                 with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
                     self.requests.append(json.loads(body)["request"])
             started = time.perf_counter()
-            response = django_app(environ, start_response)
+            response = admission_app(environ, start_response)
             try:
                 result = list(response)
             finally:
-                response.close()
                 # Keep-alive connections hold this thread open: never keep a database session
                 # past the request, or the test database cannot be dropped at the end.
                 connections.close_all()

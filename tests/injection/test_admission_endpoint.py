@@ -156,7 +156,7 @@ def test_answers_carry_the_core_patch_and_latency_is_measured(hub: Hub) -> None:
 def test_warm_up_reads_definitions_and_namespace_labels_before_the_first_review(
     hub: Hub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # What an admission worker runs before it serves (gunicorn_admission.post_worker_init).
+    # What an admission worker runs before it serves (sidecarhub.admission_wsgi.warmed_application).
     hub.publish(sidecarset("warm-a"))
     admission._entries.clear()
     with admission._namespace_lock:

@@ -31,6 +31,7 @@ from clusters.webhooks import apiserver_admission_config, register_webhook
 from sandbox.cluster import SandboxCluster, find_binaries
 from sandbox.testing import wait_for
 from sidecarhub.services import create_sidecarset, publish_sidecarset
+from tests.admission_client import AdmissionClient
 from tests.injection.conftest import Hub, HubServer, container_names, make_pod, sidecarset
 
 PATH = "/admission/v1/clusters/{}/pods"
@@ -189,7 +190,7 @@ def _cluster(name: str = "alpha", *, required: bool, token: str = "") -> Cluster
     )
 
 
-def _admission(client: Client, cluster: str, authorization: str | None = None) -> Any:
+def _admission(client: Client | AdmissionClient, cluster: str, authorization: str | None = None) -> Any:
     headers = {"Authorization": authorization} if authorization is not None else {}
     return client.post(PATH.format(cluster), _review(), content_type="application/json", headers=headers)
 
@@ -203,10 +204,9 @@ def test_the_plain_listener_has_no_admission_route() -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.urls("clusters.admission_urls")
 def test_the_admission_listener_serves_the_webhook_and_healthz_only(settings: Any) -> None:
     _cluster(required=False)
-    client = Client()
+    client = AdmissionClient()
     assert _admission(client, "alpha").status_code == 200
     assert client.get("/healthz").status_code in (200, 503)  # 503 only names a service that is down
     for path in ("/api/v1/clusters/", "/admin/", "/api/v1/schema/"):
@@ -214,12 +214,11 @@ def test_the_admission_listener_serves_the_webhook_and_healthz_only(settings: An
 
 
 @pytest.mark.django_db
-@pytest.mark.urls("clusters.admission_urls")
 def test_a_cluster_that_does_not_require_the_token_still_refuses_a_wrong_one() -> None:
     _cluster("open", required=False, token="open-cluster-token-0123456789")
     _cluster("closed", required=True, token="closed-cluster-token-0123456789")
     _cluster("unset", required=True)
-    client = Client()
+    client = AdmissionClient()
     assert _admission(client, "open").status_code == 200  # no token: answered (not required)
     assert _admission(client, "open", "Bearer open-cluster-token-0123456789").status_code == 200
     assert _admission(client, "open", "Bearer closed-cluster-token-0123456789").status_code == 401
@@ -233,13 +232,12 @@ def test_a_cluster_that_does_not_require_the_token_still_refuses_a_wrong_one() -
 
 
 @pytest.mark.django_db
-@pytest.mark.urls("clusters.admission_urls")
 def test_calls_naming_unknown_clusters_cannot_grow_the_admission_cache(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
 
     _cluster(required=True, token="known-cluster-token-0123456789")
-    client = Client()
+    client = AdmissionClient()
     assert _admission(client, "alpha", "Bearer known-cluster-token-0123456789").status_code == 200
     monkeypatch.setattr(admission, "MAX_CACHED_CLUSTER_NAMES", len(admission._entries) + 5)
     for index in range(50):

@@ -113,12 +113,12 @@ class AdmissionApp:
             if method not in ("GET", "HEAD"):
                 return replace(error_answer(405, "only GET is accepted"), headers=(("Allow", "GET, HEAD"),))
             report = check_health()
-            body = {
+            health = {
                 "status": "ok" if report.healthy else "unhealthy",
                 "database": report.database,
                 "broker": report.broker,
             }
-            return AdmissionAnswer(200 if report.healthy else 503, body)
+            return AdmissionAnswer(200 if report.healthy else 503, health)
         match = ADMISSION_PATH.match(path)
         if match is None:
             return error_answer(404, f"no such endpoint: {path}")
@@ -132,7 +132,7 @@ class AdmissionApp:
                 return error_answer(400, "bad request: Content-Length is not a number")
             if int(length) > limit:
                 return too_large_answer(int(length))
-            body = environ["wsgi.input"].read(int(length))
+            body: bytes = environ["wsgi.input"].read(int(length))
         elif environ.get("wsgi.input_terminated"):
             # Chunked (the server ends the stream): one byte past the cap, which the handler refuses.
             body = environ["wsgi.input"].read(limit + 1)

@@ -38,6 +38,7 @@ import argparse
 import gc
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,12 +54,14 @@ def warm_up_and_freeze() -> int:
     reach (``gc.freeze``). Returns how many clusters were warmed."""
     from clusters.admission import warm_up  # the app (and so Django) is loaded by now
 
+    started = time.monotonic()
     warmed = warm_up()
     gc.collect()
     gc.freeze()
     logging.getLogger("sidecarhub.admission").info(
-        "admission worker %d warm: %d cluster(s), %d objects frozen",
+        "admission worker %d warm in %.1f s: %d cluster(s), %d objects frozen",
         os.getpid(),
+        time.monotonic() - started,
         warmed,
         gc.get_freeze_count(),
     )

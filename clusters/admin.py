@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import formats, timezone
 
 from clusters import enqueue
 from clusters.crypto import ClusterCredentials
@@ -26,6 +27,7 @@ from clusters.push import (
 )
 from clusters.services import (
     EDITABLE_FIELDS,
+    MAX_WEBHOOK_TOKEN_GRACE_SECONDS,
     ROLLOUT_POLICY_FIELDS,
     ROLLOUT_POLICY_PERMISSION,
     ClusterCleanupFailed,
@@ -34,6 +36,7 @@ from clusters.services import (
     hold_cluster,
     register_cluster,
     replace_credentials,
+    revoke_previous_webhook_token,
     set_rollout_policy,
     set_webhook_token,
     update_cluster,
@@ -50,6 +53,7 @@ _HOLD_FIELDS = ("held", "held_reason", "held_by", "held_at")
 _HEALTH_FIELDS = (
     "credential_kind",
     "webhook_token_updated_at",
+    "previous_webhook_token",
     "credentials_updated_at",
     "reachable",
     "kubernetes_version",
@@ -84,6 +88,13 @@ class ClusterAdminForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False),
         help_text="Token the cluster's apiserver presents to the admission webhook (write-only; leave "
         "blank to keep). Or use the list's action to generate one.",
+    )
+    webhook_token_grace_seconds = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_WEBHOOK_TOKEN_GRACE_SECONDS,
+        help_text="With a new webhook token: seconds the replaced one stays accepted while the "
+        "apiserver is given the new one (blank: 86400, 24 h; 0: refused at once)",
     )
 
     class Meta:
@@ -141,6 +152,7 @@ class ClusterAdmin(TeamOwnedAdmin):
     actions = (
         "check_health",
         "generate_webhook_tokens",
+        "revoke_previous_webhook_tokens",
         "hold_clusters",
         "release_holds",
         "delete_clusters",
@@ -174,6 +186,7 @@ class ClusterAdmin(TeamOwnedAdmin):
                     "webhook_timeout_seconds",
                     "webhook_auth_required",
                     "webhook_token",
+                    "webhook_token_grace_seconds",
                 )
             },
         ),
@@ -238,8 +251,23 @@ class ClusterAdmin(TeamOwnedAdmin):
                     replace_credentials(obj.pk, credentials=credentials, actor=request.user)
             if policy:  # only present when the user may change it (read-only otherwise)
                 set_rollout_policy(obj.pk, changes=policy, actor=request.user, request_id=request_id)
-            if form.cleaned_data.get("webhook_token"):
-                set_webhook_token(obj.pk, token=form.cleaned_data["webhook_token"], actor=request.user)
+            if data.get("webhook_token"):
+                set_webhook_token(
+                    obj.pk,
+                    token=data["webhook_token"],
+                    grace_seconds=data.get("webhook_token_grace_seconds"),
+                    actor=request.user,
+                    request_id=request_id,
+                )
+
+    @admin.display(description="Previous webhook token")
+    def previous_webhook_token(self, obj: Cluster) -> str:
+        until = obj.previous_webhook_token_accepted_until(timezone.now())
+        if until is None:
+            return "none accepted"
+        return (
+            f"accepted until {formats.localize(timezone.localtime(until))} (revoke it with the list's action)"
+        )
 
     @admin.action(
         description="Generate a new webhook token (shown once, with the apiserver's admission configuration)",
@@ -261,6 +289,7 @@ class ClusterAdmin(TeamOwnedAdmin):
         issued = []
         for cluster in clusters:
             token = set_webhook_token(cluster.pk, actor=request.user, request_id=request_id_of(request))
+            cluster.refresh_from_db()
             try:
                 files = apiserver_admission_config(cluster, token)
             except WebhookNotConfigured:
@@ -271,6 +300,7 @@ class ClusterAdmin(TeamOwnedAdmin):
                     "token": token,
                     "files": files,
                     "required": cluster.webhook_auth_required,
+                    "previous_until": cluster.previous_webhook_token_accepted_until(timezone.now()),
                 }
             )
         response = TemplateResponse(
@@ -280,6 +310,29 @@ class ClusterAdmin(TeamOwnedAdmin):
         )
         response["Cache-Control"] = "no-store"  # the tokens are secrets
         return response
+
+    @admin.action(
+        description="Revoke the previous webhook token now (the apiserver presents the new one)",
+        permissions=("change",),
+    )
+    def revoke_previous_webhook_tokens(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> None:
+        revoked, refusals = [], []
+        for cluster in queryset.select_related("owner_team").order_by("name"):
+            refusal = team_refusal(request.user, [cluster.owner_team], f"cluster {cluster.name!r}")
+            if refusal:
+                refusals.append(refusal)
+            elif revoke_previous_webhook_token(
+                cluster.pk, actor=request.user, request_id=request_id_of(request)
+            ):
+                revoked.append(cluster.name)
+        if refusals:
+            self.message_user(request, f"Not revoked: {'; '.join(refusals)}", messages.ERROR)
+        if revoked:
+            self.message_user(request, f"Previous webhook token revoked: {', '.join(revoked)}")
+        elif not refusals:
+            self.message_user(
+                request, "No previous webhook token was accepted; nothing revoked", messages.WARNING
+            )
 
     # Deletion always goes through delete_cluster: the hub's objects leave the cluster first and
     # the change log records it. Django's bulk "delete selected" would skip both.

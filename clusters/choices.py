@@ -84,3 +84,5 @@ class AuditAction(models.TextChoices):
     ENCRYPTION_KEY_ROTATED = "encryption_key_rotated", "Re-encrypted with the newest key"
     # The token the cluster's apiserver presents to the admission webhook set (generated or given).
     WEBHOOK_TOKEN_SET = "webhook_token_set", "Webhook token set"
+    # The token a rotation replaced stopped being accepted before its deadline.
+    WEBHOOK_PREVIOUS_TOKEN_REVOKED = "webhook_previous_token_revoked", "Previous webhook token revoked"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from clusters.admission_config import DEFAULT_KUBECONFIG_PATH
 from clusters.api.views import ClusterViewSet, TargetViewSet
@@ -31,6 +32,7 @@ from clusters.services import (
     delete_cluster,
     hold_cluster,
     import_kubeconfig,
+    revoke_previous_webhook_token,
     rollout_policy_snapshot,
     rotate_encryption_key,
     set_rollout_policy,
@@ -170,11 +172,19 @@ def handle_webhook_auth(args: argparse.Namespace, stdout: Any = None) -> None:
                 request_id=request_id,
             )
         token = None
+        grace = args.grace_seconds
         if args.token_file:
             given = Path(args.token_file).read_text().strip()
-            set_webhook_token(cluster.pk, token=given, actor=args.user, request_id=request_id)
+            set_webhook_token(
+                cluster.pk, token=given, grace_seconds=grace, actor=args.user, request_id=request_id
+            )
         elif args.generate:
-            token = set_webhook_token(cluster.pk, actor=args.user, request_id=request_id)
+            token = set_webhook_token(cluster.pk, grace_seconds=grace, actor=args.user, request_id=request_id)
+        elif args.revoke_previous:
+            if not revoke_previous_webhook_token(cluster.pk, actor=args.user, request_id=request_id):
+                out.write(f"cluster {cluster.name}: no previous webhook token is accepted; nothing revoked\n")
+        elif grace is not None:
+            raise CommandError("--grace-seconds applies to a new token: give --generate or --token-file")
     except OSError as exc:
         raise CommandError(f"--token-file cannot be read: {exc.strerror}") from None
     except ClusterInvalid as exc:
@@ -185,6 +195,9 @@ def handle_webhook_auth(args: argparse.Namespace, stdout: Any = None) -> None:
     )
     updated = cluster.webhook_token_updated_at
     token_state = f"set {updated:%Y-%m-%d %H:%M:%S}" if updated else "none"
+    previous = cluster.previous_webhook_token_accepted_until(timezone.now())
+    if previous is not None:
+        token_state += f"; previous token accepted until {previous:%Y-%m-%d %H:%M:%S} UTC"
     out.write(f"cluster {cluster.name}: webhook token {required}; token {token_state}\n")
     if token is not None:
         out.write(f"new webhook token (shown once): {token}\n")
@@ -350,6 +363,18 @@ def _cluster_verbs(parser: argparse.ArgumentParser) -> None:
     token = auth.add_mutually_exclusive_group()
     token.add_argument("--generate", action="store_true", help="generate a new token and print it once")
     token.add_argument("--token-file", default=None, help="set the token read from this file (not printed)")
+    token.add_argument(
+        "--revoke-previous",
+        action="store_true",
+        help="stop accepting the token the last rotation replaced now (the apiserver has the new one)",
+    )
+    auth.add_argument(
+        "--grace-seconds",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="with a new token: how long the replaced one stays accepted (default 86400; 0: at once)",
+    )
     required = auth.add_mutually_exclusive_group()
     required.add_argument(
         "--require",

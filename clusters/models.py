@@ -1,13 +1,16 @@
 """Models of the clusters app: the registry of Kubernetes clusters and its security audit.
 
-Credentials live only in ``Cluster.credentials_ciphertext`` and the admission webhook token only
-in ``Cluster.webhook_token_ciphertext`` (MultiFernet, see ``crypto``);
+Credentials live only in ``Cluster.credentials_ciphertext`` and the admission webhook tokens only
+in ``Cluster.webhook_token_ciphertext`` and ``webhook_previous_token_ciphertext`` (MultiFernet,
+see ``crypto``);
 every other column is safe to show. Targets (which clusters a SidecarSet goes to, in which
 wave) and placements (push state and observed status of one SidecarSet in one cluster) are
 further down.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -30,8 +33,9 @@ class Cluster(models.Model):
     its labels (for target selectors), its last observed health, and how its apiserver reaches
     the hub's admission webhook.
 
-    Guarantees: credentials and the webhook token are stored only encrypted
-    (``credentials_ciphertext``, ``webhook_token_ciphertext``), never in another column;
+    Guarantees: credentials and the webhook tokens are stored only encrypted
+    (``credentials_ciphertext``, ``webhook_token_ciphertext``,
+    ``webhook_previous_token_ciphertext``), never in another column;
     ``str()`` and ``repr()`` show the name only.
     """
 
@@ -79,6 +83,10 @@ class Cluster(models.Model):
     )
     webhook_token_ciphertext = models.TextField(blank=True, editable=False)
     webhook_token_updated_at = models.DateTimeField(null=True, editable=False)
+    # The token a rotation replaced, still accepted until the deadline so the apiserver keeps
+    # working while its admission configuration is updated (encrypted like the current one).
+    webhook_previous_token_ciphertext = models.TextField(blank=True, editable=False)
+    webhook_previous_token_expires_at = models.DateTimeField(null=True, editable=False)
 
     # Hash of the CRD manifest last applied, so pushes skip re-installing it.
     crd_manifest_hash = models.CharField(max_length=64, blank=True, editable=False)
@@ -131,6 +139,14 @@ class Cluster(models.Model):
 
     def __repr__(self) -> str:
         return f"<Cluster {self.pk}: {self.name}>"
+
+    def previous_webhook_token_accepted_until(self, now: datetime) -> datetime | None:
+        """Until when the token replaced by the last rotation is still accepted (None: no such
+        token, revoked, or its deadline passed)."""
+        expires = self.webhook_previous_token_expires_at
+        if not self.webhook_previous_token_ciphertext or expires is None or expires <= now:
+            return None
+        return expires
 
 
 class ClusterAuditEvent(models.Model):

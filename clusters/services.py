@@ -24,6 +24,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,14 @@ from django.utils import timezone
 
 from clusters import enqueue
 from clusters.choices import AuditAction, FailurePolicy
-from clusters.crypto import ClusterCredentials, decrypt_secret, encrypt_credentials, encrypt_secret, reencrypt
+from clusters.crypto import (
+    ClusterCredentials,
+    CredentialsUnreadable,
+    decrypt_secret,
+    encrypt_credentials,
+    encrypt_secret,
+    reencrypt,
+)
 from clusters.kube import KubeError, forget_kube_client, open_kube_client
 from clusters.kubeconfig import ImportedCluster, KubeconfigError, parse_kubeconfig, read_kubeconfig
 from clusters.models import Cluster, ClusterAuditEvent
@@ -54,6 +62,8 @@ from sidecarhub.teams import (
 )
 
 __all__ = [
+    "DEFAULT_WEBHOOK_TOKEN_GRACE_SECONDS",
+    "MAX_WEBHOOK_TOKEN_GRACE_SECONDS",
     "ClusterCleanupFailed",
     "ClusterExists",
     "ClusterInvalid",
@@ -66,6 +76,7 @@ __all__ = [
     "import_kubeconfig",
     "register_cluster",
     "replace_credentials",
+    "revoke_previous_webhook_token",
     "rollout_policy_snapshot",
     "rotate_encryption_key",
     "set_rollout_policy",
@@ -73,6 +84,7 @@ __all__ = [
     "update_cluster",
     "validate_credentials",
     "validate_webhook_token",
+    "validate_webhook_token_grace",
     "webhook_token_of",
 ]
 
@@ -105,6 +117,10 @@ _WEBHOOK_INPUTS = tuple(
 )
 # A webhook token: what a kubeconfig and an HTTP header carry without quoting (RFC 6750 b64token).
 _WEBHOOK_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{16,512}$")
+# How long the token a rotation replaces stays accepted: time to give the apiserver the new one
+# and restart it without refusing a pod CREATE meanwhile. 0 revokes it at once.
+DEFAULT_WEBHOOK_TOKEN_GRACE_SECONDS = 24 * 3600
+MAX_WEBHOOK_TOKEN_GRACE_SECONDS = 30 * 24 * 3600
 
 
 class ClusterInvalid(ValueError):
@@ -493,30 +509,61 @@ def validate_webhook_token(token: str) -> None:
         )
 
 
+def validate_webhook_token_grace(grace_seconds: int) -> None:
+    """0 (revoke the replaced token at once) to ``MAX_WEBHOOK_TOKEN_GRACE_SECONDS``."""
+    if not 0 <= grace_seconds <= MAX_WEBHOOK_TOKEN_GRACE_SECONDS:
+        raise ClusterInvalid(
+            {"grace_seconds": f"must be 0 (revoke at once) to {MAX_WEBHOOK_TOKEN_GRACE_SECONDS} seconds"}
+        )
+
+
 @transaction.atomic
 def set_webhook_token(
-    cluster_id: int, *, token: str | None = None, actor: Any = None, request_id: str = ""
+    cluster_id: int,
+    *,
+    token: str | None = None,
+    grace_seconds: int | None = None,
+    actor: Any = None,
+    request_id: str = "",
 ) -> str:
     """Give the cluster a new admission webhook token, ``token`` or a generated one (256 random
-    bits), and return it: the caller shows it once (it is stored only encrypted). The previous
-    token stops working at once (within the admission cache's check interval in every process).
-    Audited (``webhook_token_set``) and in the change log, neither with the value."""
+    bits), and return it: the caller shows it once (it is stored only encrypted).
+
+    The token it replaces stays accepted for ``grace_seconds`` (default
+    ``DEFAULT_WEBHOOK_TOKEN_GRACE_SECONDS``) so the apiserver keeps injecting until its admission
+    configuration has the new one; only the one replaced now (an older previous token is
+    dropped). ``grace_seconds=0`` revokes it (and any previous one) at once. Either takes
+    effect within the admission cache's check interval in every process. Audited
+    (``webhook_token_set``) and in the change log, neither with a value."""
     generated = token is None
     value = secrets.token_urlsafe(32) if token is None else token.strip()
     validate_webhook_token(value)
+    grace = DEFAULT_WEBHOOK_TOKEN_GRACE_SECONDS if grace_seconds is None else grace_seconds
+    validate_webhook_token_grace(grace)
     cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
     _require_access(actor, cluster)  # a credential of the cluster: its team's, as replace_credentials
     before = _token_snapshot(cluster)
+    now = timezone.now()
+    if grace == 0:
+        cluster.webhook_previous_token_ciphertext = ""
+        cluster.webhook_previous_token_expires_at = None
+    elif _replaces_a_working_token(cluster, value):
+        cluster.webhook_previous_token_ciphertext = cluster.webhook_token_ciphertext
+        cluster.webhook_previous_token_expires_at = now + timedelta(seconds=grace)
     cluster.webhook_token_ciphertext = encrypt_secret(value)
-    cluster.webhook_token_updated_at = timezone.now()
-    # updated_at is in the admission cache's generation: every web process re-reads the token.
-    cluster.save(update_fields=["webhook_token_ciphertext", "webhook_token_updated_at", "updated_at"])
+    cluster.webhook_token_updated_at = now
+    # updated_at is in the admission cache's generation: every web process re-reads the tokens.
+    cluster.save(update_fields=[*_WEBHOOK_TOKEN_FIELDS, "updated_at"])
+    accepted_until = cluster.previous_webhook_token_accepted_until(now)
     _audit(
         cluster,
         AuditAction.WEBHOOK_TOKEN_SET,
         actor=actor,
         request_id=request_id,
-        detail={"generated": generated},
+        detail={
+            "generated": generated,
+            "previous_token_accepted_until": accepted_until.isoformat() if accepted_until else None,
+        },
     )
     record_change(
         cluster,
@@ -530,10 +577,60 @@ def set_webhook_token(
     return value
 
 
+_WEBHOOK_TOKEN_FIELDS = (
+    "webhook_token_ciphertext",
+    "webhook_token_updated_at",
+    "webhook_previous_token_ciphertext",
+    "webhook_previous_token_expires_at",
+)
+
+
+def _replaces_a_working_token(cluster: Cluster, value: str) -> bool:
+    """Whether setting ``value`` replaces a token the apiserver may be presenting now (not none,
+    not the same one, not one no key can read)."""
+    try:
+        current = webhook_token_of(cluster)
+    except CredentialsUnreadable:
+        return False
+    return bool(current) and current != value
+
+
+@transaction.atomic
+def revoke_previous_webhook_token(cluster_id: int, *, actor: Any = None, request_id: str = "") -> bool:
+    """Stop accepting the token the last rotation replaced, before its deadline (the apiserver
+    has the new one). False, and nothing recorded, when no such token is accepted any more.
+    Audited (``webhook_previous_token_revoked``) and in the change log."""
+    cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+    _require_access(actor, cluster)
+    if cluster.previous_webhook_token_accepted_until(timezone.now()) is None:
+        return False  # none, or past its deadline: already refused (cleared by the next rotation)
+    before = _token_snapshot(cluster)
+    cluster.webhook_previous_token_ciphertext = ""
+    cluster.webhook_previous_token_expires_at = None
+    # updated_at is in the admission cache's generation: every web process re-reads the tokens.
+    cluster.save(update_fields=[*_WEBHOOK_TOKEN_FIELDS, "updated_at"])
+    _audit(cluster, AuditAction.WEBHOOK_PREVIOUS_TOKEN_REVOKED, actor=actor, request_id=request_id, detail={})
+    record_change(
+        cluster,
+        ChangeAction.UPDATE,
+        actor=actor,
+        request_id=request_id,
+        before=before,
+        after=_token_snapshot(cluster),
+        message="previous webhook token revoked",
+    )
+    return True
+
+
 def _token_snapshot(cluster: Cluster) -> dict[str, Any]:
-    """When the token last changed (never its value)."""
+    """When the token last changed and until when the replaced one is accepted (never a value)."""
     changed = cluster.webhook_token_updated_at
-    return {"name": cluster.name, "webhook_token_updated_at": changed.isoformat() if changed else None}
+    expires = cluster.webhook_previous_token_expires_at if cluster.webhook_previous_token_ciphertext else None
+    return {
+        "name": cluster.name,
+        "webhook_token_updated_at": changed.isoformat() if changed else None,
+        "webhook_previous_token_expires_at": expires.isoformat() if expires else None,
+    }
 
 
 def webhook_token_of(cluster: Cluster) -> str:
@@ -675,7 +772,7 @@ def check_cluster_health(cluster_id: int) -> HealthResult | None:
 
 
 def rotate_encryption_key(*, actor: Any = None, request_id: str = "") -> int:
-    """Re-encrypt every cluster's credentials and webhook token with the newest key (the first of
+    """Re-encrypt every cluster's credentials and webhook tokens with the newest key (the first of
     ``SIDECARHUB_ENCRYPTION_KEYS``); one audit row per cluster. Idempotent. Returns the count.
 
     Raises ``CredentialsUnreadable`` (and changes nothing for that row) if a row cannot be
@@ -687,7 +784,17 @@ def rotate_encryption_key(*, actor: Any = None, request_id: str = "") -> int:
             cluster.credentials_ciphertext = reencrypt(cluster.credentials_ciphertext)
             if cluster.webhook_token_ciphertext:
                 cluster.webhook_token_ciphertext = reencrypt(cluster.webhook_token_ciphertext)
-            cluster.save(update_fields=["credentials_ciphertext", "webhook_token_ciphertext"])
+            if cluster.webhook_previous_token_ciphertext:  # still accepted until its deadline
+                cluster.webhook_previous_token_ciphertext = reencrypt(
+                    cluster.webhook_previous_token_ciphertext
+                )
+            cluster.save(
+                update_fields=[
+                    "credentials_ciphertext",
+                    "webhook_token_ciphertext",
+                    "webhook_previous_token_ciphertext",
+                ]
+            )
             _audit(cluster, AuditAction.ENCRYPTION_KEY_ROTATED, actor=actor, request_id=request_id, detail={})
         count += 1
     return count

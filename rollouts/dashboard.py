@@ -11,8 +11,8 @@ what waits for the signed-in user, and what stopped.
 - ``stopped_rollouts()``: paused and failed rollouts, newest first, with their reasons.
 
 Nothing here writes. Cost: the matrix is a fixed number of queries (``fleets_of``, whatever the
-number of SidecarSets and clusters); ``releases_of`` runs once per SidecarSet with an active
-rollout (five queries each); the rest is one query each.
+number of SidecarSets and clusters); the releases in flight are ``releases_of_many`` of the
+SidecarSets with an active rollout (four queries for all of them); the rest is one query each.
 """
 
 from __future__ import annotations
@@ -122,14 +122,12 @@ def releases_in_flight() -> list[ReleaseInFlight]:
         .values_list("sidecarset_id", flat=True)
         .distinct()
     )
-    found: list[tuple[fleet.Releases, fleet.Release]] = []
-    for sidecarset_id in list(active):
-        releases = fleet.releases_of(sidecarset_id)
-        found.extend(
-            (releases, release)
-            for release in releases.releases
-            if release.stage not in FINISHED_RELEASE_STAGES
-        )
+    found = [
+        (releases, release)
+        for releases in fleet.releases_of_many(list(active))
+        for release in releases.releases
+        if release.stage not in FINISHED_RELEASE_STAGES
+    ]
     rollout_ids = [member.rollout.id for _, release in found for member in release.clusters]
     progress = {
         rollout.pk: progress_of(rollout)

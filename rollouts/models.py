@@ -14,6 +14,7 @@ revision that a non-terminal rollout references, so an active rollout always has
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -34,7 +35,41 @@ if TYPE_CHECKING:
     from clusters.models import Cluster
     from sidecarhub.models import SidecarSet
 
-__all__ = ["Approval", "PodUpdate", "Rollout", "RolloutStep", "StepTransition"]
+__all__ = [
+    "MAX_EXPLANATION_NOTES",
+    "Approval",
+    "PodUpdate",
+    "Rollout",
+    "RolloutStep",
+    "StepTransition",
+    "with_note",
+]
+
+# Notes kept in an explanation (one per line); older ones are dropped and counted, so a rollout
+# that waits or pauses for weeks does not grow its row (and every page showing it) without bound.
+MAX_EXPLANATION_NOTES = 50
+_DROPPED_NOTES = re.compile(r"^\((\d+) earlier notes? dropped\)$")
+
+
+def with_note(explanation: str, note: str, *, keep: int = MAX_EXPLANATION_NOTES) -> str:
+    """``explanation`` with ``note`` appended as its newest line, keeping the newest ``keep``
+    notes and a first line counting the dropped ones: ``(N earlier notes dropped)``. A note's own
+    line breaks become spaces (a note is one line, so the count is of notes)."""
+    lines = explanation.splitlines()
+    dropped = 0
+    if lines and (counted := _DROPPED_NOTES.match(lines[0])):
+        dropped = int(counted.group(1))
+        lines = lines[1:]
+    notes = [line for line in lines if line.strip()]
+    flat = " ".join(part.strip() for part in note.splitlines() if part.strip())
+    if flat:
+        notes.append(flat)
+    if len(notes) > keep:
+        dropped += len(notes) - keep
+        notes = notes[-keep:]
+    if dropped:
+        notes.insert(0, f"({dropped} earlier note{'' if dropped == 1 else 's'} dropped)")
+    return "\n".join(notes)
 
 
 class Rollout(models.Model):
@@ -92,7 +127,7 @@ class Rollout(models.Model):
     state = models.CharField(max_length=16, choices=RolloutState.choices, default=RolloutState.PENDING)
     state_changed_at = models.DateTimeField(auto_now_add=True)
     reason = models.CharField(max_length=300, blank=True, help_text="Why it is in its state, in one line")
-    explanation = models.TextField(blank=True, help_text="Appended notes a person can act on")
+    explanation = models.TextField(blank=True, help_text="Appended notes a person can act on")  # with_note
     pause_requested = models.BooleanField(default=False)
     abort_requested = models.BooleanField(default=False)
     intent_by = models.CharField(max_length=150, blank=True, help_text="Who asked for the pending intent")

@@ -45,7 +45,7 @@ from rollouts.choices import (
     RolloutState,
     StepState,
 )
-from rollouts.models import PodUpdate, Rollout, RolloutStep
+from rollouts.models import PodUpdate, Rollout, RolloutStep, with_note
 from rollouts.pass_inputs import PassInputs, PodListing
 from rollouts.transitions import InvalidTransition, RolloutError
 from sidecarhub.locks import LOCKS, try_advisory_lock
@@ -195,8 +195,10 @@ class _Pass:
                 )
             transitions.pause_rollout_row(rollout.pk, actor=None, reason=reason)
             if explanation:
+                # Read under the row's lock: the in-memory rollout may predate another note.
+                locked = Rollout.objects.select_for_update().only("explanation").get(pk=rollout.pk)
                 Rollout.objects.filter(pk=rollout.pk).update(
-                    explanation=(rollout.explanation + "\n" + explanation).strip()
+                    explanation=with_note(locked.explanation, explanation)
                 )
         self.report.transitions.append(f"rollout {rollout.pk} paused: {reason}")
 
@@ -380,10 +382,8 @@ class _Pass:
                 f"{now:%Y-%m-%d %H:%M:%S} UTC: no heartbeat since {step.heartbeat_at:%H:%M:%S}; the worker "
                 "running this step was lost. Its pods are checked by reading them (never patched twice)."
             )
-            RolloutStep.objects.filter(pk=step.pk).update(
-                explanation=(step.explanation + "\n" + note).strip()
-            )
-            step.explanation = (step.explanation + "\n" + note).strip()
+            step.explanation = with_note(step.explanation, note)
+            RolloutStep.objects.filter(pk=step.pk).update(explanation=step.explanation)
         RolloutStep.objects.filter(pk=step.pk).update(heartbeat_at=now)
         core, listing = self.pods(rollout)
         result = engine.run_step_pass(
@@ -597,5 +597,5 @@ def settle_restarted_source(restart: Rollout, left: int) -> None:
     )
     source.needs_recreate = left
     source.reason = reason[:300]
-    source.explanation = f"{source.explanation}\n{note}" if source.explanation else note
+    source.explanation = with_note(source.explanation, note)
     source.save(update_fields=["needs_recreate", "reason", "explanation"])

@@ -6,13 +6,17 @@ write-only inputs; no serializer has a field that reads ``credentials_ciphertext
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clusters.choices import FailurePolicy
 from clusters.crypto import ClusterCredentials
 from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
+from clusters.services import MAX_WEBHOOK_TOKEN_GRACE_SECONDS
 
 __all__ = [
     "ClusterAuditEventSerializer",
@@ -28,10 +32,16 @@ __all__ = [
     "PlacementSerializer",
     "TargetSerializer",
     "WebhookTokenIssuedSerializer",
+    "WebhookTokenRevokedSerializer",
     "WebhookTokenSerializer",
 ]
 
 _SECRET_STYLE = {"input_type": "password"}
+
+
+def _when(moment: datetime | None) -> str | None:
+    """A time as every DateTimeField of the API shows it."""
+    return serializers.DateTimeField().to_representation(moment) if moment is not None else None
 
 
 def _team_name(cluster: Cluster) -> str:
@@ -43,6 +53,9 @@ class ClusterSerializer(serializers.ModelSerializer):
     rollout policy."""
 
     owner_team = serializers.SerializerMethodField(help_text="Name of the owning team; empty: none")
+    webhook_previous_token_accepted_until = serializers.SerializerMethodField(
+        help_text="Until when the token the last rotation replaced is still accepted; null: none is"
+    )
 
     class Meta:
         model = Cluster
@@ -67,6 +80,7 @@ class ClusterSerializer(serializers.ModelSerializer):
             "webhook_timeout_seconds",
             "webhook_auth_required",
             "webhook_token_updated_at",
+            "webhook_previous_token_accepted_until",
             "rollout_requires_second_person",
             "rollout_auto_approve",
             "rollout_approval_ttl_seconds",
@@ -81,6 +95,10 @@ class ClusterSerializer(serializers.ModelSerializer):
 
     def get_owner_team(self, obj: Cluster) -> str:
         return _team_name(obj)
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_webhook_previous_token_accepted_until(self, obj: Cluster) -> str | None:
+        return _when(obj.previous_webhook_token_accepted_until(timezone.now()))
 
 
 class ClusterRolloutPolicySerializer(serializers.Serializer):
@@ -190,6 +208,13 @@ class WebhookTokenSerializer(serializers.Serializer):
     token = serializers.CharField(
         write_only=True, required=False, allow_blank=False, max_length=512, style=_SECRET_STYLE
     )
+    grace_seconds = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_WEBHOOK_TOKEN_GRACE_SECONDS,
+        help_text="How long the token being replaced stays accepted (default 86400: 24 h; 0: "
+        "refused at once), time to give the apiserver the new one",
+    )
 
 
 class WebhookTokenIssuedSerializer(serializers.Serializer):
@@ -200,9 +225,21 @@ class WebhookTokenIssuedSerializer(serializers.Serializer):
     token = serializers.CharField()
     generated = serializers.BooleanField()
     webhook_auth_required = serializers.BooleanField()
+    previous_token_accepted_until = serializers.DateTimeField(
+        allow_null=True, help_text="Until when the replaced token is still accepted; null: not at all"
+    )
     admission_configuration = serializers.CharField(allow_null=True)
     kubeconfig = serializers.CharField(allow_null=True)
     kubeconfig_path = serializers.CharField(allow_null=True)
+
+
+class WebhookTokenRevokedSerializer(serializers.Serializer):
+    """Answer of ``POST /api/v1/clusters/{name}/webhook-token/revoke-previous/``."""
+
+    cluster = serializers.CharField()
+    revoked = serializers.BooleanField(
+        help_text="False when no replaced token was accepted any more (nothing changed)"
+    )
 
 
 class HoldSerializer(serializers.Serializer):

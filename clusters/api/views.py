@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -34,6 +35,7 @@ from clusters.api.serializers import (
     TargetInputSerializer,
     TargetSerializer,
     WebhookTokenIssuedSerializer,
+    WebhookTokenRevokedSerializer,
     WebhookTokenSerializer,
 )
 from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
@@ -53,6 +55,7 @@ from clusters.services import (
     import_kubeconfig,
     register_cluster,
     replace_credentials,
+    revoke_previous_webhook_token,
     rollout_policy_snapshot,
     set_rollout_policy,
     set_webhook_token,
@@ -133,6 +136,7 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         "destroy": ["clusters.delete_cluster"],
         "credentials": ["clusters.change_cluster"],
         "webhook_token": ["clusters.change_cluster"],
+        "revoke_previous_webhook_token": ["clusters.change_cluster"],
         "check": ["clusters.view_cluster"],
         "hold": ["clusters.hold_cluster"],
         "release_hold": ["clusters.hold_cluster"],
@@ -221,8 +225,9 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         request=WebhookTokenSerializer,
         responses={200: WebhookTokenIssuedSerializer},
         description="Set the token the cluster's apiserver presents to the admission webhook, or "
-        "generate one (no body). The answer shows it once, with the AdmissionConfiguration and "
-        "kubeconfig to install on the apiserver; the previous token stops working at once.",
+        "generate one (no token). The answer shows it once, with the AdmissionConfiguration and "
+        "kubeconfig to install on the apiserver. The token it replaces stays accepted for "
+        "grace_seconds (default 24 h; 0: refused at once) while the apiserver is given the new one.",
     )
     @action(detail=True, methods=["post"], url_path="webhook-token")
     def webhook_token(self, request: Request, name: str | None = None) -> Response:
@@ -231,7 +236,11 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         data.is_valid(raise_exception=True)
         given = data.validated_data.get("token")
         token = set_webhook_token(
-            cluster.pk, token=given, actor=request.user, request_id=request_id_of(request)
+            cluster.pk,
+            token=given,
+            grace_seconds=data.validated_data.get("grace_seconds"),
+            actor=request.user,
+            request_id=request_id_of(request),
         )
         cluster.refresh_from_db()
         try:
@@ -243,6 +252,7 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
             "token": token,
             "generated": given is None,
             "webhook_auth_required": cluster.webhook_auth_required,
+            "previous_token_accepted_until": cluster.previous_webhook_token_accepted_until(timezone.now()),
             "admission_configuration": files.admission_configuration if files else None,
             "kubeconfig": files.kubeconfig if files else None,
             "kubeconfig_path": files.kubeconfig_path if files else None,
@@ -250,6 +260,20 @@ class ClusterViewSet(_ClustersViewMixin, viewsets.ModelViewSet):
         response = Response(WebhookTokenIssuedSerializer(answer).data)
         response["Cache-Control"] = "no-store"  # a secret: never kept by a cache
         return response
+
+    @extend_schema(
+        request=None,
+        responses={200: WebhookTokenRevokedSerializer},
+        description="Stop accepting the token the last rotation replaced before its deadline "
+        "(once the apiserver presents the new one).",
+    )
+    @action(detail=True, methods=["post"], url_path="webhook-token/revoke-previous")
+    def revoke_previous_webhook_token(self, request: Request, name: str | None = None) -> Response:
+        cluster = self.get_object()
+        revoked = revoke_previous_webhook_token(
+            cluster.pk, actor=request.user, request_id=request_id_of(request)
+        )
+        return Response(WebhookTokenRevokedSerializer({"cluster": cluster.name, "revoked": revoked}).data)
 
     @extend_schema(request=HoldSerializer, responses={200: ClusterSerializer})
     @action(detail=True, methods=["post"])

@@ -42,6 +42,7 @@ router.register("change-records", ChangeRecordViewSet, basename="change-record")
 # /api/v1/clusters/{name}/check/                         POST 202: health check queued
 # /api/v1/clusters/{name}/rollout-policy/                GET, PATCH four eyes / auto-approve / approval TTL
 # /api/v1/clusters/{name}/webhook-token/                 POST set or generate the admission webhook token
+# /api/v1/clusters/{name}/webhook-token/revoke-previous/ POST stop accepting the token a rotation replaced
 # /api/v1/sidecarset-targets/                            GET list (?sidecarset= ?cluster= ?*_id=), POST
 # /api/v1/sidecarset-targets/{id}/                       GET, PATCH, DELETE
 # /api/v1/sidecarset-placements/                         GET push state (?sidecarset= ?cluster= ?state=)

@@ -89,6 +89,13 @@ def _endpoints(world: dict[str, Any]) -> list[tuple[str, str, list[str], Any, in
         ("post", "/api/v1/clusters/c1/credentials/", ["clusters.change_cluster"], {"token": "rotated"}, 200),
         ("post", "/api/v1/clusters/c1/check/", ["clusters.view_cluster"], None, 202),
         ("post", "/api/v1/clusters/c1/webhook-token/", ["clusters.change_cluster"], None, 200),
+        (
+            "post",
+            "/api/v1/clusters/c1/webhook-token/revoke-previous/",
+            ["clusters.change_cluster"],
+            None,
+            200,
+        ),
         ("post", "/api/v1/clusters/c1/hold/", ["clusters.hold_cluster"], {"reason": "freeze"}, 200),
         ("post", "/api/v1/clusters/c1/release-hold/", ["clusters.hold_cluster"], None, 200),
         (
@@ -136,7 +143,7 @@ def _endpoints(world: dict[str, Any]) -> list[tuple[str, str, list[str], Any, in
     ]
 
 
-ENDPOINT_COUNT = 21
+ENDPOINT_COUNT = 22
 
 
 @pytest.mark.parametrize("index", range(ENDPOINT_COUNT))

@@ -217,3 +217,23 @@ def test_times_are_24_hour_utc_everywhere() -> None:
     assert formats.date_format(afternoon, "DATETIME_FORMAT") == "2026-12-05 13:05:09 UTC"
     assert formats.date_format(afternoon, "SHORT_DATETIME_FORMAT") == "2026-12-05 13:05 UTC"
     assert formats.localize(afternoon) == "2026-12-05 13:05:09 UTC"
+
+
+def test_the_dashboard_poll_costs_the_same_queries_however_many_sidecarsets_are_in_flight() -> None:
+    """The poll every few seconds: releases in flight are read for all SidecarSets at once
+    (``releases_of_many``), so 20 SidecarSets cost what one does, within a small constant."""
+    clusters = [make_cluster(f"c-{index}") for index in range(3)]
+    start_and_prepare(make_rollout(None, clusters[0], name="s-0"))
+    client = signed_in(make_staff_user("viewer", *WATCHER))
+
+    def poll() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            live(client, "/admin/")
+        return len(captured.captured_queries)
+
+    one = poll()
+    for index in range(1, 20):
+        start_and_prepare(make_rollout(None, clusters[index % 3], name=f"s-{index}"))
+    twenty = poll()
+    assert len(releases_in_flight()) == 20  # each SidecarSet's release is on the page
+    assert twenty <= one + 2, (one, twenty)

@@ -3,14 +3,16 @@ for a registered cluster's apiserver presenting the cluster's webhook token.
 
 A real kube-apiserver (the sandbox, started with an admission configuration whose webhook
 kubeconfig holds its token) calls the hub's admission listener over HTTPS: the pod is created
-with its sidecar; every other caller gets one and the same 401; a rotated token locks the
-apiserver out until it is given the new one.
+with its sidecar; every other caller gets one and the same 401; a rotated token keeps the
+apiserver working until the replaced one's deadline (or its early revocation), then locks it
+out until it is given the new one.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,12 @@ from clusters.choices import CredentialKind
 from clusters.crypto import ClusterCredentials, encrypt_secret
 from clusters.models import Cluster
 from clusters.push import create_target, serve_revision
-from clusters.services import import_kubeconfig, register_cluster, set_webhook_token
+from clusters.services import (
+    import_kubeconfig,
+    register_cluster,
+    revoke_previous_webhook_token,
+    set_webhook_token,
+)
 from clusters.webhooks import apiserver_admission_config, register_webhook
 from sandbox.cluster import SandboxCluster, find_binaries
 from sandbox.testing import wait_for
@@ -96,14 +103,22 @@ def test_the_apiserver_is_authenticated_and_every_other_caller_gets_the_same_401
     status, body, _ = _post(hub, "alpha", f"Bearer {token}")
     assert status == 200 and json.loads(body)["response"]["patchType"] == "JSONPatch"
 
-    # A new token the apiserver does not have: its calls are refused (within the admission cache's
-    # 1 s check) and, failurePolicy Ignore, pods are created without sidecars.
+    # A rotation: the apiserver still presents the token it replaced, accepted until the deadline
+    # (24 h by default), so pods keep their sidecars while its files are updated: no outage.
     set_webhook_token(hub.cluster.pk)
+    invalidate_active_revisions()  # the hub's listener runs in this process: re-read the row now
+    for index in range(3):
+        pod = hub.create_pod(k8s_namespace, make_pod(f"overlap-{index}"))
+        assert container_names(pod) == ["authn-agent", "app"]
+        time.sleep(0.5)  # across the admission cache's 1 s check too
 
     def created_without_sidecar() -> bool:
         pod = hub.create_pod(k8s_namespace, make_pod(f"locked-out-{uuid.uuid4().hex[:6]}"))
         return container_names(pod) == ["app"]
 
+    # Revoked early (as once the apiserver has the new token): its calls are refused (within the
+    # admission cache's 1 s check) and, failurePolicy Ignore, pods are created without sidecars.
+    assert revoke_previous_webhook_token(hub.cluster.pk)
     wait_for(created_without_sidecar, timeout_seconds=15, interval_seconds=0.5, what="the old token refused")
     # Given the apiserver's token again, injection is back.
     set_webhook_token(hub.cluster.pk, token=token)
@@ -113,6 +128,12 @@ def test_the_apiserver_is_authenticated_and_every_other_caller_gets_the_same_401
         return container_names(pod) == ["authn-agent", "app"]
 
     wait_for(injected_again, timeout_seconds=15, interval_seconds=0.5, what="the token accepted again")
+    # A short overlap: the apiserver's token works until the deadline passes, then is refused
+    # with nothing else changing.
+    set_webhook_token(hub.cluster.pk, grace_seconds=3)
+    wait_for(created_without_sidecar, timeout_seconds=20, interval_seconds=0.5, what="the old token expired")
+    expired_at = Cluster.objects.get(pk=hub.cluster.pk).webhook_previous_token_expires_at
+    assert expired_at is not None and time.time() >= expired_at.timestamp()
 
 
 @pytest.mark.k8s
@@ -246,3 +267,28 @@ def test_calls_naming_unknown_clusters_cannot_grow_the_admission_cache(
     assert len(admission._rebuild_locks) <= admission.MAX_CACHED_CLUSTER_NAMES + 1
     # A registered cluster is still answered (its snapshot is kept whatever the count).
     assert _admission(client, "alpha", "Bearer known-cluster-token-0123456789").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_replaced_token_stops_at_its_deadline_without_a_new_snapshot() -> None:
+    """The deadline is compared at each call: the snapshot built while the replaced token was
+    accepted refuses it once the deadline passes (no definitions change needed)."""
+    cluster = _cluster(required=True, token="the-old-token-0123456789")
+    set_webhook_token(cluster.pk, token="the-new-token-0123456789", grace_seconds=1)
+    invalidate_active_revisions()
+    body = json.dumps(_review()).encode()
+    snapshot = admission.active_candidates("alpha")
+    deadline = Cluster.objects.get(pk=cluster.pk).webhook_previous_token_expires_at
+    assert deadline is not None
+    assert admission.review_pod_admission("alpha", body, "Bearer the-old-token-0123456789").status == 200
+    wait_for(
+        lambda: (
+            admission.review_pod_admission("alpha", body, "Bearer the-old-token-0123456789").status == 401
+        ),
+        timeout_seconds=5,
+        interval_seconds=0.1,
+        what="the replaced token refused at its deadline",
+    )
+    assert time.time() >= deadline.timestamp()  # not refused before its deadline
+    assert admission.active_candidates("alpha") is snapshot  # the same snapshot decided both
+    assert admission.review_pod_admission("alpha", body, "Bearer the-new-token-0123456789").status == 200

@@ -100,11 +100,11 @@ def test_rollout_page_shows_progress_without_reloading(console: Console, fast_re
     step = start_and_prepare(rollout)
     page = console.page_for(watcher("viewer"), f"/admin/rollouts/rollout/{rollout.pk}/change/")
     live = page.locator("#sh-rollout-live")
-    expect(live).to_contain_text("0 / 3 updated")
+    expect(live).to_contain_text("rollout: 0 / 3 pods done")
     mark_page(page)
 
     make_pod_update(step, PODS[0])  # the engine's row for one pod updated
-    expect(live.locator(".sh-progress").first).to_contain_text("1 / 3 updated")
+    expect(live.locator(".sh-progress").first).to_contain_text("rollout: 1 / 3 pods done")
     make_pod_update(step, PODS[1], outcome=PodUpdateOutcome.FAILED, error="ErrImagePull")
     expect(live.locator(".sh-progress").first).to_contain_text("1 failed")
     pause_rollout_row(rollout.pk, actor=None, reason="step 1: 1 pod failed (threshold 0)")
@@ -117,18 +117,18 @@ def test_a_refresh_waits_while_someone_types_in_the_region(console: Console, fas
     step = start_and_prepare(rollout)
     page = console.page_for(watcher("approver"), f"/admin/rollouts/rollout/{rollout.pk}/change/")
     progress = page.locator("#sh-rollout-live .sh-progress").first
-    expect(progress).to_contain_text("0 / 3 updated")
+    expect(progress).to_contain_text("rollout: 0 / 3 pods done")
     comment = page.locator(f"#step-{step.pk} input[name=comment]")
 
     comment.fill("canary looks fine")
     make_pod_update(step, PODS[0])
     page.wait_for_timeout(3_000)  # three refresh periods
-    expect(progress).to_contain_text("0 / 3 updated")  # not swapped: the comment would be lost
+    expect(progress).to_contain_text("rollout: 0 / 3 pods done")  # not swapped: the comment would be lost
     expect(comment).to_have_value("canary looks fine")
 
     comment.fill("")
     comment.blur()
-    expect(progress).to_contain_text("1 / 3 updated")
+    expect(progress).to_contain_text("rollout: 1 / 3 pods done")
 
 
 def test_a_page_whose_session_ended_shows_the_login_form_not_inside_its_region(
@@ -151,12 +151,12 @@ def test_dashboard_shows_releases_and_stops_without_reloading(console: Console, 
     page = console.page_for(watcher("viewer"))
     release = page.locator('.sh-release-row[data-sidecarset="log-agent"][data-revision="2"]')
     expect(release).to_contain_text("wave 0 awaiting approval in cluster prod-eu")
-    expect(release).to_contain_text("0 / 3 updated")
+    expect(release).to_contain_text("rollouts: 0 / 3 pods done")
     expect(page.locator("#sh-stopped")).to_contain_text("No rollout is paused or failed.")
     mark_page(page)
 
     make_pod_update(step, PODS[0])
-    expect(release).to_contain_text("1 / 3 updated")
+    expect(release).to_contain_text("rollouts: 1 / 3 pods done")
     pause_rollout_row(rollout.pk, actor=None, reason="paused by a person: checking the canary")
     stopped = page.locator(f'.sh-stopped-row[data-rollout="{rollout.pk}"]')
     expect(stopped.locator(".sh-reason")).to_have_text("paused by a person: checking the canary")
@@ -326,10 +326,10 @@ def test_a_teams_author_publishes_and_only_the_teams_approver_approves(
     # 4. The engine updates the pods; the rollout page follows without reloading.
     expect(approver).to_have_url(re.compile(re.escape(rollout_path) + "$"))
     live = approver.locator("#sh-rollout-live")
-    expect(live.locator(".sh-progress").first).to_contain_text("0 / 3 updated")
+    expect(live.locator(".sh-progress").first).to_contain_text("rollout: 0 / 3 pods done")
     mark_page(approver)
     make_pod_update(step, PODS[0])
-    expect(live.locator(".sh-progress").first).to_contain_text("1 / 3 updated")
+    expect(live.locator(".sh-progress").first).to_contain_text("rollout: 1 / 3 pods done")
     make_pod_update(step, PODS[1], outcome=PodUpdateOutcome.FAILED, error="ErrImagePull: log-agent:2")
     expect(live.locator(".sh-progress").first).to_contain_text("1 failed")
     assert same_document(approver)

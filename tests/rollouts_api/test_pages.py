@@ -103,12 +103,14 @@ def test_progress_totals_count_every_step_not_only_the_prepared_ones(world: Worl
     client = login(viewer)
     # Step 1 is prepared with 3 pods, step 2 (100%) is not: before any count of the whole
     # rollout, the total is what is prepared.
-    assert "1 / 3 updated" in progress_region(client.get(detail_url(world.rollout.pk)).content.decode())
+    page = client.get(detail_url(world.rollout.pk)).content.decode()
+    assert "rollout: 1 / 3 pods done" in progress_region(page)
     # What ``lifecycle.prepare_step`` writes: 6 pods to update over all steps.
     Rollout.objects.filter(pk=world.rollout.pk).update(planned_pods=6)
-    assert "1 / 6 updated" in progress_region(client.get(detail_url(world.rollout.pk)).content.decode())
+    page = client.get(detail_url(world.rollout.pk)).content.decode()
+    assert "rollout: 1 / 6 pods done" in progress_region(page)
     listing = client.get(reverse("admin:rollouts_rollout_changelist")).content.decode()
-    assert "1 / 6 updated" in listing and "Waiting for approval of step 1" in listing
+    assert "rollout: 1 / 6 pods done" in listing and "Waiting for approval of step 1" in listing
 
 
 def test_a_pending_rollout_says_what_it_waits_for(author: User) -> None:

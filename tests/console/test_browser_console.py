@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
+from clusters.models import SidecarSetTarget
 from clusters.push import create_target, sync_placements
 from rollouts.choices import PodUpdateOutcome, StepState
 from rollouts.models import Approval, Rollout, RolloutStep
@@ -346,3 +347,55 @@ def test_a_teams_author_publishes_and_only_the_teams_approver_approves(
         expect(result).to_have_text(outcome)
         expect(image).to_be_in_viewport()
         expect(result).to_be_in_viewport()
+
+
+@pytest.mark.usefixtures("roles")
+def test_a_refused_target_edit_keeps_what_was_typed_and_shows_only_the_error(console: Console) -> None:
+    """Payments' author changes the image and adds a target row with a bad selector, then one
+    naming search's cluster: each time the page comes back with the refusal on that row only (no
+    green "changed successfully"), the edited YAML and the row as typed still there, nothing
+    saved; choosing payments' cluster instead saves both, with the success alone."""
+    payments, search = Team.objects.create(name="payments"), Team.objects.create(name="search")
+    author = team_member("pay-author", "author", teams=(payments,))
+    sidecarset = create_sidecarset(document("pay-mesh", "log-agent:1"), actor=author, owner_team="payments")
+    create_target(sidecarset_id=sidecarset.pk, cluster_id=make_cluster("pay-eu", owner_team=payments).pk)
+    pay_us = make_cluster("pay-us", owner_team=payments)
+    search_prod = make_cluster("prod-search", owner_team=search)
+    page = console.page_for(author, f"/admin/sidecarhub/sidecarset/{sidecarset.pk}/change/")
+
+    definition = page.locator("#id_document_yaml")
+    definition.fill(definition.input_value().replace("log-agent:1", "log-agent:2"))
+    selector = page.locator("#id_cluster_targets-1-cluster_selector")  # the blank row below pay-eu's
+    selector.fill('{"matchLabels": {"env": 5}}')
+    page.click("input[name=_continue]")
+
+    errors = page.locator("#cluster_targets-group .errorlist")
+    expect(errors).to_have_text("matchLabels must map strings to strings")
+    expect(page.locator("ul.messagelist")).to_have_count(0)  # no "was changed successfully"
+    expect(selector).to_have_value('{"matchLabels": {"env": 5}}')
+    expect(definition).to_have_value(re.compile("log-agent:2"))
+
+    selector.fill("")
+    new_row = page.locator("#id_cluster_targets-1-cluster")
+    new_row.select_option(str(search_prod.pk))
+    page.fill("#id_cluster_targets-1-wave", "1")
+    page.click("input[name=_continue]")
+
+    expect(page.locator(".errornote")).to_be_visible()
+    refusal = "pay-author is not a member of team 'search', which owns cluster 'prod-search'"
+    expect(errors).to_have_text(refusal)
+    expect(page.locator("ul.messagelist")).to_have_count(0)  # no "was changed successfully"
+    expect(definition).to_have_value(re.compile("log-agent:2"))
+    expect(new_row).to_have_value(str(search_prod.pk))
+    expect(page.locator("#id_cluster_targets-1-wave")).to_have_value("1")
+    assert SidecarSet.objects.get(pk=sidecarset.pk).spec["containers"][0]["image"] == "log-agent:1"
+    assert not SidecarSetTarget.objects.filter(cluster=search_prod).exists()
+
+    new_row.select_option(str(pay_us.pk))
+    page.click("input[name=_continue]")
+
+    expect(page.locator("ul.messagelist .success")).to_contain_text("was changed successfully")
+    expect(page.locator("ul.messagelist .error")).to_have_count(0)
+    expect(page.locator(".errornote")).to_have_count(0)
+    assert SidecarSet.objects.get(pk=sidecarset.pk).spec["containers"][0]["image"] == "log-agent:2"
+    assert SidecarSetTarget.objects.get(cluster=pay_us).wave == 1

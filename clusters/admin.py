@@ -432,18 +432,29 @@ class TargetAdmin(admin.ModelAdmin):
         kwargs.setdefault("form", TargetAdminForm.for_actor(request.user))
         return super().get_form(request, obj, change, **kwargs)
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except (TargetInvalid, NotTeamMember) as exc:
+            # Refused between the form's check and the save (someone changed the targets
+            # meanwhile); the page is one transaction, so nothing was saved.
+            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
     def save_model(
         self, request: HttpRequest, obj: SidecarSetTarget, form: forms.ModelForm, change: bool
     ) -> None:
         row = form.target_row()  # type: ignore[attr-defined]  # a TargetAdminForm (get_form)
-        try:
-            if change:
-                update_target(obj.pk, changes=row, actor=request.user)
-            else:
-                target = create_target(sidecarset_id=obj.sidecarset_id, actor=request.user, **row)
-                obj.pk = target.pk
-        except TargetInvalid as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+        if change:
+            update_target(obj.pk, changes=row, actor=request.user)
+        else:
+            obj.pk = create_target(sidecarset_id=obj.sidecarset_id, actor=request.user, **row).pk
 
     def delete_model(self, request: HttpRequest, obj: SidecarSetTarget) -> None:
         delete_target(obj.pk, actor=request.user)
@@ -526,7 +537,7 @@ class SidecarSetTargetInline(admin.TabularInline):
                     updated = update_target(pk, changes=row, actor=request.user, request_id=request_id)
                     formset.changed_objects.append((updated, form.changed_data))
             except TargetInvalid as exc:
-                raise InlineRefused(f"target not saved: {exc}") from exc
+                raise InlineRefused(f"a target was refused ({exc})") from exc
 
 
 SidecarSetAdmin.add_inline(SidecarSetTargetInline)

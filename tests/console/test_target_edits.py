@@ -163,7 +163,7 @@ def test_a_refusal_while_saving_leaves_the_page_unsaved_and_shows_only_the_error
     refused = page.client.post(page.url, data, follow=True)
 
     why = "cluster: this cluster is already an explicit target of the SidecarSet"
-    assert messages_of(refused) == [("error", f"Not saved: target not saved: {why}")]
+    assert messages_of(refused) == [("error", f"Not saved: a target was refused ({why})")]
     assert_nothing_saved(page, changes_before)
 
 
@@ -182,3 +182,23 @@ def test_a_saved_edit_shows_only_the_success(page: Page) -> None:
         (False, 0),
         (True, 1),
     ]
+
+
+def test_the_targets_own_admin_page_checks_the_same_rules_before_saving(page: Page) -> None:
+    add = reverse("admin:clusters_sidecarsettarget_add")
+    data = {"sidecarset": page.sidecarset.pk, "cluster": page.search_prod.pk, "cluster_selector": ""}
+    data["wave"] = 0
+
+    refused = page.client.post(add, data)
+
+    assert refused.status_code == 200 and messages_of(refused) == []
+    assert refused.context["adminform"].form.non_field_errors() == [
+        "pay-author is not a member of team 'search', which owns cluster 'prod-search'"
+    ]
+    assert not SidecarSetTarget.objects.filter(cluster=page.search_prod).exists()
+
+    data.update(cluster="", cluster_selector='{"matchLabels": {"env": "prod"}}')
+    saved = page.client.post(add, data, follow=True)
+    [(tags, text)] = messages_of(saved)
+    assert tags == "success" and "was added successfully" in text
+    assert SidecarSetTarget.objects.filter(sidecarset=page.sidecarset, cluster__isnull=True).exists()

@@ -63,7 +63,7 @@ class SkippedCluster:
 @dataclass(frozen=True)
 class TargetResolution:
     """What the targets of some SidecarSets select: SidecarSet id -> (cluster id -> wave), and
-    SidecarSet id -> the clusters its selectors match but skip (by cluster name)."""
+    SidecarSet id -> the clusters its selectors match but skip, sorted by name."""
 
     waves: dict[int, dict[int, int]]
     skipped: dict[int, tuple[SkippedCluster, ...]]
@@ -136,7 +136,7 @@ def resolve_targets_and_skips_of(sidecarset_ids: Iterable[int]) -> TargetResolut
         skipped={
             sidecarset_id: tuple(
                 sorted(
-                    # named explicitly as well (or by another selector): selected after all
+                    # named explicitly as well: selected after all
                     (found for pk, found in skips.items() if pk not in resolved[sidecarset_id]),
                     key=lambda found: found.cluster,
                 )

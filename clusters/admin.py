@@ -20,6 +20,8 @@ from clusters.crypto import ClusterCredentials
 from clusters.models import Cluster, ClusterAuditEvent, DriftedPod, SidecarSetPlacement, SidecarSetTarget
 from clusters.push import (
     TargetInvalid,
+    check_target,
+    check_target_deletion,
     create_target,
     delete_target,
     retry_placement,
@@ -44,7 +46,7 @@ from clusters.services import (
     validate_webhook_token,
 )
 from clusters.webhooks import WebhookNotConfigured, apiserver_admission_config
-from sidecarhub.admin import SidecarSetAdmin, TeamOwnedAdmin
+from sidecarhub.admin import InlineRefused, SidecarSetAdmin, TeamOwnedAdmin
 from sidecarhub.middleware import request_id_of
 from sidecarhub.teams import NotTeamMember, team_refusal
 from sidecarhub.transitions import InvalidTransition
@@ -425,6 +427,11 @@ class SelectorField(forms.JSONField):
 
 
 class TargetAdminForm(forms.ModelForm):
+    """A target, checked by the services' own rules (``clusters.push.check_target``) before the
+    page saves anything: a refusal is shown on the form (under its field, or on the row), with
+    what was typed kept. ``actor``: the signed-in user (``for_actor``)."""
+
+    actor: Any = None
     cluster_selector = SelectorField(
         required=False,
         widget=forms.TextInput(attrs={"size": 48, "placeholder": '{"matchLabels": {"env": "prod"}}'}),
@@ -435,10 +442,34 @@ class TargetAdminForm(forms.ModelForm):
         model = SidecarSetTarget
         fields = ("sidecarset", "cluster", "cluster_selector", "wave")
 
+    @classmethod
+    def for_actor(cls, actor: Any) -> type[TargetAdminForm]:
+        """This form class, checking its rows for ``actor``."""
+        return type(cls.__name__, (cls,), {"actor": actor})
+
+    def target_row(self) -> dict[str, Any]:
+        """The row as the services take it: ``cluster_id``, ``cluster_selector``, ``wave``."""
+        data = self.cleaned_data
+        cluster = data.get("cluster")
+        return {
+            "cluster_id": cluster.pk if cluster else None,
+            "cluster_selector": data.get("cluster_selector") or None,
+            "wave": int(data.get("wave") or 0),
+        }
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if (data.get("cluster") is None) == (data.get("cluster_selector") in (None, "")):
-            self.add_error("cluster", "give exactly one of cluster or cluster selector")
+        if self.errors or not self.has_changed() or data.get("DELETE"):
+            return data  # nothing to check: the field errors say it, or nothing is written
+        sidecarset = data.get("sidecarset") if "sidecarset" in self.fields else None
+        sidecarset_id = sidecarset.pk if sidecarset is not None else self.instance.sidecarset_id
+        try:
+            check_target(sidecarset_id, actor=self.actor, target_id=self.instance.pk, **self.target_row())
+        except TargetInvalid as exc:
+            for field, message in exc.errors.items():
+                self.add_error(field if field in self.fields else None, message)
+        except NotTeamMember as exc:
+            self.add_error(None, str(exc))
         return data
 
 
@@ -450,33 +481,33 @@ class TargetAdmin(admin.ModelAdmin):
     search_fields = ("sidecarset__name", "cluster__name")
     list_select_related = ("sidecarset", "cluster")
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        kwargs.setdefault("form", TargetAdminForm.for_actor(request.user))
+        return super().get_form(request, obj, change, **kwargs)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except (TargetInvalid, NotTeamMember) as exc:
+            # Refused between the form's check and the save (someone changed the targets
+            # meanwhile); the page is one transaction, so nothing was saved.
+            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
     def save_model(
         self, request: HttpRequest, obj: SidecarSetTarget, form: forms.ModelForm, change: bool
     ) -> None:
-        selector = form.cleaned_data.get("cluster_selector") or None
-        cluster = form.cleaned_data.get("cluster")
-        try:
-            if change:
-                update_target(
-                    obj.pk,
-                    changes={
-                        "cluster_id": cluster.pk if cluster else None,
-                        "cluster_selector": selector,
-                        "wave": obj.wave,
-                    },
-                    actor=request.user,
-                )
-            else:
-                target = create_target(
-                    sidecarset_id=obj.sidecarset_id,
-                    cluster_id=cluster.pk if cluster else None,
-                    cluster_selector=selector,
-                    wave=obj.wave,
-                    actor=request.user,
-                )
-                obj.pk = target.pk
-        except TargetInvalid as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+        row = form.target_row()  # type: ignore[attr-defined]  # a TargetAdminForm (get_form)
+        if change:
+            update_target(obj.pk, changes=row, actor=request.user)
+        else:
+            obj.pk = create_target(sidecarset_id=obj.sidecarset_id, actor=request.user, **row).pk
 
     def delete_model(self, request: HttpRequest, obj: SidecarSetTarget) -> None:
         delete_target(obj.pk, actor=request.user)
@@ -492,22 +523,49 @@ class TargetInlineForm(TargetAdminForm):
         fields = ("cluster", "cluster_selector", "wave")
 
 
+class TargetInlineFormSet(forms.BaseInlineFormSet):
+    """The targets of the SidecarSet page: each changed or new row is checked by its form; a
+    row marked for deletion is checked here (Django ignores a deleted form's errors). Any
+    refusal keeps the whole page unsaved, shown again with what was typed."""
+
+    def clean(self) -> None:
+        super().clean()
+        actor = getattr(self.form, "actor", None)
+        refusals = []
+        for form in self.deleted_forms:
+            if form.instance.pk is None:
+                continue
+            try:
+                check_target_deletion(form.instance.pk, actor=actor)
+            except NotTeamMember as exc:
+                refusals.append(f"target not deleted: {exc}")
+        if refusals:
+            raise forms.ValidationError(refusals)
+
+
 class SidecarSetTargetInline(admin.TabularInline):
-    """The targets of a SidecarSet, edited on its own page. Rows are written by the
-    ``clusters.push`` services (change log, placement re-resolution), never by ``save()``."""
+    """The targets of a SidecarSet, edited on its own page. Rows are checked by the services'
+    rules before the page saves (``TargetInlineFormSet``) and written by the ``clusters.push``
+    services (change log, placement re-resolution), never by ``save()``."""
 
     model = SidecarSetTarget
     form = TargetInlineForm
+    formset = TargetInlineFormSet
     fk_name = "sidecarset"
     fields = ("cluster", "cluster_selector", "wave")
     extra = 1
     verbose_name = "target"
     verbose_name_plural = "Targets (clusters and waves; saved with the page)"
 
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        kwargs.setdefault("form", TargetInlineForm.for_actor(request.user))
+        return super().get_formset(request, obj, **kwargs)
+
     @staticmethod
     def save_through_services(request: HttpRequest, formset: Any, parent: Any) -> None:
-        """Create, change and delete the formset's targets through the services; a refusal
-        (``TargetInvalid``) is shown as a message and that row is left as it was."""
+        """Create, change and delete the formset's targets through the services. Its rows were
+        checked with the same rules; a refusal now (the targets changed meanwhile) leaves the
+        whole page unsaved (``InlineRefused``)."""
         request_id = request_id_of(request)
         deleted = {id(form) for form in formset.deleted_forms}
         # What Django's change message (the admin's LogEntry) reads from a saved formset.
@@ -522,27 +580,17 @@ class SidecarSetTargetInline(admin.TabularInline):
                     continue
                 if not form.has_changed():
                     continue
-                data = form.cleaned_data
-                cluster = data.get("cluster")
-                cluster_id = cluster.pk if cluster else None
-                selector = data.get("cluster_selector") or None
-                wave = int(data.get("wave") or 0)
+                row = form.target_row()
                 if pk is None:
                     created = create_target(
-                        sidecarset_id=parent.pk,
-                        cluster_id=cluster_id,
-                        cluster_selector=selector,
-                        wave=wave,
-                        actor=request.user,
-                        request_id=request_id,
+                        sidecarset_id=parent.pk, actor=request.user, request_id=request_id, **row
                     )
                     formset.new_objects.append(created)
                 else:
-                    changes = {"cluster_id": cluster_id, "cluster_selector": selector, "wave": wave}
-                    updated = update_target(pk, changes=changes, actor=request.user, request_id=request_id)
+                    updated = update_target(pk, changes=row, actor=request.user, request_id=request_id)
                     formset.changed_objects.append((updated, form.changed_data))
             except TargetInvalid as exc:
-                messages.error(request, f"target not saved: {exc}")
+                raise InlineRefused(f"a target was refused ({exc})") from exc
 
 
 SidecarSetAdmin.add_inline(SidecarSetTargetInline)

@@ -72,6 +72,8 @@ __all__ = [
     "StatusWriteBack",
     "TargetInvalid",
     "apply_revision",
+    "check_target",
+    "check_target_deletion",
     "create_target",
     "delete_hub_resources",
     "delete_target",
@@ -226,6 +228,69 @@ def _require_target_access(actor: Any, sidecarset: SidecarSet, cluster_id: int |
             require_team_access(actor, [cluster.owner_team], f"cluster {cluster.name!r}")
 
 
+def _check_target(
+    sidecarset_id: int,
+    sidecarset: SidecarSet | None,
+    existing: SidecarSetTarget | None,
+    *,
+    actor: Any,
+    cluster_id: int | None,
+    cluster_selector: dict[str, Any] | None,
+    wave: int,
+) -> None:
+    """The rules of a target write (``existing``: the row an update changes, else a new one),
+    in the order the writes apply them; ``TargetInvalid`` or ``NotTeamMember``."""
+    if existing is not None and sidecarset is not None:
+        _require_target_access(actor, sidecarset, existing.cluster_id)
+    _validate_target(cluster_id, cluster_selector, wave)
+    if sidecarset is not None and (existing is None or cluster_id != existing.cluster_id):
+        _require_target_access(actor, sidecarset, cluster_id)
+    if cluster_id is not None:
+        explicit = SidecarSetTarget.objects.filter(sidecarset_id=sidecarset_id, cluster_id=cluster_id)
+        if existing is not None:
+            explicit = explicit.exclude(pk=existing.pk)
+        if explicit.exists():
+            raise TargetInvalid({"cluster": "this cluster is already an explicit target of the SidecarSet"})
+
+
+def check_target(
+    sidecarset_id: int,
+    *,
+    actor: Any = None,
+    target_id: int | None = None,
+    cluster_id: int | None = None,
+    cluster_selector: dict[str, Any] | None = None,
+    wave: int = 0,
+) -> None:
+    """Whether ``create_target`` (``target_id`` None) or ``update_target`` of ``target_id`` to
+    this whole row would accept it, without writing: the same ``TargetInvalid`` or
+    ``NotTeamMember`` they would raise. For forms that check before they save (the SidecarSet
+    page's inline targets), so a refusal is shown next to what was typed and nothing is saved."""
+    sidecarset = SidecarSet.objects.select_related("owner_team").filter(pk=sidecarset_id).first()
+    existing = (
+        SidecarSetTarget.objects.filter(pk=target_id, sidecarset_id=sidecarset_id).first()
+        if target_id is not None
+        else None
+    )
+    _check_target(
+        sidecarset_id,
+        sidecarset,
+        existing,
+        actor=actor,
+        cluster_id=cluster_id,
+        cluster_selector=cluster_selector,
+        wave=wave,
+    )
+
+
+def check_target_deletion(target_id: int, *, actor: Any = None) -> None:
+    """Whether ``delete_target`` would accept deleting the target, without writing
+    (``NotTeamMember`` as it would raise; a target that is gone already is no refusal)."""
+    target = SidecarSetTarget.objects.select_related("sidecarset__owner_team").filter(pk=target_id).first()
+    if target is not None:
+        _require_target_access(actor, target.sidecarset, target.cluster_id)
+
+
 @transaction.atomic
 def create_target(
     sidecarset_id: int,
@@ -237,16 +302,17 @@ def create_target(
     wave: int = 0,
 ) -> SidecarSetTarget:
     """Add a target to a SidecarSet and push it to the newly selected clusters (if published).
-    Team rules: see ``_require_target_access``."""
-    _validate_target(cluster_id, cluster_selector, wave)
+    Rules: ``check_target`` (team rules: ``_require_target_access``)."""
     owner = SidecarSet.objects.select_related("owner_team").filter(pk=sidecarset_id).first()
-    if owner is not None:
-        _require_target_access(actor, owner, cluster_id)
-    if (
-        cluster_id is not None
-        and SidecarSetTarget.objects.filter(sidecarset_id=sidecarset_id, cluster_id=cluster_id).exists()
-    ):
-        raise TargetInvalid({"cluster": "this cluster is already an explicit target of the SidecarSet"})
+    _check_target(
+        sidecarset_id,
+        owner,
+        None,
+        actor=actor,
+        cluster_id=cluster_id,
+        cluster_selector=cluster_selector,
+        wave=wave,
+    )
     target = SidecarSetTarget.objects.create(
         sidecarset_id=sidecarset_id, cluster_id=cluster_id, cluster_selector=cluster_selector, wave=wave
     )
@@ -266,14 +332,12 @@ def create_target(
 def update_target(
     target_id: int, *, changes: Mapping[str, Any], actor: Any = None, request_id: str = ""
 ) -> SidecarSetTarget:
-    """Change a target's cluster, selector or wave; placements follow."""
+    """Change a target's cluster, selector or wave; placements follow. Rules: ``check_target``."""
     target = (
         SidecarSetTarget.objects.select_for_update(of=("self",))
         .select_related("sidecarset", "cluster")
         .get(pk=target_id)
     )
-    _require_target_access(actor, target.sidecarset, target.cluster_id)
-    before = _target_snapshot(target)
     cluster_id = changes.get("cluster_id", target.cluster_id)
     selector = changes.get("cluster_selector", target.cluster_selector)
     if "cluster_id" in changes and changes["cluster_id"] is not None and "cluster_selector" not in changes:
@@ -285,16 +349,16 @@ def update_target(
     ):
         cluster_id = None
     wave = changes.get("wave", target.wave)
-    _validate_target(cluster_id, selector, wave)
-    if cluster_id != target.cluster_id:
-        _require_target_access(actor, target.sidecarset, cluster_id)
-    if (
-        cluster_id is not None
-        and SidecarSetTarget.objects.filter(sidecarset_id=target.sidecarset_id, cluster_id=cluster_id)
-        .exclude(pk=target.pk)
-        .exists()
-    ):
-        raise TargetInvalid({"cluster": "this cluster is already an explicit target of the SidecarSet"})
+    _check_target(
+        target.sidecarset_id,
+        target.sidecarset,
+        target,
+        actor=actor,
+        cluster_id=cluster_id,
+        cluster_selector=selector,
+        wave=wave,
+    )
+    before = _target_snapshot(target)
     target.cluster_id, target.cluster_selector, target.wave = cluster_id, selector, wave
     target.save()
     target.refresh_from_db()

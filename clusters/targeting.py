@@ -13,13 +13,15 @@ labels alone, as before teams existed. To serve a SidecarSet in another team's c
 cluster in an explicit target: that is checked when the target is written (its author must be
 allowed in the cluster's team, e.g. an organisation admin). The rule depends on the owners
 only, never on who wrote the target, so every reader (placements, releases, previews, fleet
-views, the dashboard, admission) resolves the same clusters. ``selector_skips_of`` names the
-clusters skipped this way.
+views, the dashboard, admission) resolves the same clusters. ``resolve_targets_and_skips_of``
+also names the clusters skipped this way (``SkippedCluster``), in the same queries, for the views
+that explain why a cluster whose labels match is not targeted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db.models import Q
 
@@ -28,12 +30,43 @@ from sidecarhub.models import SidecarSet
 from sidecarhub.sidecarset import LabelSelector
 
 __all__ = [
+    "SkippedCluster",
+    "TargetResolution",
     "resolve_targets",
+    "resolve_targets_and_skips_of",
     "resolve_targets_of",
     "selector_may_select",
-    "selector_skips_of",
     "sidecarset_ids_targeting",
 ]
+
+
+@dataclass(frozen=True)
+class SkippedCluster:
+    """A cluster a label selector target of a SidecarSet matches but may not select: another
+    team owns it (the module docstring's team rule). ``team``: the cluster's team;
+    ``sidecarset_team``: the SidecarSet's."""
+
+    cluster_id: int
+    cluster: str
+    team: str
+    sidecarset_team: str
+
+    @property
+    def reason(self) -> str:
+        """Why it is not targeted and what would target it, for people."""
+        return (
+            f"owned by team {self.team}, and this SidecarSet's label selectors select only clusters "
+            f"of team {self.sidecarset_team} or without a team: add it as an explicit target"
+        )
+
+
+@dataclass(frozen=True)
+class TargetResolution:
+    """What the targets of some SidecarSets select: SidecarSet id -> (cluster id -> wave), and
+    SidecarSet id -> the clusters its selectors match but skip, sorted by name."""
+
+    waves: dict[int, dict[int, int]]
+    skipped: dict[int, tuple[SkippedCluster, ...]]
 
 
 def selector_may_select(sidecarset_team_id: int | None, cluster_team_id: int | None) -> bool:
@@ -52,27 +85,30 @@ def resolve_targets_of(sidecarset_ids: Iterable[int]) -> dict[int, dict[int, int
 
     Three queries at most, however many SidecarSets (the clusters' labels and the SidecarSets'
     teams are read only when a target is a label selector)."""
-    return _resolve(sidecarset_ids)[0]
+    return resolve_targets_and_skips_of(sidecarset_ids).waves
 
 
-def selector_skips_of(sidecarset_ids: Iterable[int]) -> dict[int, set[int]]:
-    """SidecarSet id -> ids of the clusters its label selectors match but may not select
-    (another team's: the module docstring's team rule), for the views that explain why."""
-    return _resolve(sidecarset_ids)[1]
-
-
-def _resolve(sidecarset_ids: Iterable[int]) -> tuple[dict[int, dict[int, int]], dict[int, set[int]]]:
+def resolve_targets_and_skips_of(sidecarset_ids: Iterable[int]) -> TargetResolution:
+    """``resolve_targets_of`` plus, per SidecarSet, the clusters its label selectors match but
+    may not select (another team's, ``SkippedCluster``; a cluster also named explicitly is
+    selected after all), by cluster name. The same three queries at most, however many
+    SidecarSets and clusters (the names come with the labels)."""
     resolved: dict[int, dict[int, int]] = {sidecarset_id: {} for sidecarset_id in sidecarset_ids}
-    skipped: dict[int, set[int]] = {sidecarset_id: set() for sidecarset_id in resolved}
+    skipped: dict[int, dict[int, SkippedCluster]] = {sidecarset_id: {} for sidecarset_id in resolved}
     targets = list(SidecarSetTarget.objects.filter(sidecarset_id__in=list(resolved)))
     selectors = [t for t in targets if t.cluster_id is None]
-    clusters = list(Cluster.objects.values_list("pk", "labels", "owner_team_id")) if selectors else []
-    teams_of: dict[int, int | None] = (
-        dict(
-            SidecarSet.objects.filter(pk__in={t.sidecarset_id for t in selectors}).values_list(
-                "pk", "owner_team_id"
-            )
-        )
+    clusters = (
+        list(Cluster.objects.values_list("pk", "labels", "owner_team_id", "name", "owner_team__name"))
+        if selectors
+        else []
+    )
+    teams_of: dict[int, tuple[int | None, str | None]] = (
+        {
+            pk: (team_id, team_name)
+            for pk, team_id, team_name in SidecarSet.objects.filter(
+                pk__in={t.sidecarset_id for t in selectors}
+            ).values_list("pk", "owner_team_id", "owner_team__name")
+        }
         if selectors
         else {}
     )
@@ -81,21 +117,33 @@ def _resolve(sidecarset_ids: Iterable[int]) -> tuple[dict[int, dict[int, int]], 
             chosen: list[int] = [target.cluster_id]
         else:
             selector = LabelSelector.from_dict(target.cluster_selector)
-            team_id = teams_of.get(target.sidecarset_id)
+            team_id, team_name = teams_of.get(target.sidecarset_id, (None, None))
             chosen = []
-            for pk, labels, cluster_team_id in clusters:
+            for pk, labels, cluster_team_id, cluster_name, cluster_team in clusters:
                 if selector is None or not selector.matches(labels or {}):
                     continue
                 if selector_may_select(team_id, cluster_team_id):
                     chosen.append(pk)
                 else:
-                    skipped[target.sidecarset_id].add(pk)
+                    skipped[target.sidecarset_id][pk] = SkippedCluster(
+                        pk, cluster_name, cluster_team or "", team_name or ""
+                    )
         waves = resolved[target.sidecarset_id]
         for cluster_id in chosen:
             waves[cluster_id] = min(target.wave, waves.get(cluster_id, target.wave))
-    for sidecarset_id, waves in resolved.items():
-        skipped[sidecarset_id] -= waves.keys()  # named explicitly as well: selected after all
-    return resolved, skipped
+    return TargetResolution(
+        waves=resolved,
+        skipped={
+            sidecarset_id: tuple(
+                sorted(
+                    # named explicitly as well: selected after all
+                    (found for pk, found in skips.items() if pk not in resolved[sidecarset_id]),
+                    key=lambda found: found.cluster,
+                )
+            )
+            for sidecarset_id, skips in skipped.items()
+        },
+    )
 
 
 def sidecarset_ids_targeting(cluster: Cluster) -> set[int]:

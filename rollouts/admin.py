@@ -60,7 +60,14 @@ from sidecarhub.live import live_response, page_context
 from sidecarhub.middleware import request_id_of
 from sidecarhub.models import SidecarSet, SidecarSetRevision
 
-__all__ = ["PodUpdateAdmin", "RolloutAdmin", "fleet_panel", "progress_bar_html", "state_badge"]
+__all__ = [
+    "PodUpdateAdmin",
+    "RolloutAdmin",
+    "fleet_panel",
+    "observed_pods_html",
+    "progress_bar_html",
+    "state_badge",
+]
 
 # Colours of states (GitHub-like palette, readable in light and dark admin themes).
 _GREEN, _RED, _AMBER, _BLUE, _GREY, _DARK = "#1a7f37", "#cf222e", "#9a6700", "#0969da", "#6e7781", "#424a53"
@@ -113,37 +120,84 @@ def state_badge(state: str, label: str | None = None) -> str:
     )
 
 
-def progress_bar_html(progress: Progress, width_px: int = 160) -> str:
-    """A bar (green updated, red failed, grey in flight) and ``updated / total`` with failures."""
-    title = (
-        f"{progress.updated} updated, {progress.failed} failed, {progress.in_flight} in flight, "
-        f"{progress.skipped} skipped, {progress.pod_gone} gone, of {progress.total} pods over all steps"
+# The console shows two pod counts that must never read alike (README, "Two pod counts"):
+# - a rollout's own record, its ledger (``progress_bar_html``): "rollout: 1 / 5 pods done", the
+#   pods it updated of those it plans to update in place over its steps, failures apart;
+# - what the cluster reports (``observed_pods_html``): "pods on revision: 2 / 6", the pods the
+#   SidecarSet matches there now and, of those, the ones on the revision the cluster carries
+#   (Kruise's matchedPods / updatedPods from the last status refresh), pods created since a
+#   rollout began included.
+_LEDGER_OF = {
+    "rollout": "This rollout's own record (not a live count of the cluster)",
+    "step": "This step's own record (not a live count of the cluster)",
+    "rollouts": "These rollouts' own records, summed (not a live count of the clusters)",
+}
+_LEDGER_TOTAL = {
+    "rollout": "pods it updates in place over all its steps",
+    "step": "pods of this step",
+    "rollouts": "pods they update in place over all their steps",
+}
+
+
+def _bar_html(
+    title: str, css_class: str, width_px: int, parts: Iterable[tuple[str, float, str]], text: Any
+) -> str:
+    """A bar of coloured shares (class, percent, colour) over a grey track, with its words below."""
+    shares = format_html_join("", '<div class="{}" style="width:{}%;background:{}"></div>', parts)
+    return format_html(
+        '<div class="{}" title="{}" style="display:flex;flex-direction:column;gap:2px">'
+        '<div style="display:flex;width:{}px;height:10px;background:#d0d7de;'
+        'border-radius:5px;overflow:hidden">{}</div>'
+        '<span style="font-size:11px;white-space:nowrap">{}</span></div>',
+        css_class,
+        title,
+        width_px,
+        shares,
+        text,
     )
-    text = f"{progress.updated} / {progress.total} updated"
+
+
+def progress_bar_html(progress: Progress, width_px: int = 160, scope: str = "rollout") -> str:
+    """A rollout's (``scope`` "step": a step's; "rollouts": several summed) own record as a bar
+    (green updated, red failed, grey in flight) and "rollout: updated / total pods done", with
+    failures."""
+    title = (
+        f"{_LEDGER_OF[scope]}: {progress.updated} pods updated, {progress.failed} failed, "
+        f"{progress.in_flight} in flight, {progress.skipped} skipped, {progress.pod_gone} gone, "
+        f"of the {progress.total} {_LEDGER_TOTAL[scope]}"
+    )
     failed = (
         format_html(' · <strong style="color:{}">{} failed</strong>', _RED, progress.failed)
         if progress.failed
         else ""
     )
-    return format_html(
-        '<div class="sh-progress" title="{}" style="display:flex;flex-direction:column;gap:2px">'
-        '<div style="display:flex;width:{}px;height:10px;background:#d0d7de;'
-        'border-radius:5px;overflow:hidden">'
-        '<div class="sh-updated" style="width:{}%;background:{}"></div>'
-        '<div class="sh-failed" style="width:{}%;background:{}"></div>'
-        '<div class="sh-inflight" style="width:{}%;background:{}"></div></div>'
-        '<span style="font-size:11px;white-space:nowrap">{}{}</span></div>',
-        title,
-        width_px,
-        progress.share(progress.updated),
-        _GREEN,
-        progress.share(progress.failed),
-        _RED,
-        progress.share(progress.in_flight),
-        "#8c959f",
-        text,
-        failed,
+    text = format_html("{}: {} / {} pods done{}", scope, progress.updated, progress.total, failed)
+    parts = (
+        ("sh-updated", progress.share(progress.updated), _GREEN),
+        ("sh-failed", progress.share(progress.failed), _RED),
+        ("sh-inflight", progress.share(progress.in_flight), "#8c959f"),
     )
+    return _bar_html(title, "sh-progress", width_px, parts, text)
+
+
+def observed_pods_html(row: fleet.FleetCluster, width_px: int = 120) -> str:
+    """The pods a cluster reported for a SidecarSet as a blue bar and "pods on revision:
+    updated / matched" ("" until its status refresh first observed them)."""
+    if row.matched_pods is None:
+        return ""
+    matched = row.matched_pods
+    updated = min(row.updated_pods or 0, matched)
+    when = f" at {row.status_observed_at:%Y-%m-%d %H:%M} UTC" if row.status_observed_at else ""
+    serving = f" (serving #{row.serving_revision})" if row.serving_revision is not None else ""
+    title = (
+        f"Observed live in cluster {row.cluster} by its status refresh{when}: {updated} of the "
+        f"{matched} pods this SidecarSet matches there run the revision the cluster carries"
+        f"{serving}, {row.ready_pods or 0} ready. Every matching pod counts, pods created since a "
+        "rollout began included: not a rollout's own count."
+    )
+    share = round(100.0 * updated / matched, 2) if matched else 0.0
+    text = format_html("pods on revision: {} / {}", updated, matched)
+    return _bar_html(title, "sh-observed-pods", width_px, (("sh-on-revision", share, _BLUE),), text)
 
 
 def _ago(value: Any) -> str:
@@ -532,7 +586,7 @@ class RolloutAdmin(ReadOnlyAdmin):
                 {
                     "step": step,
                     "badge": state_badge(step.state, step.get_state_display()),
-                    "progress": progress_bar_html(progress_of(step), 120),
+                    "progress": progress_bar_html(progress_of(step), 120, scope="step"),
                     "decidable": decidable,
                     "refusal": approval_refusal(user, step) if decidable else None,
                     "expires_in": _ago(step.expires_at) if step.expires_at else "",
@@ -621,7 +675,7 @@ class RolloutAdmin(ReadOnlyAdmin):
             "page": page,
             "release": page.release,
             "badge": state_badge(page.release.stage, ReleaseStage(page.release.stage).label),
-            "progress_bar": progress_bar_html(page.progress, 320),
+            "progress_bar": progress_bar_html(page.progress, 320, scope="rollouts"),
             "lines": lines,
             "diff_url": diff_url,
             "sidecarset_url": reverse("admin:sidecarhub_sidecarset_change", args=[sidecarset_id]),
@@ -727,22 +781,21 @@ def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
             for summary in (member.rollout, member.rollback)
         ]
     )
-    clusters = []
-    for row in found.clusters:
-        pods = None
-        if row.matched_pods is not None:
-            updated = min(row.updated_pods or 0, row.matched_pods)
-            pods = progress_bar_html(Progress(row.matched_pods, updated, 0, 0, 0, 0), 120)
-        clusters.append(
-            {
-                "row": row,
-                "cluster_url": reverse("admin:clusters_cluster_change", args=[row.cluster_id]),
-                "drift_url": reverse("admin:clusters_driftedpod_changelist")
-                + f"?cluster__id__exact={row.cluster_id}",
-                "rollout": _rollout_cell(row.latest_rollout, statuses),
-                "pods": pods,
-            }
-        )
+    clusters = [
+        {
+            "row": row,
+            "cluster_url": reverse("admin:clusters_cluster_change", args=[row.cluster_id]),
+            "drift_url": reverse("admin:clusters_driftedpod_changelist")
+            + f"?cluster__id__exact={row.cluster_id}",
+            "rollout": _rollout_cell(row.latest_rollout, statuses),
+            "pods": observed_pods_html(row, 120),
+        }
+        for row in found.clusters
+    ]
+    skipped = [
+        {"skipped": skipped, "url": reverse("admin:clusters_cluster_change", args=[skipped.cluster_id])}
+        for skipped in found.skipped_clusters
+    ]
     releases = [
         {
             "release": release,
@@ -778,6 +831,7 @@ def fleet_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
     context = {
         "fleet": found,
         "clusters": clusters,
+        "skipped": skipped,
         "releases": releases,
         # A live region (sidecarhub.live) that polls this panel alone.
         **page_context(request),
@@ -802,11 +856,15 @@ def publish_preview_panel(request: HttpRequest, sidecarset: SidecarSet) -> str:
         {"row": cluster, "url": reverse("admin:clusters_cluster_change", args=[cluster.cluster_id])}
         for cluster in preview.clusters
     ]
+    skipped = [
+        {"skipped": skipped, "url": reverse("admin:clusters_cluster_change", args=[skipped.cluster_id])}
+        for skipped in preview.skipped_clusters
+    ]
     supersedes = [
         {"rollout": rollout, "url": reverse("admin:rollouts_rollout_change", args=[rollout.id])}
         for rollout in preview.supersedes
     ]
-    context = {"preview": preview, "rows": rows, "supersedes": supersedes}
+    context = {"preview": preview, "rows": rows, "supersedes": supersedes, "skipped": skipped}
     return render_to_string("admin/rollouts/sidecarset/publish_preview.html", context, request=request)
 
 

@@ -286,9 +286,10 @@ def _rollout_cells(rollout: fleet.RolloutSummary | None) -> tuple[str, str, str]
 
 
 def _pods(row: fleet.FleetCluster) -> str:
+    """The pods the cluster reported (``PODS ON REVISION``): on the revision / matched, ready."""
     if row.matched_pods is None:
         return "not observed"
-    return f"{row.updated_pods or 0}/{row.matched_pods} updated, {row.ready_pods or 0} ready"
+    return f"{min(row.updated_pods or 0, row.matched_pods)}/{row.matched_pods}, {row.ready_pods or 0} ready"
 
 
 def _held(held: bool, reason: str) -> str:
@@ -304,10 +305,20 @@ def handle_fleet(args: argparse.Namespace, stdout: Any = None) -> None:
         out.write(json.dumps(FleetSerializer(found).data, indent=2) + "\n")
         return
     out.write(f"SidecarSet {found.sidecarset}: current revision {_revision(found.current_revision)}\n")
+    _write_fleet_table(found, out)
+    for skipped in found.skipped_clusters:
+        out.write(
+            f"not targeted: cluster {skipped.cluster} "
+            f"(owned by team {skipped.team}; add it as an explicit target)\n"
+        )
+
+
+def _write_fleet_table(found: fleet.Fleet, out: Any) -> None:
     if not found.clusters:
         out.write("no target cluster\n")
         return
-    table = [("CLUSTER", "WAVE", "SERVING", "HELD", "ROLLOUT", "STATE", "STEP", "PODS", "RECREATE", "DRIFT")]
+    headings = ("CLUSTER", "WAVE", "SERVING", "HELD", "ROLLOUT", "STATE", "STEP", "PODS ON REVISION")
+    table = [(*headings, "RECREATE", "DRIFT")]
     for row in found.clusters:
         serving = _revision(row.serving_revision) + (" (behind)" if row.behind else "")
         table.append(
@@ -323,13 +334,17 @@ def handle_fleet(args: argparse.Namespace, stdout: Any = None) -> None:
             )
         )
     write_table(table, out)
+    out.write(
+        "PODS ON REVISION: observed live in the cluster (pods created since included), "
+        "not a rollout's count\n"
+    )
 
 
 def _release_text(release: fleet.Release, progress: dict[int, str], awaiting: dict[int, RolloutStep]) -> str:
     out = io.StringIO()
     current = " (current)" if release.current else ""
     out.write(f"revision {release.revision}{current}: {release.stage_text}\n")
-    table = [("WAVE", "CLUSTER", "HELD", "ROLLOUT", "STATE", "STEP", "PROGRESS", "RECREATE", "NOTE")]
+    table = [("WAVE", "CLUSTER", "HELD", "ROLLOUT", "STATE", "STEP", "ROLLOUT PROGRESS", "RECREATE", "NOTE")]
     for wave in release.waves:
         for member in wave.clusters:
             note = member.rollout.reason or "-"

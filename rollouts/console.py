@@ -18,12 +18,18 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from rollouts import dashboard
-from rollouts.admin import FLEET_PERMISSIONS, deleted_label, progress_bar_html, state_badge
+from rollouts.admin import (
+    FLEET_PERMISSIONS,
+    deleted_label,
+    observed_pods_html,
+    progress_bar_html,
+    state_badge,
+)
 from rollouts.choices import RolloutKind
 from rollouts.fleet import FleetCluster, RolloutSummary
 from rollouts.models import Rollout
 from rollouts.permissions import APPROVE_PERMISSION
-from rollouts.queries import Progress, progress_of
+from rollouts.queries import progress_of
 from sidecarhub.live import live_response, page_context
 
 __all__ = ["DASHBOARD_TEMPLATE", "dashboard_view"]
@@ -46,16 +52,12 @@ def _matrix_cell(row: FleetCluster | None) -> dict[str, Any] | None:
     if row is None:
         return None
     latest: RolloutSummary | None = row.latest_rollout
-    pods = None
-    if row.matched_pods is not None:
-        updated = min(row.updated_pods or 0, row.matched_pods)
-        pods = progress_bar_html(Progress(row.matched_pods, updated, 0, 0, 0, 0), 90)
     return {
         "row": row,
         "rollout_url": _rollout_url(latest.id) if latest is not None else "",
         "rollout_badge": state_badge(latest.state) if latest is not None else "",
         "step_badge": state_badge(latest.step_state) if latest is not None and latest.step_state else "",
-        "pods": pods,
+        "pods": observed_pods_html(row, 90),
     }
 
 
@@ -87,7 +89,7 @@ def _in_flight() -> list[dict[str, Any]]:
             "item": item,
             "url": reverse("admin:sidecarhub_sidecarset_change", args=[item.sidecarset_id]) + "#releases",
             "badge": state_badge(item.release.stage, item.release.stage_text),
-            "progress": progress_bar_html(item.progress, 220),
+            "progress": progress_bar_html(item.progress, 220, scope="rollouts"),
             "clusters": [
                 {
                     "member": member,

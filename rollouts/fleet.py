@@ -4,8 +4,9 @@ where each of its releases stands.
 - ``fleet_of(sidecarset_id)`` (``fleets_of(ids)``: many at once): one row per target cluster
   (placements the hub wants, plus clusters the targets select that have no placement yet): its
   wave and hold, the revision it serves against the SidecarSet's current one, its latest
-  rollout, its pod counters (from the placement's status refresh), its needs-recreate count and
-  its drift.
+  rollout, its pod counters (observed in the cluster by the placement's status refresh: not a
+  rollout's own count), its needs-recreate count and its drift; and the clusters its label
+  selectors match but skip (another team's: ``clusters.targeting``), so a view can say why.
 - ``releases_of(sidecarset_id)`` (``releases_of_many(ids)``: many at once): the newest releases
   (a published revision with rollouts), each with its rollouts grouped by wave and one overall
   stage (``ReleaseStage``) in words.
@@ -27,7 +28,7 @@ from django.db.models import F, Max, OuterRef, Q, Subquery, Window
 from django.db.models.functions import DenseRank
 
 from clusters.models import Cluster, DriftedPod, SidecarSetPlacement
-from clusters.targeting import resolve_targets_of
+from clusters.targeting import SkippedCluster, resolve_targets_and_skips_of
 from rollouts.choices import (
     ACTIVE_ROLLOUT_STATES,
     TERMINAL_STEP_STATES,
@@ -103,7 +104,10 @@ class FleetCluster:
     ``targeted``: a target selects it now; ``placed``: the hub has a placement there (a target
     without one has nothing pushed yet; a placement without a target is being removed).
     ``behind``: it serves an older revision than the SidecarSet's current one (or none yet).
-    Pod counters are ``None`` until the cluster's status refresh first observed them.
+    Pod counters are what the cluster's status refresh observed there (Kruise's matchedPods /
+    updatedPods / readyPods / updatedReadyPods: every matching pod now, pods created since a
+    rollout began included; ``updated``: on the revision the cluster's resource carries), not a
+    rollout's own count of the pods it updated; ``None`` until first observed.
     ``drift``: pods in the cluster that lack this SidecarSet's injection.
     """
 
@@ -134,12 +138,14 @@ class FleetCluster:
 
 @dataclass(frozen=True)
 class Fleet:
-    """Every target cluster of one SidecarSet, by wave then name."""
+    """Every target cluster of one SidecarSet, by wave then name, and the clusters its label
+    selectors match but may not select (``skipped_clusters``: another team's, by name)."""
 
     sidecarset_id: int
     sidecarset: str
     current_revision: int | None
     clusters: tuple[FleetCluster, ...]
+    skipped_clusters: tuple[SkippedCluster, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -282,9 +288,10 @@ def fleet_of(sidecarset_id: int) -> Fleet:
     """Every target cluster of the SidecarSet with where it stands (see ``FleetCluster``).
 
     Target clusters: the placements the hub wants (``should_exist``) plus the clusters its
-    targets select that have no placement yet. Eight queries at most (seven when no target is a
-    label selector), whatever the number of clusters (``fleets_of``). ``RolloutNotFound`` when
-    the SidecarSet does not exist.
+    targets select that have no placement yet; ``skipped_clusters``: those its label selectors
+    match but may not select (another team's), read with the targets. Eight queries at most
+    (seven when no target is a label selector), whatever the number of clusters, skipped or
+    not (``fleets_of``). ``RolloutNotFound`` when the SidecarSet does not exist.
     """
     found = fleets_of([sidecarset_id])
     if not found:
@@ -300,7 +307,8 @@ def fleets_of(sidecarset_ids: Sequence[int]) -> list[Fleet]:
     ids = [sidecarset_id for sidecarset_id in sidecarset_ids if sidecarset_id in sidecarsets]
     if not ids:
         return []
-    targets = resolve_targets_of(ids)
+    resolution = resolve_targets_and_skips_of(ids)
+    targets = resolution.waves
     placements = {
         (placement.sidecarset_id, placement.cluster_id): placement
         for placement in SidecarSetPlacement.objects.filter(
@@ -321,6 +329,7 @@ def fleets_of(sidecarset_ids: Sequence[int]) -> list[Fleet]:
                 sidecarsets[sidecarset_id].name,
                 _current_number(sidecarsets[sidecarset_id]),
                 (),
+                resolution.skipped[sidecarset_id],
             )
             for sidecarset_id in ids
         ]
@@ -341,6 +350,7 @@ def fleets_of(sidecarset_ids: Sequence[int]) -> list[Fleet]:
             sidecarsets[sidecarset_id],
             cluster_ids_of[sidecarset_id],
             targets[sidecarset_id],
+            resolution.skipped[sidecarset_id],
             placements,
             clusters,
             latest_of,
@@ -354,6 +364,7 @@ def _fleet(
     sidecarset: SidecarSet,
     cluster_ids: Iterable[int],
     targets: dict[int, int],
+    skipped: tuple[SkippedCluster, ...],
     placements: dict[tuple[int | None, int], SidecarSetPlacement],
     clusters: dict[int, Cluster],
     latest_of: dict[tuple[int | None, int | None], RolloutSummary],
@@ -398,7 +409,7 @@ def _fleet(
             )
         )
     rows.sort(key=lambda row: (row.wave, row.cluster))
-    return Fleet(sidecarset.pk, sidecarset.name, current, tuple(rows))
+    return Fleet(sidecarset.pk, sidecarset.name, current, tuple(rows), skipped)
 
 
 # --- releases ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from django.db.models import Max
 
 from clusters.kube import KubeError, cached_kube_client, open_kube_client
 from clusters.models import Cluster
-from clusters.targeting import resolve_targets
+from clusters.targeting import SkippedCluster, resolve_targets_and_skips_of
 from rollouts.choices import ACTIVE_ROLLOUT_STATES, TERMINAL_STEP_STATES, PodUpdateOutcome, StepState
 from rollouts.lifecycle import SERVE_STEP, stale_pods
 from rollouts.models import PodUpdate, Rollout
@@ -210,7 +210,8 @@ class SupersededRollout:
 class PublishPreview:
     """What publishing the SidecarSet's unpublished definition would do (nothing is written):
     the revision it would become, the change kind, the rollout steps and, per target cluster by
-    wave, the rollout it would get and its pods in place vs needing recreate."""
+    wave, the rollout it would get and its pods in place vs needing recreate; and the clusters
+    its label selectors match but may not select (``skipped_clusters``: another team's)."""
 
     sidecarset: str
     from_revision: int | None
@@ -221,6 +222,7 @@ class PublishPreview:
     settings_error: str
     clusters: tuple[PublishPreviewCluster, ...]
     supersedes: tuple[SupersededRollout, ...]
+    skipped_clusters: tuple[SkippedCluster, ...] = ()
 
     @property
     def waves(self) -> tuple[tuple[int, tuple[PublishPreviewCluster, ...]], ...]:
@@ -290,7 +292,8 @@ def preview_publish(
         steps = tuple(str(step) for step in resolve_settings(draft).steps or ())
     except RolloutError as exc:
         settings_error = str(exc)
-    targets = resolve_targets(sidecarset.pk)
+    resolution = resolve_targets_and_skips_of([sidecarset.pk])
+    targets = resolution.waves[sidecarset.pk]
     members = (
         []
         if nothing or change_kind == ChangeKind.NONE
@@ -358,6 +361,7 @@ def preview_publish(
         settings_error=settings_error,
         clusters=tuple(rows),
         supersedes=tuple(SupersededRollout(*row) for row in superseded),
+        skipped_clusters=resolution.skipped[sidecarset.pk],
     )
 
 

@@ -137,8 +137,9 @@ def progress_of(row: Any) -> Progress:
 
 
 def text_progress_bar(progress: Progress, width: int = 20) -> str:
-    """``[#####!!-------]  5/14 updated, 2 failed``: ``#`` updated, ``!`` failed, ``~`` in
-    flight, ``-`` still to do."""
+    """``[#####!!-------] 5/14 pods done, 2 failed``: a rollout's (or step's) own record, as the
+    console's "rollout: 5 / 14 pods done"; ``#`` updated, ``!`` failed, ``~`` in flight, ``-``
+    still to do."""
     if progress.total:
         updated = round(width * progress.updated / progress.total)
         failed = round(width * progress.failed / progress.total)
@@ -150,7 +151,7 @@ def text_progress_bar(progress: Progress, width: int = 20) -> str:
         bar = bar.ljust(width, "-")
     else:
         bar = " " * width
-    text = f"[{bar}] {progress.updated}/{progress.total} updated"
+    text = f"[{bar}] {progress.updated}/{progress.total} pods done"
     if progress.failed:
         text += f", {progress.failed} failed"
     if progress.in_flight:

@@ -31,6 +31,7 @@ from sidecarhub.teams import NotTeamMember, team_refusal
 __all__ = [
     "ChangePagePanel",
     "ChangeRecordAdmin",
+    "InlineRefused",
     "SidecarSetAdmin",
     "SidecarSetAdminForm",
     "SidecarSetRevisionAdmin",
@@ -86,6 +87,11 @@ def _policy_text(value: Any) -> str:
     if value is None:
         return ""
     return ", ".join(str(step) for step in value) if isinstance(value, list) else str(value)
+
+
+class InlineRefused(Exception):
+    """An inline's services refused a row while the page was saved, after its checks passed
+    (someone changed the rows meanwhile): the whole page is left unsaved and the refusal shown."""
 
 
 class TeamOwnedAdmin(admin.ModelAdmin):
@@ -265,8 +271,11 @@ class SidecarSetAdmin(TeamOwnedAdmin):
     @classmethod
     def add_inline(cls, inline: type[InlineModelAdmin[Any, Any]]) -> None:
         """Edit another app's rows on the change page (e.g. the clusters app's targets). The
-        inline saves its formset itself (``save_formset(request, formset, parent)``), so its
-        app's services do the writes, never Django's plain ``save()``."""
+        inline saves its formset itself (``save_through_services(request, formset, parent)``), so
+        its app's services do the writes, never Django's plain ``save()``. Its formset checks
+        the rows with the services' rules first (a refusal is a form error: the page is shown
+        again with what was typed, nothing saved); a refusal while saving raises
+        ``InlineRefused``."""
         if inline not in cls.extra_inlines:
             cls.extra_inlines.append(inline)
 
@@ -349,8 +358,9 @@ class SidecarSetAdmin(TeamOwnedAdmin):
     ) -> HttpResponse:
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
-        except (SidecarSetInvalid, DefinitionError, NotTeamMember) as exc:
-            # A concurrent write slipped in between the form's check and the save; nothing was saved.
+        except (SidecarSetInvalid, DefinitionError, NotTeamMember, InlineRefused) as exc:
+            # A concurrent write slipped in between the forms' checks and the save; the page is
+            # one transaction, so nothing was saved.
             self.message_user(request, f"Not saved: {exc}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 

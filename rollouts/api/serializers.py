@@ -93,11 +93,15 @@ class PublishPreviewQuerySerializer(serializers.Serializer):
 
 
 class ProgressSerializer(serializers.Serializer):
-    """Pod counts (``rollouts.queries``): total is the pods of every step (counted when a step is
-    prepared: pods updated so far plus the in-place candidates left; 0 before step 1 is prepared)."""
+    """The rollout's own record of its pods (``rollouts.queries``; the console says "rollout: 1 / 5
+    pods done"): total is the pods of every step (counted when a step is prepared: pods updated
+    so far plus the in-place candidates left; 0 before step 1 is prepared). Not the pods observed
+    in the cluster (that is the fleet view's `pods`)."""
 
     total = serializers.IntegerField(source="progress_total", help_text="Pods to update over all steps")
-    updated = serializers.IntegerField(source="progress_updated", help_text="Outcome succeeded")
+    updated = serializers.IntegerField(
+        source="progress_updated", help_text="Pods this rollout updated: outcome succeeded (or recreated)"
+    )
     failed = serializers.IntegerField(source="progress_failed", help_text="Outcome failed or timed out")
     skipped = serializers.IntegerField(source="progress_skipped")
     pod_gone = serializers.IntegerField(source="progress_pod_gone")
@@ -419,13 +423,34 @@ class FleetRolloutSerializer(serializers.Serializer):
 
 
 class FleetPodsSerializer(serializers.Serializer):
-    """The placement's status counters (null until the cluster's status refresh observed them)."""
+    """Pods observed live in the cluster by its last status refresh (Kruise's matchedPods /
+    updatedPods / readyPods / updatedReadyPods): every pod the SidecarSet matches there now,
+    pods created since a rollout began included. Not a rollout's own count of the pods it
+    updated (that is a rollout's `progress`). Null until first observed."""
 
-    matched = serializers.IntegerField(source="matched_pods", allow_null=True)
-    updated = serializers.IntegerField(source="updated_pods", allow_null=True)
+    matched = serializers.IntegerField(
+        source="matched_pods", allow_null=True, help_text="Pods in the cluster the SidecarSet matches now"
+    )
+    updated = serializers.IntegerField(
+        source="updated_pods",
+        allow_null=True,
+        help_text="Of those, pods on the revision the cluster's resource carries (not a rollout's count)",
+    )
     ready = serializers.IntegerField(source="ready_pods", allow_null=True)
     updated_ready = serializers.IntegerField(source="updated_ready_pods", allow_null=True)
-    observed_at = serializers.DateTimeField(source="status_observed_at", allow_null=True)
+    observed_at = serializers.DateTimeField(
+        source="status_observed_at", allow_null=True, help_text="When the status refresh counted them"
+    )
+
+
+class SkippedClusterSerializer(serializers.Serializer):
+    """A cluster whose labels match a selector target but that the SidecarSet does not target:
+    another team owns it (a label selector stays inside its SidecarSet's team)."""
+
+    cluster = serializers.CharField()
+    cluster_id = serializers.IntegerField()
+    team = serializers.CharField(help_text="The team that owns the cluster")
+    reason = serializers.CharField(help_text="Why it is not targeted, and how to target it")
 
 
 class FleetClusterSerializer(serializers.Serializer):
@@ -449,7 +474,9 @@ class FleetClusterSerializer(serializers.Serializer):
     current_revision = serializers.IntegerField(allow_null=True, help_text="The current revision")
     behind = serializers.BooleanField(help_text="It serves an older revision than the current one")
     latest_rollout = FleetRolloutSerializer(allow_null=True)
-    pods = FleetPodsSerializer(source="*")
+    pods = FleetPodsSerializer(
+        source="*", help_text="Observed live in the cluster (pods on revision), not a rollout's count"
+    )
     needs_recreate = serializers.IntegerField(help_text="From the latest rollout's steps")
     drift = serializers.IntegerField(help_text="Pods in the cluster that lack this SidecarSet's injection")
 
@@ -461,6 +488,9 @@ class FleetSerializer(serializers.Serializer):
     sidecarset_id = serializers.IntegerField()
     current_revision = serializers.IntegerField(allow_null=True)
     clusters = FleetClusterSerializer(many=True)
+    skipped_clusters = SkippedClusterSerializer(
+        many=True, help_text="Clusters its label selectors match but do not target (another team's)"
+    )
 
 
 class ReleaseClusterSerializer(serializers.Serializer):
@@ -543,4 +573,7 @@ class PublishPreviewSerializer(serializers.Serializer):
     clusters = PublishPreviewClusterSerializer(many=True)
     supersedes = SupersededRolloutSerializer(
         many=True, help_text="Active rollouts that publishing aborts (a newer revision wins)"
+    )
+    skipped_clusters = SkippedClusterSerializer(
+        many=True, help_text="Clusters its label selectors match but do not target (another team's)"
     )

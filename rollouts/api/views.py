@@ -447,8 +447,11 @@ class SidecarSetFleetViewSet(_RolloutsViewMixin, viewsets.ViewSet):
         summary="Every target cluster of a SidecarSet: serving revision, hold, rollout, pods, drift",
         description="One row per target cluster, by wave then name: the revision it serves (its "
         "custom resource and webhook) against the SidecarSet's current one, its hold, its latest "
-        "rollout (state, reason, current step), its pod counters from the last status refresh, "
-        "the pods that need recreate and its drift.",
+        "rollout (state, reason, current step), its pods as the cluster reported them at its last "
+        "status refresh (observed live: not the rollout's own count, which is a rollout's "
+        "`progress`), the pods that need recreate and its drift. `skipped_clusters`: the clusters "
+        "its label selectors match but do not target, because another team owns them (name one in "
+        "an explicit target to serve it there).",
         parameters=[_SIDECARSET_NAME],
         responses={200: FleetSerializer, **_READ_RESPONSES},
     )
@@ -479,7 +482,8 @@ class SidecarSetFleetViewSet(_RolloutsViewMixin, viewsets.ViewSet):
         description="Nothing is written. The revision number it would become, its change kind, "
         "the rollout steps and, per target cluster by wave, the rollout it would get (in place, a "
         "gate only, or none and why) and its running pods in place vs needing recreate (read live "
-        "unless `pods=false`; a cluster that cannot be read has `pods_error`).",
+        "unless `pods=false`; a cluster that cannot be read has `pods_error`). `skipped_clusters`: "
+        "the clusters its label selectors match but do not target (another team's).",
         parameters=[_SIDECARSET_NAME, PublishPreviewQuerySerializer],
         responses={200: PublishPreviewSerializer, 400: _ERRORS, **_READ_RESPONSES},
     )

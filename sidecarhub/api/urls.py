@@ -79,10 +79,12 @@ router.register("cluster-audit-events", ClusterAuditEventViewSet, basename="clus
 # /api/v1/pod-updates/{id}/                              GET
 # /api/v1/pod-updates/export.csv/                        GET streaming CSV (same filters)
 # /api/v1/sidecarsets/{name}/fleet/                      GET every target cluster: serving revision,
-#                                                        hold, latest rollout, pods, needs recreate, drift
+#                                                        hold, latest rollout, pods, needs recreate, drift;
+#                                                        skipped_clusters (another team's, by selector)
 # /api/v1/sidecarsets/{name}/releases/?limit=            GET newest releases by wave, each with its stage
 # /api/v1/sidecarsets/{name}/publish-preview/?pods=      GET what publishing would do: clusters by
-#                                                        wave, steps, pods in place / need recreate
+#                                                        wave, steps, pods in place / need recreate,
+#                                                        skipped_clusters
 #     (served by rollouts.api.views: the SidecarSet viewset never imports rollouts)
 from rollouts.api.views import (  # noqa: E402
     PodUpdateViewSet,

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
+from clusters.models import SidecarSetTarget
 from clusters.push import create_target, sync_placements
 from rollouts.choices import PodUpdateOutcome, StepState
 from rollouts.models import Approval, Rollout, RolloutStep
@@ -100,11 +101,11 @@ def test_rollout_page_shows_progress_without_reloading(console: Console, fast_re
     step = start_and_prepare(rollout)
     page = console.page_for(watcher("viewer"), f"/admin/rollouts/rollout/{rollout.pk}/change/")
     live = page.locator("#sh-rollout-live")
-    expect(live).to_contain_text("0 / 3 updated")
+    expect(live).to_contain_text("rollout: 0 / 3 pods done")
     mark_page(page)
 
     make_pod_update(step, PODS[0])  # the engine's row for one pod updated
-    expect(live.locator(".sh-progress").first).to_contain_text("1 / 3 updated")
+    expect(live.locator(".sh-progress").first).to_contain_text("rollout: 1 / 3 pods done")
     make_pod_update(step, PODS[1], outcome=PodUpdateOutcome.FAILED, error="ErrImagePull")
     expect(live.locator(".sh-progress").first).to_contain_text("1 failed")
     pause_rollout_row(rollout.pk, actor=None, reason="step 1: 1 pod failed (threshold 0)")
@@ -117,18 +118,18 @@ def test_a_refresh_waits_while_someone_types_in_the_region(console: Console, fas
     step = start_and_prepare(rollout)
     page = console.page_for(watcher("approver"), f"/admin/rollouts/rollout/{rollout.pk}/change/")
     progress = page.locator("#sh-rollout-live .sh-progress").first
-    expect(progress).to_contain_text("0 / 3 updated")
+    expect(progress).to_contain_text("rollout: 0 / 3 pods done")
     comment = page.locator(f"#step-{step.pk} input[name=comment]")
 
     comment.fill("canary looks fine")
     make_pod_update(step, PODS[0])
     page.wait_for_timeout(3_000)  # three refresh periods
-    expect(progress).to_contain_text("0 / 3 updated")  # not swapped: the comment would be lost
+    expect(progress).to_contain_text("rollout: 0 / 3 pods done")  # not swapped: the comment would be lost
     expect(comment).to_have_value("canary looks fine")
 
     comment.fill("")
     comment.blur()
-    expect(progress).to_contain_text("1 / 3 updated")
+    expect(progress).to_contain_text("rollout: 1 / 3 pods done")
 
 
 def test_a_page_whose_session_ended_shows_the_login_form_not_inside_its_region(
@@ -151,12 +152,12 @@ def test_dashboard_shows_releases_and_stops_without_reloading(console: Console, 
     page = console.page_for(watcher("viewer"))
     release = page.locator('.sh-release-row[data-sidecarset="log-agent"][data-revision="2"]')
     expect(release).to_contain_text("wave 0 awaiting approval in cluster prod-eu")
-    expect(release).to_contain_text("0 / 3 updated")
+    expect(release).to_contain_text("rollouts: 0 / 3 pods done")
     expect(page.locator("#sh-stopped")).to_contain_text("No rollout is paused or failed.")
     mark_page(page)
 
     make_pod_update(step, PODS[0])
-    expect(release).to_contain_text("1 / 3 updated")
+    expect(release).to_contain_text("rollouts: 1 / 3 pods done")
     pause_rollout_row(rollout.pk, actor=None, reason="paused by a person: checking the canary")
     stopped = page.locator(f'.sh-stopped-row[data-rollout="{rollout.pk}"]')
     expect(stopped.locator(".sh-reason")).to_have_text("paused by a person: checking the canary")
@@ -326,10 +327,10 @@ def test_a_teams_author_publishes_and_only_the_teams_approver_approves(
     # 4. The engine updates the pods; the rollout page follows without reloading.
     expect(approver).to_have_url(re.compile(re.escape(rollout_path) + "$"))
     live = approver.locator("#sh-rollout-live")
-    expect(live.locator(".sh-progress").first).to_contain_text("0 / 3 updated")
+    expect(live.locator(".sh-progress").first).to_contain_text("rollout: 0 / 3 pods done")
     mark_page(approver)
     make_pod_update(step, PODS[0])
-    expect(live.locator(".sh-progress").first).to_contain_text("1 / 3 updated")
+    expect(live.locator(".sh-progress").first).to_contain_text("rollout: 1 / 3 pods done")
     make_pod_update(step, PODS[1], outcome=PodUpdateOutcome.FAILED, error="ErrImagePull: log-agent:2")
     expect(live.locator(".sh-progress").first).to_contain_text("1 failed")
     assert same_document(approver)
@@ -346,3 +347,55 @@ def test_a_teams_author_publishes_and_only_the_teams_approver_approves(
         expect(result).to_have_text(outcome)
         expect(image).to_be_in_viewport()
         expect(result).to_be_in_viewport()
+
+
+@pytest.mark.usefixtures("roles")
+def test_a_refused_target_edit_keeps_what_was_typed_and_shows_only_the_error(console: Console) -> None:
+    """Payments' author changes the image and adds a target row with a bad selector, then one
+    naming search's cluster: each time the page comes back with the refusal on that row only (no
+    green "changed successfully"), the edited YAML and the row as typed still there, nothing
+    saved; choosing payments' cluster instead saves both, with the success alone."""
+    payments, search = Team.objects.create(name="payments"), Team.objects.create(name="search")
+    author = team_member("pay-author", "author", teams=(payments,))
+    sidecarset = create_sidecarset(document("pay-mesh", "log-agent:1"), actor=author, owner_team="payments")
+    create_target(sidecarset_id=sidecarset.pk, cluster_id=make_cluster("pay-eu", owner_team=payments).pk)
+    pay_us = make_cluster("pay-us", owner_team=payments)
+    search_prod = make_cluster("prod-search", owner_team=search)
+    page = console.page_for(author, f"/admin/sidecarhub/sidecarset/{sidecarset.pk}/change/")
+
+    definition = page.locator("#id_document_yaml")
+    definition.fill(definition.input_value().replace("log-agent:1", "log-agent:2"))
+    selector = page.locator("#id_cluster_targets-1-cluster_selector")  # the blank row below pay-eu's
+    selector.fill('{"matchLabels": {"env": 5}}')
+    page.click("input[name=_continue]")
+
+    errors = page.locator("#cluster_targets-group .errorlist")
+    expect(errors).to_have_text("matchLabels must map strings to strings")
+    expect(page.locator("ul.messagelist")).to_have_count(0)  # no "was changed successfully"
+    expect(selector).to_have_value('{"matchLabels": {"env": 5}}')
+    expect(definition).to_have_value(re.compile("log-agent:2"))
+
+    selector.fill("")
+    new_row = page.locator("#id_cluster_targets-1-cluster")
+    new_row.select_option(str(search_prod.pk))
+    page.fill("#id_cluster_targets-1-wave", "1")
+    page.click("input[name=_continue]")
+
+    expect(page.locator(".errornote")).to_be_visible()
+    refusal = "pay-author is not a member of team 'search', which owns cluster 'prod-search'"
+    expect(errors).to_have_text(refusal)
+    expect(page.locator("ul.messagelist")).to_have_count(0)  # no "was changed successfully"
+    expect(definition).to_have_value(re.compile("log-agent:2"))
+    expect(new_row).to_have_value(str(search_prod.pk))
+    expect(page.locator("#id_cluster_targets-1-wave")).to_have_value("1")
+    assert SidecarSet.objects.get(pk=sidecarset.pk).spec["containers"][0]["image"] == "log-agent:1"
+    assert not SidecarSetTarget.objects.filter(cluster=search_prod).exists()
+
+    new_row.select_option(str(pay_us.pk))
+    page.click("input[name=_continue]")
+
+    expect(page.locator("ul.messagelist .success")).to_contain_text("was changed successfully")
+    expect(page.locator("ul.messagelist .error")).to_have_count(0)
+    expect(page.locator(".errornote")).to_have_count(0)
+    assert SidecarSet.objects.get(pk=sidecarset.pk).spec["containers"][0]["image"] == "log-agent:2"
+    assert SidecarSetTarget.objects.get(cluster=pay_us).wave == 1

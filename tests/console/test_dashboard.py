@@ -4,6 +4,7 @@ regions htmx polls, the API docs' own assets, and the console's names and times.
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -15,9 +16,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import formats
+from django.utils import formats, timezone
 
-from clusters.models import Cluster
+from clusters.models import Cluster, SidecarSetPlacement
 from rollouts.choices import PodUpdateOutcome, RolloutState
 from rollouts.dashboard import (
     fleet_matrix,
@@ -149,6 +150,67 @@ def test_releases_in_flight_sum_their_rollouts_progress_and_stopped_ones_say_why
     assert releases_in_flight() == []
 
 
+# --- two pod counts, worded apart -----------------------------------------------------------------
+
+# A bar of the console: its class, its tooltip and its words.
+BAR = re.compile(
+    r'<div class="(sh-observed-pods|sh-progress)" title="([^"]*)".*?'
+    r'<span style="font-size:11px;white-space:nowrap">(.*?)</span></div>',
+    re.DOTALL,
+)
+
+
+def bars(page: str) -> list[tuple[str, str, str]]:
+    """(kind, tooltip, words) of every bar on the page; kind "observed" or "ledger"."""
+    return [
+        ("observed" if kind == "sh-observed-pods" else "ledger", html.unescape(title), words)
+        for kind, title, words in BAR.findall(page)
+    ]
+
+
+def test_a_clusters_observed_pods_and_a_rollouts_own_record_never_read_alike() -> None:
+    """The cluster reports 6 pods matched, 2 on its revision (Kruise's counters, pods created
+    since included); the rollout's own record says 1 of its 3 planned pods is done. Each page
+    showing either says which it is, and no bar says "updated" for both."""
+    step = start_and_prepare(make_rollout(None, make_cluster("prod-eu"), name="log-agent"))
+    make_pod_update(step, PODS[0])
+    SidecarSetPlacement.objects.filter(sidecarset_name="log-agent").update(
+        matched_pods=6, updated_pods=2, ready_pods=6, status_observed_at=timezone.now()
+    )
+    rollout = Rollout.objects.get(pk=step.rollout_id)
+    client = signed_in(make_staff_user("viewer", *WATCHER))
+    pages = {
+        "dashboard": "/admin/",
+        "SidecarSet": reverse("admin:sidecarhub_sidecarset_change", args=[rollout.sidecarset_id]),
+        "release": reverse("admin:rollouts_rollout_release", args=[rollout.sidecarset_id, 2]),
+        "rollout": reverse("admin:rollouts_rollout_change", args=[rollout.pk]),
+    }
+    shown = {name: bars(client.get(url).content.decode()) for name, url in pages.items()}
+
+    observed = "pods on revision: 2 / 6"
+    assert [words for kind, _, words in shown["dashboard"] if kind == "observed"] == [observed]
+    assert [words for kind, _, words in shown["SidecarSet"] if kind == "observed"] == [observed]
+    assert "rollouts: 1 / 3 pods done" in [words for _, _, words in shown["dashboard"]]
+    assert "rollout: 1 / 3 pods done" in [words for _, _, words in shown["SidecarSet"]]
+    assert [words for _, _, words in shown["release"]] == [
+        "rollouts: 1 / 3 pods done",  # the release, summed over its rollouts
+        "rollout: 1 / 3 pods done",  # its one cluster's rollout
+    ]
+    assert [words for _, _, words in shown["rollout"]] == [
+        "rollout: 1 / 3 pods done",
+        "step: 1 / 3 pods done",
+        "step: 0 / 0 pods done",  # step 2, not prepared yet
+    ]
+    for name, found in shown.items():
+        for kind, tooltip, words in found:
+            assert "updated" not in words, (name, words)
+            if kind == "observed":
+                assert tooltip.startswith("Observed live in cluster prod-eu by its status refresh at ")
+                assert "pods created since a rollout began included: not a rollout's own count" in tooltip
+            else:
+                assert "own record" in tooltip and "not a live count" in tooltip, (name, tooltip)
+
+
 # --- live regions ---------------------------------------------------------------------------------
 
 
@@ -165,9 +227,9 @@ def test_the_dashboard_poll_gets_its_region_alone(settings: Any) -> None:
     assert region.lstrip().startswith('<div id="sh-dashboard"')
     assert 'hx-get="/admin/"' in region and 'hx-trigger="every 7s [sidecarhubLive.idle(this)]"' in region
     assert 'hx-swap="outerHTML"' in region
-    assert "0 / 3 updated" in region
+    assert "rollouts: 0 / 3 pods done" in region
     make_pod_update(step, PODS[0])
-    assert "1 / 3 updated" in live(client, "/admin/")
+    assert "rollouts: 1 / 3 pods done" in live(client, "/admin/")
 
 
 def test_the_rollout_page_polls_while_the_rollout_can_change() -> None:

@@ -199,3 +199,39 @@ def users(db: None) -> dict[str, User]:
         "approver": make_user("approver", *APPROVE),
         "operator": make_user("operator", *OPERATE),
     }
+
+
+# --- admin change forms ---------------------------------------------------------------------------
+
+
+def change_form_data(response: Any) -> dict[str, Any]:
+    """The change form as the browser would post it unchanged (main form and every inline)."""
+    data: dict[str, Any] = {}
+    form = response.context["adminform"].form
+    for name, field in form.fields.items():
+        value = form.initial.get(name, field.initial)
+        data[name] = "" if value is None else value
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        for key, value in formset.management_form.initial.items():
+            data[f"{formset.prefix}-{key}"] = value
+        data[f"{formset.prefix}-TOTAL_FORMS"] = len(formset.initial_forms)  # no blank extra rows
+        for position, inline_form in enumerate(formset.initial_forms):
+            for name in inline_form.fields:
+                value = inline_form.initial.get(name)
+                if value is None and name == "id":
+                    value = inline_form.instance.pk
+                if name == "sidecarset":
+                    value = inline_form.instance.sidecarset_id
+                data[f"{formset.prefix}-{position}-{name}"] = "" if value is None else value
+    return data
+
+
+def form_errors(response: Any) -> Any:
+    """The errors of a change form the admin showed again (the response itself if it did not)."""
+    if not response.context:
+        return response
+    return [response.context["adminform"].form.errors] + [
+        (inline.formset.prefix, inline.formset.errors, inline.formset.non_form_errors())
+        for inline in response.context["inline_admin_formsets"]
+    ]

@@ -65,7 +65,7 @@ def test_changelist_shows_state_cluster_wave_and_a_progress_bar(world: World, vi
     assert response.status_code == 200
     html = response.content.decode()
     assert world.rollout.sidecarset_name in html and "prod-eu" in html
-    assert "sh-progress" in html and "1 / 3 updated" in html and "1 failed" in html
+    assert "sh-progress" in html and "rollout: 1 / 3 pods done" in html and "1 failed" in html
     assert "#1 → #2" in html and "1 of 2" in html
     assert 'class="sh-badge"' in html and "Running" in html
     # A viewer gets no operate / approve actions.

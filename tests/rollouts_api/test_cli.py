@@ -84,7 +84,7 @@ def test_status_table_with_a_text_progress_bar(world: World, author: User) -> No
     mine = next(row for row in rows if row.startswith(f"{world.rollout.pk} "))
     assert world.rollout.sidecarset_name in mine and "prod-eu" in mine and "#1->#2" in mine
     assert "running" in mine and "1/2" in mine
-    assert "1/3 updated, 1 failed, 1 in flight" in mine and "[#######!!!!!!!~~~~~~]" in mine
+    assert "1/3 pods done, 1 failed, 1 in flight" in mine and "[#######!!!!!!!~~~~~~]" in mine
     only = run("status", "--sidecarset", "mesh-proxy").splitlines()
     assert len(only) == 2 and "mesh-proxy" in only[1] and "pending" in only[1]
 
@@ -102,7 +102,7 @@ def test_status_of_one_rollout_lists_steps_and_what_to_do_next(world: World) -> 
         in text
     )
     assert "state:    running" in text and "author:   author" in text
-    assert "1/3 updated, 1 failed" in text
+    assert "1/3 pods done, 1 failed" in text
     assert "awaiting_approval" in text and "pending" in text
     assert f"sidecarhub rollout approve {world.step.pk} [-m COMMENT]" in text
 

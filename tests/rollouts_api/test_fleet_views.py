@@ -170,7 +170,9 @@ def test_admin_page_shows_the_fleet_and_releases_tables(web: SidecarSet) -> None
     eu_rollout = web.rollouts.get(cluster__name="prod-eu")
     assert reverse("admin:rollouts_rollout_change", args=[eu_rollout.pk]) in html
     assert "behind #2" in html and "freeze" in html
-    assert "2 / 8 updated" in html and 'class="sh-progress"' in html  # the rollout pages' bar
+    # The pods the cluster reported, worded apart from a rollout's own record (its bar).
+    assert "pods on revision: 2 / 8" in html and 'class="sh-observed-pods"' in html
+    assert "Pods on revision (live)" in html and "2 / 8 updated" not in html
     assert "wave 0 awaiting approval in cluster prod-eu" in html
     assert reverse("admin:clusters_driftedpod_changelist") in html
 
@@ -208,14 +210,18 @@ def test_cli_fleet_table(web: SidecarSet, cli_viewer: User) -> None:
     lines = run("fleet", "web").splitlines()
     assert lines[0] == "SidecarSet web: current revision #2"
     assert lines[1].split() == [
-        "CLUSTER", "WAVE", "SERVING", "HELD", "ROLLOUT", "STATE", "STEP", "PODS", "RECREATE", "DRIFT",
+        "CLUSTER", "WAVE", "SERVING", "HELD", "ROLLOUT", "STATE", "STEP", "PODS", "ON", "REVISION",
+        "RECREATE", "DRIFT",
     ]  # fmt: skip
     eu = lines[2]
     assert eu.startswith("prod-eu") and "#2 " in eu and "#1->#2" in eu and "running" in eu
-    assert "1/1 awaiting_approval" in eu and "2/8 updated, 8 ready" in eu
+    assert "1/1 awaiting_approval" in eu and "2/8, 8 ready" in eu
     us = lines[3]
     assert us.startswith("prod-us") and "#1 (behind)" in us and "held: freeze" in us
     assert "not observed" in us and us.split()[-1] == "2"  # drift
+    assert lines[4] == (
+        "PODS ON REVISION: observed live in the cluster (pods created since included), not a rollout's count"
+    )
 
 
 def test_cli_fleet_json_is_the_api_body(web: SidecarSet, cli_viewer: User) -> None:
@@ -229,7 +235,7 @@ def test_cli_release_status(web: SidecarSet, cli_viewer: User) -> None:
     lines = text.splitlines()
     assert lines[0] == "revision 2 (current): wave 0 awaiting approval in cluster prod-eu"
     assert lines[1].split() == [
-        "WAVE", "CLUSTER", "HELD", "ROLLOUT", "STATE", "STEP", "PROGRESS", "RECREATE", "NOTE",
+        "WAVE", "CLUSTER", "HELD", "ROLLOUT", "STATE", "STEP", "ROLLOUT", "PROGRESS", "RECREATE", "NOTE",
     ]  # fmt: skip
     assert "prod-us" in text and "held: freeze" in text
     step = RolloutStep.objects.get(rollout__cluster_name="prod-eu", state=StepState.AWAITING_APPROVAL)

@@ -26,7 +26,9 @@ from tests.rollouts_api.conftest import (
     OPERATE,
     VIEW_PODS,
     World,
+    change_form_data,
     document,
+    form_errors,
     make_cluster,
     make_rollout,
 )
@@ -103,12 +105,14 @@ def test_progress_totals_count_every_step_not_only_the_prepared_ones(world: Worl
     client = login(viewer)
     # Step 1 is prepared with 3 pods, step 2 (100%) is not: before any count of the whole
     # rollout, the total is what is prepared.
-    assert "1 / 3 updated" in progress_region(client.get(detail_url(world.rollout.pk)).content.decode())
+    page = client.get(detail_url(world.rollout.pk)).content.decode()
+    assert "rollout: 1 / 3 pods done" in progress_region(page)
     # What ``lifecycle.prepare_step`` writes: 6 pods to update over all steps.
     Rollout.objects.filter(pk=world.rollout.pk).update(planned_pods=6)
-    assert "1 / 6 updated" in progress_region(client.get(detail_url(world.rollout.pk)).content.decode())
+    page = client.get(detail_url(world.rollout.pk)).content.decode()
+    assert "rollout: 1 / 6 pods done" in progress_region(page)
     listing = client.get(reverse("admin:rollouts_rollout_changelist")).content.decode()
-    assert "1 / 6 updated" in listing and "Waiting for approval of step 1" in listing
+    assert "rollout: 1 / 6 pods done" in listing and "Waiting for approval of step 1" in listing
 
 
 def test_a_pending_rollout_says_what_it_waits_for(author: User) -> None:
@@ -257,38 +261,6 @@ def test_publish_preview_of_a_change_beyond_images_is_a_gate_only(author: User) 
 # --- SidecarSet page -------------------------------------------------------------------------------
 
 
-def _post_data(response: Any) -> dict[str, Any]:
-    """The change form as the browser would post it unchanged (main form and every inline)."""
-    data: dict[str, Any] = {}
-    form = response.context["adminform"].form
-    for name, field in form.fields.items():
-        value = form.initial.get(name, field.initial)
-        data[name] = "" if value is None else value
-    for inline in response.context["inline_admin_formsets"]:
-        formset = inline.formset
-        for key, value in formset.management_form.initial.items():
-            data[f"{formset.prefix}-{key}"] = value
-        data[f"{formset.prefix}-TOTAL_FORMS"] = len(formset.initial_forms)  # no blank extra rows
-        for position, inline_form in enumerate(formset.initial_forms):
-            for name in inline_form.fields:
-                value = inline_form.initial.get(name)
-                if value is None and name == "id":
-                    value = inline_form.instance.pk
-                if name == "sidecarset":
-                    value = inline_form.instance.sidecarset_id
-                data[f"{formset.prefix}-{position}-{name}"] = "" if value is None else value
-    return data
-
-
-def _errors(response: Any) -> Any:
-    if not response.context:
-        return response
-    return [response.context["adminform"].form.errors] + [
-        (inline.formset.prefix, inline.formset.errors, inline.formset.non_form_errors())
-        for inline in response.context["inline_admin_formsets"]
-    ]
-
-
 def test_sidecarset_page_shows_targets_placements_rollouts_and_edits_targets_through_services(
     world: World, db: None
 ) -> None:
@@ -314,7 +286,7 @@ def test_sidecarset_page_shows_targets_placements_rollouts_and_edits_targets_thr
     assert "Waiting for approval of step 1" in html
     assert f'href="{reverse("admin:rollouts_rollout_release", args=[sidecarset.pk, 2])}"' in html
 
-    data = _post_data(page)
+    data = change_form_data(page)
     prefix = next(
         inline.formset.prefix
         for inline in page.context["inline_admin_formsets"]
@@ -324,7 +296,7 @@ def test_sidecarset_page_shows_targets_placements_rollouts_and_edits_targets_thr
     data[f"{prefix}-TOTAL_FORMS"] = index + 1
     data.update({f"{prefix}-{index}-cluster": other.pk, f"{prefix}-{index}-wave": 3})
     saved = client.post(url, data)
-    assert saved.status_code == 302, _errors(saved)
+    assert saved.status_code == 302, form_errors(saved)
     target = SidecarSetTarget.objects.get(sidecarset=sidecarset, cluster=other)
     assert target.wave == 3
     # The service did the write: a change-log row, and the placement re-resolved.
@@ -336,7 +308,7 @@ def test_sidecarset_page_shows_targets_placements_rollouts_and_edits_targets_thr
 
     # Delete it from the same page: through the service, placement marked for removal.
     page = client.get(url)
-    data = _post_data(page)
+    data = change_form_data(page)
     position = next(
         i
         for i, form in enumerate(
@@ -405,7 +377,7 @@ def test_a_target_by_cluster_labels_is_added_inline_and_a_bad_selector_is_refuse
 
     def add_row(selector: str) -> Any:
         page = client.get(url)
-        data = _post_data(page)
+        data = change_form_data(page)
         prefix = next(
             inline.formset.prefix
             for inline in page.context["inline_admin_formsets"]
@@ -422,8 +394,15 @@ def test_a_target_by_cluster_labels_is_added_inline_and_a_bad_selector_is_refuse
     assert SidecarSetPlacement.objects.filter(sidecarset=sidecarset, cluster=labelled).exists()
 
     refused = add_row('{"matchLabels": {"env": 5}}')
-    texts = [str(message) for message in refused.context["messages"]]
-    assert any(
-        "target not saved" in text and "matchLabels must map strings to strings" in text for text in texts
+    # Checked by the service's own rule before anything is saved: shown under the field, the
+    # page shown again (not a redirect), no success message.
+    assert refused.redirect_chain == []
+    targets = next(
+        inline.formset
+        for inline in refused.context["inline_admin_formsets"]
+        if inline.formset.model is SidecarSetTarget
     )
+    [row] = [form for form in targets.forms if form.errors]
+    assert row.errors["cluster_selector"] == ["matchLabels must map strings to strings"]
+    assert not [str(message) for message in refused.context["messages"]]
     assert SidecarSetTarget.objects.filter(sidecarset=sidecarset, cluster__isnull=True).count() == 1

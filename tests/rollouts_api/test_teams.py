@@ -20,7 +20,12 @@ from rest_framework.test import APIClient
 from clusters.models import Cluster, SidecarSetPlacement
 from clusters.push import create_target, retry_placement
 from clusters.services import update_cluster
-from clusters.targeting import resolve_targets, selector_skips_of, sidecarset_ids_targeting
+from clusters.targeting import (
+    SkippedCluster,
+    resolve_targets,
+    resolve_targets_and_skips_of,
+    sidecarset_ids_targeting,
+)
 from rollouts.choices import StepState
 from rollouts.fleet import fleet_of
 from rollouts.models import Rollout, RolloutStep
@@ -504,8 +509,10 @@ def test_a_selector_target_selects_only_clusters_its_sidecarsets_team_may_use(te
     paying = _selector_sidecarset("pay-sel", teams.pay_author, "payments")
     assert _placed_on(paying) == {"prod-pay", "prod-shared"}
     assert set(resolve_targets(paying.pk)) == {teams.cluster.pk, shared_prod.pk}
-    assert selector_skips_of([paying.pk]) == {paying.pk: {search_prod.pk}}
+    skipped = SkippedCluster(search_prod.pk, "prod-search", team="search", sidecarset_team="payments")
+    assert resolve_targets_and_skips_of([paying.pk]).skipped == {paying.pk: (skipped,)}
     assert {entry.cluster for entry in fleet_of(paying.pk).clusters} == {"prod-pay", "prod-shared"}
+    assert fleet_of(paying.pk).skipped_clusters == (skipped,)
     # admission and drift, from the cluster's side
     assert paying.pk not in sidecarset_ids_targeting(search_prod)
     assert paying.pk in sidecarset_ids_targeting(Cluster.objects.get(pk=teams.cluster.pk))
@@ -517,7 +524,7 @@ def test_a_selector_target_selects_only_clusters_its_sidecarsets_team_may_use(te
     # the search cluster given to no team: the payments selector now reaches it
     update_cluster(search_prod.pk, changes={"owner_team": ""}, actor=teams.org_admin)
     assert _placed_on(paying) == {"prod-pay", "prod-search", "prod-shared"}
-    assert selector_skips_of([paying.pk]) == {paying.pk: set()}
+    assert resolve_targets_and_skips_of([paying.pk]).skipped == {paying.pk: ()}
 
 
 def test_a_sidecarsets_team_change_re_resolves_its_selectors(
@@ -546,7 +553,7 @@ def test_an_explicit_target_by_an_org_admin_still_crosses_teams(teams: Teams) ->
         create_target(paying.pk, cluster_id=search_prod.pk, actor=teams.pay_author)
     create_target(paying.pk, cluster_id=search_prod.pk, actor=teams.org_admin)
     assert _placed_on(paying) == {"prod-search"}
-    assert selector_skips_of([paying.pk]) == {paying.pk: set()}  # selected after all
+    assert resolve_targets_and_skips_of([paying.pk]).skipped == {paying.pk: ()}  # selected after all
 
 
 def test_retrying_a_placement_needs_the_clusters_team(teams: Teams) -> None:

@@ -135,12 +135,15 @@ def test_a_renewed_certificate_is_served_after_sighup(listener: Listener, tmp_pa
     listener.certs.cert.write_bytes(renewed.cert.read_bytes())
     listener.certs.key.write_bytes(renewed.key.read_bytes())
     listener.process.send_signal(signal.SIGHUP)
+    # Workers are replaced one by one (the old one drains): poll until the new CA verifies.
     wait_for(
-        lambda: served_certificate(listener.port) != before or None,
-        timeout_seconds=60,
-        what="the renewed certificate",
+        lambda: listener.healthy(renewed.ca_cert) or None, timeout_seconds=60, what="the renewed certificate"
     )
-    assert listener.healthy(renewed.ca_cert)
+    wait_for(  # and, once the old worker is gone, every connection gets it
+        lambda: all(served_certificate(listener.port) != before for _ in range(3)) or None,
+        timeout_seconds=60,
+        what="the old worker to stop",
+    )
 
 
 def test_bad_settings_stop_the_server_with_the_setting_named(tmp_path: Path) -> None:

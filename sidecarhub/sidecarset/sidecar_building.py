@@ -23,7 +23,7 @@ from sidecarhub.sidecarset.annotations import (
     version_annotation,
 )
 from sidecarhub.sidecarset.kubernetes_rules import qualified_name_error
-from sidecarhub.sidecarset.model import SidecarContainer, SidecarSet, thaw
+from sidecarhub.sidecarset.model import SidecarContainer, SidecarSet
 from sidecarhub.sidecarset.resources_policy import resources_from_policy
 from sidecarhub.sidecarset.shapes import as_mapping, list_of_dicts
 
@@ -149,9 +149,9 @@ def _prepare_sidecar(
     extra_envs = transferred + [env for env in subpath_envs if env.get("name") not in transferred_names]
 
     for name in sidecar.volume_names:
-        volume = sidecarset.volume(name)
+        volume = sidecarset.volume_copy(name)
         if volume is not None:
-            built.volumes.append(thaw(volume))
+            built.volumes.append(volume)
 
     own_mounts = list_of_dicts(container.get("volumeMounts"))
     own_devices = list_of_dicts(container.get("volumeDevices"))

@@ -15,9 +15,9 @@ otherwise (never a different value, text or error):
   decoded JSON values (dict, list, str, int, float, bool, None). orjson writes floats in another
   form (``0.00001`` for ``1e-05``), NaN and Infinity as ``null``, DEL and non-ASCII characters
   unescaped, and refuses integers beyond 64 bits, lone surrogates and keys that are not strings.
-  So its text is taken only when it holds no float and no ``null`` (a float's token, as found by
-  :func:`_may_hold_float`, or NaN written as ``null``), and, when ASCII is asked for, only ASCII
-  without DEL. Every other character is escaped exactly as ``json`` escapes it (tested over all
+  So its text is taken only when it holds no float and no ``null`` token (NaN is written as
+  ``null``; :func:`_may_hold_float_or_null` finds both in one pass), and, when ASCII is asked
+  for, only ASCII without DEL. Every other character is escaped exactly as ``json`` escapes it (tested over all
   of Unicode).
 """
 
@@ -35,14 +35,26 @@ _DIGITS = b"0123456789"
 # For the 19-digit test: every digit becomes "0", any other byte "x".
 _ONLY_DIGITS = bytes(ord("0") if byte in _DIGITS else ord("x") for byte in range(256))
 _NINETEEN_DIGITS = b"0" * 19
-# For the float test: digits and minus signs are deleted, ``.eE`` become ".", the bytes that may
-# precede a number (``":`` of a value, ``[`` and ``,`` of an array element) are kept, all else
-# becomes "x". Every float token then reads ``":.``, ``[.`` or ``,.``; a string can only add
-# false alarms (which just take the stdlib's path).
-_FLOAT_MARKS = bytes(
-    ord(".") if byte in b".eE" else byte if byte in b'":[,' else ord("x") for byte in range(256)
-)
-_DELETED = _DIGITS + b"-"
+# For the float and null test, one pass keeps only what tells a value's first bytes: ``"`` and
+# ``:`` (an object value follows ``":``), ``[`` and ``,`` (an array element; both become ","),
+# ``.eE`` and the "n" of null (all become "."), the "t"/"f" of true/false (become "x"), and
+# deletes all else (digits and signs above all). With ``":`` then also made ",", every float token
+# (``-1.5``, ``2e-07``) and every null (which is also how orjson writes NaN and Infinity) reads
+# ``,.``. Strings can only add false alarms, which just take the stdlib's path.
+_KEPT = {
+    ord('"'): '"',
+    ord(":"): ":",
+    ord("["): ",",
+    ord(","): ",",
+    ord("t"): "x",
+    ord("f"): "x",
+    ord("n"): ".",
+    ord("."): ".",
+    ord("e"): ".",
+    ord("E"): ".",
+}
+_VALUE_MARKS = bytes(ord(_KEPT.get(byte, "?")) for byte in range(256))
+_NOT_MARKS = bytes(byte for byte in range(256) if byte not in _KEPT)
 # Anything but plain JSON types (subclasses, dataclasses, datetimes) goes to orjson's ``default``,
 # which is unset: orjson refuses it, and ``json`` gives its own answer (usually its TypeError).
 # (orjson still writes UUIDs and enums itself; decoded JSON and definitions never hold them.)
@@ -73,9 +85,9 @@ def loads(data: bytes) -> Any:
     return json.loads(data)
 
 
-def _may_hold_float(text: bytes) -> bool:
-    marks = text.translate(_FLOAT_MARKS, _DELETED)
-    return b'":.' in marks or b"[." in marks or b",." in marks or marks[:1] == b"."
+def _may_hold_float_or_null(text: bytes) -> bool:
+    marks = text.translate(_VALUE_MARKS, _NOT_MARKS).replace(b'":', b",")
+    return b",." in marks or marks[:1] == b"."
 
 
 def dumps(value: Any, *, ensure_ascii: bool = True, sort_keys: bool = False) -> str:
@@ -88,10 +100,8 @@ def dumps(value: Any, *, ensure_ascii: bool = True, sort_keys: bool = False) -> 
     except TypeError:  # orjson.JSONEncodeError: big integers, surrogates, keys that are not str...
         pass
     else:
-        if (
-            not (ensure_ascii and (not text.isascii() or b"\x7f" in text))
-            and b"null" not in text
-            and not _may_hold_float(text)
+        if not (ensure_ascii and (not text.isascii() or b"\x7f" in text)) and not _may_hold_float_or_null(
+            text
         ):
             return text.decode()
     return json.dumps(value, separators=(",", ":"), ensure_ascii=ensure_ascii, sort_keys=sort_keys)

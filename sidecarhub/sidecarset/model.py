@@ -285,6 +285,12 @@ class SidecarContainer:
         return self._core_template.copy()  # type: ignore[no-any-return]
 
     @cached_property
+    def derived(self) -> dict[str, Any]:
+        """Values other modules derive from this immutable sidecar, kept with it so they are
+        computed once (e.g. injection's ready container, ``sidecar_building``)."""
+        return {}
+
+    @cached_property
     def _core_template(self) -> PlainTemplate:
         return PlainTemplate(
             {key: value for key, value in self.data.items() if key not in SIDECAR_CONTAINER_EXTRA_FIELDS}

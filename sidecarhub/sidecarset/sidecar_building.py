@@ -23,7 +23,7 @@ from sidecarhub.sidecarset.annotations import (
     version_annotation,
 )
 from sidecarhub.sidecarset.kubernetes_rules import qualified_name_error
-from sidecarhub.sidecarset.model import SidecarContainer, SidecarSet
+from sidecarhub.sidecarset.model import PlainTemplate, SidecarContainer, SidecarSet
 from sidecarhub.sidecarset.resources_policy import resources_from_policy
 from sidecarhub.sidecarset.shapes import as_mapping, list_of_dicts
 
@@ -33,6 +33,7 @@ __all__ = ["SERVICE_ACCOUNT_TOKEN_MOUNT_PATH", "BuiltSidecars", "build_sidecars"
 SERVICE_ACCOUNT_TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 _SUBPATH_EXPR_VARIABLE = re.compile(r"\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 _FIELD_PATH_SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.*)'\]$")
+_MISSING = object()
 
 
 @dataclass
@@ -124,6 +125,32 @@ def _transferred_envs(
     return transferred
 
 
+def _pod_independent_template(sidecar: SidecarContainer) -> PlainTemplate | None:
+    """What :func:`_prepare_sidecar` makes of a sidecar that takes nothing from the pod but its
+    resources (no shared volumes or devices, no transferEnv), made once per sidecar; None for
+    the others. Its keys are in the order the steps below add them, a placeholder ``resources``
+    first, so the JSON of the pod is the same text."""
+    cached = sidecar.derived.get("injection_template", _MISSING)
+    if cached is not _MISSING:
+        return cached  # type: ignore[no-any-return]
+    template = None
+    if (
+        sidecar.share_volume_policy != "enabled"
+        and sidecar.share_volume_device_policy != "enabled"
+        and not sidecar.transfer_env
+    ):
+        container = sidecar.core_container()
+        if sidecar.resources_policy is not None:
+            container["resources"] = None  # set per pod by resourcesPolicy
+        own_mounts = list_of_dicts(container.get("volumeMounts"))
+        if own_mounts:
+            container["volumeMounts"] = own_mounts
+        container["env"] = [*list_of_dicts(container.get("env")), {"name": ENV_IS_INJECTED, "value": "true"}]
+        template = PlainTemplate(container)
+    sidecar.derived["injection_template"] = template
+    return template
+
+
 def _prepare_sidecar(
     sidecar: SidecarContainer,
     pod: Mapping[str, Any],
@@ -133,9 +160,8 @@ def _prepare_sidecar(
 ) -> dict[str, Any]:
     """The sidecar as it goes into the pod, before any hot-upgrade split (§7.7.1 steps 2-9)."""
     spec = as_mapping(pod.get("spec"))
-    metadata = as_mapping(pod.get("metadata"))
-    app_containers = list_of_dicts(spec.get("containers"))
-    container = sidecar.core_container()
+    template = _pod_independent_template(sidecar)
+    container = sidecar.core_container() if template is None else template.copy()
     if sidecar.resources_policy is not None:
         container["resources"] = resources_from_policy(
             sidecar.resources_policy,
@@ -143,15 +169,19 @@ def _prepare_sidecar(
             excluded_names=excluded_names,
             where=f"SidecarSet {sidecarset.name} container {sidecar.name}",
         )
-    shared_mounts, subpath_envs = _shared_mounts(sidecar, app_containers)
-    transferred = _transferred_envs(sidecar, app_containers, metadata)
-    transferred_names = {env.get("name") for env in transferred}
-    extra_envs = transferred + [env for env in subpath_envs if env.get("name") not in transferred_names]
-
     for name in sidecar.volume_names:
         volume = sidecarset.volume_copy(name)
         if volume is not None:
             built.volumes.append(volume)
+    if template is not None:
+        return container  # nothing else depends on the pod
+
+    metadata = as_mapping(pod.get("metadata"))
+    app_containers = list_of_dicts(spec.get("containers"))
+    shared_mounts, subpath_envs = _shared_mounts(sidecar, app_containers)
+    transferred = _transferred_envs(sidecar, app_containers, metadata)
+    transferred_names = {env.get("name") for env in transferred}
+    extra_envs = transferred + [env for env in subpath_envs if env.get("name") not in transferred_names]
 
     own_mounts = list_of_dicts(container.get("volumeMounts"))
     own_devices = list_of_dicts(container.get("volumeDevices"))

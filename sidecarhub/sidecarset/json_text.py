@@ -17,8 +17,8 @@ otherwise (never a different value, text or error):
   unescaped, and refuses integers beyond 64 bits, lone surrogates and keys that are not strings.
   So its text is taken only when it holds no float and no ``null`` token (NaN is written as
   ``null``; :func:`_may_hold_float_or_null` finds both in one pass), and, when ASCII is asked
-  for, only ASCII without DEL. Every other character is escaped exactly as ``json`` escapes it (tested over all
-  of Unicode).
+  for, only ASCII without DEL. Every other character is escaped exactly as ``json`` escapes it
+  (tested over all of Unicode).
 """
 
 from __future__ import annotations

@@ -282,7 +282,7 @@ class SidecarContainer:
 
     def core_container(self) -> dict[str, Any]:
         """A fresh, private Kubernetes Container: the sidecar without Kruise's extra fields."""
-        return self._core_template.copy()  # type: ignore[no-any-return]
+        return self._core_template.copy()
 
     @cached_property
     def derived(self) -> dict[str, Any]:
@@ -561,7 +561,7 @@ class SidecarSet:
     def volume_copy(self, name: str) -> dict[str, Any] | None:
         """``thaw(self.volume(name))``: a fresh, private copy of the first volume of that name."""
         template = self._volume_templates.get(name)
-        return None if template is None else template.copy()  # type: ignore[no-any-return]
+        return None if template is None else template.copy()
 
     @cached_property
     def _volume_templates(self) -> dict[Any, PlainTemplate]:

@@ -132,7 +132,7 @@ def _pod_independent_template(sidecar: SidecarContainer) -> PlainTemplate | None
     first, so the JSON of the pod is the same text."""
     cached = sidecar.derived.get("injection_template", _MISSING)
     if cached is not _MISSING:
-        return cached  # type: ignore[no-any-return]
+        return cached
     template = None
     if (
         sidecar.share_volume_policy != "enabled"

@@ -33,7 +33,6 @@ __all__ = ["SERVICE_ACCOUNT_TOKEN_MOUNT_PATH", "BuiltSidecars", "build_sidecars"
 SERVICE_ACCOUNT_TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 _SUBPATH_EXPR_VARIABLE = re.compile(r"\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 _FIELD_PATH_SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.*)'\]$")
-_MISSING = object()
 
 
 @dataclass
@@ -125,14 +124,15 @@ def _transferred_envs(
     return transferred
 
 
-def _pod_independent_template(sidecar: SidecarContainer) -> PlainTemplate | None:
-    """What :func:`_prepare_sidecar` makes of a sidecar that takes nothing from the pod but its
-    resources (no shared volumes or devices, no transferEnv), made once per sidecar; None for
-    the others. Its keys are in the order the steps below add them, a placeholder ``resources``
-    first, so the JSON of the pod is the same text."""
-    cached = sidecar.derived.get("injection_template", _MISSING)
-    if cached is not _MISSING:
-        return cached
+def _ready_sidecar(sidecar: SidecarContainer, sidecarset: SidecarSet) -> PlainTemplate | None:
+    """``[container, volumes]`` as :func:`_prepare_sidecar` makes them for a sidecar that takes
+    nothing from the pod but its resources (no shared volumes or devices, no transferEnv), made
+    once per sidecar (and its SidecarSet's volumes); None for the other sidecars. The container's
+    keys are in the order the steps below add them, a placeholder ``resources`` first, so the
+    JSON of the pod is the same text."""
+    cached = sidecar.derived.get("injection_template")
+    if cached is not None and cached[0] is sidecarset.volumes:
+        return cached[1]
     template = None
     if (
         sidecar.share_volume_policy != "enabled"
@@ -146,8 +146,9 @@ def _pod_independent_template(sidecar: SidecarContainer) -> PlainTemplate | None
         if own_mounts:
             container["volumeMounts"] = own_mounts
         container["env"] = [*list_of_dicts(container.get("env")), {"name": ENV_IS_INJECTED, "value": "true"}]
-        template = PlainTemplate(container)
-    sidecar.derived["injection_template"] = template
+        volumes = [sidecarset.volume_copy(name) for name in sidecar.volume_names]
+        template = PlainTemplate([container, [volume for volume in volumes if volume is not None]])
+    sidecar.derived["injection_template"] = (sidecarset.volumes, template)
     return template
 
 
@@ -160,8 +161,8 @@ def _prepare_sidecar(
 ) -> dict[str, Any]:
     """The sidecar as it goes into the pod, before any hot-upgrade split (§7.7.1 steps 2-9)."""
     spec = as_mapping(pod.get("spec"))
-    template = _pod_independent_template(sidecar)
-    container = sidecar.core_container() if template is None else template.copy()
+    ready = _ready_sidecar(sidecar, sidecarset)
+    container, volumes = ready.copy() if ready is not None else (sidecar.core_container(), None)
     if sidecar.resources_policy is not None:
         container["resources"] = resources_from_policy(
             sidecar.resources_policy,
@@ -169,12 +170,13 @@ def _prepare_sidecar(
             excluded_names=excluded_names,
             where=f"SidecarSet {sidecarset.name} container {sidecar.name}",
         )
+    if volumes is not None:
+        built.volumes.extend(volumes)
+        return container  # nothing else depends on the pod
     for name in sidecar.volume_names:
         volume = sidecarset.volume_copy(name)
         if volume is not None:
             built.volumes.append(volume)
-    if template is not None:
-        return container  # nothing else depends on the pod
 
     metadata = as_mapping(pod.get("metadata"))
     app_containers = list_of_dicts(spec.get("containers"))

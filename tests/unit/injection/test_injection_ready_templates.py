@@ -93,7 +93,7 @@ def test_a_ready_container_is_the_container_built_per_pod_to_the_byte(
     shape: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ready = inject(_pod(), {}, [InjectionCandidate.of(_sidecarset(shape))], now=NOW)
-    monkeypatch.setattr(sidecar_building, "_pod_independent_template", lambda sidecar: None)
+    monkeypatch.setattr(sidecar_building, "_ready_sidecar", lambda sidecar, sidecarset: None)
     built = inject(_pod(), {}, [InjectionCandidate.of(_sidecarset(shape))], now=NOW)
     assert json.dumps(ready.pod) == json.dumps(built.pod)  # key order included
     assert json.dumps(ready.json_patch()) == json.dumps(built.json_patch())

@@ -38,9 +38,9 @@ _NINETEEN_DIGITS = b"0" * 19
 # For the float and null test, one pass keeps only what tells a value's first bytes: ``"`` and
 # ``:`` (an object value follows ``":``), ``[`` and ``,`` (an array element; both become ","),
 # ``.eE`` and the "n" of null (all become "."), the "t"/"f" of true/false (become "x"), and
-# deletes all else (digits and signs above all). With ``":`` then also made ",", every float token
-# (``-1.5``, ``2e-07``) and every null (which is also how orjson writes NaN and Infinity) reads
-# ``,.``. Strings can only add false alarms, which just take the stdlib's path.
+# deletes all else (digits and signs above all). Every float token (``-1.5``, ``2e-07``) and every
+# null (which is also how orjson writes NaN and Infinity) then reads ``":.`` or ``,.``. Strings
+# can only add false alarms, which just take the stdlib's path.
 _KEPT = {
     ord('"'): '"',
     ord(":"): ":",
@@ -86,8 +86,8 @@ def loads(data: bytes) -> Any:
 
 
 def _may_hold_float_or_null(text: bytes) -> bool:
-    marks = text.translate(_VALUE_MARKS, _NOT_MARKS).replace(b'":', b",")
-    return b",." in marks or marks[:1] == b"."
+    marks = text.translate(_VALUE_MARKS, _NOT_MARKS)
+    return b'":.' in marks or b",." in marks or marks[:1] == b"."
 
 
 def dumps(value: Any, *, ensure_ascii: bool = True, sort_keys: bool = False) -> str:

@@ -135,7 +135,8 @@ class InjectionCandidate:
 class InjectionResult:
     """The outcome of :func:`inject`: the new pod, what was injected, and admission warnings.
 
-    ``original`` is a private deep copy of the caller's pod (which is never mutated or shared).
+    ``original`` is a private deep copy of the caller's pod (which is never mutated or shared),
+    or, with ``inject(..., copy_pod=False)``, the pod handed over (a shallow copy of its top).
     ``pod`` shares every part injection left unchanged with ``original`` (copies are made only of
     what changes): treat both as read-only. ``excluded_reason`` is non-empty when decision 6 (or
     an inactive pod) ruled injection out.
@@ -264,7 +265,8 @@ class CandidateIndex:
     ``namespaceSelector`` Kubernetes cannot parse, an absent or empty pod selector (none of these
     ever matches or refuses a pod). A selector with a bad operator refuses every pod of the
     namespaces it applies to (Kruise), so it is always reachable, as is a selector made only of
-    ``NotIn`` / ``DoesNotExist`` expressions.
+    ``NotIn`` / ``DoesNotExist`` expressions. What does not depend on the pod is computed at most
+    once per candidate and kept here: the pod selector's validation and the latest version.
 
     Raises ``ValueError`` when two candidates share a name.
     """

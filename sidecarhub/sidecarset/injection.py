@@ -644,9 +644,7 @@ def inject(
     working = _working_containers(annotations)
     injected_names = {name for name in annotations.get(ANNOTATION_INJECTED_LIST, "").split(",") if name}
     # resourcesPolicy never aggregates over the sidecars of the SidecarSets injected here (§11.1).
-    excluded_names = frozenset(
-        sidecar.name for item in chosen for _, _, sidecar in item.sidecarset.all_containers
-    )
+    excluded_names = frozenset[str]().union(*(item.sidecarset.sidecar_names for item in chosen))
     timestamp = _timestamp(now)
     all_init: list[tuple[str, dict[str, Any], str]] = []
     all_containers: list[tuple[str, dict[str, Any], str]] = []

@@ -11,8 +11,8 @@ otherwise (never a different value, text or error):
   turns an integer beyond 64 bits into a float, and nests to 1,024 levels where ``json`` stops at
   the recursion limit. So orjson's value is taken only when the text has no run of 19 digits and
   at most :func:`shallow_limit` objects and arrays in all.
-- :func:`dumps` equals ``json.dumps(value, separators=(",", ":"), ...)`` encoded to UTF-8, for
-  decoded JSON values (dict, list, str, int, float, bool, None). orjson writes floats in another
+- :func:`dumps` equals ``json.dumps(value, separators=(",", ":"), ...)``, for decoded JSON
+  values (dict, list, str, int, float, bool, None). orjson writes floats in another
   form (``0.00001`` for ``1e-05``), NaN and Infinity as ``null``, DEL and non-ASCII characters
   unescaped, and refuses integers beyond 64 bits, lone surrogates and keys that are not strings.
   So its text is taken only when it holds no float and no ``null`` token (NaN is written as

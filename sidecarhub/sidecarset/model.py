@@ -534,6 +534,11 @@ class SidecarSet:
     def volume_names(self) -> tuple[str, ...]:
         return tuple(str(volume.get("name") or "") for volume in self.volumes)
 
+    @cached_property
+    def sidecar_names(self) -> frozenset[str]:
+        """The names of all its sidecars, init containers included."""
+        return frozenset(container.name for _, _, container in self.all_containers)
+
     @property
     def all_containers(self) -> Iterator[tuple[str, int, SidecarContainer]]:
         """``(list_name, index, container)`` for init containers, then containers."""

@@ -15,10 +15,9 @@ otherwise (never a different value, text or error):
   values (dict, list, str, int, float, bool, None). orjson writes floats in another
   form (``0.00001`` for ``1e-05``), NaN and Infinity as ``null``, DEL and non-ASCII characters
   unescaped, and refuses integers beyond 64 bits, lone surrogates and keys that are not strings.
-  So its text is taken only when it holds no float and no ``null`` token (NaN is written as
-  ``null``; :func:`_may_hold_float_or_null` finds both in one pass), and, when ASCII is asked
-  for, only ASCII without DEL. Every other character is escaped exactly as ``json`` escapes it
-  (tested over all of Unicode).
+  So its text is taken only when it holds no float and no ``null`` (NaN is written as ``null``;
+  :func:`_may_hold_float_or_null`), and, when ASCII is asked for, only ASCII without DEL. Every
+  other character is escaped exactly as ``json`` escapes it (tested over all of Unicode).
 """
 
 from __future__ import annotations
@@ -35,26 +34,24 @@ _DIGITS = b"0123456789"
 # For the 19-digit test: every digit becomes "0", any other byte "x".
 _ONLY_DIGITS = bytes(ord("0") if byte in _DIGITS else ord("x") for byte in range(256))
 _NINETEEN_DIGITS = b"0" * 19
-# For the float and null test, one pass keeps only what tells a value's first bytes: ``"`` and
-# ``:`` (an object value follows ``":``), ``[`` and ``,`` (an array element; both become ","),
-# ``.eE`` and the "n" of null (all become "."), the "t"/"f" of true/false (become "x"), and
-# deletes all else (digits and signs above all). Every float token (``-1.5``, ``2e-07``) and every
-# null (which is also how orjson writes NaN and Infinity) then reads ``":.`` or ``,.``. Strings
-# can only add false alarms, which just take the stdlib's path.
-_KEPT = {
+# For the float test, one pass maps what may start a value (``":`` of an object value, ``[`` and
+# ``,`` of an array element: both become ","), turns a number's signs and decimal point into
+# ".", deletes digits, "e", "E", braces, "]" and whitespace, and makes every other byte a barrier
+# "x". A float token (``-1.5``, ``2e-07``: orjson always writes the exponent's sign) then reads
+# ``":.`` or ``,.``. A string can raise only a false alarm (which just takes the stdlib's path):
+# a comma-separated list of names, as in the injected-list annotation, does not (letters are
+# barriers). A null, which is also how orjson writes NaN and Infinity, is searched for as is.
+_DELETED = _DIGITS + b"eE{}] \t\r\n"
+_MARKED = {
     ord('"'): '"',
     ord(":"): ":",
     ord("["): ",",
     ord(","): ",",
-    ord("t"): "x",
-    ord("f"): "x",
-    ord("n"): ".",
     ord("."): ".",
-    ord("e"): ".",
-    ord("E"): ".",
+    ord("-"): ".",
+    ord("+"): ".",
 }
-_VALUE_MARKS = bytes(ord(_KEPT.get(byte, "?")) for byte in range(256))
-_NOT_MARKS = bytes(byte for byte in range(256) if byte not in _KEPT)
+_VALUE_MARKS = bytes(ord(_MARKED.get(byte, "x")) for byte in range(256))
 # Anything but plain JSON types (subclasses, dataclasses, datetimes) goes to orjson's ``default``,
 # which is unset: orjson refuses it, and ``json`` gives its own answer (usually its TypeError).
 # (orjson still writes UUIDs and enums itself; decoded JSON and definitions never hold them.)
@@ -86,8 +83,8 @@ def loads(data: bytes) -> Any:
 
 
 def _may_hold_float_or_null(text: bytes) -> bool:
-    marks = text.translate(_VALUE_MARKS, _NOT_MARKS)
-    return b'":.' in marks or b",." in marks or marks[:1] == b"."
+    marks = text.translate(_VALUE_MARKS, _DELETED)
+    return b'":.' in marks or b",." in marks or marks[:1] == b"." or b"null" in text
 
 
 def dumps(value: Any, *, ensure_ascii: bool = True, sort_keys: bool = False) -> str:

@@ -12,6 +12,7 @@ import math
 import sys
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -160,3 +161,12 @@ def test_loads_leaves_deep_nesting_to_json() -> None:
     with pytest.raises(RecursionError):
         json_text.loads(deep)
     assert json_text.nesting_bound(deep) > json_text.shallow_limit()
+
+
+def test_names_listed_in_a_string_keep_orjsons_path() -> None:
+    """The injected-list annotation (comma-joined SidecarSet names) is in most patches: it must not
+    look like an array of floats, or every such patch would take the stdlib's path."""
+    names = {"sidecarhub.io/sidecarset-injected-list": "admb-1e5f-000,envoy,nginx,node-exporter-2"}
+    assert not json_text._may_hold_float_or_null(orjson.dumps(names))
+    for value in ([1, -2.5], {"a": 2e-07}, [float("nan")], {"a": [{"b": 1}, 0.5]}):
+        assert json_text._may_hold_float_or_null(orjson.dumps(value))

@@ -98,6 +98,7 @@ from sidecarhub.sidecarset import (
     InjectionError,
     InjectionRevision,
     inject,
+    json_text,
 )
 from sidecarhub.sidecarset import SidecarSet as CoreSidecarSet
 from sidecarhub.signals import revision_published, sidecarset_deleted
@@ -475,7 +476,7 @@ class _BadReview(Exception):
 def _parse(body: bytes) -> dict[str, Any]:
     """The ``request`` of a well-formed AdmissionReview v1, or ``_BadReview`` naming the field."""
     try:
-        review = json.loads(body)
+        review = json_text.loads(body)  # json.loads's value and errors, mostly at orjson's speed
     except (ValueError, UnicodeDecodeError) as exc:
         raise _BadReview(None, f"the body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -553,8 +554,11 @@ def _answer(cluster_name: str, body: bytes, authorization: str) -> AdmissionAnsw
     for part in ("metadata", "spec"):
         if not isinstance(pod.get(part, {}), dict):
             return error_answer(400, "must be an object", f"request.object.{part}")
+    # Decoded here and held by nobody else: the core may take the pod over instead of copying it
+    # when it is shallow enough that the copy could not have refused it (inject's ``copy_pod``).
+    private = json_text.nesting_bound(body) <= json_text.shallow_limit()
     try:
-        return _inject(cluster, snapshot.index, request, pod, uid)
+        return _inject(cluster, snapshot.index, request, pod, uid, private=private)
     except Exception:  # the endpoint never answers 500; the failurePolicy decides
         log.exception("admission: unexpected error for cluster %s (uid %s)", cluster_name, uid)
         message = "sidecarhub could not evaluate this pod (internal error)"
@@ -569,6 +573,8 @@ def _inject(
     request: Mapping[str, Any],
     pod: dict[str, Any],
     uid: str,
+    *,
+    private: bool = False,
 ) -> AdmissionAnswer:
     namespace = str(request.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "")
     if namespace and isinstance(pod.get("metadata"), dict) and not pod["metadata"].get("namespace"):
@@ -577,12 +583,12 @@ def _inject(
         pod = {**pod, "metadata": {**pod["metadata"], "namespace": namespace}}
     labels = namespace_labels(cluster, namespace) if candidates else {}
     try:
-        result = inject(pod, labels, candidates, now=timezone.now(), seed=uid)
+        result = inject(pod, labels, candidates, now=timezone.now(), seed=uid, copy_pod=not private)
     except InjectionError as exc:
         return _review(uid, allowed=False, status={"code": 400, "message": str(exc)})
     fields: dict[str, Any] = {}
     if result.changed:
-        patch = json.dumps(result.json_patch(), separators=(",", ":")).encode()
+        patch = json_text.dumps(result.json_patch()).encode()  # what json.dumps writes, faster
         fields["patchType"] = "JSONPatch"
         fields["patch"] = base64.b64encode(patch).decode()
     if result.warnings:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sidecarhub.sidecarset import json_text
 from sidecarhub.sidecarset.annotations import (
     ANNOTATION_HASH,
     ANNOTATION_HASH_WITHOUT_IMAGE,
@@ -47,7 +48,6 @@ from sidecarhub.sidecarset.matching import (
     drop_canary_bases,
     excluded_reason,
     namespace_labels_for,
-    namespace_matches,
     pod_annotations,
     pod_labels,
     pod_selector_matches,
@@ -135,7 +135,8 @@ class InjectionCandidate:
 class InjectionResult:
     """The outcome of :func:`inject`: the new pod, what was injected, and admission warnings.
 
-    ``original`` is a private deep copy of the caller's pod (which is never mutated or shared).
+    ``original`` is a private deep copy of the caller's pod (which is never mutated or shared),
+    or, with ``inject(..., copy_pod=False)``, the pod handed over (a shallow copy of its top).
     ``pod`` shares every part injection left unchanged with ``original`` (copies are made only of
     what changes): treat both as read-only. ``excluded_reason`` is non-empty when decision 6 (or
     an inactive pod) ruled injection out.
@@ -264,7 +265,8 @@ class CandidateIndex:
     ``namespaceSelector`` Kubernetes cannot parse, an absent or empty pod selector (none of these
     ever matches or refuses a pod). A selector with a bad operator refuses every pod of the
     namespaces it applies to (Kruise), so it is always reachable, as is a selector made only of
-    ``NotIn`` / ``DoesNotExist`` expressions.
+    ``NotIn`` / ``DoesNotExist`` expressions. What does not depend on the pod is computed at most
+    once per candidate and kept here: the pod selector's validation and the latest version.
 
     Raises ``ValueError`` when two candidates share a name.
     """
@@ -279,6 +281,14 @@ class CandidateIndex:
         # (namespace scope or None, label key, label value) and (scope, key) -> positions.
         self._by_label: dict[tuple[str | None, str, str], list[int]] = {}
         self._by_key: dict[tuple[str | None, str], list[int]] = {}
+        # Positions whose pod selector has an operator Kubernetes does not know (filed ones only).
+        self._bad_operator: set[int] = set()
+        # Per position, computed at most once (candidates are immutable), so that a snapshot's
+        # index pays them once and not per pod: the pod selector's parse error ("" when it parses,
+        # ``selector_error`` ran per matching candidate per pod before, issue 17), and the version
+        # injected when no pin applies.
+        self._selector_problems: dict[int, str] = {}
+        self._latest: dict[int, _Chosen] = {}
         for position, candidate in enumerate(self.candidates):
             self._file(position, candidate.latest.sidecarset)
 
@@ -297,6 +307,7 @@ class CandidateIndex:
             scope = namespace_selector.match_labels.get(NAMESPACE_NAME_LABEL)
         if _has_bad_operator(selector):
             self._always.append(position)
+            self._bad_operator.add(position)
         elif selector.match_labels:
             key, value = min(selector.match_labels.items())
             self._by_label.setdefault((scope, key, value), []).append(position)
@@ -317,13 +328,33 @@ class CandidateIndex:
         scopes: tuple[str | None, ...] = (None,)
         if namespace_labels is not None and NAMESPACE_NAME_LABEL in namespace_labels:
             scopes = (None, namespace_labels[NAMESPACE_NAME_LABEL])
+        return [self.candidates[position] for position in self._reachable_positions(labels, scopes)]
+
+    def _reachable_positions(self, labels: Mapping[str, str], scopes: tuple[str | None, ...]) -> list[int]:
         positions = set(self._always)
         by_label, by_key = self._by_label, self._by_key
         for key, value in labels.items():
             for scope in scopes:
                 positions.update(by_label.get((scope, key, value), ()))
                 positions.update(by_key.get((scope, key), ()))
-        return [self.candidates[position] for position in sorted(positions)]
+        return sorted(positions)
+
+    def _selector_problem(self, position: int) -> str:
+        """``selector_error`` of the candidate's pod selector ("" when it parses), memoized."""
+        problem = self._selector_problems.get(position)
+        if problem is None:
+            selector = self.candidates[position].latest.sidecarset.selector
+            problem = (selector_error(selector) if selector is not None else None) or ""
+            self._selector_problems[position] = problem
+        return problem
+
+    def _latest_version(self, position: int) -> _Chosen:
+        """The candidate's latest revision as injected (immutable, so shared by every pod)."""
+        chosen = self._latest.get(position)
+        if chosen is None:
+            candidate = self.candidates[position]
+            chosen = self._latest[position] = _chosen_from(candidate, candidate.latest)
+        return chosen
 
 
 def _select(
@@ -335,22 +366,33 @@ def _select(
     """§7.2-§7.3 over candidates in decision 5's order: the versions to inject, and pinning warnings."""
     labels = pod_labels(pod)
     effective_namespace_labels = namespace_labels_for(pod, namespace_labels)
+    scopes: tuple[str | None, ...] = (None,)
+    if effective_namespace_labels is not None and NAMESPACE_NAME_LABEL in effective_namespace_labels:
+        scopes = (None, effective_namespace_labels[NAMESPACE_NAME_LABEL])
     chosen: list[_Chosen] = []
     warnings: list[str] = []
-    for candidate in candidates.reachable(labels, effective_namespace_labels):
+    for position in candidates._reachable_positions(labels, scopes):
+        candidate = candidates.candidates[position]
         sidecarset = candidate.latest.sidecarset
-        if sidecarset.injection_strategy.paused or not namespace_matches(
-            sidecarset, effective_namespace_labels
+        # Reachable candidates are never paused and have no namespaceSelector Kubernetes cannot
+        # parse (CandidateIndex leaves those out): ``namespace_matches`` without re-validating.
+        namespace_selector = sidecarset.namespace_selector
+        if namespace_selector is not None and (
+            effective_namespace_labels is None or not namespace_selector.matches(effective_namespace_labels)
         ):
             continue
         matched = pod_selector_matches(sidecarset.selector, labels)
         # Full validation only where it can change the answer: a bad key or value never matches a
         # real pod, but a bad operator must refuse the pod even when it would not match (Kruise).
-        if sidecarset.selector is not None and (matched or _has_bad_operator(sidecarset.selector)):
-            problem = selector_error(sidecarset.selector)
+        if sidecarset.selector is not None and (matched or position in candidates._bad_operator):
+            problem = candidates._selector_problem(position)
             if problem:
                 raise InjectionError(f"SidecarSet {sidecarset.name}: selector: {problem}")
         if not matched:
+            continue
+        pin = sidecarset.injection_strategy.revision
+        if pin is None or (pin.revision_name is None and pin.custom_version is None):
+            chosen.append(candidates._latest_version(position))
             continue
         version, version_warnings = _choose_version(candidate, pod, labels, seed)
         chosen.append(version)
@@ -382,7 +424,7 @@ _GO_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\
 def _canonical_json(value: Any) -> str:
     """``json.Marshal``'s form: compact, keys sorted, UTF-8, with Go's HTML-safe escapes (those
     characters can only occur inside strings, so replacing them in the text is exact)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json_text.dumps(value, ensure_ascii=False, sort_keys=True)
     for character, escaped in _GO_JSON_ESCAPES.items():
         text = text.replace(character, escaped)
     return text
@@ -464,7 +506,7 @@ def _merge_secrets(pod_secrets: Any, chosen: Sequence[_Chosen]) -> list[dict[str
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json_text.dumps(value, ensure_ascii=False)
 
 
 def _record(
@@ -543,6 +585,7 @@ def inject(
     *,
     now: datetime,
     seed: str = "",
+    copy_pod: bool = True,
 ) -> InjectionResult:
     """Inject the matching SidecarSets into a pod being created; see the module docstring.
 
@@ -557,6 +600,12 @@ def inject(
         now: the injection time written into the hash records (naive values are taken as UTC).
         seed: feeds the deterministic draw that replaces Kruise's random choice for a ``Partial``
             pin with a percent partition; pass the admission request UID so pods differ.
+        copy_pod: ``False`` hands the pod over instead of copying it: the admission handler,
+            which decoded the pod itself and keeps no other reference, skips a deep copy per pod.
+            The pod (a plain ``dict`` of decoded JSON) then becomes ``result.original`` as is:
+            the caller must neither change it afterwards nor share it with code that does, and
+            should pass only pods nested well within the recursion limit (the copy is also what
+            refuses a pod nested too deeply; ``json_text.shallow_limit``). The default copies.
 
     Raises:
         InjectionError: when Kruise would refuse the pod (unparsable selector or partition,
@@ -567,7 +616,7 @@ def inject(
         ValueError: two candidates share a name.
     """
     try:
-        original = _private_copy(dict(pod))
+        original = _private_copy(dict(pod)) if copy_pod else dict(pod)
     except RecursionError:
         raise InjectionError("the pod is nested too deeply to be read") from None
     for part in ("metadata", "spec"):
@@ -595,9 +644,7 @@ def inject(
     working = _working_containers(annotations)
     injected_names = {name for name in annotations.get(ANNOTATION_INJECTED_LIST, "").split(",") if name}
     # resourcesPolicy never aggregates over the sidecars of the SidecarSets injected here (§11.1).
-    excluded_names = frozenset(
-        sidecar.name for item in chosen for _, _, sidecar in item.sidecarset.all_containers
-    )
+    excluded_names = frozenset[str]().union(*(item.sidecarset.sidecar_names for item in chosen))
     timestamp = _timestamp(now)
     all_init: list[tuple[str, dict[str, Any], str]] = []
     all_containers: list[tuple[str, dict[str, Any], str]] = []

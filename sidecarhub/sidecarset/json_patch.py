@@ -43,11 +43,10 @@ def _diff(old: Any, new: Any, path: str, operations: list[dict[str, Any]]) -> No
             if key not in new:
                 operations.append({"op": "remove", "path": f"{path}/{_pointer_token(key)}"})
         for key, value in new.items():
-            child = f"{path}/{_pointer_token(key)}"
-            if key in old:
-                _diff(old[key], value, child, operations)
-            else:
-                operations.append({"op": "add", "path": child, "value": value})
+            if key not in old:
+                operations.append({"op": "add", "path": f"{path}/{_pointer_token(key)}", "value": value})
+            elif old[key] is not value:  # shared parts (most of a pod) are skipped before any path is built
+                _diff(old[key], value, f"{path}/{_pointer_token(key)}", operations)
         return
     if old_type is list and new_type is list:
         offset = _alignment(old, new)
@@ -55,7 +54,8 @@ def _diff(old: Any, new: Any, path: str, operations: list[dict[str, Any]]) -> No
             for index in range(offset):
                 operations.append({"op": "add", "path": f"{path}/{index}", "value": new[index]})
             for index, item in enumerate(old, start=offset):
-                _diff(item, new[index], f"{path}/{index}", operations)
+                if item is not new[index]:
+                    _diff(item, new[index], f"{path}/{index}", operations)
             for index in range(offset + len(old), len(new)):
                 operations.append({"op": "add", "path": f"{path}/{index}", "value": new[index]})
             return

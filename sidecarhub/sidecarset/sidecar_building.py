@@ -23,7 +23,7 @@ from sidecarhub.sidecarset.annotations import (
     version_annotation,
 )
 from sidecarhub.sidecarset.kubernetes_rules import qualified_name_error
-from sidecarhub.sidecarset.model import SidecarContainer, SidecarSet, thaw
+from sidecarhub.sidecarset.model import PlainTemplate, SidecarContainer, SidecarSet
 from sidecarhub.sidecarset.resources_policy import resources_from_policy
 from sidecarhub.sidecarset.shapes import as_mapping, list_of_dicts
 
@@ -124,6 +124,34 @@ def _transferred_envs(
     return transferred
 
 
+def _ready_sidecar(sidecar: SidecarContainer, sidecarset: SidecarSet) -> PlainTemplate | None:
+    """``[container, volumes]`` as :func:`_prepare_sidecar` makes them for a sidecar that takes
+    nothing from the pod but its resources (no shared volumes or devices, no transferEnv), made
+    once per sidecar (and its SidecarSet's volumes); None for the other sidecars. The container's
+    keys are in the order the steps below add them, a placeholder ``resources`` first, so the
+    JSON of the pod is the same text."""
+    cached = sidecar.derived.get("injection_template")
+    if cached is not None and cached[0] is sidecarset.volumes:
+        return cached[1]
+    template = None
+    if (
+        sidecar.share_volume_policy != "enabled"
+        and sidecar.share_volume_device_policy != "enabled"
+        and not sidecar.transfer_env
+    ):
+        container = sidecar.core_container()
+        if sidecar.resources_policy is not None:
+            container["resources"] = None  # set per pod by resourcesPolicy
+        own_mounts = list_of_dicts(container.get("volumeMounts"))
+        if own_mounts:
+            container["volumeMounts"] = own_mounts
+        container["env"] = [*list_of_dicts(container.get("env")), {"name": ENV_IS_INJECTED, "value": "true"}]
+        volumes = [sidecarset.volume_copy(name) for name in sidecar.volume_names]
+        template = PlainTemplate([container, [volume for volume in volumes if volume is not None]])
+    sidecar.derived["injection_template"] = (sidecarset.volumes, template)
+    return template
+
+
 def _prepare_sidecar(
     sidecar: SidecarContainer,
     pod: Mapping[str, Any],
@@ -133,9 +161,8 @@ def _prepare_sidecar(
 ) -> dict[str, Any]:
     """The sidecar as it goes into the pod, before any hot-upgrade split (§7.7.1 steps 2-9)."""
     spec = as_mapping(pod.get("spec"))
-    metadata = as_mapping(pod.get("metadata"))
-    app_containers = list_of_dicts(spec.get("containers"))
-    container = sidecar.core_container()
+    ready = _ready_sidecar(sidecar, sidecarset)
+    container, volumes = ready.copy() if ready is not None else (sidecar.core_container(), None)
     if sidecar.resources_policy is not None:
         container["resources"] = resources_from_policy(
             sidecar.resources_policy,
@@ -143,15 +170,20 @@ def _prepare_sidecar(
             excluded_names=excluded_names,
             where=f"SidecarSet {sidecarset.name} container {sidecar.name}",
         )
+    if volumes is not None:
+        built.volumes.extend(volumes)
+        return container  # nothing else depends on the pod
+    for name in sidecar.volume_names:
+        volume = sidecarset.volume_copy(name)
+        if volume is not None:
+            built.volumes.append(volume)
+
+    metadata = as_mapping(pod.get("metadata"))
+    app_containers = list_of_dicts(spec.get("containers"))
     shared_mounts, subpath_envs = _shared_mounts(sidecar, app_containers)
     transferred = _transferred_envs(sidecar, app_containers, metadata)
     transferred_names = {env.get("name") for env in transferred}
     extra_envs = transferred + [env for env in subpath_envs if env.get("name") not in transferred_names]
-
-    for name in sidecar.volume_names:
-        volume = sidecarset.volume(name)
-        if volume is not None:
-            built.volumes.append(thaw(volume))
 
     own_mounts = list_of_dicts(container.get("volumeMounts"))
     own_devices = list_of_dicts(container.get("volumeDevices"))

@@ -11,11 +11,18 @@ predicates themselves, their words (matched, updated, consistent, ...) and the r
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from sidecarhub.sidecarset.annotations import ANNOTATION_HASH, ANNOTATION_INJECTED_LIST
 from sidecarhub.sidecarset.model import SidecarSet
-from sidecarhub.sidecarset.ordering import order_key_rank
+from sidecarhub.sidecarset.ordering import (
+    RANK_UNKNOWN_TIME,
+    RUNNING_READY_RANK,
+    RUNNING_READY_RANK_BOUND,
+    order_key_rank,
+    timestamp,
+)
 from sidecarhub.sidecarset.predicates import (
     ANNOTATION_INPLACE_UPDATE_STATE,
     INACTIVE_PHASES,
@@ -38,6 +45,7 @@ from sidecarhub.sidecarset.predicates import (
 from sidecarhub.sidecarset.shapes import as_mapping, as_sequence, is_mapping
 
 __all__ = [
+    "BARE_EVALUATIONS",
     "PreparedFacts",
     "evaluate_pod",
     "evaluate_pod_content",
@@ -46,6 +54,28 @@ __all__ = [
 # NamedTuple's generated __new__ is Python code; tuple.__new__ builds the same object in C,
 # which matters when 10,000 are built per round (the planner uses it too).
 _new_tuple = tuple.__new__
+
+# The deferred evaluation of a matched pod that is not updated, shared by every such pod of a
+# round (``evaluate_deferred(..., bare=True)``): not ready, ready and consistent, ready and not
+# consistent. ``ref`` is None and ``labels`` empty until ``PreparedFacts.classify`` fills them in.
+_NO_LABELS: Mapping[str, str] = MappingProxyType({})
+BARE_EVALUATIONS: tuple[PodEvaluation, ...] = tuple(
+    _new_tuple(
+        PodEvaluation,
+        (None, True, None, False, ready, consistent, False, None, "", False, _NO_LABELS),
+    )
+    for ready, consistent in ((False, None), (True, True), (True, False))
+)
+
+
+def _ref_of(metadata: Mapping[str, Any]) -> PodRef:
+    """``predicates.pod_ref`` of a pod whose metadata is a dict (tuple.__new__: see above)."""
+    namespace = metadata.get("namespace")
+    name = metadata.get("name")
+    uid = metadata.get("uid")
+    if type(namespace) is not str or type(name) is not str or type(uid) is not str:
+        namespace, name, uid = str(namespace or ""), str(name or ""), str(uid or "")
+    return _new_tuple(PodRef, (namespace, name, uid))
 
 
 def evaluate_pod(
@@ -114,12 +144,16 @@ class PreparedFacts:
         return evaluation
 
     def evaluate_deferred(
-        self, pod: Mapping[str, Any], brief: bool = False
+        self, pod: Mapping[str, Any], brief: bool = False, bare: bool = False
     ) -> tuple[PodEvaluation | None, float | bool | None]:
         """:meth:`evaluate` but, for a matched pod that is not updated, possibly without its
         ``upgradability`` (``None``) and ``reason`` (empty) yet: :meth:`classify` adds them.
         With ``brief``, an updated pod may come back as ``(None, ready and consistent)``: all
-        that the status and the budget need (evaluate it again for the rest).
+        that the status and the budget need (evaluate it again for the rest). With ``bare``, a
+        deferred evaluation may be a shared one (:data:`BARE_EVALUATIONS`) whose ``ref`` is
+        ``None`` and whose ``labels`` are empty: :meth:`classify` adds them too. A round with
+        neither a canary selector nor priorities reads a candidate's ref and labels only when
+        its budget walk reaches it, so the other candidates never pay for them.
 
         The second item is the pod's ``ordering.order_key_rank`` (a pre-sort value consistent with
         its default order key) when the evaluation is deferred (a possible candidate), else ``None``.
@@ -187,6 +221,8 @@ class PreparedFacts:
                 ready_condition = condition
                 break
         ready = phase == "Running" and ready_condition is not None and ready_condition.get("status") == "True"
+        if brief and updated and not ready:
+            return None, False  # not available whatever its consistency
         consistent: bool | None = None
         if ready or updated:
             if len(containers) != len(statuses):
@@ -202,13 +238,18 @@ class PreparedFacts:
                     )  # no record: every container counts as done
         if brief and updated:
             return None, bool(ready and consistent)
-        namespace = metadata.get("namespace")
-        pod_name = metadata.get("name")
-        uid = metadata.get("uid")
-        if type(namespace) is not str or type(pod_name) is not str or type(uid) is not str:
-            namespace, pod_name, uid = str(namespace or ""), str(pod_name or ""), str(uid or "")
-        ref = _new_tuple(PodRef, (namespace, pod_name, uid))
-        order_key = None
+        order_key: float | None = None
+        if not updated:
+            if ready:  # Running and Ready: order_key_rank's group is 11 (bound) or 5, inlined
+                since = timestamp(ready_condition.get("lastTransitionTime"))  # type: ignore[union-attr]
+                order_key = (RUNNING_READY_RANK_BOUND if spec.get("nodeName") else RUNNING_READY_RANK) + (
+                    RANK_UNKNOWN_TIME if since is None else -since
+                )
+            else:
+                order_key = order_key_rank(spec.get("nodeName"), phase, ready_condition)
+            if bare:
+                return (BARE_EVALUATIONS[1 if consistent else 2] if ready else BARE_EVALUATIONS[0]), order_key
+        ref = _ref_of(metadata)
         if updated:
             if ready and consistent:
                 unavailable, reason = False, "updated, running and ready"
@@ -218,7 +259,6 @@ class PreparedFacts:
                 unavailable, reason = True, "updated; not ready"
         else:
             unavailable, reason = False, ""
-            order_key = order_key_rank(spec.get("nodeName"), phase, ready_condition)
         # tuple.__new__: NamedTuple's own __new__ is Python code, too slow at 10,000 pods a round.
         evaluation = _new_tuple(
             PodEvaluation,
@@ -233,6 +273,9 @@ class PreparedFacts:
             return evaluation
         facts = self.facts
         metadata = as_mapping(pod.get("metadata"))
+        ref, labels = evaluation[0], evaluation[10]
+        if ref is None:  # bare: the pod took the flat path (its labels are a dict)
+            ref, labels = _ref_of(metadata), metadata["labels"]
         annotations = as_mapping(metadata.get("annotations"))
         spec = as_mapping(pod.get("spec"))
         reason = needs_recreate_reason_from(facts, annotations, spec)
@@ -262,4 +305,6 @@ class PreparedFacts:
                     upgradability = Upgradability.IN_FLIGHT
                     reason = f"container {container_name} is ready but still rolling an earlier update"
                     break
-        return _new_tuple(PodEvaluation, (*evaluation[:7], upgradability, reason, *evaluation[9:]))
+        return _new_tuple(
+            PodEvaluation, (ref, *evaluation[1:7], upgradability, reason, evaluation[9], labels)
+        )

@@ -194,7 +194,7 @@ class RoundPlan:
         found: dict[PodRef, PodDecision] = {}  # the candidates first, in planned order
         others: list[tuple[_Matched, PodClass, str]] = []  # then the rest, by ref
         for position in range(len(classes)):
-            ref = classes._pending[position][0]
+            ref = classes.ref_at(position)
             if ref not in refs:
                 continue
             if ref in patched:
@@ -413,7 +413,7 @@ class _Classes:
         evaluation = item[1]
         if evaluation[7] is None:
             evaluation = self._classify(item[2], evaluation)
-            item = (item[0], evaluation, item[2], item[3], item[4])
+            item = (evaluation[0], evaluation, item[2], item[3], item[4])  # a bare item gets its ref
             self._pending[position] = item
             if item[4] is not None and self._entries is not None:
                 self._entries[item[4]] = (evaluation, item[3])
@@ -434,6 +434,11 @@ class _Classes:
             self._pending = []
             self._resolved = True
         return self.candidates
+
+    def ref_at(self, position: int) -> PodRef:
+        """The ref of the pending pod at ``position``, without classifying it."""
+        ref = self._pending[position][0]
+        return pod_ref(self._pending[position][2]) if ref is None else ref
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -460,7 +465,7 @@ def _lazy_budget_walk(
     classifying pods only as far as the walk goes."""
     chosen: list[PodDecision] = []
     for position in range(len(classes)):
-        if only is not None and classes._pending[position][0] not in only:
+        if only is not None and classes.ref_at(position) not in only:
             continue
         item = classes.at(position)
         if item[1].upgradability is not Upgradability.UPGRADABLE:
@@ -482,10 +487,13 @@ def _evaluate_all(
     namespace_labels: NamespaceLabels | None,
     cache: PlanningCache | None,
     brief: bool = False,
+    bare: bool = False,
 ) -> tuple[list[_Matched], list[tuple[PodRef, str]], dict[str, _Entry] | None, _Brief]:
     """Evaluate every pod (deferred, see ``PreparedFacts``): the matched ones, the unmatched
     ones with their reasons (sorted by PodRef), the cache's new entries (if a cache), and the
-    updated pods left out of ``matched`` (only when ``brief`` and no cache, see :class:`_Brief`)."""
+    updated pods left out of ``matched`` (only when ``brief`` and no cache, see :class:`_Brief`).
+    With ``bare`` and no cache, matched pods that are not updated may come as bare items: ref
+    ``None`` and a shared evaluation without labels until ``_Classes.at`` classifies them."""
     facts = prepared.facts
     evaluate = prepared.evaluate_deferred
     check_namespaces = namespace_labels is not None and facts.namespace_selector is not None
@@ -497,7 +505,7 @@ def _evaluate_all(
         append_brief = briefs.pods.append
         available = 0
         for pod in pods:
-            evaluation, order_key = evaluate(pod, brief)
+            evaluation, order_key = evaluate(pod, brief, bare)
             if evaluation is None:  # updated (brief): order_key says ready and consistent
                 append_brief(pod)
                 if order_key:
@@ -686,12 +694,16 @@ def plan_round(
     facts = SidecarSetFacts.of(sidecarset)
     prepared = PreparedFacts.of(facts)
     strategy = sidecarset.update_strategy
-    # Scatter reads every matched pod's labels and ref, so updated pods cannot stay brief then.
-    matched, unmatched, entries, briefs = _evaluate_all(
-        prepared, pods, namespace_labels, cache, brief=not strategy.scatter_strategy
-    )
-    total = len(matched) + len(briefs.pods)
     canary = strategy.selector if apply_canary_selector else None
+    priority = strategy.priority_strategy
+    prioritized = priority is not None and bool(priority.weight_priority or priority.order_priority)
+    # Scatter reads every matched pod's labels and ref, so updated pods cannot stay brief then;
+    # a canary selector and priorities read every candidate's labels, so candidates stay bare
+    # (ref and labels read only for the pods the budget walk reaches) only without all three.
+    brief = not strategy.scatter_strategy
+    bare = brief and canary is None and not prioritized
+    matched, unmatched, entries, briefs = _evaluate_all(prepared, pods, namespace_labels, cache, brief, bare)
+    total = len(matched) + len(briefs.pods)
 
     # One pass: status counters (§3), U (§1.7 step 3) and the first split of §1.5.
     others: list[tuple[_Matched, PodClass, str]] = []
@@ -722,9 +734,8 @@ def plan_round(
 
     # §1.6: default order, then priority (stable); classification keeps that order (see _Classes).
     pending = _default_order(pending)
-    priority = strategy.priority_strategy
-    if priority is not None and (priority.weight_priority or priority.order_priority):
-        key = priority_sort_key(priority)
+    if prioritized:
+        key = priority_sort_key(priority)  # type: ignore[arg-type]  # prioritized: not None
         pending.sort(key=lambda item: key(item[1].labels))  # stable: earlier order breaks ties
     classes = _Classes(pending, updated_items, others, prepared.classify, entries)
     classes.briefs, classes.evaluate = briefs.pods, prepared.evaluate_deferred

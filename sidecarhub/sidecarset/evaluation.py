@@ -283,6 +283,9 @@ class PreparedFacts:
             upgradability = Upgradability.NEEDS_RECREATE
         else:
             upgradability, reason = Upgradability.UPGRADABLE, "only sidecar images differ"
+        # consistent(P, {x}) is consistent(P, all) for one sidecar: then a consistent pod (most
+        # ready candidates) cannot be in flight, and its container statuses need not be read.
+        if upgradability is Upgradability.UPGRADABLE and (self._sidecar_count > 1 or not evaluation[5]):
             containers = as_sequence(spec.get("containers"))
             statuses = as_sequence(as_mapping(pod.get("status")).get("containerStatuses"))
             sidecar_names = facts.sidecar_names

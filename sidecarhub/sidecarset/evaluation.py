@@ -159,49 +159,53 @@ class PreparedFacts:
         its default order key) when the evaluation is deferred (a possible candidate), else ``None``.
         """
         facts = self.facts
-        metadata = pod.get("metadata")
-        spec = pod.get("spec")
-        status = pod.get("status")
-        if not self._fast or type(metadata) is not dict or type(spec) is not dict or type(status) is not dict:
+        if not self._fast:
             return evaluate_general(facts, pod), None
-        annotations = metadata.get("annotations")
-        labels = metadata.get("labels")
-        containers = spec.get("containers")
-        statuses = status.get("containerStatuses")
-        if statuses is None:
-            statuses = ()
-        phase = status.get("phase")
-        if (
-            type(annotations) is not dict
-            or type(labels) is not dict
-            or type(containers) is not list
-            or (type(statuses) is not list and statuses != ())
-            or phase in INACTIVE_PHASES
-            or metadata.get("deletionTimestamp")
-        ):
-            return evaluate_general(facts, pod), None
-        for key, value in self._match_labels:
-            if labels.get(key) != value:
+        # Subscripts, not a type check per field: on a pod of another shape (a field missing, a
+        # list where an object belongs...) a subscript or ``.get`` raises, and that pod goes the
+        # general way. The few checks left are values that would not raise but read otherwise.
+        try:
+            metadata = pod["metadata"]
+            annotations = metadata["annotations"]
+            labels = metadata["labels"]
+            spec = pod["spec"]
+            containers = spec["containers"]
+            status = pod["status"]
+            phase = status["phase"]
+            statuses = status.get("containerStatuses")
+            if statuses is None:
+                statuses = ()
+            elif type(statuses) is not list:  # a string has a length too
                 return evaluate_general(facts, pod), None
-        if self._match_expressions and not facts.selector.matches(labels):  # type: ignore[union-attr]
-            return evaluate_general(facts, pod), None
-        name = facts.name
-        injected = annotations.get(ANNOTATION_INJECTED_LIST)
-        if (injected != name or not self._plain_name) and (
-            type(injected) is not str or name not in injected.split(",")
-        ):
-            return evaluate_general(facts, pod), None
-        sidecar_names = facts.sidecar_names
-        present = 0
-        walk_digests = False  # a sidecar image may be a digest: consistent needs digest_walk
-        for container in containers:
-            if type(container) is not dict:
+            if type(labels) is not dict or phase in INACTIVE_PHASES or metadata.get("deletionTimestamp"):
                 return evaluate_general(facts, pod), None
-            if container.get("name") in sidecar_names:
-                present += 1
-                image = container.get("image")
-                if type(image) is not str or "@" in image:
-                    walk_digests = True
+            for key, value in self._match_labels:
+                if labels.get(key) != value:
+                    return evaluate_general(facts, pod), None
+            if self._match_expressions and not facts.selector.matches(labels):  # type: ignore[union-attr]
+                return evaluate_general(facts, pod), None
+            name = facts.name
+            injected = annotations.get(ANNOTATION_INJECTED_LIST)
+            if (injected != name or not self._plain_name) and (
+                type(injected) is not str or name not in injected.split(",")
+            ):
+                return evaluate_general(facts, pod), None
+            sidecar_names = facts.sidecar_names
+            present = 0
+            walk_digests = False  # a sidecar image may be a digest: consistent needs digest_walk
+            for container in containers:
+                if container["name"] in sidecar_names:
+                    present += 1
+                    image = container["image"]
+                    if type(image) is not str or "@" in image:
+                        walk_digests = True
+            ready_condition = None
+            for condition in status["conditions"]:
+                if condition["type"] == "Ready":
+                    ready_condition = condition
+                    break
+        except (KeyError, TypeError, AttributeError):
+            return evaluate_general(facts, pod), None
         if present < self._sidecar_count or (
             self._sidecar_count > 1 and not sidecar_names <= {c.get("name") for c in containers}
         ):
@@ -214,12 +218,6 @@ class PreparedFacts:
             updated = False  # no entry can hold the hash (see entry_hash)
         else:
             updated = entry_hash(raw, name, revision) == revision
-        conditions = status.get("conditions")
-        ready_condition = None
-        for condition in conditions if type(conditions) is list else as_sequence(conditions):
-            if (type(condition) is dict or is_mapping(condition)) and condition.get("type") == "Ready":
-                ready_condition = condition
-                break
         ready = phase == "Running" and ready_condition is not None and ready_condition.get("status") == "True"
         if brief and updated and not ready:
             return None, False  # not available whatever its consistency

@@ -10,9 +10,11 @@ predicates themselves, their words (matched, updated, consistent, ...) and the r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
+
+from orjson import loads as _loads
 
 from sidecarhub.sidecarset.annotations import ANNOTATION_HASH, ANNOTATION_INJECTED_LIST
 from sidecarhub.sidecarset.model import SidecarSet
@@ -66,6 +68,27 @@ BARE_EVALUATIONS: tuple[PodEvaluation, ...] = tuple(
     )
     for ready, consistent in ((False, None), (True, True), (True, False))
 )
+
+
+def _record_consistent(
+    annotations: Mapping[str, Any],
+    sidecarset_name: str,
+    containers: Sequence[Any],
+    statuses: Sequence[Any],
+    sidecar_names: frozenset[str],
+) -> bool:
+    """``record_consistent`` over ``read_inplace_record``, reading Kruise's shape of the record by
+    subscript first (one call instead of three, for every updated ready pod of a round)."""
+    raw = annotations.get(ANNOTATION_INPLACE_UPDATE_STATE)
+    if raw is None:
+        return True  # no record: every container counts as done
+    try:
+        last = _loads(raw)[sidecarset_name]["lastContainerStatuses"] if type(raw) is str else None
+    except (ValueError, KeyError, TypeError):
+        last = None
+    if type(last) is not dict:  # any other shape: read_inplace_record says what it means
+        last = read_inplace_record(annotations, sidecarset_name)
+    return record_consistent(containers, statuses, sidecar_names, last)
 
 
 def _ref_of(metadata: Mapping[str, Any]) -> PodRef:
@@ -216,8 +239,13 @@ class PreparedFacts:
         raw = annotations.get(ANNOTATION_HASH)
         if type(raw) is str and revision not in raw and "\\" not in raw:
             updated = False  # no entry can hold the hash (see entry_hash)
+        elif type(raw) is str:
+            try:  # the entry of Kruise's current format; entry_hash reads any other shape
+                updated = _loads(raw)[name]["hash"] == revision
+            except (ValueError, KeyError, TypeError):
+                updated = entry_hash(raw, name, revision) == revision
         else:
-            updated = entry_hash(raw, name, revision) == revision
+            updated = False  # not a string: no entry (entry_hash)
         ready = phase == "Running" and ready_condition is not None and ready_condition.get("status") == "True"
         if brief and updated and not ready:
             return None, False  # not available whatever its consistency
@@ -229,11 +257,7 @@ class PreparedFacts:
                 # Without a digest, the first sidecar in spec order stops the walk at once (None).
                 consistent = digest_walk(containers, statuses, sidecar_names) if walk_digests else None
                 if consistent is None:
-                    consistent = annotations.get(
-                        ANNOTATION_INPLACE_UPDATE_STATE
-                    ) is None or record_consistent(
-                        containers, statuses, sidecar_names, read_inplace_record(annotations, name)
-                    )  # no record: every container counts as done
+                    consistent = _record_consistent(annotations, name, containers, statuses, sidecar_names)
         if brief and updated:
             return None, bool(ready and consistent)
         order_key: float | None = None

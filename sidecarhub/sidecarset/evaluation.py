@@ -256,8 +256,10 @@ class PreparedFacts:
             else:
                 # Without a digest, the first sidecar in spec order stops the walk at once (None).
                 consistent = digest_walk(containers, statuses, sidecar_names) if walk_digests else None
-                if consistent is None:
-                    consistent = _record_consistent(annotations, name, containers, statuses, sidecar_names)
+                if consistent is None:  # no record (most pods): every container counts as done
+                    consistent = annotations.get(
+                        ANNOTATION_INPLACE_UPDATE_STATE
+                    ) is None or _record_consistent(annotations, name, containers, statuses, sidecar_names)
         if brief and updated:
             return None, bool(ready and consistent)
         order_key: float | None = None

@@ -634,7 +634,7 @@ def _default_order(pending: list[_Matched]) -> list[_Matched]:
     (e.g. not-ready pods, or pods ready in the same second).
     """
     ordered = sorted(pending, key=_order_key)
-    ranks = [item[3] for item in ordered]
+    ranks = list(map(_order_key, ordered))
     # positions i where ordered[i] and ordered[i + 1] have equal ranks (found in C, no Python loop)
     ties = list(compress(range(len(ranks) - 1), map(eq, ranks, islice(ranks, 1, None))))
     position = 0

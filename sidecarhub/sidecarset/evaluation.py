@@ -10,12 +10,21 @@ predicates themselves, their words (matched, updated, consistent, ...) and the r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
+
+from orjson import loads as _loads
 
 from sidecarhub.sidecarset.annotations import ANNOTATION_HASH, ANNOTATION_INJECTED_LIST
 from sidecarhub.sidecarset.model import SidecarSet
-from sidecarhub.sidecarset.ordering import order_key_rank
+from sidecarhub.sidecarset.ordering import (
+    RANK_UNKNOWN_TIME,
+    RUNNING_READY_RANK,
+    RUNNING_READY_RANK_BOUND,
+    order_key_rank,
+    timestamp,
+)
 from sidecarhub.sidecarset.predicates import (
     ANNOTATION_INPLACE_UPDATE_STATE,
     INACTIVE_PHASES,
@@ -38,6 +47,7 @@ from sidecarhub.sidecarset.predicates import (
 from sidecarhub.sidecarset.shapes import as_mapping, as_sequence, is_mapping
 
 __all__ = [
+    "BARE_EVALUATIONS",
     "PreparedFacts",
     "evaluate_pod",
     "evaluate_pod_content",
@@ -46,6 +56,49 @@ __all__ = [
 # NamedTuple's generated __new__ is Python code; tuple.__new__ builds the same object in C,
 # which matters when 10,000 are built per round (the planner uses it too).
 _new_tuple = tuple.__new__
+
+# The deferred evaluation of a matched pod that is not updated, shared by every such pod of a
+# round (``evaluate_deferred(..., bare=True)``): not ready, ready and consistent, ready and not
+# consistent. ``ref`` is None and ``labels`` empty until ``PreparedFacts.classify`` fills them in.
+_NO_LABELS: Mapping[str, str] = MappingProxyType({})
+BARE_EVALUATIONS: tuple[PodEvaluation, ...] = tuple(
+    _new_tuple(
+        PodEvaluation,
+        (None, True, None, False, ready, consistent, False, None, "", False, _NO_LABELS),
+    )
+    for ready, consistent in ((False, None), (True, True), (True, False))
+)
+
+
+def _record_consistent(
+    annotations: Mapping[str, Any],
+    sidecarset_name: str,
+    containers: Sequence[Any],
+    statuses: Sequence[Any],
+    sidecar_names: frozenset[str],
+) -> bool:
+    """``record_consistent`` over ``read_inplace_record``, reading Kruise's shape of the record by
+    subscript first (one call instead of three, for every updated ready pod of a round)."""
+    raw = annotations.get(ANNOTATION_INPLACE_UPDATE_STATE)
+    if raw is None:
+        return True  # no record: every container counts as done
+    try:
+        last = _loads(raw)[sidecarset_name]["lastContainerStatuses"] if type(raw) is str else None
+    except (ValueError, KeyError, TypeError):
+        last = None
+    if type(last) is not dict:  # any other shape: read_inplace_record says what it means
+        last = read_inplace_record(annotations, sidecarset_name)
+    return record_consistent(containers, statuses, sidecar_names, last)
+
+
+def _ref_of(metadata: Mapping[str, Any]) -> PodRef:
+    """``predicates.pod_ref`` of a pod whose metadata is a dict (tuple.__new__: see above)."""
+    namespace = metadata.get("namespace")
+    name = metadata.get("name")
+    uid = metadata.get("uid")
+    if type(namespace) is not str or type(name) is not str or type(uid) is not str:
+        namespace, name, uid = str(namespace or ""), str(name or ""), str(uid or "")
+    return _new_tuple(PodRef, (namespace, name, uid))
 
 
 def evaluate_pod(
@@ -114,60 +167,68 @@ class PreparedFacts:
         return evaluation
 
     def evaluate_deferred(
-        self, pod: Mapping[str, Any], brief: bool = False
+        self, pod: Mapping[str, Any], brief: bool = False, bare: bool = False
     ) -> tuple[PodEvaluation | None, float | bool | None]:
         """:meth:`evaluate` but, for a matched pod that is not updated, possibly without its
         ``upgradability`` (``None``) and ``reason`` (empty) yet: :meth:`classify` adds them.
         With ``brief``, an updated pod may come back as ``(None, ready and consistent)``: all
-        that the status and the budget need (evaluate it again for the rest).
+        that the status and the budget need (evaluate it again for the rest). With ``bare``, a
+        deferred evaluation may be a shared one (:data:`BARE_EVALUATIONS`) whose ``ref`` is
+        ``None`` and whose ``labels`` are empty: :meth:`classify` adds them too. A round with
+        neither a canary selector nor priorities reads a candidate's ref and labels only when
+        its budget walk reaches it, so the other candidates never pay for them.
 
         The second item is the pod's ``ordering.order_key_rank`` (a pre-sort value consistent with
         its default order key) when the evaluation is deferred (a possible candidate), else ``None``.
         """
         facts = self.facts
-        metadata = pod.get("metadata")
-        spec = pod.get("spec")
-        status = pod.get("status")
-        if not self._fast or type(metadata) is not dict or type(spec) is not dict or type(status) is not dict:
+        if not self._fast:
             return evaluate_general(facts, pod), None
-        annotations = metadata.get("annotations")
-        labels = metadata.get("labels")
-        containers = spec.get("containers")
-        statuses = status.get("containerStatuses")
-        if statuses is None:
-            statuses = ()
-        phase = status.get("phase")
-        if (
-            type(annotations) is not dict
-            or type(labels) is not dict
-            or type(containers) is not list
-            or (type(statuses) is not list and statuses != ())
-            or phase in INACTIVE_PHASES
-            or metadata.get("deletionTimestamp")
-        ):
-            return evaluate_general(facts, pod), None
-        for key, value in self._match_labels:
-            if labels.get(key) != value:
+        # Subscripts, not a type check per field: on a pod of another shape (a field missing, a
+        # list where an object belongs...) a subscript or ``.get`` raises, and that pod goes the
+        # general way. The few checks left are values that would not raise but read otherwise.
+        try:
+            metadata = pod["metadata"]
+            annotations = metadata["annotations"]
+            labels = metadata["labels"]
+            spec = pod["spec"]
+            containers = spec["containers"]
+            status = pod["status"]
+            phase = status["phase"]
+            statuses = status.get("containerStatuses")
+            if statuses is None:
+                statuses = ()
+            elif type(statuses) is not list:  # a string has a length too
                 return evaluate_general(facts, pod), None
-        if self._match_expressions and not facts.selector.matches(labels):  # type: ignore[union-attr]
-            return evaluate_general(facts, pod), None
-        name = facts.name
-        injected = annotations.get(ANNOTATION_INJECTED_LIST)
-        if (injected != name or not self._plain_name) and (
-            type(injected) is not str or name not in injected.split(",")
-        ):
-            return evaluate_general(facts, pod), None
-        sidecar_names = facts.sidecar_names
-        present = 0
-        walk_digests = False  # a sidecar image may be a digest: consistent needs digest_walk
-        for container in containers:
-            if type(container) is not dict:
+            if type(labels) is not dict or phase in INACTIVE_PHASES or metadata.get("deletionTimestamp"):
                 return evaluate_general(facts, pod), None
-            if container.get("name") in sidecar_names:
-                present += 1
-                image = container.get("image")
-                if type(image) is not str or "@" in image:
-                    walk_digests = True
+            for key, value in self._match_labels:
+                if labels.get(key) != value:
+                    return evaluate_general(facts, pod), None
+            if self._match_expressions and not facts.selector.matches(labels):  # type: ignore[union-attr]
+                return evaluate_general(facts, pod), None
+            name = facts.name
+            injected = annotations.get(ANNOTATION_INJECTED_LIST)
+            if (injected != name or not self._plain_name) and (
+                type(injected) is not str or name not in injected.split(",")
+            ):
+                return evaluate_general(facts, pod), None
+            sidecar_names = facts.sidecar_names
+            present = 0
+            walk_digests = False  # a sidecar image may be a digest: consistent needs digest_walk
+            for container in containers:
+                if container["name"] in sidecar_names:
+                    present += 1
+                    image = container["image"]
+                    if type(image) is not str or "@" in image:
+                        walk_digests = True
+            ready_condition = None
+            for condition in status["conditions"]:
+                if condition["type"] == "Ready":
+                    ready_condition = condition
+                    break
+        except (KeyError, TypeError, AttributeError):
+            return evaluate_general(facts, pod), None
         if present < self._sidecar_count or (
             self._sidecar_count > 1 and not sidecar_names <= {c.get("name") for c in containers}
         ):
@@ -178,15 +239,16 @@ class PreparedFacts:
         raw = annotations.get(ANNOTATION_HASH)
         if type(raw) is str and revision not in raw and "\\" not in raw:
             updated = False  # no entry can hold the hash (see entry_hash)
+        elif type(raw) is str:
+            try:  # the entry of Kruise's current format; entry_hash reads any other shape
+                updated = _loads(raw)[name]["hash"] == revision
+            except (ValueError, KeyError, TypeError):
+                updated = entry_hash(raw, name, revision) == revision
         else:
-            updated = entry_hash(raw, name, revision) == revision
-        conditions = status.get("conditions")
-        ready_condition = None
-        for condition in conditions if type(conditions) is list else as_sequence(conditions):
-            if (type(condition) is dict or is_mapping(condition)) and condition.get("type") == "Ready":
-                ready_condition = condition
-                break
+            updated = False  # not a string: no entry (entry_hash)
         ready = phase == "Running" and ready_condition is not None and ready_condition.get("status") == "True"
+        if brief and updated and not ready:
+            return None, False  # not available whatever its consistency
         consistent: bool | None = None
         if ready or updated:
             if len(containers) != len(statuses):
@@ -194,21 +256,24 @@ class PreparedFacts:
             else:
                 # Without a digest, the first sidecar in spec order stops the walk at once (None).
                 consistent = digest_walk(containers, statuses, sidecar_names) if walk_digests else None
-                if consistent is None:
+                if consistent is None:  # no record (most pods): every container counts as done
                     consistent = annotations.get(
                         ANNOTATION_INPLACE_UPDATE_STATE
-                    ) is None or record_consistent(
-                        containers, statuses, sidecar_names, read_inplace_record(annotations, name)
-                    )  # no record: every container counts as done
+                    ) is None or _record_consistent(annotations, name, containers, statuses, sidecar_names)
         if brief and updated:
             return None, bool(ready and consistent)
-        namespace = metadata.get("namespace")
-        pod_name = metadata.get("name")
-        uid = metadata.get("uid")
-        if type(namespace) is not str or type(pod_name) is not str or type(uid) is not str:
-            namespace, pod_name, uid = str(namespace or ""), str(pod_name or ""), str(uid or "")
-        ref = _new_tuple(PodRef, (namespace, pod_name, uid))
-        order_key = None
+        order_key: float | None = None
+        if not updated:
+            if ready:  # Running and Ready: order_key_rank's group is 11 (bound) or 5, inlined
+                since = timestamp(ready_condition.get("lastTransitionTime"))  # type: ignore[union-attr]
+                order_key = (RUNNING_READY_RANK_BOUND if spec.get("nodeName") else RUNNING_READY_RANK) + (
+                    RANK_UNKNOWN_TIME if since is None else -since
+                )
+            else:
+                order_key = order_key_rank(spec.get("nodeName"), phase, ready_condition)
+            if bare:
+                return (BARE_EVALUATIONS[1 if consistent else 2] if ready else BARE_EVALUATIONS[0]), order_key
+        ref = _ref_of(metadata)
         if updated:
             if ready and consistent:
                 unavailable, reason = False, "updated, running and ready"
@@ -218,7 +283,6 @@ class PreparedFacts:
                 unavailable, reason = True, "updated; not ready"
         else:
             unavailable, reason = False, ""
-            order_key = order_key_rank(spec.get("nodeName"), phase, ready_condition)
         # tuple.__new__: NamedTuple's own __new__ is Python code, too slow at 10,000 pods a round.
         evaluation = _new_tuple(
             PodEvaluation,
@@ -233,6 +297,9 @@ class PreparedFacts:
             return evaluation
         facts = self.facts
         metadata = as_mapping(pod.get("metadata"))
+        ref, labels = evaluation[0], evaluation[10]
+        if ref is None:  # bare: the pod took the flat path (its labels are a dict)
+            ref, labels = _ref_of(metadata), metadata["labels"]
         annotations = as_mapping(metadata.get("annotations"))
         spec = as_mapping(pod.get("spec"))
         reason = needs_recreate_reason_from(facts, annotations, spec)
@@ -240,6 +307,9 @@ class PreparedFacts:
             upgradability = Upgradability.NEEDS_RECREATE
         else:
             upgradability, reason = Upgradability.UPGRADABLE, "only sidecar images differ"
+        # consistent(P, {x}) is consistent(P, all) for one sidecar: then a consistent pod (most
+        # ready candidates) cannot be in flight, and its container statuses need not be read.
+        if upgradability is Upgradability.UPGRADABLE and (self._sidecar_count > 1 or not evaluation[5]):
             containers = as_sequence(spec.get("containers"))
             statuses = as_sequence(as_mapping(pod.get("status")).get("containerStatuses"))
             sidecar_names = facts.sidecar_names
@@ -262,4 +332,6 @@ class PreparedFacts:
                     upgradability = Upgradability.IN_FLIGHT
                     reason = f"container {container_name} is ready but still rolling an earlier update"
                     break
-        return _new_tuple(PodEvaluation, (*evaluation[:7], upgradability, reason, *evaluation[9:]))
+        return _new_tuple(
+            PodEvaluation, (ref, *evaluation[1:7], upgradability, reason, evaluation[9], labels)
+        )

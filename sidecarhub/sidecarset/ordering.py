@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # evaluation imports this module (order keys built in its pre
     from sidecarhub.sidecarset.predicates import PodRef
 
 __all__ = [
+    "RANK_UNKNOWN_TIME",
+    "RUNNING_READY_RANK",
+    "RUNNING_READY_RANK_BOUND",
     "default_order_key",
     "expand_scatter_terms",
     "expand_scatter_terms_in_ref_order",
@@ -30,6 +33,7 @@ __all__ = [
     "priority_sort_key",
     "scatter",
     "scatter_order",
+    "timestamp",
 ]
 
 _TRAILING_DIGITS = re.compile(r"([0-9]+)$")
@@ -41,7 +45,8 @@ _from_iso = datetime.fromisoformat  # bound once: called for most pods of a roun
 _NEVER = float("-inf")  # a missing time: sorts before every known one
 
 
-def _timestamp(value: Any) -> float | None:
+def timestamp(value: Any) -> float | None:
+    """A Kubernetes time (RFC 3339) as POSIX seconds; ``None`` when missing or unreadable."""
     if type(value) is not str and not isinstance(value, str):
         return None
     if not value:
@@ -88,7 +93,7 @@ def order_key_head(
     ready_since = _NEVER  # no transition time sorts before every known one
     if ready_condition is not None and ready_condition.get("status") == "True":
         ready = 1
-        since = _timestamp(ready_condition.get("lastTransitionTime"))
+        since = timestamp(ready_condition.get("lastTransitionTime"))
         if since is not None:
             ready_since = -since
     rank = _PHASE_RANK.get(phase if type(phase) is str else str(phase), 0)
@@ -98,7 +103,11 @@ def order_key_head(
 # order_key_rank: each (bound, phase, ready) group spans 1e12; times fit in (-2.6e11, 6.3e11)
 # (datetime's years 1-9999), an unknown time is placed below them all.
 _RANK_SPAN = 1e12
-_RANK_UNKNOWN = -5e11
+RANK_UNKNOWN_TIME = -5e11
+# The groups of a Running pod whose Ready condition is True, bound to a node or not, scaled: the
+# planner's predicate pass adds the negated Ready time itself (most candidates are such pods).
+RUNNING_READY_RANK_BOUND = (6.0 + 2 * _PHASE_RANK["Running"] + 1) * _RANK_SPAN
+RUNNING_READY_RANK = (2 * _PHASE_RANK["Running"] + 1) * _RANK_SPAN
 
 
 def order_key_rank(node_name: Any, phase: Any, ready_condition: Mapping[str, Any] | None) -> float:
@@ -110,8 +119,8 @@ def order_key_rank(node_name: Any, phase: Any, ready_condition: Mapping[str, Any
     since = None
     if ready_condition is not None and ready_condition.get("status") == "True":
         rank += 1
-        since = _timestamp(ready_condition.get("lastTransitionTime"))
-    return rank * _RANK_SPAN + (_RANK_UNKNOWN if since is None else -since)
+        since = timestamp(ready_condition.get("lastTransitionTime"))
+    return rank * _RANK_SPAN + (RANK_UNKNOWN_TIME if since is None else -since)
 
 
 def order_key_tail(metadata: Mapping[str, Any], container_statuses: Iterable[Any]) -> tuple[Any, ...]:
@@ -123,7 +132,7 @@ def order_key_tail(metadata: Mapping[str, Any], container_statuses: Iterable[Any
             count = container_status.get("restartCount")
             if type(count) is int and count > restarts:
                 restarts = count
-    created = _timestamp(metadata.get("creationTimestamp"))
+    created = timestamp(metadata.get("creationTimestamp"))
     namespace = metadata.get("namespace")
     name = metadata.get("name")
     uid = metadata.get("uid")

@@ -38,7 +38,7 @@ from itertools import compress, islice
 from operator import eq, itemgetter
 from typing import Any, NamedTuple, ParamSpec, TypeVar, cast
 
-from sidecarhub.sidecarset.evaluation import PreparedFacts
+from sidecarhub.sidecarset.evaluation import BARE_EVALUATIONS, PreparedFacts
 from sidecarhub.sidecarset.model import SidecarSet
 from sidecarhub.sidecarset.ordering import (
     default_order_key,
@@ -194,7 +194,7 @@ class RoundPlan:
         found: dict[PodRef, PodDecision] = {}  # the candidates first, in planned order
         others: list[tuple[_Matched, PodClass, str]] = []  # then the rest, by ref
         for position in range(len(classes)):
-            ref = classes._pending[position][0]
+            ref = classes.ref_at(position)
             if ref not in refs:
                 continue
             if ref in patched:
@@ -298,15 +298,27 @@ _Entry = tuple[PodEvaluation, float | None]
 
 
 class _Brief:
-    """Updated pods of a cold round kept as bare pods: ``available`` of them are ready and
-    consistent. A round needs only these two numbers from them (status and ``U``); their
-    decisions, when asked for, evaluate them again (the same answer: evaluation is pure)."""
+    """What a cold round keeps of the pods it does not evaluate in full.
 
-    __slots__ = ("available", "pods")
+    ``pods``: updated pods kept as they are, ``available`` of them ready and consistent. A round
+    needs only these two numbers from them (status and ``U``); their decisions, when asked for,
+    evaluate them again (the same answer: evaluation is pure). ``candidates``: bare items of
+    matched pods that are not updated (ref ``None``, a shared evaluation: see
+    ``PreparedFacts.evaluate_deferred``), ``candidates_ready`` of them ready and consistent; they
+    are counted here, not in ``matched``, and ``_Classes.at`` completes those a round reaches.
+    """
+
+    __slots__ = ("available", "candidates", "candidates_ready", "pods")
 
     def __init__(self) -> None:
         self.pods: list[Mapping[str, Any]] = []
         self.available = 0
+        self.candidates: list[_Matched] = []
+        self.candidates_ready = 0
+
+    def __len__(self) -> int:
+        """How many matched pods it holds."""
+        return len(self.pods) + len(self.candidates)
 
 
 class PlanningCache:
@@ -413,7 +425,7 @@ class _Classes:
         evaluation = item[1]
         if evaluation[7] is None:
             evaluation = self._classify(item[2], evaluation)
-            item = (item[0], evaluation, item[2], item[3], item[4])
+            item = (evaluation[0], evaluation, item[2], item[3], item[4])  # a bare item gets its ref
             self._pending[position] = item
             if item[4] is not None and self._entries is not None:
                 self._entries[item[4]] = (evaluation, item[3])
@@ -434,6 +446,11 @@ class _Classes:
             self._pending = []
             self._resolved = True
         return self.candidates
+
+    def ref_at(self, position: int) -> PodRef:
+        """The ref of the pending pod at ``position``, without classifying it."""
+        ref = self._pending[position][0]
+        return pod_ref(self._pending[position][2]) if ref is None else ref
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -460,7 +477,7 @@ def _lazy_budget_walk(
     classifying pods only as far as the walk goes."""
     chosen: list[PodDecision] = []
     for position in range(len(classes)):
-        if only is not None and classes._pending[position][0] not in only:
+        if only is not None and classes.ref_at(position) not in only:
             continue
         item = classes.at(position)
         if item[1].upgradability is not Upgradability.UPGRADABLE:
@@ -482,10 +499,12 @@ def _evaluate_all(
     namespace_labels: NamespaceLabels | None,
     cache: PlanningCache | None,
     brief: bool = False,
+    bare: bool = False,
 ) -> tuple[list[_Matched], list[tuple[PodRef, str]], dict[str, _Entry] | None, _Brief]:
     """Evaluate every pod (deferred, see ``PreparedFacts``): the matched ones, the unmatched
     ones with their reasons (sorted by PodRef), the cache's new entries (if a cache), and the
-    updated pods left out of ``matched`` (only when ``brief`` and no cache, see :class:`_Brief`)."""
+    matched pods left out of ``matched`` (only without a cache, see :class:`_Brief`): updated
+    ones with ``brief``, bare candidates with ``bare``."""
     facts = prepared.facts
     evaluate = prepared.evaluate_deferred
     check_namespaces = namespace_labels is not None and facts.namespace_selector is not None
@@ -495,18 +514,24 @@ def _evaluate_all(
     briefs = _Brief()
     if cache is None and not check_namespaces:  # the cold path: nothing but the predicates
         append_brief = briefs.pods.append
-        available = 0
+        append_candidate = briefs.candidates.append
+        ready_candidate = BARE_EVALUATIONS[1]  # the bare evaluation of a ready, consistent pod
+        available = candidates_ready = 0
         for pod in pods:
-            evaluation, order_key = evaluate(pod, brief)
+            evaluation, order_key = evaluate(pod, brief, bare)
             if evaluation is None:  # updated (brief): order_key says ready and consistent
                 append_brief(pod)
                 if order_key:
                     available += 1
+            elif evaluation[0] is None:  # a bare candidate
+                append_candidate((None, evaluation, pod, order_key, None))
+                if evaluation is ready_candidate:
+                    candidates_ready += 1
             elif evaluation[1]:  # matched
                 append_matched((evaluation[0], evaluation, pod, order_key, None))
             else:
                 unmatched.append((evaluation[0], evaluation[8]))
-        briefs.available = available
+        briefs.available, briefs.candidates_ready = available, candidates_ready
         unmatched.sort()
         return matched, unmatched, None, briefs
     previous = cache.entries_for(facts) if cache is not None else {}
@@ -571,14 +596,15 @@ def cyclic_gc_paused(function: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 def _status(matched: Sequence[_Matched], briefs: _Brief) -> SidecarSetStatusCounts:
-    updated, ready, updated_ready = len(briefs.pods), briefs.available, briefs.available
+    updated, updated_ready = len(briefs.pods), briefs.available
+    ready = briefs.available + briefs.candidates_ready
     for item in matched:
         evaluation = item[1]
         is_ready = evaluation.ready and bool(evaluation.consistent)
         updated += evaluation.updated
         ready += is_ready
         updated_ready += evaluation.updated and is_ready
-    return SidecarSetStatusCounts(len(matched) + len(briefs.pods), updated, ready, updated_ready)
+    return SidecarSetStatusCounts(len(matched) + len(briefs), updated, ready, updated_ready)
 
 
 @cyclic_gc_paused
@@ -594,24 +620,21 @@ def compute_status(
     ``namespace_labels`` and ``cache`` as for :func:`plan_round`.
     """
     prepared = PreparedFacts.of(SidecarSetFacts.of(sidecarset))
-    matched, _, _, briefs = _evaluate_all(prepared, pods, namespace_labels, cache, brief=True)
+    matched, _, _, briefs = _evaluate_all(prepared, pods, namespace_labels, cache, brief=True, bare=True)
     return _status(matched, briefs)
 
 
 def _default_order(pending: list[_Matched]) -> list[_Matched]:
     """``pending`` sorted by ``ordering.default_order_key`` (§1.6.1 with decision 11's tie-breaks).
 
-    Items carry their ``order_key_rank`` (from the predicate pass), a float that never orders two
-    pods against their keys. They are sorted by it (float keys: the fastest sort), then each run
-    of equal ranks by the full key: the same order as sorting by the full key, which is computed
-    only for pods whose ranks tie (e.g. not-ready pods, or pods ready in the same second).
+    Items carry their ``order_key_rank`` (from the predicate pass, or ``_rank_of`` for pods the
+    general path evaluated), a float that never orders two pods against their keys. They are
+    sorted by it (float keys: the fastest sort), then each run of equal ranks by the full key:
+    the same order as sorting by the full key, which is computed only for pods whose ranks tie
+    (e.g. not-ready pods, or pods ready in the same second).
     """
-    if any(item[3] is None for item in pending):  # evaluated by the general predicate path
-        pending = [
-            item if item[3] is not None else (*item[:3], _rank_of(item[2]), item[4]) for item in pending
-        ]
     ordered = sorted(pending, key=_order_key)
-    ranks = [item[3] for item in ordered]
+    ranks = list(map(_order_key, ordered))
     # positions i where ordered[i] and ordered[i + 1] have equal ranks (found in C, no Python loop)
     ties = list(compress(range(len(ranks) - 1), map(eq, ranks, islice(ranks, 1, None))))
     position = 0
@@ -686,18 +709,24 @@ def plan_round(
     facts = SidecarSetFacts.of(sidecarset)
     prepared = PreparedFacts.of(facts)
     strategy = sidecarset.update_strategy
-    # Scatter reads every matched pod's labels and ref, so updated pods cannot stay brief then.
-    matched, unmatched, entries, briefs = _evaluate_all(
-        prepared, pods, namespace_labels, cache, brief=not strategy.scatter_strategy
-    )
-    total = len(matched) + len(briefs.pods)
     canary = strategy.selector if apply_canary_selector else None
+    priority = strategy.priority_strategy
+    prioritized = priority is not None and bool(priority.weight_priority or priority.order_priority)
+    # Scatter reads every matched pod's labels and ref, so updated pods cannot stay brief then;
+    # a canary selector and priorities read every candidate's labels, so candidates stay bare
+    # (ref and labels read only for the pods the budget walk reaches) only without all three.
+    brief = not strategy.scatter_strategy
+    bare = brief and canary is None and not prioritized
+    matched, unmatched, entries, briefs = _evaluate_all(prepared, pods, namespace_labels, cache, brief, bare)
+    total = len(matched) + len(briefs)
 
     # One pass: status counters (§3), U (§1.7 step 3) and the first split of §1.5.
     others: list[tuple[_Matched, PodClass, str]] = []
     updated_items: list[_Matched] = []
-    pending: list[_Matched] = []  # selected, not updated: candidates, needs recreate or in flight
-    updated, ready, updated_ready = len(briefs.pods), briefs.available, briefs.available
+    # selected, not updated: candidates, needs recreate or in flight
+    pending: list[_Matched] = list(briefs.candidates)
+    updated, updated_ready = len(briefs.pods), briefs.available
+    ready = briefs.available + briefs.candidates_ready
     unavailable = len(briefs.pods) - briefs.available
     resets: list[_Matched] = []
     for item in matched:
@@ -716,15 +745,16 @@ def plan_round(
             updated_items.append(item)
         elif canary is not None and not canary.matches(evaluation.labels):
             others.append((item, PodClass.NOT_SELECTED, "outside updateStrategy.selector"))
+        elif item[3] is None:  # evaluated by the general predicate path: no order rank yet
+            pending.append((*item[:3], _rank_of(item[2]), item[4]))
         else:
             pending.append(item)
     status = SidecarSetStatusCounts(total, updated, ready, updated_ready)
 
     # §1.6: default order, then priority (stable); classification keeps that order (see _Classes).
     pending = _default_order(pending)
-    priority = strategy.priority_strategy
-    if priority is not None and (priority.weight_priority or priority.order_priority):
-        key = priority_sort_key(priority)
+    if prioritized:
+        key = priority_sort_key(priority)  # type: ignore[arg-type]  # prioritized: not None
         pending.sort(key=lambda item: key(item[1].labels))  # stable: earlier order breaks ties
     classes = _Classes(pending, updated_items, others, prepared.classify, entries)
     classes.briefs, classes.evaluate = briefs.pods, prepared.evaluate_deferred

@@ -207,7 +207,7 @@ def entry_hash(raw: Any, sidecarset_name: str, expected: str) -> str | None:
     expected hash is not a substring, no entry can equal it and parsing is skipped. Compared
     with ``expected``, the answer is the same as after a full parse (``None``: no usable entry).
     """
-    if not isinstance(raw, str):
+    if type(raw) is not str and not isinstance(raw, str):
         return None
     if expected not in raw and "\\" not in raw:
         return None
@@ -215,11 +215,11 @@ def entry_hash(raw: Any, sidecarset_name: str, expected: str) -> str | None:
     if parsed is None:
         return None
     entry = parsed.get(sidecarset_name)
-    if isinstance(entry, str):  # the legacy format: name -> hash
-        return entry
-    if isinstance(entry, Mapping):
+    if type(entry) is dict:  # JSON decoded: plain types (an ABC check costs per updated pod)
         value = entry.get("hash")
-        return value if isinstance(value, str) else ""
+        return value if type(value) is str else ""
+    if type(entry) is str:  # the legacy format: name -> hash
+        return entry
     return None
 
 
@@ -297,12 +297,12 @@ def read_inplace_record(annotations: Mapping[str, Any], sidecarset_name: str) ->
     entry = parsed.get(sidecarset_name)
     if entry is None:
         return _EMPTY
-    if not is_mapping(entry):
+    if type(entry) is not dict:  # JSON decoded: a mapping is a dict
         return None
     last = entry.get("lastContainerStatuses")
     if last is None:
         return _EMPTY
-    return last if is_mapping(last) else None
+    return last if type(last) is dict else None
 
 
 def digest_walk(containers: Sequence[Any], statuses: Sequence[Any], selected: Collection[str]) -> bool | None:
@@ -337,12 +337,13 @@ def record_consistent(
     if not record:
         return True
     for status in statuses:
-        if not is_mapping(status):
+        if type(status) is not dict and not is_mapping(status):
             continue
         name = status.get("name")
         if name not in selected or name not in record:
             continue
-        before = as_mapping(record[name]).get("imageID")
+        entry = record[name]
+        before = entry.get("imageID") if type(entry) is dict else as_mapping(entry).get("imageID")
         if before == status.get("imageID") and _spec_image(containers, str(name)) != status.get("image"):
             return False
     return True

@@ -100,7 +100,7 @@ def test_a_lazy_round_decides_only_the_pods_asked_about() -> None:
     ]
     plan = plan_round(target, pods)
     assert len(plan.to_patch) == 1
-    last = plan._classes._pending[-1][0]
+    last = plan._classes.ref_at(len(plan._classes) - 1)
     answer = plan.decisions_for({last})
     assert [decision.pod_class for decision in answer.values()] == [PodClass.WAITING]
     assert answer[last].reason == "maxUnavailable (1) reached this round"

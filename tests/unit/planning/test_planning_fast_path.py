@@ -92,6 +92,21 @@ def _mutations(rng: random.Random) -> list[Any]:
         lambda pod: pod["spec"].pop("nodeName", None),
         lambda pod: pod["metadata"].update(namespace=None, uid=5),
         lambda pod: pod.update(status=None),
+        # shapes the flat path reads by subscript (anything that raises goes the general way)
+        lambda pod: pod["status"].pop("phase"),
+        lambda pod: pod["status"].pop("conditions"),
+        lambda pod: pod["status"].update(conditions={"type": "Ready", "status": "True"}),
+        lambda pod: pod["status"]["conditions"].insert(0, {"status": "True"}),
+        lambda pod: pod["status"].update(containerStatuses="ab"),
+        lambda pod: container(pod).pop("name"),
+        lambda pod: container(pod).pop("image"),
+        lambda pod: pod["spec"].update(containers={c["name"]: c for c in pod["spec"]["containers"]}),
+        lambda pod: pod["spec"].update(containers="envoy"),
+        lambda pod: pod["spec"].update(containers=tuple(pod["spec"]["containers"])),
+        lambda pod: pod["metadata"].update(annotations=list(annotations(pod).items())),
+        lambda pod: pod["metadata"].update(labels=None),
+        lambda pod: pod.update(metadata=list(pod["metadata"].items())),
+        lambda pod: pod.pop("spec"),
     ]
 
 
@@ -155,6 +170,16 @@ def test_fast_evaluation_equals_the_general_code(seed: int, which: int) -> None:
             assert prepared.classify(pod, evaluation) == expected
             if head is not None:
                 assert _rank_of(pod) == head
+            # a bare evaluation (shared, without ref and labels) classifies to the same answer
+            bare, bare_head = prepared.evaluate_deferred(pod, brief=True, bare=True)
+            assert bare is not None and bare_head == head
+            assert prepared.classify(pod, bare) == expected
+        if not isinstance(expected, type) and expected.matched and expected.updated:
+            brief, available = prepared.evaluate_deferred(pod, brief=True, bare=True)
+            if brief is None:  # brief: only whether it is ready and consistent
+                assert available == (expected.ready and expected.consistent)
+            else:
+                assert brief == expected
 
 
 @settings(max_examples=100, deadline=None)

@@ -46,7 +46,7 @@ from clusters.services import (
     validate_webhook_token,
 )
 from clusters.webhooks import WebhookNotConfigured, apiserver_admission_config
-from sidecarhub.admin import InlineRefused, SidecarSetAdmin, TeamOwnedAdmin
+from sidecarhub.admin import InlineRefused, RefusalShownAdmin, SidecarSetAdmin, TeamOwnedAdmin
 from sidecarhub.middleware import request_id_of
 from sidecarhub.teams import NotTeamMember, team_refusal
 from sidecarhub.transitions import InvalidTransition
@@ -211,18 +211,8 @@ class ClusterAdmin(TeamOwnedAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Cluster]:
         return super().get_queryset(request).select_related("owner_team")
 
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: Any = None,
-    ) -> HttpResponse:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except NotTeamMember as exc:  # e.g. giving the cluster to a team one is not in; nothing saved
-            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+    # e.g. giving the cluster to a team one is not in
+    refused_on_save = (NotTeamMember,)
 
     def save_model(self, request: HttpRequest, obj: Cluster, form: ClusterAdminForm, change: bool) -> None:
         data = form.cleaned_data
@@ -474,7 +464,7 @@ class TargetAdminForm(forms.ModelForm):
 
 
 @admin.register(SidecarSetTarget)
-class TargetAdmin(admin.ModelAdmin):
+class TargetAdmin(RefusalShownAdmin):
     form = TargetAdminForm
     list_display = ("sidecarset", "cluster", "cluster_selector", "wave")
     list_filter = ("wave",)
@@ -485,20 +475,7 @@ class TargetAdmin(admin.ModelAdmin):
         kwargs.setdefault("form", TargetAdminForm.for_actor(request.user))
         return super().get_form(request, obj, change, **kwargs)
 
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: Any = None,
-    ) -> HttpResponse:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except (TargetInvalid, NotTeamMember) as exc:
-            # Refused between the form's check and the save (someone changed the targets
-            # meanwhile); the page is one transaction, so nothing was saved.
-            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+    refused_on_save = (TargetInvalid, NotTeamMember)
 
     def save_model(
         self, request: HttpRequest, obj: SidecarSetTarget, form: forms.ModelForm, change: bool

@@ -94,7 +94,29 @@ class InlineRefused(Exception):
     (someone changed the rows meanwhile): the whole page is left unsaved and the refusal shown."""
 
 
-class TeamOwnedAdmin(admin.ModelAdmin):
+class RefusalShownAdmin(admin.ModelAdmin):
+    """A change page whose save a service may still refuse after the forms' checks passed (a
+    concurrent write slipped in between): the page is one transaction, so nothing was saved, and
+    the refusal is shown as an error ("Not saved: ...") on the page again, never a 403 or 500.
+    Subclasses list what their services raise in ``refused_on_save``."""
+
+    refused_on_save: tuple[type[Exception], ...] = ()
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except self.refused_on_save as exc:
+            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class TeamOwnedAdmin(RefusalShownAdmin):
     """Admin of a model with an ``owner_team``: another team's object is read-only here (the
     services refuse changing it anyway), so the page does not offer what would be refused."""
 
@@ -349,20 +371,7 @@ class SidecarSetAdmin(TeamOwnedAdmin):
 
     # --- writes through the services --------------------------------------------------------
 
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: Any = None,
-    ) -> HttpResponse:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except (SidecarSetInvalid, DefinitionError, NotTeamMember, InlineRefused) as exc:
-            # A concurrent write slipped in between the forms' checks and the save; the page is
-            # one transaction, so nothing was saved.
-            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+    refused_on_save = (SidecarSetInvalid, DefinitionError, NotTeamMember, InlineRefused)
 
     def save_model(self, request: HttpRequest, obj: SidecarSet, form: Any, change: bool) -> None:
         data = form.cleaned_data

@@ -567,13 +567,28 @@ def consistent_with(
     return record_consistent(containers, statuses, selected, record), record
 
 
+MALFORMED_POD = "the pod is malformed (a field the hub reads has the wrong JSON type)"
+
+
 def evaluate_general(facts: SidecarSetFacts, pod: Mapping[str, Any]) -> PodEvaluation:
-    """``evaluation.evaluate_pod_content`` for any pod and SidecarSet: the reference the fast path follows."""
+    """``evaluation.evaluate_pod_content`` for any pod and SidecarSet: the reference the fast path follows.
+
+    A pod whose fields have types no apiserver sends (a list as ``status.phase``, an object as a
+    container name) is not matched (``MALFORMED_POD``): Kruise's typed decoding never lets such a
+    pod reach its controller, and one odd pod must not fail the whole round."""
     view = _Pod(facts, pod)
     metadata = view.metadata
     ref = PodRef(
         str(metadata.get("namespace") or ""), str(metadata.get("name") or ""), str(metadata.get("uid") or "")
     )
+    try:
+        return _evaluate_matchable(view, ref)
+    except TypeError:  # an unhashable value where a name or phase belongs
+        return PodEvaluation(ref, False, MALFORMED_POD, False, False, None, False, None, MALFORMED_POD, False)
+
+
+def _evaluate_matchable(view: _Pod, ref: PodRef) -> PodEvaluation:
+    facts, metadata = view.facts, view.metadata
     failure = view.match_failure()
     if failure is not None:
         return PodEvaluation(ref, False, failure, False, False, None, False, None, failure, False)
